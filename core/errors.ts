@@ -1,0 +1,64 @@
+/**
+ * The one error base of fnbus. Every error that crosses a seam carries a stable `code` and the
+ * HTTP status it maps to, so the gateway (and any other HTTP edge) maps errors in one place.
+ * A function's own failure is not an error: it is data (status + body).
+ */
+export class FnbusError extends Error {
+  readonly code: string;
+  readonly status: number;
+
+  constructor(code: string, status: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** Bad input from a caller: a 400 that says what was wrong. */
+export class ValidationError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('invalid_request', 400, message, options);
+  }
+}
+
+export class NotFoundError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('not_found', 404, message, options);
+  }
+}
+
+export class ConflictError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('conflict', 409, message, options);
+  }
+}
+
+/** A capability this backend lacks; answered 501, never faked. */
+export class NotImplementedError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('not_implemented', 501, message, options);
+  }
+}
+
+/** No replica can take the call right now. */
+export class UnavailableError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('unavailable', 503, message, options);
+  }
+}
+
+/** Configuration that cannot be used. Lists every problem found, not just the first. */
+export class ConfigError extends FnbusError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super('invalid_config', 500, `invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.problems = problems;
+  }
+}
+
+/** The HTTP status an unknown thrown value maps to: its own for a FnbusError, else 500. */
+export function statusOf(error: unknown): number {
+  return error instanceof FnbusError ? error.status : 500;
+}

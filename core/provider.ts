@@ -1,0 +1,53 @@
+import type { FunctionDeployment, FunctionStatus, Secret } from './function-types.js';
+import type { ProviderInfo } from './info-types.js';
+import type { LogMessage, LogRequest } from './log-types.js';
+
+/**
+ * Secrets of one provider. Optional as a whole: a provider has all of it or none, and the gateway
+ * answers 501 on `/system/secrets` when it is absent.
+ */
+export interface SecretStore {
+  /** Names (and namespaces) only: values never leave the store. */
+  list(namespace?: string): Promise<Secret[]>;
+  /** ConflictError if it exists. */
+  create(secret: Secret): Promise<void>;
+  /** NotFoundError if it does not exist. */
+  update(secret: Secret): Promise<void>;
+  /** NotFoundError if it does not exist. */
+  remove(name: string, namespace?: string): Promise<void>;
+}
+
+/**
+ * One orchestrator: runs functions' replicas and says where a ready one listens. The gateway
+ * takes a Provider and never knows which it has; one contract test suite runs against all of
+ * them (process, swarm, kubernetes).
+ *
+ * `namespace` absent means the provider's default namespace. Methods naming a function that does
+ * not exist reject with NotFoundError; bad input (a name that is not a DNS-1123 label, no image)
+ * rejects with ValidationError. A capability the backend lacks is absent, never a stub, and the
+ * gateway answers 501 for it.
+ */
+export interface Provider {
+  /** For `/system/info`. */
+  info(): Promise<ProviderInfo>;
+  /** Creates the function; ConflictError if it exists. Returns once accepted, not once ready. */
+  deploy(spec: FunctionDeployment): Promise<void>;
+  /** Replaces an existing function's spec; keeps its replica count. */
+  update(spec: FunctionDeployment): Promise<void>;
+  remove(name: string, namespace?: string): Promise<void>;
+  list(namespace?: string): Promise<FunctionStatus[]>;
+  /** undefined when there is no such function: not finding one is an answer here. */
+  get(name: string, namespace?: string): Promise<FunctionStatus | undefined>;
+  /** Sets the desired replicas; 0 is allowed (scale to zero). Returns before they are ready. */
+  scale(name: string, replicas: number, namespace?: string): Promise<void>;
+  /**
+   * The base URL of one ready replica, chosen by the provider (so it can spread load).
+   * UnavailableError when the function exists but has no ready replica.
+   */
+  resolve(name: string, namespace?: string): Promise<URL>;
+  /** Lines of the function's logs; the stream ends when `signal` aborts or, unless following, at the end. */
+  logs?(req: LogRequest, signal: AbortSignal): AsyncIterable<LogMessage>;
+  /** The namespaces functions can be deployed to. */
+  namespaces?(): Promise<string[]>;
+  secrets?: SecretStore;
+}

@@ -1,0 +1,34 @@
+/**
+ * One message from an event source (a Kafka record, an MQTT publish, a cron tick, a webhook
+ * call), in a shape every connector shares, so the topic map and invoker are written once.
+ */
+export interface SourceEvent {
+  /** Matched exactly against the `topic` annotation of each function. */
+  topic: string;
+  body: Uint8Array;
+  /**
+   * Sent to the function as request headers: the source's own metadata under `X-` names
+   * (e.g. `X-Kafka-Partition`), plus `Content-Type` when the source knows it.
+   */
+  headers: Record<string, string>;
+  /** The source's id for the message (offset, message id), for logs and de-duplication. */
+  id?: string;
+}
+
+/**
+ * A connector's event source. It owns its client (broker connection, scheduler, HTTP listener)
+ * and nothing else; which functions get an event, and how they are called, is decided by
+ * whoever passes `emit`.
+ *
+ * Delivery is at least once: `emit` resolves once every matched function has answered, and only
+ * then does the source acknowledge or commit the message. If `emit` rejects, the source must not
+ * acknowledge; it redelivers as its backend allows (Kafka seeks back, MQTT QoS 1 redelivers on
+ * reconnect). A source without acknowledgement (cron) just goes on.
+ */
+export interface Source {
+  /**
+   * Runs until `signal` aborts, then closes its client and resolves. Rejects only on a failure
+   * it cannot recover from (bad configuration, broker refused the credentials).
+   */
+  start(emit: (event: SourceEvent) => Promise<void>, signal: AbortSignal): Promise<void>;
+}

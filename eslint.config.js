@@ -1,0 +1,52 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+// Layers and what each may import (DESIGN.md, "Dependency rule"). `core` imports nothing else in
+// the repo; the service layers reach each other only through `core` seams or over HTTP.
+const layers = ['core', 'watchdog', 'gateway', 'deploy', 'queue', 'connectors', 'cli'];
+const allowed = {
+  core: [],
+  watchdog: ['core'],
+  gateway: ['core'],
+  deploy: ['core', 'watchdog'],
+  queue: ['core'],
+  connectors: ['core'],
+  cli: layers,
+};
+const layerRules = layers.map((layer) => ({
+  files: [`${layer}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: layers
+          .filter((other) => other !== layer && !allowed[layer].includes(other))
+          .map((other) => ({
+            group: [`**/${other}/*`, `**/${other}/**`],
+            message: `${layer}/ may not import ${other}/ (see DESIGN.md, dependency rule)`,
+          })),
+      },
+    ],
+  },
+}));
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'test/fixtures/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
+  ...layerRules,
+);

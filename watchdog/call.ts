@@ -1,0 +1,73 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** Marks errors made by the watchdog itself, so gateways and queue workers can tell them apart. */
+export const internalHeader = 'X-OpenFaaS-Internal';
+export const internalValue = 'fnbus-watchdog';
+
+/** One request through the watchdog: its clock, its deadline and how to answer it. */
+export class Call {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly #startedAt = performance.now();
+  #timer: NodeJS.Timeout | undefined;
+  #timedOut = false;
+  /** What the mode does when the deadline passes (kill the process, abort the upstream call). */
+  onTimeout: (() => void) | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, timeoutMs: number) {
+    this.req = req;
+    this.res = res;
+    if (timeoutMs > 0) {
+      this.#timer = setTimeout(() => {
+        this.#timedOut = true;
+        this.onTimeout?.();
+      }, timeoutMs);
+    }
+  }
+
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  /** Seconds since the request arrived, formatted like Go's `%f`, for X-Duration-Seconds. */
+  durationSeconds(): string {
+    return ((performance.now() - this.#startedAt) / 1000).toFixed(6);
+  }
+
+  /** Stops the deadline clock; called once the response is finished or abandoned. */
+  finish(): void {
+    clearTimeout(this.#timer);
+    this.onTimeout = undefined;
+  }
+
+  /**
+   * Answers with an error the watchdog made (not the function): plain text, marked internal.
+   * If the function's response has already started, the only honest signal left is to cut
+   * the connection, so the client sees an incomplete response rather than a false success.
+   */
+  failInternally(status: number, message: string): void {
+    const { res } = this;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = Buffer.from(message.endsWith('\n') ? message : `${message}\n`);
+    res.writeHead(status, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': body.length,
+      [internalHeader]: internalValue,
+      'X-Duration-Seconds': this.durationSeconds(),
+    });
+    res.end(body);
+  }
+}
+
+/** Collects a request body into one Buffer. */
+export function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}

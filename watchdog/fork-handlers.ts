@@ -1,0 +1,138 @@
+import type { Writable } from 'node:stream';
+import type { WatchdogConfig } from './config.js';
+import { type Call, readBody } from './call.js';
+import { cgiEnvironment, marshalRequest } from './cgi-env.js';
+import { logOutput, logTimestamp } from './output-log.js';
+import { describeExit, spawnFunction, type FunctionProcess } from './spawner.js';
+
+export interface ForkDeps {
+  /** The environment every forked process inherits (the watchdog's own). */
+  baseEnv: NodeJS.ProcessEnv;
+  /** Where function output that is not part of the response goes: the watchdog's log. */
+  logStream: Writable;
+}
+
+/** The methods OpenFaaS's classic watchdog forks for; others get a 405. */
+const classicMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): FunctionProcess {
+  const env = config.cgiHeaders ? { ...deps.baseEnv, ...cgiEnvironment(call.req) } : deps.baseEnv;
+  const child = spawnFunction(config.command, env);
+  call.onTimeout = () => child.kill('SIGKILL');
+  // A caller that goes away takes its call with it: nobody is left to read the answer.
+  call.res.once('close', () => {
+    if (!call.res.writableFinished) child.kill('SIGKILL');
+  });
+  if (config.marshalRequest) {
+    readBody(call.req).then(
+      (body) => child.stdin.end(marshalRequest(call.req, body)),
+      () => child.kill('SIGKILL'),
+    );
+  } else {
+    call.req.pipe(child.stdin);
+  }
+  if (!config.combineOutput) {
+    logOutput(child.stderr, 'stderr', deps.logStream, {
+      prefix: config.prefixLogs,
+      maxLineBytes: config.logBufferSize,
+    });
+  }
+  return child;
+}
+
+function reply(call: Call, status: number, contentType: string | undefined, body: Buffer): void {
+  const headers: Record<string, string | number> = {
+    'Content-Length': body.length,
+    'X-Duration-Seconds': call.durationSeconds(),
+  };
+  if (contentType) headers['Content-Type'] = contentType;
+  call.res.writeHead(status, headers);
+  call.res.end(body);
+}
+
+function contentTypeFor(call: Call, config: WatchdogConfig): string | undefined {
+  return config.contentType ?? call.req.headers['content-type'];
+}
+
+/**
+ * `fork` (classic watchdog) and `serializing` modes: one process per request, its whole stdout
+ * (plus stderr with combine_output) buffered into the response; 200 on exit 0, 500 with the
+ * reason otherwise, 408 when the deadline killed it.
+ */
+export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps) {
+  const methods = config.mode === 'fork' ? classicMethods : undefined;
+  return (call: Call): void => {
+    const { req, res } = call;
+    if (methods && !methods.has(req.method ?? '')) {
+      res.setHeader('Allow', [...methods].join(', '));
+      call.failInternally(405, `method ${req.method} is not allowed; use ${[...methods].join(', ')}`);
+      return;
+    }
+    const child = startProcess(call, config, deps);
+    const output: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    if (config.combineOutput) child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+
+    void child.exited.then((exit) => {
+      if (res.destroyed) return;
+      if (call.timedOut) return call.failInternally(408, 'Killed process.');
+      if (exit.error) return call.failInternally(500, describeExit(exit, config.command));
+      const body = output.length === 1 ? (output[0] as Buffer) : Buffer.concat(output);
+      if (config.writeDebug) {
+        deps.logStream.write(`${logTimestamp()} ${describeExit(exit, config.command)}, output: ${body.toString()}\n`);
+      }
+      if (exit.code !== 0) {
+        // The function failed: that is its answer, not a watchdog error, so it is not marked internal.
+        const reason = Buffer.from(`${describeExit(exit, config.command)}\n`);
+        return reply(call, 500, 'text/plain; charset=utf-8', Buffer.concat([reason, body]));
+      }
+      reply(call, 200, contentTypeFor(call, config), body);
+    });
+  };
+}
+
+/**
+ * `streaming` mode: one process per request, the request body piped to its stdin and its stdout
+ * streamed to the caller as it comes, with backpressure both ways. Headers go out with the first
+ * byte of output, so a process that fails before writing anything still gets an honest 500;
+ * one that fails after has its response cut, never completed as if it had succeeded.
+ */
+export function createStreamingForkHandler(config: WatchdogConfig, deps: ForkDeps) {
+  return (call: Call): void => {
+    const { res } = call;
+    const child = startProcess(call, config, deps);
+    const begin = () => {
+      if (res.headersSent) return;
+      const contentType = contentTypeFor(call, config);
+      if (contentType) res.setHeader('Content-Type', contentType);
+      // Time to first byte: the total is not known until the stream ends.
+      res.setHeader('X-Duration-Seconds', call.durationSeconds());
+      res.writeHead(200);
+    };
+    const forward = (chunk: Buffer, from: FunctionProcess['stdout']) => {
+      begin();
+      if (!res.write(chunk)) {
+        from.pause();
+        res.once('drain', () => from.resume());
+      }
+    };
+    child.stdout.on('data', (chunk: Buffer) => forward(chunk, child.stdout));
+    if (config.combineOutput) child.stderr.on('data', (chunk: Buffer) => forward(chunk, child.stderr));
+
+    void child.exited.then((exit) => {
+      if (res.destroyed) return;
+      if (call.timedOut) return call.failInternally(408, 'Killed process.');
+      if (exit.error) return call.failInternally(500, describeExit(exit, config.command));
+      if (exit.code !== 0) {
+        if (res.headersSent) return void res.destroy();
+        res.writeHead(500, {
+          'Content-Type': 'text/plain; charset=utf-8',
+          'X-Duration-Seconds': call.durationSeconds(),
+        });
+        return void res.end(`${describeExit(exit, config.command)}\n`);
+      }
+      begin();
+      res.end();
+    });
+  };
+}

@@ -1,0 +1,154 @@
+import { connect } from 'node:net';
+import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../core/logger.js';
+import { logOutput, type OutputLogOptions } from './output-log.js';
+import { describeExit, spawnFunction, type FunctionProcess } from './spawner.js';
+
+export interface SupervisorOptions {
+  command: readonly string[];
+  env: NodeJS.ProcessEnv;
+  upstream: URL;
+  stdout: Writable;
+  stderr: Writable;
+  logOptions: OutputLogOptions;
+  logger: Logger;
+  /** First restart delay; doubles up to maxBackoffMs, and resets after a run of stableAfterMs. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  stableAfterMs?: number;
+  /** How long a stopping process gets after SIGTERM before SIGKILL. */
+  stopGraceMs?: number;
+}
+
+/**
+ * Keeps the long-running function process of `http` mode alive. OpenFaaS's of-watchdog exits
+ * when it dies; fnbus restarts it with exponential backoff instead and reports not-ready while
+ * it is down, so a crash costs the calls in flight, not the replica, and a crash loop is still
+ * visible to the orchestrator through the health check.
+ *
+ * Ready means the upstream accepts TCP connections, not merely that the process was started.
+ */
+export class FunctionSupervisor {
+  readonly #options: Required<SupervisorOptions>;
+  #child: FunctionProcess | undefined;
+  #ready = false;
+  #stopping = false;
+  #restarts = 0;
+  #running: Promise<void> | undefined;
+  readonly #stopSignal = new AbortController();
+
+  constructor(options: SupervisorOptions) {
+    this.#options = {
+      minBackoffMs: 100,
+      maxBackoffMs: 10_000,
+      stableAfterMs: 10_000,
+      stopGraceMs: 10_000,
+      ...options,
+    };
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** Starts the process and keeps restarting it until stop(). */
+  start(): void {
+    this.#running ??= this.#superviseLoop();
+  }
+
+  /** Resolves when the upstream is ready, or rejects on abort. */
+  async waitUntilReady(signal?: AbortSignal): Promise<void> {
+    while (!this.#ready) {
+      signal?.throwIfAborted();
+      await sleep(10, undefined, { signal });
+    }
+  }
+
+  /** Forwards SIGTERM, waits for the process to exit (SIGKILL after the grace), stops restarting. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#ready = false;
+    this.#stopSignal.abort();
+    const child = this.#child;
+    if (child) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), this.#options.stopGraceMs);
+      await child.exited;
+      clearTimeout(killer);
+    }
+    await this.#running;
+  }
+
+  async #superviseLoop(): Promise<void> {
+    const { logger, minBackoffMs, maxBackoffMs, stableAfterMs } = this.#options;
+    let backoffMs = minBackoffMs;
+    while (!this.#stopping) {
+      const startedAt = Date.now();
+      const child = this.#spawn();
+      this.#child = child;
+      void this.#probeUntilReady(child);
+      const exit = await child.exited;
+      this.#ready = false;
+      if (this.#stopping) break;
+      if (Date.now() - startedAt >= stableAfterMs) backoffMs = minBackoffMs;
+      this.#restarts += 1;
+      logger.error(
+        { reason: describeExit(exit, this.#options.command), restartInMs: backoffMs, restarts: this.#restarts },
+        'function process exited; restarting',
+      );
+      try {
+        await sleep(backoffMs, undefined, { signal: this.#stopSignal.signal });
+      } catch {
+        break;
+      }
+      backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+    }
+  }
+
+  #spawn(): FunctionProcess {
+    const { command, env, stdout, stderr, logOptions, logger } = this.#options;
+    const child = spawnFunction(command, env);
+    child.stdin.end();
+    logOutput(child.stdout, 'stdout', stdout, logOptions);
+    logOutput(child.stderr, 'stderr', stderr, logOptions);
+    logger.info({ pid: child.pid, command: command.join(' ') }, 'started function process');
+    return child;
+  }
+
+  /** Polls the upstream port until it accepts a connection, while this child is still alive. */
+  async #probeUntilReady(child: FunctionProcess): Promise<void> {
+    let alive = true;
+    void child.exited.then(() => (alive = false));
+    const port = Number(this.#options.upstream.port || 80);
+    const host = this.#options.upstream.hostname.replace(/^\[|\]$/g, '');
+    let delayMs = 5;
+    while (alive && !this.#stopping) {
+      if (await canConnect(host, port)) {
+        if (alive && this.#child === child && !this.#stopping) this.#ready = true;
+        return;
+      }
+      await sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, 100);
+    }
+  }
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,59 @@
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the process could not be started at all (e.g. the command does not exist). */
+  error?: Error;
+}
+
+/** A running function process with its three pipes. */
+export interface FunctionProcess {
+  readonly pid: number | undefined;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Settles once the process has exited and its output pipes are drained; never rejects. */
+  readonly exited: Promise<ProcessExit>;
+  /** Signals the process and everything it started (its process group). */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Starts `command` (never through a shell) with `env` as its whole environment, in a process
+ * group of its own so that a timeout also ends whatever it started.
+ */
+export function spawnFunction(command: readonly string[], env: NodeJS.ProcessEnv): FunctionProcess {
+  const [file = '', ...args] = command;
+  const child = spawn(file, args, { env, stdio: 'pipe', detached: true });
+  const exited = new Promise<ProcessExit>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  // A process that exits without reading its stdin makes our writes fail with EPIPE: that is
+  // the function's choice, not an error of the watchdog.
+  child.stdin.on('error', () => {});
+  return {
+    pid: child.pid,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited,
+    kill(signal = 'SIGKILL') {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        child.kill(signal);
+      }
+    },
+  };
+}
+
+/** `exit status 2` / `signal: SIGSEGV` / the start error, as the reason a call failed. */
+export function describeExit(exit: ProcessExit, command: readonly string[]): string {
+  if (exit.error) return `cannot start ${JSON.stringify(command[0])}: ${exit.error.message}`;
+  if (exit.signal) return `signal: ${exit.signal}`;
+  return `exit status ${exit.code}`;
+}

@@ -1,0 +1,262 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseDurationMs } from '../core/duration.js';
+import type { Logger } from '../core/logger.js';
+import { Call, internalHeader, internalValue } from './call.js';
+import type { WatchdogConfig } from './config.js';
+import { createBufferedForkHandler, createStreamingForkHandler } from './fork-handlers.js';
+import { FunctionSupervisor } from './function-supervisor.js';
+import { createHttpProxy, type HttpProxy } from './http-handler.js';
+import { lockFile } from './lock-file.js';
+import { WatchdogMetrics } from './metrics.js';
+import { createStaticHandler } from './static-handler.js';
+
+export interface WatchdogDeps {
+  logger: Logger;
+  /** The environment function processes inherit. */
+  env: NodeJS.ProcessEnv;
+  /** Where the function's stdout and stderr lines go. */
+  stdout: Writable;
+  stderr: Writable;
+  /** The interface to listen on; all interfaces by default, as OpenFaaS. */
+  host?: string;
+}
+
+export interface ListeningAddresses {
+  port: number;
+  metricsPort: number;
+}
+
+/**
+ * The watchdog: an HTTP server in front of a function process. Owns the request lifecycle that
+ * every mode shares (limits, deadlines, health, metrics, draining); the mode's handler does the
+ * rest.
+ */
+export class Watchdog {
+  readonly #config: WatchdogConfig;
+  readonly #deps: WatchdogDeps;
+  readonly #metrics = new WatchdogMetrics();
+  readonly #server: Server;
+  readonly #metricsServer: Server;
+  readonly #supervisor: FunctionSupervisor | undefined;
+  readonly #proxy: HttpProxy | undefined;
+  readonly #handle: (call: Call) => void;
+  #inFlight = 0;
+  #accepting = false;
+  #draining = false;
+  #drained: (() => void) | undefined;
+
+  constructor(config: WatchdogConfig, deps: WatchdogDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    const logOptions = { prefix: config.prefixLogs, maxLineBytes: config.logBufferSize };
+    const forkDeps = { baseEnv: deps.env, logStream: deps.stderr };
+    switch (config.mode) {
+      case 'fork':
+      case 'serializing':
+        this.#handle = createBufferedForkHandler(config, forkDeps);
+        break;
+      case 'streaming':
+        this.#handle = createStreamingForkHandler(config, forkDeps);
+        break;
+      case 'static':
+        this.#handle = createStaticHandler(config.staticPath);
+        break;
+      case 'http': {
+        const supervisor = new FunctionSupervisor({
+          command: config.command,
+          env: deps.env,
+          upstream: config.upstreamUrl as URL,
+          stdout: deps.stdout,
+          stderr: deps.stderr,
+          logOptions,
+          logger: deps.logger.child({ component: 'function-process' }),
+          stopGraceMs: config.writeTimeoutMs,
+        });
+        const proxy = createHttpProxy(config, () => supervisor.ready);
+        this.#supervisor = supervisor;
+        this.#proxy = proxy;
+        this.#handle = (call) => proxy.handle(call);
+        break;
+      }
+    }
+    this.#server = createServer(
+      {
+        requestTimeout: config.readTimeoutMs,
+        headersTimeout: Math.min(config.readTimeoutMs || 60_000, 60_000),
+        connectionsCheckingInterval: Math.min(Math.max(config.readTimeoutMs / 4, 100), 30_000),
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+    this.#metricsServer = createServer((req, res) => void this.#onMetricsRequest(req, res));
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Healthy: accepting calls, the lock file present (unless suppressed) and the function up. */
+  get healthy(): boolean {
+    return (
+      this.#accepting &&
+      (this.#config.suppressLock || lockFile.exists()) &&
+      (this.#supervisor?.ready ?? true)
+    );
+  }
+
+  /** Listens, starts the function process (http mode), writes the lock file once ready. */
+  async start(signal?: AbortSignal): Promise<ListeningAddresses> {
+    const host = this.#deps.host;
+    await listen(this.#server, this.#config.port, host);
+    await listen(this.#metricsServer, this.#config.metricsPort, host);
+    if (this.#supervisor) {
+      this.#supervisor.start();
+      await this.#supervisor.waitUntilReady(signal);
+    }
+    if (!this.#config.suppressLock) await lockFile.create();
+    this.#accepting = true;
+    return {
+      port: (this.#server.address() as AddressInfo).port,
+      metricsPort: (this.#metricsServer.address() as AddressInfo).port,
+    };
+  }
+
+  /**
+   * Graceful stop, as on SIGTERM: removes the lock (health fails), keeps serving for
+   * healthcheck_interval so load balancers notice, stops accepting, lets calls in flight finish
+   * within write_timeout, then stops the function process.
+   */
+  async stop(): Promise<void> {
+    if (this.#draining) return;
+    this.#accepting = false;
+    if (!this.#config.suppressLock) await lockFile.remove();
+    if (this.#config.healthcheckIntervalMs > 0) await sleep(this.#config.healthcheckIntervalMs);
+    this.#draining = true;
+    const closed = new Promise((resolve) => this.#server.close(resolve));
+    this.#server.closeIdleConnections();
+    if (this.#inFlight > 0) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      const graceOver = sleep(this.#config.writeTimeoutMs, 'timeout' as const);
+      if ((await Promise.race([drained, graceOver])) === 'timeout') {
+        this.#deps.logger.warn({ inFlight: this.#inFlight }, 'write_timeout passed while draining; closing');
+      }
+    }
+    this.#server.closeAllConnections();
+    await closed;
+    await this.#supervisor?.stop();
+    await this.#proxy?.close();
+    this.#metricsServer.closeAllConnections();
+    await new Promise((resolve) => this.#metricsServer.close(resolve));
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    if (url.startsWith('/_/')) return this.#onProbe(req, res, url);
+    if (this.#draining) res.shouldKeepAlive = false;
+
+    const { maxInflight } = this.#config;
+    if (maxInflight > 0 && this.#inFlight >= maxInflight) {
+      res.writeHead(429, { 'Content-Type': 'text/plain', [internalHeader]: internalValue });
+      res.end(`Concurrent request limit exceeded. Max concurrent requests: ${maxInflight}\n`);
+      this.#metrics.observe(req.method ?? 'GET', 429, 0);
+      return;
+    }
+
+    const timeoutMs = this.#timeoutFor(req);
+    if (timeoutMs === undefined) {
+      res.writeHead(400, { 'Content-Type': 'text/plain', [internalHeader]: internalValue });
+      res.end(`X-Timeout: "${req.headers['x-timeout']}" is not a duration (e.g. 5s, 500ms)\n`);
+      return;
+    }
+    const call = new Call(req, res, timeoutMs);
+    this.#inFlight += 1;
+    this.#metrics.inFlight.inc();
+    res.once('close', () => {
+      call.finish();
+      this.#inFlight -= 1;
+      this.#metrics.inFlight.dec();
+      this.#metrics.observe(req.method ?? 'GET', res.statusCode, Number(call.durationSeconds()));
+      if (this.#config.logCallId || this.#config.writeDebug) {
+        this.#deps.logger.info(
+          {
+            callId: req.headers['x-call-id'],
+            method: req.method,
+            path: url,
+            status: res.statusCode,
+            seconds: Number(call.durationSeconds()),
+          },
+          'call',
+        );
+      }
+      if (this.#inFlight === 0) this.#drained?.();
+    });
+    if (this.#config.debugHeaders) this.#deps.logger.info({ headers: req.headers }, 'request headers');
+    this.#handle(call);
+  }
+
+  /** The call's deadline: exec_timeout and write_timeout, shortened (never lengthened) by X-Timeout. */
+  #timeoutFor(req: IncomingMessage): number | undefined {
+    const { execTimeoutMs, writeTimeoutMs } = this.#config;
+    let limit = execTimeoutMs > 0 ? Math.min(execTimeoutMs, writeTimeoutMs) : writeTimeoutMs;
+    const header = req.headers['x-timeout'];
+    if (typeof header === 'string') {
+      const asked = parseDurationMs(header);
+      if (asked === undefined) return undefined;
+      if (asked > 0) limit = Math.min(limit, asked);
+    }
+    return limit;
+  }
+
+  #onProbe(req: IncomingMessage, res: ServerResponse, url: string): void {
+    const path = url.split('?', 1)[0] ?? url;
+    if (path !== '/_/health' && path !== '/_/ready') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (!this.healthy) {
+      res.writeHead(503, { 'Content-Type': 'text/plain' }).end('not ready\n');
+      return;
+    }
+    if (path === '/_/health') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('OK');
+      return;
+    }
+    const { maxInflight, readyPath } = this.#config;
+    if (maxInflight > 0 && this.#inFlight >= maxInflight) {
+      res.writeHead(429, { 'Content-Type': 'text/plain' }).end(`at capacity: ${maxInflight} in flight\n`);
+      return;
+    }
+    if (readyPath && this.#proxy) {
+      void this.#proxy.probe(readyPath, 1000).then((ok) => {
+        res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ok ? 'OK' : `${readyPath} is not ready\n`);
+      });
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'text/plain' }).end('OK');
+  }
+
+  async #onMetricsRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.url?.split('?', 1)[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    const body = await this.#metrics.registry.metrics();
+    res.writeHead(200, { 'Content-Type': this.#metrics.registry.contentType }).end(body);
+  }
+}
+
+function listen(server: Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
