@@ -13,8 +13,16 @@ export class Call {
   #timedOut = false;
   /** What the mode does when the deadline passes (kill the process, abort the upstream call). */
   onTimeout: (() => void) | undefined;
+  /** What the mode does when the caller goes away before the answer is complete. */
+  onAbandoned: (() => void) | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, timeoutMs: number) {
+  /** `onClosed` runs once the response is finished or abandoned. */
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    timeoutMs: number,
+    onClosed: (call: Call) => void,
+  ) {
     this.req = req;
     this.res = res;
     if (timeoutMs > 0) {
@@ -23,21 +31,25 @@ export class Call {
         this.onTimeout?.();
       }, timeoutMs);
     }
+    res.once('close', () => {
+      clearTimeout(this.#timer);
+      this.onTimeout = undefined;
+      if (!res.writableFinished) this.onAbandoned?.();
+      onClosed(this);
+    });
   }
 
   get timedOut(): boolean {
     return this.#timedOut;
   }
 
-  /** Seconds since the request arrived, formatted like Go's `%f`, for X-Duration-Seconds. */
-  durationSeconds(): string {
-    return ((performance.now() - this.#startedAt) / 1000).toFixed(6);
+  elapsedSeconds(): number {
+    return (performance.now() - this.#startedAt) / 1000;
   }
 
-  /** Stops the deadline clock; called once the response is finished or abandoned. */
-  finish(): void {
-    clearTimeout(this.#timer);
-    this.onTimeout = undefined;
+  /** Seconds since the request arrived, formatted like Go's `%f`, for X-Duration-Seconds. */
+  durationSeconds(): string {
+    return this.elapsedSeconds().toFixed(6);
   }
 
   /**
@@ -67,7 +79,9 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    req.once('end', () =>
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
+    );
     req.once('error', reject);
   });
 }

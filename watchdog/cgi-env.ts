@@ -2,7 +2,9 @@ import type { IncomingMessage } from 'node:http';
 
 /** `content-type` → `Content-Type`, as Go canonicalises header names. */
 export function canonicalHeaderName(name: string): string {
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash: string, letter: string) => dash + letter.toUpperCase());
+  return name
+    .toLowerCase()
+    .replace(/(^|-)([a-z])/g, (_, dash: string, letter: string) => dash + letter.toUpperCase());
 }
 
 /**
@@ -20,11 +22,13 @@ export function cgiEnvironment(req: IncomingMessage): Record<string, string> {
   }
   const url = req.url ?? '/';
   const queryAt = url.indexOf('?');
-  const contentLength = req.headers['content-length'] ?? (req.headers['transfer-encoding'] ? '-1' : '0');
+  const contentLength =
+    req.headers['content-length'] ?? (req.headers['transfer-encoding'] ? '-1' : '0');
   env.Http_Method = req.method ?? 'GET';
   env.Http_ContentLength = contentLength;
   env.Http_Content_Length = contentLength;
-  if (req.headers['transfer-encoding']) env.Http_Transfer_Encoding = req.headers['transfer-encoding'];
+  if (req.headers['transfer-encoding'])
+    env.Http_Transfer_Encoding = req.headers['transfer-encoding'];
   if (queryAt >= 0 && queryAt < url.length - 1) env.Http_Query = url.slice(queryAt + 1);
   env.Http_Path = queryAt >= 0 ? url.slice(0, queryAt) : url;
   if (req.headers.host) env.Http_Host = req.headers.host;

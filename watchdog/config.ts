@@ -6,7 +6,11 @@ export const watchdogModes = ['fork', 'streaming', 'serializing', 'http', 'stati
 export type WatchdogMode = (typeof watchdogModes)[number];
 
 /** Modes that start one process per request. */
-export const forkingModes: ReadonlySet<WatchdogMode> = new Set(['fork', 'streaming', 'serializing']);
+export const forkingModes: ReadonlySet<WatchdogMode> = new Set([
+  'fork',
+  'streaming',
+  'serializing',
+]);
 
 export interface WatchdogConfig {
   mode: WatchdogMode;
@@ -97,7 +101,9 @@ export function readConfig(env: Env): Readonly<WatchdogConfig> {
     execTimeoutMs: read.durationMs('exec_timeout', mode === 'fork' ? 0 : defaultTimeoutMs),
     healthcheckIntervalMs: read.durationMs('healthcheck_interval', 0),
     maxInflight: read.integer('max_inflight', 0, { min: 0 }),
-    contentType: read.string('content_type') ?? (forking && mode !== 'fork' ? 'application/octet-stream' : undefined),
+    contentType:
+      read.string('content_type') ??
+      (forking && mode !== 'fork' ? 'application/octet-stream' : undefined),
     cgiHeaders: read.boolean('cgi_headers', true),
     marshalRequest: read.boolean('marshal_request', false),
     combineOutput: read.boolean('combine_output', mode === 'fork'),
@@ -110,7 +116,8 @@ export function readConfig(env: Env): Readonly<WatchdogConfig> {
     bufferHttp: read.boolean(['buffer_http', 'http_buffer_req_body'], false),
     readyPath: read.string('ready_path'),
   };
-  if (config.logBufferSize === 0) read.problem('log_buffer_size: must be -1 (unbuffered) or more than 0');
+  if (config.logBufferSize === 0)
+    read.problem('log_buffer_size: must be -1 (unbuffered) or more than 0');
   if (config.readyPath !== undefined && !config.readyPath.startsWith('/')) {
     read.problem(`ready_path: "${config.readyPath}" must start with /`);
   }

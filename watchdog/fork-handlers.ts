@@ -20,9 +20,7 @@ function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): Funct
   const child = spawnFunction(config.command, env);
   call.onTimeout = () => child.kill('SIGKILL');
   // A caller that goes away takes its call with it: nobody is left to read the answer.
-  call.res.once('close', () => {
-    if (!call.res.writableFinished) child.kill('SIGKILL');
-  });
+  call.onAbandoned = () => child.kill('SIGKILL');
   if (config.marshalRequest) {
     readBody(call.req).then(
       (body) => child.stdin.end(marshalRequest(call.req, body)),
@@ -65,7 +63,10 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
     const { req, res } = call;
     if (methods && !methods.has(req.method ?? '')) {
       res.setHeader('Allow', [...methods].join(', '));
-      call.failInternally(405, `method ${req.method} is not allowed; use ${[...methods].join(', ')}`);
+      call.failInternally(
+        405,
+        `method ${req.method} is not allowed; use ${[...methods].join(', ')}`,
+      );
       return;
     }
     const child = startProcess(call, config, deps);
@@ -79,7 +80,9 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
       if (exit.error) return call.failInternally(500, describeExit(exit, config.command));
       const body = output.length === 1 ? (output[0] as Buffer) : Buffer.concat(output);
       if (config.writeDebug) {
-        deps.logStream.write(`${logTimestamp()} ${describeExit(exit, config.command)}, output: ${body.toString()}\n`);
+        deps.logStream.write(
+          `${logTimestamp()} ${describeExit(exit, config.command)}, output: ${body.toString()}\n`,
+        );
       }
       if (exit.code !== 0) {
         // The function failed: that is its answer, not a watchdog error, so it is not marked internal.
@@ -117,7 +120,8 @@ export function createStreamingForkHandler(config: WatchdogConfig, deps: ForkDep
       }
     };
     child.stdout.on('data', (chunk: Buffer) => forward(chunk, child.stdout));
-    if (config.combineOutput) child.stderr.on('data', (chunk: Buffer) => forward(chunk, child.stderr));
+    if (config.combineOutput)
+      child.stderr.on('data', (chunk: Buffer) => forward(chunk, child.stderr));
 
     void child.exited.then((exit) => {
       if (res.destroyed) return;

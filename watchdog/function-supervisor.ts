@@ -102,7 +102,11 @@ export class FunctionSupervisor {
       if (Date.now() - startedAt >= stableAfterMs) backoffMs = minBackoffMs;
       this.#restarts += 1;
       logger.error(
-        { reason: describeExit(exit, this.#options.command), restartInMs: backoffMs, restarts: this.#restarts },
+        {
+          reason: describeExit(exit, this.#options.command),
+          restartInMs: backoffMs,
+          restarts: this.#restarts,
+        },
         'function process exited; restarting',
       );
       try {

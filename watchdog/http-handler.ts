@@ -1,11 +1,13 @@
 import type { IncomingMessage } from 'node:http';
-import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
 import { type Call, readBody } from './call.js';
 import type { WatchdogConfig } from './config.js';
+import { UpstreamClient, type UpstreamRequest } from './upstream-client.js';
 
-/** Connection-level headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1). */
-const hopByHop = new Set([
+/**
+ * Request headers that describe one hop and are not forwarded (RFC 9110 §7.6.1), plus
+ * Content-Length, which the upstream client writes itself for the body it sends.
+ */
+const notForwarded = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -14,6 +16,7 @@ const hopByHop = new Set([
   'trailer',
   'upgrade',
   'expect',
+  'content-length',
 ]);
 
 /** Bodies up to this size are read before forwarding (one write upstream); larger ones stream. */
@@ -23,83 +26,70 @@ function forwardableHeaders(raw: readonly string[]): string[] {
   const headers: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (!hopByHop.has(name.toLowerCase())) headers.push(name, raw[i + 1] as string);
+    if (!notForwarded.has(name.toLowerCase())) headers.push(name, raw[i + 1] as string);
   }
   return headers;
 }
 
-function hasBody(req: IncomingMessage): boolean {
+function declaredLength(req: IncomingMessage): number | undefined {
   const length = req.headers['content-length'];
-  return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
+  return length === undefined ? undefined : Number(length);
 }
 
 export interface HttpProxy {
   handle(call: Call): void;
-  /** Sends `GET ready_path` upstream and reports whether it answered 2xx. */
+  /** Sends `GET path` upstream and reports whether it answered 2xx within the time. */
   probe(path: string, timeoutMs: number): Promise<boolean>;
-  close(): Promise<void>;
+  close(): void;
 }
 
 /**
- * `http` mode: reverse-proxies every request to the long-running function process over a pool
- * of kept-alive connections. Method, path, query, headers, status and both bodies pass through;
- * bodies stream with backpressure (chunked and SSE responses included), except that a small
- * request body with a known length is read first so it goes upstream in one write.
+ * `http` mode: reverse-proxies every request to the long-running function process over kept-alive
+ * connections. Method, path, query, headers, status and both bodies pass through; bodies stream
+ * with backpressure (chunked and SSE responses included), except that a small request body with
+ * a known length is read first so it goes upstream in one write.
  */
 export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): HttpProxy {
   const upstream = config.upstreamUrl as URL;
   const basePath = upstream.pathname === '/' ? '' : upstream.pathname.replace(/\/$/, '');
-  const pool = new Pool(upstream.origin, {
-    connections: config.maxInflight > 0 ? config.maxInflight : 1024,
-    // The deadline of each call is ours to enforce; undici's own timers would cut long streams.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  });
+  const client = new UpstreamClient(upstream);
 
-  const dispatch = (call: Call, body: Dispatcher.DispatchOptions['body']) => {
-    const { req, res } = call;
-    pool.dispatch(
-      {
-        method: req.method as Dispatcher.HttpMethod,
-        path: basePath + (req.url ?? '/'),
-        headers: forwardableHeaders(req.rawHeaders),
-        body,
+  const forward = (call: Call, request: UpstreamRequest) => {
+    const { res } = call;
+    const exchange = client.request(request, {
+      onHead(status, headers) {
+        headers.push('X-Duration-Seconds', call.durationSeconds());
+        try {
+          res.writeHead(status, headers);
+        } catch (error) {
+          exchange.abort();
+          call.failInternally(
+            502,
+            `the function answered with an invalid header: ${(error as Error).message}`,
+          );
+        }
       },
-      {
-        onRequestStart(controller) {
-          call.onTimeout = () => {
-            controller.abort(new Error('timeout'));
-            call.failInternally(504, 'function did not answer in time (exec_timeout)');
-          };
-          res.once('close', () => {
-            if (!res.writableFinished) controller.abort(new Error('caller went away'));
-          });
-        },
-        onResponseStart(controller, statusCode) {
-          const raw = (controller.rawHeaders ?? []) as Buffer[];
-          const headers: string[] = [];
-          for (let i = 0; i < raw.length; i += 2) {
-            const name = String(raw[i]);
-            if (!hopByHop.has(name.toLowerCase())) headers.push(name, String(raw[i + 1]));
-          }
-          headers.push('X-Duration-Seconds', call.durationSeconds());
-          res.writeHead(statusCode, headers);
-        },
-        onResponseData(controller, chunk) {
-          if (!res.write(chunk)) {
-            controller.pause();
-            res.once('drain', () => controller.resume());
-          }
-        },
-        onResponseEnd() {
-          res.end();
-        },
-        onResponseError(_controller, error) {
-          if (call.timedOut || res.destroyed) return;
-          call.failInternally(502, `cannot reach the function at ${upstream.origin}: ${error.message}`);
-        },
+      onData(chunk) {
+        if (res.write(chunk)) return true;
+        res.once('drain', () => exchange.resume());
+        return false;
       },
-    );
+      onEnd(last) {
+        res.end(last);
+      },
+      onError(error) {
+        if (call.timedOut || res.destroyed) return;
+        call.failInternally(
+          502,
+          `cannot reach the function at ${upstream.origin}: ${error.message}`,
+        );
+      },
+    });
+    call.onTimeout = () => {
+      exchange.abort();
+      call.failInternally(504, 'the function did not answer in time');
+    };
+    call.onAbandoned = () => exchange.abort();
   };
 
   return {
@@ -109,33 +99,50 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
         return;
       }
       const { req } = call;
-      if (!hasBody(req)) return dispatch(call, null);
-      const length = Number(req.headers['content-length']);
-      if (config.bufferHttp || length <= smallBodyBytes) {
+      const request = {
+        method: req.method ?? 'GET',
+        path: basePath + (req.url ?? '/'),
+        headers: forwardableHeaders(req.rawHeaders),
+      };
+      const length = declaredLength(req);
+      const chunked = req.headers['transfer-encoding'] !== undefined;
+      if (!chunked && (length === undefined || length === 0)) {
+        forward(call, { ...request, body: null });
+      } else if (config.bufferHttp || (length !== undefined && length <= smallBodyBytes)) {
         readBody(req).then(
-          (body) => dispatch(call, body),
+          (body) => forward(call, { ...request, body }),
           () => call.res.destroy(),
         );
-        return;
-      }
-      dispatch(call, req);
-    },
-
-    async probe(path, timeoutMs) {
-      try {
-        const { statusCode, body } = await pool.request({
-          method: 'GET',
-          path: basePath + path,
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
-        });
-        await body.dump();
-        return statusCode >= 200 && statusCode < 300;
-      } catch {
-        return false;
+      } else {
+        forward(call, { ...request, body: req, contentLength: chunked ? undefined : length });
       }
     },
 
-    close: () => pool.close(),
+    probe(path, timeoutMs) {
+      return new Promise((resolve) => {
+        let ok = false;
+        const exchange = client.request(
+          { method: 'GET', path: basePath + path, headers: [], body: null },
+          {
+            onHead: (status) => (ok = status >= 200 && status < 300),
+            onData: () => true,
+            onEnd: () => {
+              clearTimeout(timer);
+              resolve(ok);
+            },
+            onError: () => {
+              clearTimeout(timer);
+              resolve(false);
+            },
+          },
+        );
+        const timer = setTimeout(() => {
+          exchange.abort();
+          resolve(false);
+        }, timeoutMs);
+      });
+    },
+
+    close: () => client.close(),
   };
 }

@@ -6,11 +6,6 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
  */
 export class WatchdogMetrics {
   readonly registry = new Registry();
-  readonly inFlight = new Gauge({
-    name: 'http_requests_in_flight',
-    help: 'Current number of requests being served.',
-    registers: [this.registry],
-  });
   readonly #requests = new Counter({
     name: 'http_requests_total',
     help: 'Total number of HTTP requests by status code and method.',
@@ -23,7 +18,22 @@ export class WatchdogMetrics {
     labelNames: ['code', 'method'],
     registers: [this.registry],
   });
-  readonly #children = new Map<string, { count: Counter.Internal; time: Histogram.Internal<"code" | "method"> }>();
+  /** `inFlight` is read when scraped, so the hot path only keeps a plain counter. */
+  constructor(inFlight: () => number) {
+    new Gauge({
+      name: 'http_requests_in_flight',
+      help: 'Current number of requests being served.',
+      registers: [this.registry],
+      collect() {
+        this.set(inFlight());
+      },
+    });
+  }
+
+  readonly #children = new Map<
+    string,
+    { count: Counter.Internal; time: Histogram.Internal<'code' | 'method'> }
+  >();
 
   observe(method: string, code: number, seconds: number): void {
     const key = `${code} ${method}`;

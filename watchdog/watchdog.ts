@@ -37,7 +37,7 @@ export interface ListeningAddresses {
 export class Watchdog {
   readonly #config: WatchdogConfig;
   readonly #deps: WatchdogDeps;
-  readonly #metrics = new WatchdogMetrics();
+  readonly #metrics = new WatchdogMetrics(() => this.#inFlight);
   readonly #server: Server;
   readonly #metricsServer: Server;
   readonly #supervisor: FunctionSupervisor | undefined;
@@ -140,13 +140,16 @@ export class Watchdog {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       const graceOver = sleep(this.#config.writeTimeoutMs, 'timeout' as const);
       if ((await Promise.race([drained, graceOver])) === 'timeout') {
-        this.#deps.logger.warn({ inFlight: this.#inFlight }, 'write_timeout passed while draining; closing');
+        this.#deps.logger.warn(
+          { inFlight: this.#inFlight },
+          'write_timeout passed while draining; closing',
+        );
       }
     }
     this.#server.closeAllConnections();
     await closed;
     await this.#supervisor?.stop();
-    await this.#proxy?.close();
+    this.#proxy?.close();
     this.#metricsServer.closeAllConnections();
     await new Promise((resolve) => this.#metricsServer.close(resolve));
   }
@@ -164,36 +167,39 @@ export class Watchdog {
       return;
     }
 
+    if (this.#config.debugHeaders) this.#logHeaders(req);
     const timeoutMs = this.#timeoutFor(req);
     if (timeoutMs === undefined) {
       res.writeHead(400, { 'Content-Type': 'text/plain', [internalHeader]: internalValue });
-      res.end(`X-Timeout: "${req.headers['x-timeout']}" is not a duration (e.g. 5s, 500ms)\n`);
+      res.end(`X-Timeout: "${String(req.headers['x-timeout'])}" is not a duration (e.g. 5s, 500ms)\n`);
       return;
     }
-    const call = new Call(req, res, timeoutMs);
     this.#inFlight += 1;
-    this.#metrics.inFlight.inc();
-    res.once('close', () => {
-      call.finish();
-      this.#inFlight -= 1;
-      this.#metrics.inFlight.dec();
-      this.#metrics.observe(req.method ?? 'GET', res.statusCode, Number(call.durationSeconds()));
-      if (this.#config.logCallId || this.#config.writeDebug) {
-        this.#deps.logger.info(
-          {
-            callId: req.headers['x-call-id'],
-            method: req.method,
-            path: url,
-            status: res.statusCode,
-            seconds: Number(call.durationSeconds()),
-          },
-          'call',
-        );
-      }
-      if (this.#inFlight === 0) this.#drained?.();
-    });
-    if (this.#config.debugHeaders) this.#deps.logger.info({ headers: req.headers }, 'request headers');
-    this.#handle(call);
+    this.#handle(new Call(req, res, timeoutMs, this.#onCallClosed));
+  }
+
+  readonly #onCallClosed = (call: Call): void => {
+    const { req, res } = call;
+    this.#inFlight -= 1;
+    const seconds = call.elapsedSeconds();
+    this.#metrics.observe(req.method ?? 'GET', res.statusCode, seconds);
+    if (this.#config.logCallId || this.#config.writeDebug) {
+      this.#deps.logger.info(
+        {
+          callId: req.headers['x-call-id'],
+          method: req.method,
+          path: req.url,
+          status: res.statusCode,
+          seconds,
+        },
+        'call',
+      );
+    }
+    if (this.#inFlight === 0) this.#drained?.();
+  };
+
+  #logHeaders(req: IncomingMessage): void {
+    this.#deps.logger.info({ headers: req.headers }, 'request headers');
   }
 
   /** The call's deadline: exec_timeout and write_timeout, shortened (never lengthened) by X-Timeout. */
@@ -229,12 +235,16 @@ export class Watchdog {
     }
     const { maxInflight, readyPath } = this.#config;
     if (maxInflight > 0 && this.#inFlight >= maxInflight) {
-      res.writeHead(429, { 'Content-Type': 'text/plain' }).end(`at capacity: ${maxInflight} in flight\n`);
+      res
+        .writeHead(429, { 'Content-Type': 'text/plain' })
+        .end(`at capacity: ${maxInflight} in flight\n`);
       return;
     }
     if (readyPath && this.#proxy) {
       void this.#proxy.probe(readyPath, 1000).then((ok) => {
-        res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ok ? 'OK' : `${readyPath} is not ready\n`);
+        res
+          .writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' })
+          .end(ok ? 'OK' : `${readyPath} is not ready\n`);
       });
       return;
     }

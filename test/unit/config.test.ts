@@ -17,7 +17,7 @@ function problemsOf(env: Record<string, string>, read: (r: EnvReader) => unknown
   }
 }
 
-void describe('EnvReader.boolean', () => {
+describe('EnvReader.boolean', () => {
   for (const [text, value] of [
     ['true', true],
     ['TRUE', true],
@@ -26,29 +26,29 @@ void describe('EnvReader.boolean', () => {
     ['False', false],
     ['0', false],
   ] as const) {
-    void it(`reads "${text}" as ${value}`, () => {
+    it(`reads "${text}" as ${value}`, () => {
       const reader = new EnvReader({ flag: text });
       assert.equal(reader.boolean('flag', !value), value);
       reader.done({});
     });
   }
 
-  void it('uses the fallback when unset or empty', () => {
+  it('uses the fallback when unset or empty', () => {
     const reader = new EnvReader({ empty: '' });
     assert.equal(reader.boolean('missing', true), true);
     assert.equal(reader.boolean('empty', false), false);
     reader.done({});
   });
 
-  void it('reports a value that is not a boolean, naming the variable', () => {
+  it('reports a value that is not a boolean, naming the variable', () => {
     const problems = problemsOf({ write_debug: 'yes' }, (r) => r.boolean('write_debug', false));
     assert.equal(problems.length, 1);
     assert.match(problems[0] ?? '', /^write_debug: "yes" is not a boolean/);
   });
 });
 
-void describe('EnvReader.integer', () => {
-  void it('reads whole numbers', () => {
+describe('EnvReader.integer', () => {
+  it('reads whole numbers', () => {
     const reader = new EnvReader({ port: '8080', neg: '-3', padded: ' 42 ' });
     assert.equal(reader.integer('port', 0), 8080);
     assert.equal(reader.integer('neg', 0), -3);
@@ -58,14 +58,14 @@ void describe('EnvReader.integer', () => {
   });
 
   for (const text of ['1.5', '12abc', 'abc', '0x10', '1e3', '99999999999999999999']) {
-    void it(`refuses "${text}"`, () => {
+    it(`refuses "${text}"`, () => {
       const problems = problemsOf({ max_inflight: text }, (r) => r.integer('max_inflight', 1));
       assert.equal(problems.length, 1);
       assert.match(problems[0] ?? '', /^max_inflight: .* is not a whole number/);
     });
   }
 
-  void it('checks the range and says what it is', () => {
+  it('checks the range and says what it is', () => {
     assert.match(
       problemsOf({ port: '70000' }, (r) => r.integer('port', 8080, { min: 1, max: 65535 }))[0] ??
         '',
@@ -82,31 +82,31 @@ void describe('EnvReader.integer', () => {
   });
 });
 
-void describe('EnvReader.oneOf', () => {
+describe('EnvReader.oneOf', () => {
   const modes = ['fork', 'http', 'streaming'] as const;
 
-  void it('accepts a listed word', () => {
+  it('accepts a listed word', () => {
     const reader = new EnvReader({ mode: 'http' });
     assert.equal(reader.oneOf('mode', modes, 'fork'), 'http');
     assert.equal(reader.oneOf('other', modes, 'fork'), 'fork');
     reader.done({});
   });
 
-  void it('refuses any other word and lists the choices', () => {
+  it('refuses any other word and lists the choices', () => {
     const problems = problemsOf({ mode: 'HTTP2' }, (r) => r.oneOf('mode', modes, 'fork'));
     assert.deepEqual(problems, ['mode: "HTTP2" is not one of fork, http, streaming']);
   });
 });
 
-void describe('EnvReader', () => {
-  void it('takes the first of several names that is set', () => {
+describe('EnvReader', () => {
+  it('takes the first of several names that is set', () => {
     const reader = new EnvReader({ write_timeout: '5s', exec_timeout: '' });
     assert.equal(reader.durationMs(['exec_timeout', 'write_timeout'], 1000), 5000);
     assert.equal(reader.string(['a', 'b'], 'fallback'), 'fallback');
     reader.done({});
   });
 
-  void it('reports every problem at once, naming each variable', () => {
+  it('reports every problem at once, naming each variable', () => {
     const reader = new EnvReader({
       read_timeout: '10x',
       max_inflight: 'many',
@@ -140,7 +140,7 @@ void describe('EnvReader', () => {
     );
   });
 
-  void it('returns a frozen config when all is well', () => {
+  it('returns a frozen config when all is well', () => {
     const reader = new EnvReader({ port: '9000' });
     const config = reader.done({ port: reader.integer('port', 8080) });
     assert.deepEqual(config, { port: 9000 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 
 import { formatDuration, parseDurationMs } from '../../core/duration.js';
 
-void describe('parseDurationMs', () => {
+describe('parseDurationMs', () => {
   const valid: [string, number][] = [
     ['10s', 10_000],
     ['1m30s', 90_000],
@@ -19,7 +19,7 @@ void describe('parseDurationMs', () => {
     ['1500us', 1.5],
   ];
   for (const [text, ms] of valid) {
-    void it(`reads "${text}" as ${ms} ms`, () => {
+    it(`reads "${text}" as ${ms} ms`, () => {
       assert.equal(parseDurationMs(text), ms);
     });
   }
@@ -38,13 +38,13 @@ void describe('parseDurationMs', () => {
     '1d',
     '1.s.',
   ]) {
-    void it(`refuses "${text}"`, () => {
+    it(`refuses "${text}"`, () => {
       assert.equal(parseDurationMs(text), undefined);
     });
   }
 });
 
-void describe('formatDuration', () => {
+describe('formatDuration', () => {
   const cases: [number, string][] = [
     [0, '0s'],
     [500, '500ms'],
@@ -56,12 +56,12 @@ void describe('formatDuration', () => {
     [-90_000, '-1m30s'],
   ];
   for (const [ms, text] of cases) {
-    void it(`writes ${ms} ms as "${text}"`, () => {
+    it(`writes ${ms} ms as "${text}"`, () => {
       assert.equal(formatDuration(ms), text);
     });
   }
 
-  void it('round-trips through parseDurationMs', () => {
+  it('round-trips through parseDurationMs', () => {
     for (const ms of [1, 999, 1000, 61_000, 3_723_000]) {
       assert.equal(parseDurationMs(formatDuration(ms)), ms);
     }

@@ -12,7 +12,7 @@ import {
   statusOf,
 } from '../../core/errors.js';
 
-void describe('errors', () => {
+describe('errors', () => {
   const cases: [FnbusError, string, number, string][] = [
     [new ValidationError('bad'), 'invalid_request', 400, 'ValidationError'],
     [new NotFoundError('gone'), 'not_found', 404, 'NotFoundError'],
@@ -22,7 +22,7 @@ void describe('errors', () => {
     [new ConfigError(['a: bad']), 'invalid_config', 500, 'ConfigError'],
   ];
   for (const [error, code, status, name] of cases) {
-    void it(`${name} has code ${code} and status ${status}`, () => {
+    it(`${name} has code ${code} and status ${status}`, () => {
       assert.ok(error instanceof FnbusError);
       assert.ok(error instanceof Error);
       assert.equal(error.code, code);
@@ -32,14 +32,14 @@ void describe('errors', () => {
     });
   }
 
-  void it('maps anything else to 500', () => {
+  it('maps anything else to 500', () => {
     assert.equal(statusOf(new Error('boom')), 500);
     assert.equal(statusOf('a string'), 500);
     assert.equal(statusOf(undefined), 500);
     assert.equal(statusOf({ status: 404 }), 500);
   });
 
-  void it('keeps a custom code and status, and the cause', () => {
+  it('keeps a custom code and status, and the cause', () => {
     const cause = new Error('socket hang up');
     const error = new FnbusError('upstream_timeout', 504, 'too slow', { cause });
     assert.equal(statusOf(error), 504);
@@ -47,7 +47,7 @@ void describe('errors', () => {
     assert.equal(error.cause, cause);
   });
 
-  void it('ConfigError lists every problem in its message', () => {
+  it('ConfigError lists every problem in its message', () => {
     const error = new ConfigError(['port: "x" is not a whole number', 'mode: "y" is not one of a']);
     assert.deepEqual(error.problems, [
       'port: "x" is not a whole number',

@@ -10,8 +10,8 @@ import {
   splitFunctionName,
 } from '../../core/function-name.js';
 
-void describe('splitFunctionName', () => {
-  void it('splits at the last dot', () => {
+describe('splitFunctionName', () => {
+  it('splits at the last dot', () => {
     assert.deepEqual(splitFunctionName('figlet.openfaas-fn'), {
       name: 'figlet',
       namespace: 'openfaas-fn',
@@ -19,7 +19,7 @@ void describe('splitFunctionName', () => {
     assert.deepEqual(splitFunctionName('a.b.prod'), { name: 'a.b', namespace: 'prod' });
   });
 
-  void it('gives the default namespace when there is no dot', () => {
+  it('gives the default namespace when there is no dot', () => {
     assert.deepEqual(splitFunctionName('figlet'), { name: 'figlet', namespace: undefined });
     assert.deepEqual(splitFunctionName('figlet', 'openfaas-fn'), {
       name: 'figlet',
@@ -27,18 +27,18 @@ void describe('splitFunctionName', () => {
     });
   });
 
-  void it('treats a trailing dot as no namespace', () => {
+  it('treats a trailing dot as no namespace', () => {
     assert.deepEqual(splitFunctionName('figlet.', 'fn'), { name: 'figlet', namespace: 'fn' });
   });
 
-  void it('leaves a leading dot for validation to refuse', () => {
+  it('leaves a leading dot for validation to refuse', () => {
     const { name, namespace } = splitFunctionName('.prod');
     assert.equal(name, '');
     assert.equal(namespace, 'prod');
     assert.equal(isDnsLabel(name), false);
   });
 
-  void it('joins back', () => {
+  it('joins back', () => {
     assert.equal(joinFunctionName('figlet', 'prod'), 'figlet.prod');
     assert.equal(joinFunctionName('figlet'), 'figlet');
     assert.equal(joinFunctionName('figlet', ''), 'figlet');
@@ -47,26 +47,26 @@ void describe('splitFunctionName', () => {
   });
 });
 
-void describe('isDnsLabel', () => {
+describe('isDnsLabel', () => {
   const max = 'a'.repeat(maxDnsLabelLength);
   for (const good of ['a', '0', 'figlet', 'nodeinfo-2', 'a-b-c', '9lives', max]) {
-    void it(`accepts "${good.length > 20 ? `${good.length} letters` : good}"`, () => {
+    it(`accepts "${good.length > 20 ? `${good.length} letters` : good}"`, () => {
       assert.equal(isDnsLabel(good), true);
     });
   }
   for (const bad of ['', 'Figlet', '-a', 'a-', 'a_b', 'a.b', 'a b', 'é', `${max}a`, 'a\n']) {
-    void it(`refuses ${JSON.stringify(bad.length > 20 ? `${bad.length} letters` : bad)}`, () => {
+    it(`refuses ${JSON.stringify(bad.length > 20 ? `${bad.length} letters` : bad)}`, () => {
       assert.equal(isDnsLabel(bad), false);
     });
   }
 });
 
-void describe('assertDnsLabel', () => {
-  void it('passes a good name', () => {
+describe('assertDnsLabel', () => {
+  it('passes a good name', () => {
     assert.doesNotThrow(() => assertDnsLabel('figlet'));
   });
 
-  void it('throws a 400 that names the value and says why', () => {
+  it('throws a 400 that names the value and says why', () => {
     assert.throws(
       () => assertDnsLabel('My_Fn'),
       (error: unknown) =>
