@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { pino } from 'pino';
 import { ConfigError } from '../core/errors.js';
 import { readConfig, unsupportedVariables } from './config.js';
+import { createJsonLogger } from './json-logger.js';
 import { lockFile } from './lock-file.js';
 import { Watchdog } from './watchdog.js';
 import { version } from './version.js';
@@ -35,7 +35,7 @@ if (arg !== undefined) {
   process.exit(2);
 }
 
-const logger = pino({ name: 'fnbus-watchdog' }, pino.destination({ fd: 2, sync: true }));
+const logger = createJsonLogger('fnbus-watchdog', (line) => process.stderr.write(line));
 
 let config;
 try {

@@ -20,6 +20,21 @@ export interface FunctionProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/** Process groups still running, ended with the watchdog so none is left orphaned. */
+const running = new Set<number>();
+process.once('exit', () => {
+  for (const pid of running) killGroup(pid, 'SIGKILL');
+});
+
+function killGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Starts `command` (never through a shell) with `env` as its whole environment, in a process
  * group of its own so that a timeout also ends whatever it started.
@@ -27,26 +42,25 @@ export interface FunctionProcess {
 export function spawnFunction(command: readonly string[], env: NodeJS.ProcessEnv): FunctionProcess {
   const [file = '', ...args] = command;
   const child = spawn(file, args, { env, stdio: 'pipe', detached: true });
+  const pid = child.pid;
+  if (pid !== undefined) running.add(pid);
   const exited = new Promise<ProcessExit>((resolve) => {
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
+  child.once('exit', () => pid !== undefined && running.delete(pid));
   // A process that exits without reading its stdin makes our writes fail with EPIPE: that is
   // the function's choice, not an error of the watchdog.
   child.stdin.on('error', () => {});
   return {
-    pid: child.pid,
+    pid,
     stdin: child.stdin,
     stdout: child.stdout,
     stderr: child.stderr,
     exited,
     kill(signal = 'SIGKILL') {
-      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(-child.pid, signal);
-      } catch {
-        child.kill(signal);
-      }
+      if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      if (!killGroup(pid, signal)) child.kill(signal);
     },
   };
 }

@@ -11,7 +11,6 @@ import { FunctionSupervisor } from './function-supervisor.js';
 import { createHttpProxy, type HttpProxy } from './http-handler.js';
 import { lockFile } from './lock-file.js';
 import { WatchdogMetrics } from './metrics.js';
-import { createStaticHandler } from './static-handler.js';
 
 export interface WatchdogDeps {
   logger: Logger;
@@ -42,7 +41,7 @@ export class Watchdog {
   readonly #metricsServer: Server;
   readonly #supervisor: FunctionSupervisor | undefined;
   readonly #proxy: HttpProxy | undefined;
-  readonly #handle: (call: Call) => void;
+  #handle: (call: Call) => void;
   #inFlight = 0;
   #accepting = false;
   #draining = false;
@@ -62,7 +61,8 @@ export class Watchdog {
         this.#handle = createStreamingForkHandler(config, forkDeps);
         break;
       case 'static':
-        this.#handle = createStaticHandler(config.staticPath);
+        // Loaded in start(): its file server is the one heavy module, needed only in this mode.
+        this.#handle = (call) => call.failInternally(503, 'starting');
         break;
       case 'http': {
         const supervisor = new FunctionSupervisor({
@@ -90,7 +90,7 @@ export class Watchdog {
       },
       (req, res) => this.#onRequest(req, res),
     );
-    this.#metricsServer = createServer((req, res) => void this.#onMetricsRequest(req, res));
+    this.#metricsServer = createServer((req, res) => this.#onMetricsRequest(req, res));
   }
 
   get inFlight(): number {
@@ -108,6 +108,10 @@ export class Watchdog {
 
   /** Listens, starts the function process (http mode), writes the lock file once ready. */
   async start(signal?: AbortSignal): Promise<ListeningAddresses> {
+    if (this.#config.mode === 'static') {
+      const { createStaticHandler } = await import('./static-handler.js');
+      this.#handle = createStaticHandler(this.#config.staticPath);
+    }
     const host = this.#deps.host;
     await listen(this.#server, this.#config.port, host);
     await listen(this.#metricsServer, this.#config.metricsPort, host);
@@ -251,13 +255,12 @@ export class Watchdog {
     res.writeHead(200, { 'Content-Type': 'text/plain' }).end('OK');
   }
 
-  async #onMetricsRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  #onMetricsRequest(req: IncomingMessage, res: ServerResponse): void {
     if (req.url?.split('?', 1)[0] !== '/metrics') {
       res.writeHead(404).end();
       return;
     }
-    const body = await this.#metrics.registry.metrics();
-    res.writeHead(200, { 'Content-Type': this.#metrics.registry.contentType }).end(body);
+    res.writeHead(200, { 'Content-Type': this.#metrics.contentType }).end(this.#metrics.render());
   }
 }
 
