@@ -22,10 +22,10 @@ function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): Funct
   // A caller that goes away takes its call with it: nobody is left to read the answer.
   call.onAbandoned = () => child.kill('SIGKILL');
   if (config.marshalRequest) {
-    readBody(call.req).then(
-      (body) => child.stdin.end(marshalRequest(call.req, body)),
-      () => child.kill('SIGKILL'),
-    );
+    readBody(call.req, (error, body) => {
+      if (error) child.kill('SIGKILL');
+      else child.stdin.end(marshalRequest(call.req, body));
+    });
   } else {
     call.req.pipe(child.stdin);
   }

@@ -55,6 +55,7 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
   const client = new UpstreamClient(upstream);
 
   const forward = (call: Call, request: UpstreamRequest) => {
+    if (call.timedOut) return;
     const { res } = call;
     const exchange = client.request(request, {
       onHead(status, headers) {
@@ -98,23 +99,29 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
         call.failInternally(503, 'the function process is not ready');
         return;
       }
+      // The deadline runs from arrival: it also covers reading a body before forwarding it.
+      call.onTimeout = () => call.failInternally(504, 'the function did not answer in time');
       const { req } = call;
-      const request = {
-        method: req.method ?? 'GET',
-        path: basePath + (req.url ?? '/'),
-        headers: forwardableHeaders(req.rawHeaders),
-      };
+      const method = req.method ?? 'GET';
+      const path = basePath + (req.url ?? '/');
+      const headers = forwardableHeaders(req.rawHeaders);
       const length = declaredLength(req);
       const chunked = req.headers['transfer-encoding'] !== undefined;
       if (!chunked && (length === undefined || length === 0)) {
-        forward(call, { ...request, body: null });
+        forward(call, { method, path, headers, body: null });
       } else if (config.bufferHttp || (length !== undefined && length <= smallBodyBytes)) {
-        readBody(req).then(
-          (body) => forward(call, { ...request, body }),
-          () => call.res.destroy(),
-        );
+        readBody(req, (error, body) => {
+          if (error) call.res.destroy();
+          else forward(call, { method, path, headers, body });
+        });
       } else {
-        forward(call, { ...request, body: req, contentLength: chunked ? undefined : length });
+        forward(call, {
+          method,
+          path,
+          headers,
+          body: req,
+          contentLength: chunked ? undefined : length,
+        });
       }
     },
 

@@ -17,7 +17,9 @@ export function createJsonLogger(
     (fieldsOrMessage: Record<string, unknown> | string, message?: string) => {
       const fields = typeof fieldsOrMessage === 'string' ? {} : fieldsOrMessage;
       const msg = typeof fieldsOrMessage === 'string' ? fieldsOrMessage : message;
-      write(`${JSON.stringify({ level, time: Date.now(), name, ...bindings, ...serialize(fields), msg })}\n`);
+      write(
+        `${JSON.stringify({ level, time: Date.now(), name, ...bindings, ...serialize(fields), msg })}\n`,
+      );
     };
   return {
     debug: log(levels.debug),
@@ -33,7 +35,9 @@ function serialize(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(fields)) {
     out[key] =
-      value instanceof Error ? { type: value.name, message: value.message, stack: value.stack } : value;
+      value instanceof Error
+        ? { type: value.name, message: value.message, stack: value.stack }
+        : value;
   }
   return out;
 }

@@ -48,7 +48,8 @@ export class WatchdogMetrics {
       '# HELP http_requests_total Total number of HTTP requests by status code and method.',
       '# TYPE http_requests_total counter',
     ];
-    for (const series of this.#series.values()) lines.push(`http_requests_total{${series.labels}} ${series.count}`);
+    for (const series of this.#series.values())
+      lines.push(`http_requests_total{${series.labels}} ${series.count}`);
     lines.push(
       '# HELP http_request_duration_seconds Seconds spent serving HTTP requests.',
       '# TYPE http_request_duration_seconds histogram',
@@ -57,7 +58,9 @@ export class WatchdogMetrics {
       let cumulative = 0;
       buckets.forEach((bound, i) => {
         cumulative += series.inBucket[i] ?? 0;
-        lines.push(`http_request_duration_seconds_bucket{${series.labels},le="${bound}"} ${cumulative}`);
+        lines.push(
+          `http_request_duration_seconds_bucket{${series.labels},le="${bound}"} ${cumulative}`,
+        );
       });
       lines.push(
         `http_request_duration_seconds_bucket{${series.labels},le="+Inf"} ${series.count}`,

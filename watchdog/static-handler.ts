@@ -13,11 +13,8 @@ export function createStaticHandler(root: string) {
       call.failInternally(405, `method ${req.method} is not allowed; use GET or HEAD`);
       return;
     }
-    const path = decodeURIComponentSafe(new URL(req.url ?? '/', 'http://x').pathname);
-    if (path === undefined) {
-      call.failInternally(400, 'the path is not valid percent-encoding');
-      return;
-    }
+    // Still percent-encoded: send decodes it once, and refuses paths that would leave the root.
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     res.setHeader('X-Duration-Seconds', call.durationSeconds());
     send(req, path, { root, index: ['index.html'], dotfiles: 'deny' })
       .on('error', (error: { status?: number; message: string }) => {
@@ -27,12 +24,4 @@ export function createStaticHandler(root: string) {
       .on('directory', () => call.failInternally(404, `not found: ${path}`))
       .pipe(res);
   };
-}
-
-function decodeURIComponentSafe(text: string): string | undefined {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -39,6 +39,8 @@ export interface UpstreamExchange {
 
 const maxHeadBytes = 64 * 1024;
 const crlf = Buffer.from('\r\n');
+const empty = Buffer.alloc(0);
+const defaultMaxIdleMs = 2000;
 const crlfcrlf = Buffer.from('\r\n\r\n');
 
 /** Response headers that describe the upstream connection, not the response. */
@@ -57,8 +59,14 @@ export class UpstreamClient {
   readonly #host: string;
   readonly #port: number;
   readonly #hostHeader: string;
-  readonly #idle: Socket[] = [];
+  readonly #idle: Connection[] = [];
   #closed = false;
+  /**
+   * Idle connections older than this are not reused: the upstream may be closing them right
+   * then (node's servers close after 5 s, and say so in `Keep-Alive: timeout=5`), and a request
+   * that is not idempotent can't be sent again when that race is lost.
+   */
+  #maxIdleMs = defaultMaxIdleMs;
 
   constructor(origin: URL) {
     this.#host = origin.hostname.replace(/^\[|\]$/g, '');
@@ -75,42 +83,69 @@ export class UpstreamClient {
   /** Closes idle connections; exchanges in flight finish on theirs. */
   close(): void {
     this.#closed = true;
-    for (const socket of this.#idle.splice(0)) socket.destroy();
+    for (const connection of this.#idle.splice(0)) connection.socket.destroy();
   }
 
   get hostHeader(): string {
     return this.#hostHeader;
   }
 
+  /** Learns the upstream's idle timeout from a `Keep-Alive: timeout=N` response header. */
+  keepAliveHint(value: string): void {
+    const seconds = Number(/timeout=(\d+)/i.exec(value)?.[1]);
+    if (seconds > 0) this.#maxIdleMs = Math.max(seconds * 1000 - 1000, 0);
+  }
+
   /** An idle kept-alive connection, or a new one. */
-  takeConnection(): { socket: Socket; reused: boolean } {
-    const socket = this.#idle.pop();
-    if (socket) {
-      socket.removeAllListeners('close');
-      socket.removeAllListeners('error');
-      socket.resume();
-      return { socket, reused: true };
+  take(exchange: Exchange): { connection: Connection; reused: boolean } {
+    let idle = this.#idle.pop();
+    const now = performance.now();
+    while (idle && now - idle.idleSince > this.#maxIdleMs) {
+      idle.socket.destroy();
+      idle = this.#idle.pop();
     }
-    const fresh = connect({ host: this.#host, port: this.#port, noDelay: true });
-    return { socket: fresh, reused: false };
+    if (idle) {
+      idle.exchange = exchange;
+      idle.socket.resume();
+      return { connection: idle, reused: true };
+    }
+    const connection = new Connection(
+      connect({ host: this.#host, port: this.#port, noDelay: true }),
+      () => {
+        const at = this.#idle.indexOf(connection);
+        if (at >= 0) this.#idle.splice(at, 1);
+      },
+    );
+    connection.exchange = exchange;
+    return { connection, reused: false };
   }
 
   /** Puts a connection whose exchange finished cleanly back in the idle list. */
-  release(socket: Socket): void {
-    if (this.#closed || socket.destroyed) {
-      socket.destroy();
-      return;
-    }
-    socket.removeAllListeners('data');
-    socket.removeAllListeners('error');
-    socket.removeAllListeners('end');
-    socket.removeAllListeners('close');
-    socket.on('error', () => socket.destroy());
-    socket.once('close', () => {
-      const at = this.#idle.indexOf(socket);
-      if (at >= 0) this.#idle.splice(at, 1);
+  release(connection: Connection): void {
+    connection.exchange = undefined;
+    connection.idleSince = performance.now();
+    if (this.#closed || connection.socket.destroyed) connection.socket.destroy();
+    else this.#idle.push(connection);
+  }
+}
+
+/**
+ * One kept-alive socket. Its listeners are installed once and forward to the exchange that
+ * currently owns it, so a call adds and removes none.
+ */
+class Connection {
+  readonly socket: Socket;
+  exchange: Exchange | undefined;
+  idleSince = 0;
+
+  constructor(socket: Socket, onClose: () => void) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => this.exchange?.onData(chunk));
+    socket.on('error', (error) => this.exchange?.onClose(error));
+    socket.on('close', () => {
+      onClose();
+      this.exchange?.onClose(undefined);
     });
-    this.#idle.push(socket);
   }
 }
 
@@ -135,7 +170,7 @@ class Exchange implements UpstreamExchange {
   readonly #client: UpstreamClient;
   readonly #request: UpstreamRequest;
   readonly #handler: UpstreamHandler;
-  #socket: Socket | undefined;
+  #connection: Connection | undefined;
   #reused = false;
   #state = State.Head;
   #framing = Framing.None;
@@ -153,24 +188,26 @@ class Exchange implements UpstreamExchange {
   }
 
   start(): void {
-    const { socket, reused } = this.#client.takeConnection();
-    this.#socket = socket;
+    const { connection, reused } = this.#client.take(this);
+    this.#connection = connection;
     this.#reused = reused;
-    // Events of a connection this exchange gave up (before a retry) are not its concern.
-    socket.on('data', (chunk: Buffer) => socket === this.#socket && this.#onData(chunk));
-    socket.on('error', (error) => socket === this.#socket && this.#onClose(error));
-    socket.on('close', () => socket === this.#socket && this.#onClose(undefined));
-    socket.on('end', () => socket === this.#socket && this.#onClose(undefined));
-    this.#send(socket);
+    this.#send(connection.socket);
   }
 
   resume(): void {
-    this.#socket?.resume();
+    this.#connection?.socket.resume();
   }
 
   abort(): void {
     this.#finished = true;
-    this.#socket?.destroy();
+    this.#detach()?.destroy();
+  }
+
+  /** Gives up the connection: later events on it are no longer this exchange's. */
+  #detach(): Socket | undefined {
+    const connection = this.#connection;
+    if (connection?.exchange === this) connection.exchange = undefined;
+    return connection?.socket;
   }
 
   #send(socket: Socket): void {
@@ -227,7 +264,7 @@ class Exchange implements UpstreamExchange {
     body.once('error', (error) => this.#fail(new UpstreamError(`request body: ${error.message}`)));
   }
 
-  #onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.#finished) return;
     this.#receivedAny = true;
     let data = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
@@ -259,7 +296,7 @@ class Exchange implements UpstreamExchange {
       case State.Body: {
         if (this.#framing === Framing.UntilClose) {
           this.#deliver(data);
-          return Buffer.alloc(0);
+          return empty;
         }
         if (data.length >= this.#remaining) {
           const last = data.subarray(0, this.#remaining);
@@ -271,7 +308,7 @@ class Exchange implements UpstreamExchange {
         }
         this.#remaining -= data.length;
         this.#deliver(data);
-        return Buffer.alloc(0);
+        return empty;
       }
       case State.ChunkSize: {
         const end = data.indexOf(crlf);
@@ -319,13 +356,13 @@ class Exchange implements UpstreamExchange {
         if (end === 0) {
           if (data.length > 2) this.#keepAlive = false;
           this.#state = State.Done;
-          return Buffer.alloc(0);
+          return empty;
         }
         return data.subarray(end + 2);
       }
       case State.Done:
         this.#keepAlive = false;
-        return Buffer.alloc(0);
+        return empty;
     }
   }
 
@@ -364,6 +401,8 @@ class Exchange implements UpstreamExchange {
         chunked = value.toLowerCase().endsWith('chunked');
       } else if (lower === 'connection' && value.toLowerCase().includes('close')) {
         this.#keepAlive = false;
+      } else if (lower === 'keep-alive') {
+        this.#client.keepAliveHint(value);
       }
       if (!hopByHopResponse.has(lower)) headers.push(name, value);
     }
@@ -402,27 +441,28 @@ class Exchange implements UpstreamExchange {
   }
 
   #deliver(chunk: Buffer): void {
-    if (chunk.length > 0 && !this.#handler.onData(chunk)) this.#socket?.pause();
+    if (chunk.length > 0 && !this.#handler.onData(chunk)) this.#connection?.socket.pause();
   }
 
   #complete(last: Buffer | undefined): void {
     this.#finished = true;
-    const socket = this.#socket as Socket;
-    if (this.#keepAlive && this.#requestSent) this.#client.release(socket);
-    else socket.destroy();
+    const connection = this.#connection as Connection;
+    if (this.#keepAlive && this.#requestSent) this.#client.release(connection);
+    else this.#detach()?.destroy();
     this.#handler.onEnd(last !== undefined && last.length > 0 ? last : undefined);
   }
 
-  #onClose(error: Error | undefined): void {
+  onClose(error: Error | undefined): void {
     if (this.#finished) return;
     if (this.#state === State.Body && this.#framing === Framing.UntilClose) {
       this.#complete(undefined);
       return;
     }
-    // A kept-alive connection the upstream closed just as we reused it: nothing was received,
-    // and a buffered request can be sent again on a fresh one.
-    if (this.#reused && !this.#receivedAny && !isStream(this.#request.body)) {
-      this.#socket?.destroy();
+    // A kept-alive connection the upstream closed just as we reused it, before answering: an
+    // idempotent request with a buffered body is sent again on a fresh one (the rule of Go's
+    // transport). Anything else may have run already, so it fails rather than run twice.
+    if (this.#reused && !this.#receivedAny && isReplayable(this.#request)) {
+      this.#detach()?.destroy();
       this.start();
       return;
     }
@@ -432,11 +472,19 @@ class Exchange implements UpstreamExchange {
   #fail(error: Error): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#socket?.destroy();
+    this.#detach()?.destroy();
     this.#handler.onError(error);
   }
 }
 
-function isStream(body: UpstreamRequest['body']): body is Readable {
-  return body !== null && !Buffer.isBuffer(body);
+const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+function isReplayable({ method, headers, body }: UpstreamRequest): boolean {
+  if (body !== null && !Buffer.isBuffer(body)) return false;
+  if (idempotentMethods.has(method)) return true;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = (headers[i] as string).toLowerCase();
+    if (name === 'idempotency-key' || name === 'x-idempotency-key') return true;
+  }
+  return false;
 }

@@ -175,7 +175,9 @@ export class Watchdog {
     const timeoutMs = this.#timeoutFor(req);
     if (timeoutMs === undefined) {
       res.writeHead(400, { 'Content-Type': 'text/plain', [internalHeader]: internalValue });
-      res.end(`X-Timeout: "${String(req.headers['x-timeout'])}" is not a duration (e.g. 5s, 500ms)\n`);
+      res.end(
+        `X-Timeout: "${String(req.headers['x-timeout'])}" is not a duration (e.g. 5s, 500ms)\n`,
+      );
       return;
     }
     this.#inFlight += 1;
