@@ -41,6 +41,8 @@ export interface WatchdogConfig {
   logBufferSize: number;
   bufferHttp: boolean;
   readyPath: string | undefined;
+  /** Fork through fnbus-spawner when it is built (false: node's child_process). */
+  forkHelper: boolean;
 }
 
 /**
@@ -115,6 +117,7 @@ export function readConfig(env: Env): Readonly<WatchdogConfig> {
     logBufferSize: read.integer('log_buffer_size', 64 * 1024, { min: -1 }),
     bufferHttp: read.boolean(['buffer_http', 'http_buffer_req_body'], false),
     readyPath: read.string('ready_path'),
+    forkHelper: read.boolean('fork_helper', true),
   };
   if (config.logBufferSize === 0)
     read.problem('log_buffer_size: must be -1 (unbuffered) or more than 0');

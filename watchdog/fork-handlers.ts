@@ -3,11 +3,11 @@ import type { WatchdogConfig } from './config.js';
 import { type Call, readBody } from './call.js';
 import { cgiEnvironment, marshalRequest } from './cgi-env.js';
 import { logOutput, logTimestamp } from './output-log.js';
-import { describeExit, spawnFunction, type FunctionProcess } from './spawner.js';
+import { describeExit, type FunctionProcess, type ProcessLauncher } from './spawner.js';
 
 export interface ForkDeps {
-  /** The environment every forked process inherits (the watchdog's own). */
-  baseEnv: NodeJS.ProcessEnv;
+  /** Starts one process per call, with the watchdog's environment plus the CGI variables. */
+  launcher: ProcessLauncher;
   /** Where function output that is not part of the response goes: the watchdog's log. */
   logStream: Writable;
 }
@@ -16,8 +16,7 @@ export interface ForkDeps {
 const classicMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): FunctionProcess {
-  const env = config.cgiHeaders ? { ...deps.baseEnv, ...cgiEnvironment(call.req) } : deps.baseEnv;
-  const child = spawnFunction(config.command, env);
+  const child = deps.launcher.launch(config.cgiHeaders ? cgiEnvironment(call.req) : {});
   call.onTimeout = () => child.kill('SIGKILL');
   // A caller that goes away takes its call with it: nobody is left to read the answer.
   call.onAbandoned = () => child.kill('SIGKILL');

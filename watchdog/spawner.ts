@@ -65,6 +65,30 @@ export function spawnFunction(command: readonly string[], env: NodeJS.ProcessEnv
   };
 }
 
+/** Starts the function process of one call. */
+export interface ProcessLauncher {
+  /** `extraEnv` is added to the environment every process starts from (the CGI variables). */
+  launch(extraEnv: Record<string, string>): FunctionProcess;
+  close(): void;
+}
+
+/** Forks with node's child_process: works everywhere, at about half the speed of the helper. */
+export class ChildProcessLauncher implements ProcessLauncher {
+  readonly #command: readonly string[];
+  readonly #env: NodeJS.ProcessEnv;
+
+  constructor(command: readonly string[], env: NodeJS.ProcessEnv) {
+    this.#command = command;
+    this.#env = env;
+  }
+
+  launch(extraEnv: Record<string, string>): FunctionProcess {
+    return spawnFunction(this.#command, { ...this.#env, ...extraEnv });
+  }
+
+  close(): void {}
+}
+
 /** `exit status 2` / `signal: SIGSEGV` / the start error, as the reason a call failed. */
 export function describeExit(exit: ProcessExit, command: readonly string[]): string {
   if (exit.error) return `cannot start ${JSON.stringify(command[0])}: ${exit.error.message}`;

@@ -5,12 +5,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDurationMs } from '../core/duration.js';
 import type { Logger } from '../core/logger.js';
 import { Call, internalHeader, internalValue } from './call.js';
-import type { WatchdogConfig } from './config.js';
+import { forkingModes, type WatchdogConfig } from './config.js';
 import { createBufferedForkHandler, createStreamingForkHandler } from './fork-handlers.js';
 import { FunctionSupervisor } from './function-supervisor.js';
 import { createHttpProxy, type HttpProxy } from './http-handler.js';
+import { createLauncher } from './launcher.js';
 import { lockFile } from './lock-file.js';
 import { WatchdogMetrics } from './metrics.js';
+import type { ProcessLauncher } from './spawner.js';
 
 export interface WatchdogDeps {
   logger: Logger;
@@ -41,7 +43,9 @@ export class Watchdog {
   readonly #metricsServer: Server;
   readonly #supervisor: FunctionSupervisor | undefined;
   readonly #proxy: HttpProxy | undefined;
-  #handle: (call: Call) => void;
+  /** Until start() has prepared the mode (the process launcher, the file server). */
+  #handle: (call: Call) => void = (call) => call.failInternally(503, 'the watchdog is starting');
+  #launcher: ProcessLauncher | undefined;
   #inFlight = 0;
   #accepting = false;
   #draining = false;
@@ -50,37 +54,21 @@ export class Watchdog {
   constructor(config: WatchdogConfig, deps: WatchdogDeps) {
     this.#config = config;
     this.#deps = deps;
-    const logOptions = { prefix: config.prefixLogs, maxLineBytes: config.logBufferSize };
-    const forkDeps = { baseEnv: deps.env, logStream: deps.stderr };
-    switch (config.mode) {
-      case 'fork':
-      case 'serializing':
-        this.#handle = createBufferedForkHandler(config, forkDeps);
-        break;
-      case 'streaming':
-        this.#handle = createStreamingForkHandler(config, forkDeps);
-        break;
-      case 'static':
-        // Loaded in start(): its file server is the one heavy module, needed only in this mode.
-        this.#handle = (call) => call.failInternally(503, 'starting');
-        break;
-      case 'http': {
-        const supervisor = new FunctionSupervisor({
-          command: config.command,
-          env: deps.env,
-          upstream: config.upstreamUrl as URL,
-          stdout: deps.stdout,
-          stderr: deps.stderr,
-          logOptions,
-          logger: deps.logger.child({ component: 'function-process' }),
-          stopGraceMs: config.writeTimeoutMs,
-        });
-        const proxy = createHttpProxy(config, () => supervisor.ready);
-        this.#supervisor = supervisor;
-        this.#proxy = proxy;
-        this.#handle = (call) => proxy.handle(call);
-        break;
-      }
+    if (config.mode === 'http') {
+      const supervisor = new FunctionSupervisor({
+        command: config.command,
+        env: deps.env,
+        upstream: config.upstreamUrl as URL,
+        stdout: deps.stdout,
+        stderr: deps.stderr,
+        logOptions: { prefix: config.prefixLogs, maxLineBytes: config.logBufferSize },
+        logger: deps.logger.child({ component: 'function-process' }),
+        stopGraceMs: config.writeTimeoutMs,
+      });
+      const proxy = createHttpProxy(config, () => supervisor.ready);
+      this.#supervisor = supervisor;
+      this.#proxy = proxy;
+      this.#handle = (call) => proxy.handle(call);
     }
     this.#server = createServer(
       {
@@ -108,10 +96,7 @@ export class Watchdog {
 
   /** Listens, starts the function process (http mode), writes the lock file once ready. */
   async start(signal?: AbortSignal): Promise<ListeningAddresses> {
-    if (this.#config.mode === 'static') {
-      const { createStaticHandler } = await import('./static-handler.js');
-      this.#handle = createStaticHandler(this.#config.staticPath);
-    }
+    await this.#prepareMode();
     const host = this.#deps.host;
     await listen(this.#server, this.#config.port, host);
     await listen(this.#metricsServer, this.#config.metricsPort, host);
@@ -125,6 +110,24 @@ export class Watchdog {
       port: (this.#server.address() as AddressInfo).port,
       metricsPort: (this.#metricsServer.address() as AddressInfo).port,
     };
+  }
+
+  async #prepareMode(): Promise<void> {
+    const config = this.#config;
+    const { env, logger, stderr } = this.#deps;
+    if (forkingModes.has(config.mode)) {
+      const launcher = await createLauncher(config.command, env, config.forkHelper, logger);
+      this.#launcher = launcher;
+      const deps = { launcher, logStream: stderr };
+      this.#handle =
+        config.mode === 'streaming'
+          ? createStreamingForkHandler(config, deps)
+          : createBufferedForkHandler(config, deps);
+    } else if (config.mode === 'static') {
+      // Loaded here: its file server is the one heavy module, and only this mode needs it.
+      const { createStaticHandler } = await import('./static-handler.js');
+      this.#handle = createStaticHandler(config.staticPath);
+    }
   }
 
   /**
@@ -154,6 +157,7 @@ export class Watchdog {
     await closed;
     await this.#supervisor?.stop();
     this.#proxy?.close();
+    this.#launcher?.close();
     this.#metricsServer.closeAllConnections();
     await new Promise((resolve) => this.#metricsServer.close(resolve));
   }
