@@ -17,9 +17,8 @@ const classicMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): FunctionProcess {
   const child = deps.launcher.launch(config.cgiHeaders ? cgiEnvironment(call.req) : {});
-  call.onTimeout = () => child.kill('SIGKILL');
-  // A caller that goes away takes its call with it: nobody is left to read the answer.
-  call.onAbandoned = () => child.kill('SIGKILL');
+  // Past the deadline, or once the caller has gone away (nobody is left to read the answer).
+  call.work = { cancel: () => child.kill('SIGKILL') };
   if (config.marshalRequest) {
     readBody(call.req, (error, body) => {
       if (error) child.kill('SIGKILL');

@@ -86,11 +86,7 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
         );
       },
     });
-    call.onTimeout = () => {
-      exchange.abort();
-      call.failInternally(504, 'the function did not answer in time');
-    };
-    call.onAbandoned = () => exchange.abort();
+    call.work = exchange;
   };
 
   return {
@@ -100,7 +96,7 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
         return;
       }
       // The deadline runs from arrival: it also covers reading a body before forwarding it.
-      call.onTimeout = () => call.failInternally(504, 'the function did not answer in time');
+      call.timeoutStatus = 504;
       const { req } = call;
       const method = req.method ?? 'GET';
       const path = basePath + (req.url ?? '/');

@@ -35,6 +35,8 @@ export interface UpstreamExchange {
   resume(): void;
   /** Ends the exchange without further callbacks; the connection is not reused. */
   abort(): void;
+  /** The same as abort(): an exchange is a call's cancellable work. */
+  cancel(): void;
 }
 
 const maxHeadBytes = 64 * 1024;
@@ -201,6 +203,10 @@ class Exchange implements UpstreamExchange {
   abort(): void {
     this.#finished = true;
     this.#detach()?.destroy();
+  }
+
+  cancel(): void {
+    this.abort();
   }
 
   /** Gives up the connection: later events on it are no longer this exchange's. */
