@@ -18,7 +18,8 @@ import { wrk, type LoadResult } from './wrk.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const echoServer = join(root, 'bench', 'echo-server.cjs');
-const watchdogMain = join(root, 'dist', 'watchdog', 'main.js');
+/** What users run: the bin, which starts node with the watchdog's memory settings. */
+const watchdogBin = join(root, 'bin', 'fnbus-watchdog');
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 
 /** anchors.md, measured on this kind of machine with the same load. */
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
 
   const fnbusHttp = await measure(
     'fnbus-watchdog http -> node',
-    () => watchdog('node', [watchdogMain], httpEnv),
+    () => watchdog(watchdogBin, [], httpEnv),
     watchdogPort,
   );
   rows.push(fnbusHttp);
@@ -129,7 +130,7 @@ async function main(): Promise<void> {
   const catEnv = { fprocess: 'cat' };
   const fnbusFork = await measure(
     'fnbus-watchdog fork: cat',
-    () => watchdog('node', [watchdogMain], catEnv),
+    () => watchdog(watchdogBin, [], catEnv),
     watchdogPort,
   );
   rows.push(fnbusFork);
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
   const streamingEnv = { mode: 'streaming', fprocess: 'cat' };
   const fnbusStreaming = await measure(
     'fnbus-watchdog streaming: cat',
-    () => watchdog('node', [watchdogMain], streamingEnv),
+    () => watchdog(watchdogBin, [], streamingEnv),
     watchdogPort,
   );
   rows.push(fnbusStreaming);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -30,5 +32,42 @@ describe('fnbus CLI', () => {
       assert.match(error.stderr, /unknown command 'bogus'/);
       return true;
     });
+  });
+});
+
+describe('bin/fnbus-watchdog', () => {
+  const bin = join(root, 'bin', 'fnbus-watchdog');
+
+  it('prints the version', async () => {
+    assert.equal((await run(bin, ['--version'])).stdout.trim(), version);
+  });
+
+  it('becomes the node process itself, with the small young generation', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'fnbus-bin-'));
+    const child = spawn(bin, [], {
+      env: { PATH: process.env.PATH, TMPDIR: tmp, fprocess: 'cat', port: '0', metrics_port: '0' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const ready = await new Promise<{ port: number }>((resolve, reject) => {
+        let seen = '';
+        child.stderr.on('data', (chunk: Buffer) => {
+          seen += chunk.toString();
+          const line = seen.split('\n').find((l) => l.includes('"watchdog ready"'));
+          if (line) resolve(JSON.parse(line) as { port: number });
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${seen}`)));
+      });
+      const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(cmdline.includes('--max-semi-space-size=2'), cmdline.join(' '));
+      const res = await fetch(`http://127.0.0.1:${ready.port}/`, {
+        method: 'POST',
+        body: 'via bin',
+      });
+      assert.equal(await res.text(), 'via bin');
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
   });
 });
