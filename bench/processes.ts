@@ -58,3 +58,13 @@ export async function peakRssMb(...pids: number[]): Promise<number> {
   }
   return total / 1024;
 }
+
+/** The helper processes a watchdog keeps (fnbus-spawner), whose memory is the watchdog's too. */
+export async function helperPids(pid: number): Promise<number[]> {
+  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  const pids = children.split(' ').filter(Boolean).map(Number);
+  const names = await Promise.all(
+    pids.map((child) => readFile(`/proc/${child}/comm`, 'utf8').catch(() => '')),
+  );
+  return pids.filter((_, i) => names[i]?.trim() === 'fnbus-spawner');
+}

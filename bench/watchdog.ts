@@ -13,7 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peakRssMb, startProcess, stopProcess, waitForPort } from './processes.js';
+import { helperPids, peakRssMb, startProcess, stopProcess, waitForPort } from './processes.js';
 import { wrk, type LoadResult } from './wrk.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -53,7 +53,6 @@ async function measure(
   name: string,
   start: () => { pid: number | undefined; stop: () => Promise<void> },
   port: number,
-  rssOf: 'self' | 'none' = 'self',
 ): Promise<Row> {
   const proc = start();
   try {
@@ -61,7 +60,9 @@ async function measure(
     // Warm up JITs and connection pools before the measured run.
     await wrk(`http://127.0.0.1:${port}/`, { seconds: 2 });
     const result = await wrk(`http://127.0.0.1:${port}/`, { seconds });
-    const rssMb = rssOf === 'self' && proc.pid ? await peakRssMb(proc.pid) : Number.NaN;
+    const rssMb = proc.pid
+      ? await peakRssMb(proc.pid, ...(await helperPids(proc.pid)))
+      : Number.NaN;
     return { name, rssMb, ...result };
   } finally {
     await proc.stop();
