@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quote } from 'shell-quote';
-import { tryConnect } from './http.js';
+import { freePort, tryConnect } from './http.js';
 import { waitFor } from './wait.js';
 
 /** The repository root: this file is dist/test/helpers/watchdog.js once built. */
@@ -271,5 +271,19 @@ export function runWatchdogCli(
       children.delete(child);
       resolve({ code, signal, stdout, stderr });
     });
+  });
+}
+
+/** A watchdog in http mode in front of node-http-server.cjs, which listens on a free port. */
+export async function startNodeFunction(
+  env: Record<string, string> = {},
+): Promise<RunningWatchdog> {
+  const port = await freePort();
+  return startWatchdog({
+    mode: 'http',
+    fprocess: fprocess('node', fixture('node-http-server.cjs')),
+    PORT: String(port),
+    upstream_url: `http://127.0.0.1:${port}`,
+    ...env,
   });
 }

@@ -10,6 +10,7 @@ import {
   fixture,
   fprocess,
   makeTempDir,
+  startNodeFunction,
   startWatchdog,
   type RunningWatchdog,
 } from '../helpers/watchdog.js';
@@ -23,18 +24,6 @@ interface Echo {
   url: string;
   headers: Record<string, string>;
   body: string;
-}
-
-/** A watchdog in http mode in front of node-http-server.cjs on a free port. */
-async function startNodeFunction(env: Record<string, string> = {}): Promise<RunningWatchdog> {
-  const port = await freePort();
-  return startWatchdog({
-    mode: 'http',
-    fprocess: fprocess('node', fixture('node-http-server.cjs')),
-    PORT: String(port),
-    upstream_url: `http://127.0.0.1:${port}`,
-    ...env,
-  });
 }
 
 describe('http mode: node function', () => {

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { freePort, request, tryConnect, type HttpResult } from '../helpers/http.js';
 import { isGone } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
-import { fixture, fprocess, startWatchdog } from '../helpers/watchdog.js';
+import { fixture, startNodeFunction, startWatchdog } from '../helpers/watchdog.js';
 
 /** A call whose settling the test can look at while it is in flight. */
 function track(response: Promise<HttpResult>): {
@@ -67,9 +67,7 @@ describe('SIGTERM: draining', () => {
 
   it('http mode: finishes the call in flight, then stops the function with SIGTERM, exits 0', async (t) => {
     const port = await freePort();
-    const watchdog = await startWatchdog({
-      mode: 'http',
-      fprocess: fprocess('node', fixture('node-http-server.cjs')),
+    const watchdog = await startNodeFunction({
       PORT: String(port),
       upstream_url: `http://127.0.0.1:${port}`,
     });
@@ -170,13 +168,7 @@ describe('http mode: a function that never listens', () => {
 
 describe('http mode: the function process dies', () => {
   it('reports unhealthy while it is down, restarts it, and serves again', async (t) => {
-    const port = await freePort();
-    const watchdog = await startWatchdog({
-      mode: 'http',
-      fprocess: fprocess('node', fixture('node-http-server.cjs')),
-      PORT: String(port),
-      upstream_url: `http://127.0.0.1:${port}`,
-    });
+    const watchdog = await startNodeFunction();
     t.after(() => watchdog.stop());
     const before = await request(`${watchdog.url}/before`);
     assert.equal(before.status, 201);

@@ -3,10 +3,15 @@ import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { freePort, openRequest, request } from '../helpers/http.js';
+import { openRequest, request } from '../helpers/http.js';
 import { groupMembers, isGone } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
-import { fixture, fprocess, startWatchdog, type RunningWatchdog } from '../helpers/watchdog.js';
+import {
+  fixture,
+  startNodeFunction,
+  startWatchdog,
+  type RunningWatchdog,
+} from '../helpers/watchdog.js';
 
 const internal = 'x-openfaas-internal';
 
@@ -172,14 +177,7 @@ describe('read_timeout', () => {
   });
 
   it('answers 408 in http mode too', async (t) => {
-    const port = await freePort();
-    const watchdog = await startWatchdog({
-      mode: 'http',
-      fprocess: fprocess('node', fixture('node-http-server.cjs')),
-      PORT: String(port),
-      upstream_url: `http://127.0.0.1:${port}`,
-      read_timeout: '500ms',
-    });
+    const watchdog = await startNodeFunction({ read_timeout: '500ms' });
     t.after(() => watchdog.stop());
     const { response, elapsedMs } = await stallBody(watchdog.port, 100, 'only a part');
     assert.match(response, /^HTTP\/1\.1 408 /);
@@ -207,19 +205,8 @@ describe('http mode: exec_timeout while the request body is still arriving', () 
     return { ...outcome, elapsedMs: performance.now() - started };
   }
 
-  async function startNodeFunction(): Promise<RunningWatchdog> {
-    const port = await freePort();
-    return startWatchdog({
-      mode: 'http',
-      fprocess: fprocess('node', fixture('node-http-server.cjs')),
-      PORT: String(port),
-      upstream_url: `http://127.0.0.1:${port}`,
-      exec_timeout: '300ms',
-    });
-  }
-
   it('still bounds the call (504 at about exec_timeout)', async (t) => {
-    const watchdog = await startNodeFunction();
+    const watchdog = await startNodeFunction({ exec_timeout: '300ms' });
     t.after(() => watchdog.stop());
     const { res, error, elapsedMs } = await slowUpload(`${watchdog.url}/?ms=1500`, 600, 5000);
     assert.equal(error, undefined);
@@ -228,7 +215,7 @@ describe('http mode: exec_timeout while the request body is still arriving', () 
   });
 
   it('still answers the call when the function then fails', async (t) => {
-    const watchdog = await startNodeFunction();
+    const watchdog = await startNodeFunction({ exec_timeout: '300ms' });
     t.after(() => watchdog.stop());
     const { res, error, elapsedMs } = await slowUpload(`${watchdog.url}/crash`, 600, 2000);
     assert.equal(error, undefined, `no answer within 2s (${elapsedMs}ms): ${String(error)}`);
