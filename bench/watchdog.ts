@@ -113,48 +113,40 @@ async function main(): Promise<void> {
   const ofWatchdog = which('of-watchdog', 'OF_WATCHDOG');
   const classic = which('classic-watchdog', 'CLASSIC_WATCHDOG');
 
-  const fnbusHttp = await measure(
-    'fnbus-watchdog http -> node',
-    () => watchdog(watchdogBin, [], httpEnv),
-    watchdogPort,
-  );
-  rows.push(fnbusHttp);
-  const ofHttp = ofWatchdog
-    ? await measure(
-        'of-watchdog http -> node',
-        () => watchdog(ofWatchdog, [], httpEnv),
-        watchdogPort,
-      )
-    : anchorRow('of-watchdog http -> node', anchors.ofWatchdogHttp);
-  rows.push(ofHttp);
+  /** fnbus-watchdog and its OpenFaaS counterpart (or the anchor) on the same function. */
+  const compare = async (
+    mode: string,
+    env: NodeJS.ProcessEnv,
+    openfaas: { name: string; binary: string | undefined; anchor: number },
+  ): Promise<[Row, Row]> => {
+    const fnbus = await measure(
+      `fnbus-watchdog ${mode}`,
+      () => watchdog(watchdogBin, [], env),
+      watchdogPort,
+    );
+    const { binary } = openfaas;
+    const theirs = binary
+      ? await measure(`${openfaas.name} ${mode}`, () => watchdog(binary, [], env), watchdogPort)
+      : anchorRow(`${openfaas.name} ${mode}`, openfaas.anchor);
+    rows.push(fnbus, theirs);
+    return [fnbus, theirs];
+  };
 
-  const catEnv = { fprocess: 'cat' };
-  const fnbusFork = await measure(
-    'fnbus-watchdog fork: cat',
-    () => watchdog(watchdogBin, [], catEnv),
-    watchdogPort,
+  const [fnbusHttp, ofHttp] = await compare('http -> node', httpEnv, {
+    name: 'of-watchdog',
+    binary: ofWatchdog,
+    anchor: anchors.ofWatchdogHttp,
+  });
+  const [fnbusFork, classicFork] = await compare(
+    'fork: cat',
+    { fprocess: 'cat' },
+    { name: 'classic watchdog', binary: classic, anchor: anchors.classicCat },
   );
-  rows.push(fnbusFork);
-  const classicFork = classic
-    ? await measure('classic watchdog: cat', () => watchdog(classic, [], catEnv), watchdogPort)
-    : anchorRow('classic watchdog: cat', anchors.classicCat);
-  rows.push(classicFork);
-
-  const streamingEnv = { mode: 'streaming', fprocess: 'cat' };
-  const fnbusStreaming = await measure(
-    'fnbus-watchdog streaming: cat',
-    () => watchdog(watchdogBin, [], streamingEnv),
-    watchdogPort,
+  const [fnbusStreaming, ofStreaming] = await compare(
+    'streaming: cat',
+    { mode: 'streaming', fprocess: 'cat' },
+    { name: 'of-watchdog', binary: ofWatchdog, anchor: anchors.ofWatchdogStreamingCat },
   );
-  rows.push(fnbusStreaming);
-  const ofStreaming = ofWatchdog
-    ? await measure(
-        'of-watchdog streaming: cat',
-        () => watchdog(ofWatchdog, [], streamingEnv),
-        watchdogPort,
-      )
-    : anchorRow('of-watchdog streaming: cat', anchors.ofWatchdogStreamingCat);
-  rows.push(ofStreaming);
 
   printTable(rows);
   const ratio = (a: Row, b: Row) => (a.requestsPerSecond / b.requestsPerSecond).toFixed(2);
