@@ -174,9 +174,12 @@ export class SpawnHelper implements ProcessLauncher {
   }
 
   #start(): void {
+    // A process group of its own, so a terminal's Ctrl-C reaches the watchdog (which drains)
+    // but not the helper; the helper ends when its stdin closes, i.e. with the watchdog.
     const helper = spawn(spawnHelperPath, [], {
       env: this.#env,
       stdio: ['pipe', 'pipe', 'inherit'],
+      detached: true,
     });
     this.#helper = helper;
     this.#pending = undefined;

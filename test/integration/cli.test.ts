@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { waitFor } from '../helpers/wait.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -42,25 +43,45 @@ describe('bin/fnbus-watchdog', () => {
     assert.equal((await run(bin, ['--version'])).stdout.trim(), version);
   });
 
-  it('becomes the node process itself, with the small young generation', async () => {
+  /** Starts the bin in a process group of its own, as a terminal would; resolves once ready. */
+  async function startBin() {
     const tmp = mkdtempSync(join(tmpdir(), 'fnbus-bin-'));
     const child = spawn(bin, [], {
       env: { PATH: process.env.PATH, TMPDIR: tmp, fprocess: 'cat', port: '0', metrics_port: '0' },
       stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
     });
-    try {
-      const ready = await new Promise<{ port: number }>((resolve, reject) => {
-        let seen = '';
-        child.stderr.on('data', (chunk: Buffer) => {
-          seen += chunk.toString();
-          const line = seen.split('\n').find((l) => l.includes('"watchdog ready"'));
-          if (line) resolve(JSON.parse(line) as { port: number });
-        });
-        child.once('exit', (code) => reject(new Error(`exited ${code}: ${seen}`)));
+    const ready = await new Promise<{ port: number }>((resolve, reject) => {
+      let seen = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+        const line = seen.split('\n').find((l) => l.includes('"watchdog ready"'));
+        if (line) resolve(JSON.parse(line) as { port: number });
       });
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${seen}`)));
+    });
+    return { child, port: ready.port };
+  }
+
+  it('stops on Ctrl-C (SIGINT to its process group): exit 0, no helper left behind', async () => {
+    const { child, port } = await startBin();
+    const pid = child.pid as number;
+    const helpers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ');
+    assert.equal(helpers.length, 1, 'fnbus-spawner runs beside the watchdog');
+    const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'x' });
+    assert.equal(await res.text(), 'x');
+    const exited = once(child, 'exit');
+    process.kill(-pid, 'SIGINT');
+    assert.deepEqual(await exited, [0, null]);
+    await waitFor(() => !existsSync(`/proc/${helpers[0]}`), { what: 'fnbus-spawner to exit' });
+  });
+
+  it('becomes the node process itself, with the small young generation', async () => {
+    const { child, port } = await startBin();
+    try {
       const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
       assert.ok(cmdline.includes('--max-semi-space-size=2'), cmdline.join(' '));
-      const res = await fetch(`http://127.0.0.1:${ready.port}/`, {
+      const res = await fetch(`http://127.0.0.1:${port}/`, {
         method: 'POST',
         body: 'via bin',
       });
