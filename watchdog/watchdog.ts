@@ -50,6 +50,7 @@ export class Watchdog {
   #accepting = false;
   #draining = false;
   #drained: (() => void) | undefined;
+  #stopping: Promise<void> | undefined;
 
   constructor(config: WatchdogConfig, deps: WatchdogDeps) {
     this.#config = config;
@@ -135,8 +136,12 @@ export class Watchdog {
    * healthcheck_interval so load balancers notice, stops accepting, lets calls in flight finish
    * within write_timeout, then stops the function process.
    */
-  async stop(): Promise<void> {
-    if (this.#draining) return;
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
     this.#accepting = false;
     if (!this.#config.suppressLock) await lockFile.remove();
     if (this.#config.healthcheckIntervalMs > 0) await sleep(this.#config.healthcheckIntervalMs);
