@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
 import { request } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
 import { fixture, startWatchdog, type RunningWatchdog } from '../helpers/watchdog.js';
 
 /**
@@ -77,3 +79,42 @@ for (const forkHelper of ['true', 'false']) {
     });
   });
 }
+
+describe('fnbus-spawner dies under the watchdog', () => {
+  it('fails the calls in flight, starts it again, and serves the next calls', async (t) => {
+    // Sleeps as long as the X-Sleep header says (through the CGI environment).
+    const watchdog = await startWatchdog({
+      fprocess: `sh -c 'cat >/dev/null; echo "pid $$" >&2; sleep "\${Http_X_Sleep:-0}"; echo done'`,
+      combine_output: 'false',
+    });
+    t.after(() => watchdog.stop());
+    const pid = watchdog.child.pid as number;
+    const helperOf = () =>
+      readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').map(Number);
+    const [helper] = helperOf();
+    assert.ok(helper, 'fnbus-spawner runs beside the watchdog');
+
+    const inFlight = request(`${watchdog.url}/`, {
+      method: 'POST',
+      body: 'x',
+      headers: { 'X-Sleep': '5' },
+    });
+    await waitFor(() => /pid \d+/.test(watchdog.stderr), { what: 'the call to start' });
+    process.kill(helper, 'SIGKILL');
+    const failed = await inFlight;
+    assert.equal(failed.status, 500);
+    assert.match(failed.text, /fnbus-spawner exited/);
+    assert.equal(failed.headers['x-openfaas-internal'], 'fnbus-watchdog');
+
+    await waitFor(
+      () => {
+        const [next] = helperOf();
+        return next !== undefined && next !== helper;
+      },
+      { what: 'a new fnbus-spawner' },
+    );
+    const next = await request(`${watchdog.url}/`, { method: 'POST', body: 'x' });
+    assert.equal(next.status, 200);
+    assert.equal(next.text, 'done\n');
+  });
+});
