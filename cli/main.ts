@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { relative } from 'node:path';
 import { Command } from 'commander';
+import { FnbusError } from '../core/errors.js';
+import { newFunction, templateLanguages } from './new-function.js';
 import { version } from '../watchdog/version.js';
 
 /**
@@ -20,4 +23,32 @@ program
     process.stdout.write(`${version}\n`);
   });
 
-await program.parseAsync(process.argv);
+program
+  .command('new <name>')
+  .description(
+    'create a function from a template: its handler folder and its entry in the stack file',
+  )
+  .requiredOption('--lang <language>', `the template (${templateLanguages().join(', ')})`)
+  .option('-f, --yaml <file>', 'the stack file to create or add to', 'stack.yml')
+  .action((name: string, options: { lang: string; yaml: string }) => {
+    const result = newFunction({
+      name,
+      lang: options.lang,
+      stackFile: options.yaml,
+      imagePrefix: process.env.OPENFAAS_PREFIX,
+    });
+    const where = relative(process.cwd(), result.handlerDir);
+    process.stdout.write(
+      `created ./${where} and ${result.stackCreated ? 'wrote' : 'added it to'} ${options.yaml}\n` +
+        (result.welcomeMessage ? `\n${result.welcomeMessage.trimEnd()}\n` : ''),
+    );
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  // Bad input is one clear line and a non-zero exit, never a stack trace.
+  if (!(error instanceof FnbusError)) throw error;
+  process.stderr.write(`fnbus: ${error.message}\n`);
+  process.exitCode = 1;
+}

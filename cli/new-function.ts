@@ -1,0 +1,87 @@
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Document, isMap, parseDocument } from 'yaml';
+import { ValidationError } from '../core/errors.js';
+import { assertDnsLabel } from '../core/function-name.js';
+import { loadStack } from './stack.js';
+
+/** The templates shipped with fnbus, two folders up from the built module. */
+export const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url));
+
+export interface NewFunctionOptions {
+  name: string;
+  lang: string;
+  /** The stack file to create or add to. */
+  stackFile: string;
+  /** Image name prefix, as faas-cli's OPENFAAS_PREFIX. */
+  imagePrefix?: string;
+  templates?: string;
+}
+
+export interface NewFunctionResult {
+  handlerDir: string;
+  stackCreated: boolean;
+  welcomeMessage: string | undefined;
+}
+
+/** The languages there is a template for. */
+export function templateLanguages(templates = templatesDir): string[] {
+  return readdirSync(templates, { withFileTypes: true })
+    .filter(
+      (entry) => entry.isDirectory() && existsSync(join(templates, entry.name, 'template.yml')),
+    )
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/**
+ * `fnbus new NAME --lang L`, as faas-cli's `new`: copies the template's handler into ./NAME and
+ * adds the function to the stack file (creating it if needed), keeping the file's comments.
+ * Nothing is written unless every check passes.
+ */
+export function newFunction(options: NewFunctionOptions): NewFunctionResult {
+  const { name, lang, stackFile, imagePrefix = '', templates = templatesDir } = options;
+  assertDnsLabel(name, 'function name');
+  const languages = templateLanguages(templates);
+  if (!languages.includes(lang)) {
+    throw new ValidationError(`no template for "${lang}"; choose one of: ${languages.join(', ')}`);
+  }
+  const stackPath = resolve(stackFile);
+  const stackDir = resolve(stackPath, '..');
+  const handlerDir = join(stackDir, name);
+  if (existsSync(handlerDir)) {
+    throw new ValidationError(
+      `the folder ${relative(process.cwd(), handlerDir) || '.'} already exists`,
+    );
+  }
+  const stackCreated = !existsSync(stackPath);
+  if (!stackCreated && name in loadStack(stackPath, process.env).functions) {
+    throw new ValidationError(`${stackFile} already has a function named ${name}`);
+  }
+
+  const template = join(templates, lang);
+  const document = stackCreated
+    ? new Document({
+        version: '1.0',
+        provider: { name: 'fnbus', gateway: 'http://127.0.0.1:8080' },
+        functions: {},
+      })
+    : parseDocument(readFileSync(stackPath, 'utf8'));
+  const functions = document.get('functions');
+  if (isMap(functions)) functions.flow = false;
+  document.setIn(['functions', name], {
+    lang,
+    handler: `./${name}`,
+    image: `${imagePrefix ? `${imagePrefix.replace(/\/$/, '')}/` : ''}${name}:latest`,
+  });
+  cpSync(join(template, 'function'), handlerDir, { recursive: true });
+  writeFileSync(stackPath, String(document));
+
+  const templateYaml = parseDocument(
+    readFileSync(join(template, 'template.yml'), 'utf8'),
+  ).toJS() as {
+    welcome_message?: string;
+  };
+  return { handlerDir, stackCreated, welcomeMessage: templateYaml.welcome_message };
+}
