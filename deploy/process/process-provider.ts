@@ -1,0 +1,521 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  ConflictError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../core/errors.js';
+import { assertDnsLabel } from '../../core/function-name.js';
+import type { FunctionDeployment, FunctionStatus, StringMap } from '../../core/function-types.js';
+import type { ProviderInfo } from '../../core/info-types.js';
+import type { LogMessage, LogRequest } from '../../core/log-types.js';
+import { silentLogger, type Logger } from '../../core/logger.js';
+import { OpenFaasAnnotation } from '../../core/openfaas-names.js';
+import type { Provider } from '../../core/provider.js';
+import { version } from '../../watchdog/version.js';
+import { FileSecretStore } from './file-secret-store.js';
+import { FunctionState, type FunctionRecord } from './function-state.js';
+import { planLaunch, type LaunchPlan } from './launch-plan.js';
+import { closedLine, LogRing, type LogLine } from './log-ring.js';
+import { Replica } from './replica.js';
+
+/** The repository root: this file is dist/deploy/process/process-provider.js once built. */
+const defaultRepoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** The env var naming the folder that holds a function's secrets, one file per secret. */
+export const SecretsPathEnv = 'FNBUS_SECRETS_PATH';
+
+export interface ProcessProviderOptions {
+  /** Where deployments, secrets and each replica's TMPDIR live. */
+  stateDir: string;
+  /** The one namespace; default `openfaas-fn`, as OpenFaaS's. */
+  namespace?: string;
+  /** Holds `bin/fnbus-watchdog` and `templates/`; default: this package. */
+  repoRoot?: string;
+  /** Default `<repoRoot>/bin/fnbus-watchdog`. */
+  watchdogPath?: string;
+  /** Every replica's environment before the function's envVars; default: PATH only. */
+  baseEnv?: StringMap;
+  /** Lines of logs kept per function; default 1000. */
+  logLines?: number;
+  /** Most replicas a function may ask for; default 100. */
+  maxReplicas?: number;
+  /**
+   * How long a replica leaving the pool (scale down, update) keeps running before SIGTERM, so a
+   * caller that resolved it a moment before still gets through; default 500ms.
+   */
+  drainDelayMs?: number;
+  /** After SIGTERM, how long a watchdog may drain before SIGKILL; default 5s. */
+  stopGraceMs?: number;
+  /** Restart backoff of a crashed replica: from min, doubling, up to max; default 100ms → 10s. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  logger?: Logger;
+}
+
+interface FunctionEntry {
+  record: FunctionRecord;
+  plan: LaunchPlan;
+  /** Bumped by every update: replicas of older generations are replaced. */
+  generation: number;
+  /** Every replica in the pool, of any generation; retired ones leave it at once. */
+  replicas: Replica[];
+  logs: LogRing;
+  /** Round-robin cursor of resolve(). */
+  cursor: number;
+  /** No longer managed: removed, or the provider closed. */
+  removed: boolean;
+  /** Removed for good: its record must not be written again. */
+  deleted: boolean;
+  /** The last write of its record: writes run one after another, each of the latest record. */
+  saving: Promise<void>;
+}
+
+/** What one replica is doing, for diagnostics and tests. */
+export interface ReplicaInfo {
+  instance: string;
+  generation: number;
+  pid: number | undefined;
+  ready: boolean;
+  url: string | undefined;
+  restarts: number;
+}
+
+/**
+ * The embedded provider: every replica of a function is a local `fnbus-watchdog` process on a
+ * loopback port, supervised (restarted with backoff), health-checked, and listed in a pool that
+ * resolve() round-robins over. Deployments are kept in `stateDir`, so start() brings them back.
+ */
+export class ProcessProvider implements Provider {
+  readonly secrets: FileSecretStore;
+  readonly #namespace: string;
+  readonly #stateDir: string;
+  readonly #repoRoot: string;
+  readonly #watchdogPath: string;
+  readonly #baseEnv: StringMap;
+  readonly #logLines: number;
+  readonly #maxReplicas: number;
+  readonly #drainDelayMs: number;
+  readonly #stopGraceMs: number;
+  readonly #minBackoffMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #logger: Logger;
+  readonly #state: FunctionState;
+  readonly #functions = new Map<string, FunctionEntry>();
+  /** Stops in progress (retired replicas), awaited by close(). */
+  readonly #stopping = new Set<Promise<void>>();
+  #closed = false;
+
+  constructor(options: ProcessProviderOptions) {
+    this.#stateDir = options.stateDir;
+    this.#namespace = options.namespace ?? 'openfaas-fn';
+    assertDnsLabel(this.#namespace, 'namespace');
+    this.#repoRoot = options.repoRoot ?? defaultRepoRoot;
+    this.#watchdogPath = options.watchdogPath ?? join(this.#repoRoot, 'bin', 'fnbus-watchdog');
+    this.#baseEnv = options.baseEnv ?? { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
+    this.#logLines = options.logLines ?? 1000;
+    this.#maxReplicas = options.maxReplicas ?? 100;
+    this.#drainDelayMs = options.drainDelayMs ?? 500;
+    this.#stopGraceMs = options.stopGraceMs ?? 5000;
+    this.#minBackoffMs = options.minBackoffMs ?? 100;
+    this.#maxBackoffMs = options.maxBackoffMs ?? 10_000;
+    this.#logger = options.logger ?? silentLogger;
+    this.#state = new FunctionState(this.#stateDir);
+    this.secrets = new FileSecretStore(this.#stateDir, this.#namespace);
+  }
+
+  /** Brings back the functions saved in stateDir, with their desired replicas. */
+  async start(): Promise<void> {
+    const records = await this.#state.loadAll((file, error) =>
+      this.#logger.error({ err: error, file }, 'cannot read a saved function: skipped'),
+    );
+    for (const record of records) {
+      const name = record.spec.service;
+      if (this.#functions.has(name)) continue;
+      try {
+        const plan = planLaunch(record.spec, this.#repoRoot);
+        await this.#writeSecrets(name, record.spec.secrets);
+        const entry = this.#newEntry(record, plan);
+        this.#functions.set(name, entry);
+        this.#reconcile(entry);
+      } catch (error) {
+        this.#logger.error({ err: error, fn: name }, 'cannot bring back a saved function');
+      }
+    }
+  }
+
+  /** Stops every replica (state stays on disk): for shutdown and tests. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const stops: Promise<void>[] = [...this.#stopping];
+    for (const entry of this.#functions.values()) {
+      entry.removed = true;
+      entry.logs.close();
+      for (const replica of entry.replicas) stops.push(replica.stop());
+      entry.replicas = [];
+    }
+    this.#functions.clear();
+    await Promise.all(stops);
+  }
+
+  info(): Promise<ProviderInfo> {
+    return Promise.resolve({
+      provider: 'fnbus-process',
+      orchestration: 'process',
+      version: { release: version, sha: '' },
+    });
+  }
+
+  namespaces(): Promise<string[]> {
+    return Promise.resolve([this.#namespace]);
+  }
+
+  async deploy(spec: FunctionDeployment): Promise<void> {
+    this.#checkOpen();
+    const plan = this.#validate(spec);
+    const replicas = this.#minReplicas(spec);
+    const name = spec.service;
+    if (this.#functions.has(name)) {
+      throw new ConflictError(
+        `function "${name}" already exists in namespace "${this.#namespace}"`,
+      );
+    }
+    const record: FunctionRecord = {
+      spec: this.#normalize(spec),
+      replicas,
+      createdAt: new Date().toISOString(),
+    };
+    // Claimed before the first await, so a concurrent deploy of the same name conflicts.
+    const entry = this.#newEntry(record, plan);
+    this.#functions.set(name, entry);
+    try {
+      await this.#writeSecrets(name, spec.secrets);
+      await this.#persist(entry);
+    } catch (error) {
+      this.#functions.delete(name);
+      throw error;
+    }
+    this.#reconcile(entry);
+  }
+
+  async update(spec: FunctionDeployment): Promise<void> {
+    this.#checkOpen();
+    const plan = this.#validate(spec);
+    const entry = this.#entry(spec.service, spec.namespace);
+    await this.#writeSecrets(spec.service, spec.secrets);
+    entry.record = { ...entry.record, spec: this.#normalize(spec) };
+    entry.plan = plan;
+    entry.generation++;
+    await this.#persist(entry);
+    this.#reconcile(entry);
+  }
+
+  async remove(name: string, namespace?: string): Promise<void> {
+    const entry = this.#entry(name, namespace);
+    this.#functions.delete(name);
+    entry.removed = true;
+    entry.deleted = true;
+    const replicas = entry.replicas;
+    entry.replicas = [];
+    await entry.saving.catch(() => {});
+    await this.#state.remove(name);
+    await Promise.all(replicas.map((replica) => replica.stop()));
+    entry.logs.close();
+    await rm(this.#runDir(name), { recursive: true, force: true });
+  }
+
+  list(namespace?: string): Promise<FunctionStatus[]> {
+    if (!this.#isOurs(namespace)) return Promise.resolve([]);
+    return Promise.resolve(
+      [...this.#functions.values()]
+        .sort((a, b) => a.record.spec.service.localeCompare(b.record.spec.service))
+        .map((entry) => this.#status(entry)),
+    );
+  }
+
+  get(name: string, namespace?: string): Promise<FunctionStatus | undefined> {
+    const entry = this.#isOurs(namespace) ? this.#functions.get(name) : undefined;
+    return Promise.resolve(entry && this.#status(entry));
+  }
+
+  async scale(name: string, replicas: number, namespace?: string): Promise<void> {
+    const entry = this.#entry(name, namespace);
+    if (!Number.isInteger(replicas) || replicas < 0 || replicas > this.#maxReplicas) {
+      throw new ValidationError(
+        `replicas must be a whole number from 0 to ${this.#maxReplicas}, not ${replicas}`,
+      );
+    }
+    entry.record = { ...entry.record, replicas };
+    await this.#persist(entry);
+    this.#reconcile(entry);
+  }
+
+  resolve(name: string, namespace?: string): Promise<URL> {
+    try {
+      const entry = this.#entry(name, namespace);
+      const pool = entry.replicas.filter((replica) => replica.ready);
+      if (pool.length === 0) {
+        throw new UnavailableError(`function "${name}" has no ready replica`);
+      }
+      const replica = pool[entry.cursor++ % pool.length]!;
+      if (entry.cursor >= Number.MAX_SAFE_INTEGER) entry.cursor = 0;
+      return Promise.resolve(new URL(replica.url));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  async *logs(req: LogRequest, signal: AbortSignal): AsyncIterable<LogMessage> {
+    const entry = this.#entry(req.name, req.namespace);
+    const since = req.since?.getTime();
+    const matches = (line: LogLine): boolean =>
+      (req.instance === undefined || req.instance === line.instance) &&
+      (since === undefined || line.at >= since);
+    const queue: LogLine[] = [];
+    let ended = false;
+    let wake: (() => void) | undefined;
+    // Subscribed before the snapshot is taken (same tick): no line is lost or seen twice.
+    const unsubscribe = req.follow
+      ? entry.logs.subscribe((line) => {
+          if (line === closedLine) ended = true;
+          else if (matches(line)) {
+            queue.push(line);
+            // A follower that does not read is not allowed to grow without bound.
+            if (queue.length > this.#logLines) queue.shift();
+          }
+          wake?.();
+        })
+      : undefined;
+    const onAbort = (): void => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      let lines = entry.logs.snapshot().filter(matches);
+      if (req.tail !== undefined) lines = lines.slice(Math.max(0, lines.length - req.tail));
+      for (const line of lines) {
+        if (signal.aborted) return;
+        yield this.#message(entry, line);
+      }
+      while (req.follow && !signal.aborted && !ended) {
+        const line = queue.shift();
+        if (line) {
+          yield this.#message(entry, line);
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe?.();
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The replicas of a function as they are now (diagnostics, tests). */
+  instances(name: string, namespace?: string): ReplicaInfo[] {
+    return this.#entry(name, namespace).replicas.map((replica) => ({
+      instance: replica.instance,
+      generation: replica.generation,
+      pid: replica.pid,
+      ready: replica.ready,
+      url: replica.ready ? replica.url : undefined,
+      restarts: replica.restarts,
+    }));
+  }
+
+  #message(entry: FunctionEntry, line: LogLine): LogMessage {
+    return {
+      name: entry.record.spec.service,
+      namespace: this.#namespace,
+      instance: line.instance,
+      timestamp: line.timestamp,
+      text: line.text,
+    };
+  }
+
+  /**
+   * Brings the pool to the desired count of current-generation replicas, and retires older
+   * generations once enough current ones are ready (an update never leaves the pool empty).
+   */
+  #reconcile(entry: FunctionEntry): void {
+    if (entry.removed || this.#closed) return;
+    const desired = entry.record.replicas;
+    const current = entry.replicas.filter((replica) => replica.generation === entry.generation);
+    while (current.length < desired) {
+      const replica = this.#startReplica(entry);
+      current.push(replica);
+      entry.replicas.push(replica);
+    }
+    if (current.length > desired) {
+      // Not-ready ones first, then the newest: the ones serving longest stay.
+      const surplus = [...current]
+        .reverse()
+        .sort((a, b) => Number(a.ready) - Number(b.ready))
+        .slice(0, current.length - desired);
+      for (const replica of surplus) this.#retire(entry, replica);
+    }
+    const older = entry.replicas.filter((replica) => replica.generation < entry.generation);
+    const currentReady = entry.replicas.filter(
+      (replica) => replica.generation === entry.generation && replica.ready,
+    ).length;
+    if (older.length > 0 && currentReady >= desired) {
+      for (const replica of older) this.#retire(entry, replica);
+    }
+  }
+
+  /** Takes a replica out of the pool now; stops it after drainDelayMs if it was serving. */
+  #retire(entry: FunctionEntry, replica: Replica): void {
+    entry.replicas = entry.replicas.filter((other) => other !== replica);
+    const delayMs = replica.ready ? this.#drainDelayMs : 0;
+    const stopped = new Promise<void>((resolve) => setTimeout(resolve, delayMs))
+      .then(() => replica.stop())
+      .finally(() => this.#stopping.delete(stopped));
+    this.#stopping.add(stopped);
+  }
+
+  #startReplica(entry: FunctionEntry): Replica {
+    const name = entry.record.spec.service;
+    const instance = `${name}-${randomBytes(4).toString('hex')}`;
+    const replica = new Replica({
+      instance,
+      generation: entry.generation,
+      watchdogPath: this.#watchdogPath,
+      plan: entry.plan,
+      baseEnv: this.#baseEnv,
+      extraEnv: { [SecretsPathEnv]: this.#secretsDir(name) },
+      workDir: join(this.#runDir(name), instance),
+      onLine: (from, text) => entry.logs.push(from, text),
+      onReadyChange: () => this.#reconcile(entry),
+      logger: this.#logger.child({ fn: name, instance }),
+      minBackoffMs: this.#minBackoffMs,
+      maxBackoffMs: this.#maxBackoffMs,
+      stopGraceMs: this.#stopGraceMs,
+    });
+    replica.start();
+    return replica;
+  }
+
+  #newEntry(record: FunctionRecord, plan: LaunchPlan): FunctionEntry {
+    return {
+      record,
+      plan,
+      generation: 1,
+      replicas: [],
+      logs: new LogRing(this.#logLines),
+      cursor: 0,
+      removed: false,
+      deleted: false,
+      saving: Promise.resolve(),
+    };
+  }
+
+  #status(entry: FunctionEntry): FunctionStatus {
+    const { spec, replicas, createdAt } = entry.record;
+    const status: FunctionStatus = {
+      name: spec.service,
+      image: spec.image,
+      namespace: this.#namespace,
+      envProcess: spec.envProcess,
+      envVars: spec.envVars,
+      constraints: spec.constraints,
+      secrets: spec.secrets,
+      labels: spec.labels,
+      annotations: spec.annotations,
+      limits: spec.limits,
+      requests: spec.requests,
+      readOnlyRootFilesystem: spec.readOnlyRootFilesystem,
+      replicas,
+      availableReplicas: entry.replicas.filter((replica) => replica.ready).length,
+      createdAt,
+    };
+    for (const key of Object.keys(status) as (keyof FunctionStatus)[]) {
+      if (status[key] === undefined) delete status[key];
+    }
+    return status;
+  }
+
+  /** Name, namespace and what to run; returns the launch plan. */
+  #validate(spec: FunctionDeployment): LaunchPlan {
+    if (typeof spec !== 'object' || spec === null) {
+      throw new ValidationError('a function deployment must be an object');
+    }
+    assertDnsLabel(spec.service ?? '', 'function name');
+    if (!this.#isOurs(spec.namespace)) {
+      throw new ValidationError(
+        `namespace "${spec.namespace}" does not exist: this provider has only "${this.#namespace}"`,
+      );
+    }
+    if (spec.image !== undefined && typeof spec.image !== 'string') {
+      throw new ValidationError('image must be text');
+    }
+    if (spec.secrets !== undefined) {
+      for (const secret of spec.secrets) assertDnsLabel(secret, 'secret name');
+    }
+    return planLaunch(spec, this.#repoRoot);
+  }
+
+  /** `com.openfaas.scale.min` from labels or annotations (annotations win); default 1. */
+  #minReplicas(spec: FunctionDeployment): number {
+    const key = OpenFaasAnnotation.ScaleMin;
+    const text = spec.annotations?.[key] ?? spec.labels?.[key];
+    if (text === undefined) return 1;
+    const replicas = Number(text);
+    if (!/^\d+$/.test(text.trim()) || replicas > this.#maxReplicas) {
+      throw new ValidationError(
+        `${key} must be a whole number from 0 to ${this.#maxReplicas}, not "${text}"`,
+      );
+    }
+    return replicas;
+  }
+
+  /** The spec as stored: namespace made explicit, image kept as given (there is no container). */
+  #normalize(spec: FunctionDeployment): FunctionDeployment {
+    return { ...spec, image: spec.image ?? '', namespace: this.#namespace };
+  }
+
+  /** Saves the entry's current record, after any write in progress; never once it is deleted. */
+  async #persist(entry: FunctionEntry): Promise<void> {
+    const write = async (): Promise<void> => {
+      if (!entry.deleted) await this.#state.save(entry.record);
+    };
+    const next = entry.saving.then(write, write);
+    entry.saving = next;
+    await next;
+  }
+
+  async #writeSecrets(name: string, secrets: readonly string[] | undefined): Promise<void> {
+    await this.secrets.materialize(secrets ?? [], this.#secretsDir(name));
+  }
+
+  #entry(name: string, namespace: string | undefined): FunctionEntry {
+    const entry = this.#isOurs(namespace) ? this.#functions.get(name) : undefined;
+    if (!entry) {
+      throw new NotFoundError(
+        `function "${name}" not found in namespace "${namespace || this.#namespace}"`,
+      );
+    }
+    return entry;
+  }
+
+  #isOurs(namespace: string | undefined): boolean {
+    return namespace === undefined || namespace === '' || namespace === this.#namespace;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new UnavailableError('the process provider is closed');
+  }
+
+  #runDir(name: string): string {
+    return join(this.#stateDir, 'run', name);
+  }
+
+  #secretsDir(name: string): string {
+    return join(this.#runDir(name), 'secrets');
+  }
+}
+
+export function createProcessProvider(options: ProcessProviderOptions): ProcessProvider {
+  return new ProcessProvider(options) satisfies Provider;
+}

@@ -1,0 +1,31 @@
+import { EnvReader, type Env } from '../core/config.js';
+
+export interface GatewayConfig {
+  port: number;
+  readTimeoutMs: number;
+  writeTimeoutMs: number;
+  /** How long the gateway waits for a function's answer before a 502. */
+  upstreamTimeoutMs: number;
+  basicAuth: boolean;
+  secretMountPath: string;
+  scaleFromZero: boolean;
+  functionNamespace: string;
+  /** Largest request body on /system routes. */
+  maxSystemBodyBytes: number;
+}
+
+/** The gateway's settings, named as OpenFaaS's gateway names them; every problem at once. */
+export function readConfig(env: Env): Readonly<GatewayConfig> {
+  const read = new EnvReader(env);
+  return read.done({
+    port: read.integer('port', 8080, { min: 0, max: 65535 }),
+    readTimeoutMs: read.durationMs('read_timeout', 60_000),
+    writeTimeoutMs: read.durationMs('write_timeout', 60_000),
+    upstreamTimeoutMs: read.durationMs('upstream_timeout', 60_000),
+    basicAuth: read.boolean('basic_auth', false),
+    secretMountPath: read.string('secret_mount_path', '/run/secrets/'),
+    scaleFromZero: read.boolean('scale_from_zero', true),
+    functionNamespace: read.string('function_namespace', 'openfaas-fn'),
+    maxSystemBodyBytes: read.integer('max_system_body_bytes', 1024 * 1024, { min: 1024 }),
+  });
+}

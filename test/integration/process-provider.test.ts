@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { NotFoundError, ValidationError } from '../../core/errors.js';
+import type { FunctionDeployment } from '../../core/function-types.js';
+import {
+  ProcessProvider,
+  type ProcessProviderOptions,
+} from '../../deploy/process/process-provider.js';
+import { request } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+import { providerContract, randomName } from './provider-contract.js';
+
+/** The repository root: this file is dist/test/integration/process-provider.test.js once built. */
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const readyTimeoutMs = 15_000;
+
+function echoFunction(name: string): FunctionDeployment {
+  return {
+    service: name,
+    image: 'ghcr.io/openfaas/alpine:latest',
+    envProcess: 'cat',
+    envVars: { log_callid: 'true' },
+  };
+}
+
+const stateDirs: string[] = [];
+function makeStateDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fnbus-process-provider-'));
+  stateDirs.push(dir);
+  return dir;
+}
+process.once('exit', () => {
+  for (const dir of stateDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function startProvider(
+  options: Partial<ProcessProviderOptions> = {},
+): Promise<ProcessProvider> {
+  const provider = new ProcessProvider({
+    stateDir: options.stateDir ?? makeStateDir(),
+    drainDelayMs: 200,
+    stopGraceMs: 3000,
+    ...options,
+  });
+  await provider.start();
+  return provider;
+}
+
+providerContract('ProcessProvider', async () => {
+  const provider = await startProvider();
+  return { provider, echoFunction, close: () => provider.close() };
+});
+
+describe('ProcessProvider', () => {
+  const providers: ProcessProvider[] = [];
+  let stateDir: string;
+  beforeEach(() => {
+    stateDir = makeStateDir();
+  });
+  afterEach(async () => {
+    await Promise.all(providers.splice(0).map((provider) => provider.close()));
+  });
+  const open = async (options: Partial<ProcessProviderOptions> = {}) => {
+    const provider = await startProvider({ stateDir, ...options });
+    providers.push(provider);
+    return provider;
+  };
+  const available = (provider: ProcessProvider, fn: string, replicas: number) =>
+    waitFor(async () => (await provider.get(fn))?.availableReplicas === replicas, {
+      timeoutMs: readyTimeoutMs,
+      intervalMs: 25,
+      what: `${fn} to have ${replicas} ready replicas`,
+    });
+  const readLogs = async (provider: ProcessProvider, fn: string): Promise<string[]> => {
+    const texts: string[] = [];
+    const req = { name: fn, follow: false };
+    for await (const message of provider.logs(req, AbortSignal.timeout(5000))) {
+      texts.push(message.text);
+    }
+    return texts;
+  };
+  const call = async (provider: ProcessProvider, fn: string, body = 'ping') => {
+    const base = await provider.resolve(fn);
+    return request(new URL('/', base).href, { method: 'POST', body });
+  };
+
+  it('restarts a replica whose watchdog is killed, and it serves again', async () => {
+    const provider = await open();
+    const fn = randomName();
+    await provider.deploy(echoFunction(fn));
+    await available(provider, fn, 1);
+    const [before] = provider.instances(fn);
+    assert.ok(before?.pid);
+    process.kill(before.pid, 'SIGKILL');
+    await waitFor(
+      () => {
+        const [now] = provider.instances(fn);
+        return now?.ready === true && now.pid !== before.pid && now.restarts >= 1;
+      },
+      { timeoutMs: readyTimeoutMs, what: 'the replica to come back' },
+    );
+    assert.equal((await call(provider, fn, 'again')).text, 'again');
+    const lines = await readLogs(provider, fn);
+    assert.ok(
+      lines.some((text) => text.includes('watchdog exited (signal SIGKILL)')),
+      lines.join('\n'),
+    );
+  });
+
+  it('updates without dropping a call: new replicas first, the old ones after', async () => {
+    const provider = await open();
+    const fn = randomName();
+    await provider.deploy(echoFunction(fn));
+    await provider.scale(fn, 2);
+    await available(provider, fn, 2);
+
+    const statuses: number[] = [];
+    const bodies: string[] = [];
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        const response = await call(provider, fn, 'v1');
+        statuses.push(response.status);
+        bodies.push(response.text);
+      }
+    })();
+    await waitFor(() => statuses.length >= 5, { what: 'calls before the update' });
+    await provider.update({ ...echoFunction(fn), envProcess: 'echo v2' });
+    await waitFor(
+      () => {
+        const replicas = provider.instances(fn);
+        return (
+          replicas.length === 2 &&
+          replicas.every((replica) => replica.generation === 2 && replica.ready) &&
+          bodies.at(-1)?.trim() === 'v2'
+        );
+      },
+      { timeoutMs: readyTimeoutMs, what: 'the update to roll out' },
+    );
+    const count = statuses.length;
+    // Past the old replicas' drain delay and stop.
+    await waitFor(() => statuses.length >= count + 20, { what: 'calls after the update' });
+    stop = true;
+    await loop;
+    assert.deepEqual(
+      statuses.filter((status) => status !== 200),
+      [],
+      'every call during the update got a 200',
+    );
+    assert.ok(bodies.includes('v1') && bodies.some((body) => body.trim() === 'v2'));
+  });
+
+  it('brings functions back, with their replicas, when restarted on the same state folder', async () => {
+    const first = await open();
+    const fn = randomName();
+    await first.deploy({ ...echoFunction(fn), labels: { keep: 'me' } });
+    await first.scale(fn, 2);
+    await available(first, fn, 2);
+    const createdAt = (await first.get(fn))?.createdAt;
+    await first.close();
+
+    const files = readdirSync(join(stateDir, 'functions'));
+    assert.deepEqual(files, [`${fn}.json`], 'one record, no temporary file left');
+    const saved = JSON.parse(readFileSync(join(stateDir, 'functions', files[0]!), 'utf8')) as {
+      replicas: number;
+    };
+    assert.equal(saved.replicas, 2);
+
+    const second = await open();
+    const status = await second.get(fn);
+    assert.equal(status?.replicas, 2);
+    assert.equal(status?.createdAt, createdAt);
+    assert.deepEqual(status?.labels, { keep: 'me' });
+    await available(second, fn, 2);
+    assert.equal((await call(second, fn, 'back again')).text, 'back again');
+
+    await second.remove(fn);
+    assert.equal(existsSync(join(stateDir, 'functions', `${fn}.json`)), false);
+    assert.equal(existsSync(join(stateDir, 'run', fn)), false);
+  });
+
+  it('runs a node template handler in http mode', async () => {
+    const provider = await open();
+    const fn = randomName();
+    await provider.deploy({
+      service: fn,
+      image: `${fn}:latest`,
+      annotations: {
+        'fnbus.lang': 'node',
+        'fnbus.handler': join(repoRoot, 'templates', 'node', 'function'),
+      },
+    });
+    await available(provider, fn, 1);
+    const base = await provider.resolve(fn);
+    const response = await request(new URL('/', base).href, {
+      method: 'POST',
+      body: JSON.stringify({ hello: 'world' }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    assert.equal(response.status, 200, response.text);
+    assert.deepEqual(JSON.parse(response.text), { status: 'Received input: {"hello":"world"}' });
+  });
+
+  it('gives a function the secrets it lists, as files in FNBUS_SECRETS_PATH', async () => {
+    const provider = await open();
+    await provider.secrets.create({ name: 'api-key', value: 's3cret' });
+    assert.deepEqual(await provider.secrets.list(), [
+      { name: 'api-key', namespace: 'openfaas-fn' },
+    ]);
+    const fn = randomName();
+    await provider.deploy({
+      service: fn,
+      image: 'x',
+      envProcess: `sh -c 'cat "$FNBUS_SECRETS_PATH/api-key"'`,
+      secrets: ['api-key'],
+    });
+    await available(provider, fn, 1);
+    assert.equal((await call(provider, fn)).text, 's3cret');
+    await assert.rejects(
+      provider.deploy({
+        service: randomName(),
+        image: 'x',
+        envProcess: 'cat',
+        secrets: ['missing'],
+      }),
+      ValidationError,
+    );
+  });
+
+  it('keeps a bounded number of log lines per function', async () => {
+    const provider = await open({ logLines: 5 });
+    const fn = randomName();
+    await provider.deploy(echoFunction(fn));
+    await available(provider, fn, 1);
+    for (let i = 0; i < 8; i++) assert.equal((await call(provider, fn)).status, 200);
+    // The last call's line may be written just after its answer: wait for it.
+    const lines = await waitFor(
+      async () => {
+        const texts = await readLogs(provider, fn);
+        return texts.every((text) => text.includes('"msg":"call"')) && texts;
+      },
+      { what: 'only call lines to remain' },
+    );
+    assert.equal(lines.length, 5);
+  });
+
+  it('rejects a template it does not know, or a handler that is not there', async () => {
+    const provider = await open();
+    await assert.rejects(
+      provider.deploy({
+        service: randomName(),
+        image: 'x',
+        annotations: { 'fnbus.lang': 'cobol' },
+      }),
+      ValidationError,
+    );
+    await assert.rejects(
+      provider.deploy({
+        service: randomName(),
+        image: 'x',
+        annotations: { 'fnbus.lang': 'node', 'fnbus.handler': '/no/such/folder' },
+      }),
+      ValidationError,
+    );
+    await assert.rejects(
+      provider.deploy({ ...echoFunction(randomName()), namespace: 'elsewhere' }),
+      ValidationError,
+    );
+    await assert.rejects(provider.scale(randomName(), 1, 'elsewhere'), NotFoundError);
+  });
+});
