@@ -2,7 +2,10 @@
 import { relative } from 'node:path';
 import { Command } from 'commander';
 import { FnbusError } from '../core/errors.js';
+import { pino } from 'pino';
+import { readConfig as readGatewayConfig } from '../gateway/config.js';
 import { newFunction, templateLanguages } from './new-function.js';
+import { defaultStateDir, up } from './up.js';
 import { version } from '../watchdog/version.js';
 
 /**
@@ -42,6 +45,38 @@ program
       `created ./${where} and ${result.stackCreated ? 'wrote' : 'added it to'} ${options.yaml}\n` +
         (result.welcomeMessage ? `\n${result.welcomeMessage.trimEnd()}\n` : ''),
     );
+  });
+
+program
+  .command('up')
+  .description('run the hub (gateway + process provider) on this machine, deploying a stack')
+  .option('-f, --yaml <file>', 'the stack file to deploy')
+  .option('-p, --port <port>', 'the gateway port (default: $port, else 8080)')
+  .option(
+    '--state-dir <dir>',
+    'where deployed functions are kept between runs',
+    defaultStateDir(process.env),
+  )
+  .action(async (options: { yaml?: string; port?: string; stateDir: string }) => {
+    const config = readGatewayConfig({
+      ...process.env,
+      ...(options.port ? { port: options.port } : {}),
+    });
+    const logger = pino({ name: 'fnbus' });
+    const hub = await up({ stackFile: options.yaml, config, stateDir: options.stateDir, logger });
+    logger.info({ port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
+    const stop = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'stopping');
+      hub.stop().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
   });
 
 try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ConflictError,
@@ -110,7 +110,8 @@ export class ProcessProvider implements Provider {
   #closed = false;
 
   constructor(options: ProcessProviderOptions) {
-    this.#stateDir = options.stateDir;
+    // Absolute: replicas get paths under it (TMPDIR, secrets) and run in other folders.
+    this.#stateDir = resolve(options.stateDir);
     this.#namespace = options.namespace ?? 'openfaas-fn';
     assertDnsLabel(this.#namespace, 'namespace');
     this.#repoRoot = options.repoRoot ?? defaultRepoRoot;
