@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { FnbusError } from '../core/errors.js';
 import { pino } from 'pino';
 import { readConfig as readGatewayConfig } from '../gateway/config.js';
+import { registerClientCommands } from './client-commands.js';
 import { newFunction, templateLanguages } from './new-function.js';
 import { defaultStateDir, up } from './up.js';
 import { version } from '../watchdog/version.js';
@@ -17,6 +18,8 @@ const program = new Command()
   .name('fnbus')
   .description('fnbus: an event-connector hub for serverless functions, compatible with OpenFaaS')
   .version(version, '-v, --version', 'print the version')
+  // Options after a subcommand are the subcommand's: `fnbus list -v` is verbose, not --version.
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 program
@@ -78,6 +81,8 @@ program
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+
+registerClientCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,12 +1,11 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { FunctionDeployment } from '../core/function-types.js';
 import type { Logger } from '../core/logger.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { buildGateway } from '../gateway/app.js';
 import type { GatewayConfig } from '../gateway/config.js';
-import { templateLanguages } from './new-function.js';
-import { loadStack, toDeployment, type Stack } from './stack.js';
+import { stackDeployment } from './stack-deployments.js';
+import { loadStack, type Stack } from './stack.js';
 
 export interface UpOptions {
   stackFile: string | undefined;
@@ -61,31 +60,9 @@ async function deployStack(
 ): Promise<void> {
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
-    const fn = stack.functions[name];
-    if (!fn) continue;
-    const deployment = withTemplate(
-      toDeployment(name, fn, stack),
-      fn.lang,
-      fn.handlerPath,
-      namespace,
-    );
+    const deployment = stackDeployment(name, stack, namespace);
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);
     else await provider.deploy(deployment);
     logger.info({ function: name, progress: `${index + 1}/${names.length}` }, 'deployed');
   }
-}
-
-/** A function written for a template runs its handler in place through the process provider. */
-function withTemplate(
-  deployment: FunctionDeployment,
-  lang: string | undefined,
-  handlerPath: string | undefined,
-  namespace: string,
-): FunctionDeployment {
-  const result = { ...deployment, namespace: deployment.namespace ?? namespace };
-  if (!lang || !handlerPath || !templateLanguages().includes(lang)) return result;
-  return {
-    ...result,
-    annotations: { ...result.annotations, 'fnbus.lang': lang, 'fnbus.handler': handlerPath },
-  };
 }

@@ -1,0 +1,162 @@
+import { request } from 'undici';
+import { FnbusError, ValidationError } from '../core/errors.js';
+
+/** faas-cli's default gateway. */
+export const defaultGateway = 'http://127.0.0.1:8080';
+
+export interface GatewayOptions {
+  gateway?: string;
+  username?: string;
+  password?: string;
+}
+
+export interface GatewayTarget {
+  /** The base URL, without a trailing slash. */
+  url: string;
+  /** The value of the Authorization header, when credentials were given. */
+  authorization: string | undefined;
+}
+
+/**
+ * Where the client commands send their calls: `--gateway`, else `FNBUS_GATEWAY`, else
+ * `OPENFAAS_URL`, else `fallback` (a stack file's `provider.gateway`), else faas-cli's default.
+ * Credentials come from `--username`/`--password`, else `FNBUS_USERNAME`/`FNBUS_PASSWORD`; the
+ * user defaults to `admin`, OpenFaaS's, when only a password is given.
+ */
+export function resolveGateway(
+  options: GatewayOptions,
+  env: Readonly<Record<string, string | undefined>>,
+  fallback?: string,
+): GatewayTarget {
+  const raw =
+    options.gateway || env.FNBUS_GATEWAY || env.OPENFAAS_URL || fallback || defaultGateway;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ValidationError(`the gateway "${raw}" is not a URL (e.g. ${defaultGateway})`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ValidationError(`the gateway "${raw}" must be an http:// or https:// URL`);
+  }
+  const username = options.username ?? env.FNBUS_USERNAME;
+  const password = options.password ?? env.FNBUS_PASSWORD;
+  let authorization: string | undefined;
+  if (username !== undefined || password !== undefined) {
+    const pair = `${username || 'admin'}:${password ?? ''}`;
+    authorization = `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+  }
+  return { url: raw.replace(/\/+$/, ''), authorization };
+}
+
+/** A call the gateway could not take or refused: one line for the user. */
+export class GatewayError extends FnbusError {
+  constructor(status: number, message: string, options?: ErrorOptions) {
+    super('gateway_error', status, message, options);
+  }
+}
+
+export interface GatewayResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export interface CallOptions {
+  query?: Record<string, string | undefined> | [string, string][];
+  headers?: Record<string, string | string[]>;
+  body?: Buffer | string;
+}
+
+/** A thin client of the gateway's HTTP API (gateway/README.md). */
+export class GatewayClient {
+  readonly target: GatewayTarget;
+
+  constructor(target: GatewayTarget) {
+    this.target = target;
+  }
+
+  /** One call; any status comes back. Throws a GatewayError only when the gateway is unreachable. */
+  async call(method: string, path: string, options: CallOptions = {}): Promise<GatewayResponse> {
+    const url = new URL(this.target.url + path);
+    const pairs = Array.isArray(options.query)
+      ? options.query
+      : Object.entries(options.query ?? {}).filter(
+          (e): e is [string, string] => e[1] !== undefined,
+        );
+    for (const [key, value] of pairs) url.searchParams.append(key, value);
+    const headers: Record<string, string | string[]> = { ...options.headers };
+    if (this.target.authorization && path.startsWith('/system/')) {
+      headers.authorization = this.target.authorization;
+    }
+    try {
+      const res = await request(url, {
+        method: method as 'GET',
+        headers,
+        body: options.body,
+      });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      return { status: res.statusCode, headers: res.headers, body };
+    } catch (error) {
+      throw new GatewayError(
+        503,
+        `cannot reach the gateway at ${this.target.url}: ${reason(error)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** A call to the system API: a non-2xx status is a GatewayError saying what the gateway said. */
+  async system(method: string, path: string, body?: unknown, query?: CallOptions['query']) {
+    const res = await this.call(method, path, {
+      query,
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    if (res.status >= 200 && res.status < 300) return res;
+    throw refusal(res);
+  }
+
+  async json<T>(path: string, query?: CallOptions['query']): Promise<T> {
+    const res = await this.system('GET', path, undefined, query);
+    try {
+      return JSON.parse(res.body.toString('utf8')) as T;
+    } catch (error) {
+      throw new GatewayError(502, `the gateway answered ${path} with something other than JSON`, {
+        cause: error,
+      });
+    }
+  }
+}
+
+/** The one line for a refused system call. */
+export function refusal(res: GatewayResponse): GatewayError {
+  if (res.status === 401) {
+    return new GatewayError(
+      401,
+      'the gateway refused the credentials (401): use --username/--password or FNBUS_USERNAME/FNBUS_PASSWORD',
+    );
+  }
+  const message = oneLine(res.body.toString('utf8'));
+  return new GatewayError(
+    res.status,
+    `the gateway answered ${res.status}${message ? `: ${message}` : ''}`,
+  );
+}
+
+function oneLine(text: string): string {
+  const line = text.trim().split(/\r?\n/).join(' ');
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+function reason(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return reason(error.errors[0]);
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const cause = error.cause instanceof Error ? reason(error.cause) : undefined;
+    if (cause) return cause;
+    return error.message || code || String(error);
+  }
+  return String(error);
+}

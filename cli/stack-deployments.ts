@@ -1,0 +1,36 @@
+import type { FunctionDeployment } from '../core/function-types.js';
+import { templateLanguages } from './new-function.js';
+import { toDeployment, type Stack } from './stack.js';
+
+/**
+ * The deployment of one stack function as fnbus runs it, shared by `fnbus up` (straight to the
+ * provider) and `fnbus deploy -f` (through the gateway). A function written for a template runs
+ * its handler in place through the process provider: the `fnbus.lang` and `fnbus.handler`
+ * annotations name the template and the handler's absolute folder. `namespace`, when given,
+ * fills in a function's missing namespace; otherwise that is left to the gateway.
+ */
+export function stackDeployment(
+  name: string,
+  stack: Stack,
+  namespace?: string,
+): FunctionDeployment {
+  const fn = stack.functions[name];
+  if (!fn) throw new Error(`no function "${name}" in the stack`);
+  return withTemplate(toDeployment(name, fn, stack), fn.lang, fn.handlerPath, namespace);
+}
+
+/** Adds the template annotations when `lang` is one of fnbus's templates and a handler is set. */
+export function withTemplate(
+  deployment: FunctionDeployment,
+  lang: string | undefined,
+  handlerPath: string | undefined,
+  namespace?: string,
+): FunctionDeployment {
+  const ns = deployment.namespace ?? namespace;
+  const result = { ...deployment, ...(ns === undefined ? {} : { namespace: ns }) };
+  if (!lang || !handlerPath || !templateLanguages().includes(lang)) return result;
+  return {
+    ...result,
+    annotations: { ...result.annotations, 'fnbus.lang': lang, 'fnbus.handler': handlerPath },
+  };
+}

@@ -1,0 +1,336 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ProcessProvider } from '../../deploy/process/process-provider.js';
+import { buildGateway } from '../../gateway/app.js';
+import { readConfig } from '../../gateway/config.js';
+import { freePort, request } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
+
+const cli = join(repoRoot, 'dist', 'cli', 'main.js');
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built `fnbus` with `input` on stdin (closed right away when absent). */
+function fnbus(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+describe('fnbus client commands against a running hub', () => {
+  let provider: ProcessProvider;
+  let gateway: ReturnType<typeof buildGateway>;
+  let url: string;
+  let env: NodeJS.ProcessEnv;
+  const run = (args: string[], input?: string) => fnbus(args, env, input);
+
+  /** Waits until the function has `replicas` ready replicas, as the gateway reports them. */
+  async function ready(name: string, replicas = 1): Promise<void> {
+    await waitFor(
+      async () => {
+        const res = await request(`${url}/system/function/${name}`);
+        if (res.status !== 200) return false;
+        const status = JSON.parse(res.text) as { availableReplicas?: number };
+        return status.availableReplicas === replicas;
+      },
+      { timeoutMs: 15_000, intervalMs: 50, what: `${name} to have ${replicas} ready replicas` },
+    );
+  }
+
+  before(async () => {
+    provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-cli-client-') });
+    await provider.start();
+    gateway = buildGateway({ provider, config: readConfig({}) });
+    await gateway.listen({ port: 0, host: '127.0.0.1' });
+    const address = gateway.server.address();
+    assert.ok(address && typeof address === 'object');
+    url = `http://127.0.0.1:${address.port}`;
+    env = { FNBUS_GATEWAY: url };
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await provider?.close();
+  });
+
+  it('deploy -f deploys every stack function (PUT, then POST on 404), with progress', async () => {
+    const dir = makeTempDir('fnbus-cli-stack-');
+    cpSync(join(repoRoot, 'templates', 'node', 'function'), join(dir, 'greet'), {
+      recursive: true,
+    });
+    const stackFile = join(dir, 'stack.yml');
+    writeFileSync(
+      stackFile,
+      [
+        'version: 1.0',
+        'provider:',
+        '  name: openfaas',
+        'functions:',
+        '  echo:',
+        '    image: example/echo:latest',
+        '    fprocess: cat',
+        '    labels:',
+        '      team: blue',
+        '  greet:',
+        '    lang: node',
+        '    handler: ./greet',
+        '    image: example/greet:latest',
+        '',
+      ].join('\n'),
+    );
+    const first = await run(['deploy', '-f', stackFile]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, 'deployed echo (1/2)\ndeployed greet (2/2)\n');
+    await ready('echo');
+    await ready('greet');
+
+    // The node template function runs its handler in place.
+    const greeted = await run(['invoke', 'greet'], 'fnbus');
+    assert.equal(greeted.code, 0, greeted.stderr);
+    assert.deepEqual(JSON.parse(greeted.stdout), { status: 'Received input: "fnbus"' });
+
+    // A second deploy updates (PUT) what exists; --filter picks functions.
+    const again = await run(['deploy', '-f', stackFile, '--filter', 'gr*']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, 'deployed greet (1/1)\n');
+    const status = await provider.get('greet', 'openfaas-fn');
+    assert.equal(status?.annotations?.['fnbus.lang'], 'node');
+    assert.equal(status?.annotations?.['fnbus.handler'], join(dir, 'greet'));
+
+    const none = await run(['deploy', '-f', stackFile, '--filter', 'nothing']);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^fnbus: no function in .* matches "nothing"\n$/);
+  });
+
+  it('deploy --image --fprocess deploys one function with env, labels and annotations', async () => {
+    const result = await run([
+      'deploy',
+      '--image',
+      'example/env:1',
+      '--name',
+      'env-fn',
+      '--fprocess',
+      'env',
+      '--env',
+      'GREETING=hello',
+      '--label',
+      'tier=test',
+      '--annotation',
+      'topic=news',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, 'deployed env-fn\n');
+    await ready('env-fn');
+    const status = await provider.get('env-fn', 'openfaas-fn');
+    assert.equal(status?.envProcess, 'env');
+    assert.deepEqual(status?.envVars, { GREETING: 'hello' });
+    assert.equal(status?.labels?.tier, 'test');
+    assert.equal(status?.annotations?.topic, 'news');
+
+    const bad = await run(['deploy', '--image', 'x', '--name', 'y', '--env', 'NOEQUALS']);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stderr, 'fnbus: --env takes KEY=VALUE, not "NOEQUALS"\n');
+  });
+
+  it('list prints names; -v a table; --json the gateway’s JSON', async () => {
+    const names = await run(['list']);
+    assert.equal(names.code, 0, names.stderr);
+    assert.equal(names.stdout, 'echo\nenv-fn\ngreet\n');
+
+    const verbose = await run(['list', '-v']);
+    assert.equal(verbose.code, 0, verbose.stderr);
+    const lines = verbose.stdout.trimEnd().split('\n');
+    assert.match(lines[0] ?? '', /^FUNCTION\s+IMAGE\s+INVOCATIONS\s+REPLICAS\s+AVAILABLE$/);
+    assert.match(lines[1] ?? '', /^echo\s+example\/echo:latest\s+\d+\s+1\s+1$/);
+    assert.equal(lines.length, 4);
+
+    const json = await run(['list', '--json']);
+    const parsed = JSON.parse(json.stdout) as { name: string; image: string }[];
+    assert.deepEqual(
+      parsed.map((fn) => fn.name),
+      ['echo', 'env-fn', 'greet'],
+    );
+  });
+
+  it('describe shows status, replicas, image, process, labels, and the process-provider note', async () => {
+    const echo = await run(['describe', 'echo']);
+    assert.equal(echo.code, 0, echo.stderr);
+    assert.match(echo.stdout, /^Name:\s+echo$/m);
+    assert.match(echo.stdout, /^Status:\s+Ready$/m);
+    assert.match(echo.stdout, /^Replicas:\s+1$/m);
+    assert.match(echo.stdout, /^Available Replicas:\s+1$/m);
+    assert.match(echo.stdout, /^Invocations:\s+\d+$/m);
+    assert.match(echo.stdout, /^Image:\s+example\/echo:latest$/m);
+    assert.match(echo.stdout, /^Function Process:\s+cat$/m);
+    assert.match(echo.stdout, /^Labels:\s+team=blue$/m);
+    assert.match(echo.stdout, /image is kept but not run: the function runs its Function Process/);
+
+    const greet = await run(['describe', 'greet']);
+    assert.match(greet.stdout, /^Annotations:\s+.*fnbus\.lang=node/m);
+    assert.match(greet.stdout, /runs the node template handler/);
+  });
+
+  it('invoke sends stdin, headers, query and method; the answer goes to stdout', async () => {
+    const body = 'a body\nof two lines\n';
+    const echoed = await run(['invoke', 'echo'], body);
+    assert.equal(echoed.code, 0, echoed.stderr);
+    assert.equal(echoed.stdout, body);
+
+    const env = await run(
+      [
+        'invoke',
+        'env-fn',
+        '--method',
+        'PUT',
+        '--header',
+        'X-Test-One: first',
+        '-H',
+        'X-Test-Two: second',
+        '--query',
+        'a=1',
+        '--query',
+        'b=two words',
+        '--content-type',
+        'application/json',
+      ],
+      '{}',
+    );
+    assert.equal(env.code, 0, env.stderr);
+    assert.match(env.stdout, /^Http_Method=PUT$/m);
+    assert.match(env.stdout, /^Http_X_Test_One=first$/m);
+    assert.match(env.stdout, /^Http_X_Test_Two=second$/m);
+    assert.match(env.stdout, /^Http_Content_Type=application\/json$/m);
+    assert.match(env.stdout, /^Http_Query=a=1&b=two(\+|%20)words$/m);
+    assert.match(env.stdout, /^GREETING=hello$/m);
+
+    // A larger binary-safe body arrives intact.
+    const deploy = await run([
+      'deploy',
+      '--image',
+      'example/sha:1',
+      '--name',
+      'sha',
+      '--fprocess',
+      'sha512sum',
+    ]);
+    assert.equal(deploy.code, 0, deploy.stderr);
+    await ready('sha');
+    const big = 'x'.repeat(300_000);
+    const summed = await run(['invoke', 'sha'], big);
+    assert.equal(summed.code, 0, summed.stderr);
+    assert.equal(summed.stdout.split(' ')[0], createHash('sha512').update(big).digest('hex'));
+  });
+
+  it('scale sets replicas; a bad --replicas is one line and exit 1', async () => {
+    const scaled = await run(['scale', 'echo', '--replicas', '2']);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    assert.equal(scaled.stdout, 'scaled echo to 2 replicas\n');
+    await ready('echo', 2);
+
+    for (const value of ['two', '-1', '1.5']) {
+      const bad = await run(['scale', 'echo', '--replicas', value]);
+      assert.equal(bad.code, 1, value);
+      assert.equal(
+        bad.stderr,
+        `fnbus: --replicas must be a whole number, 0 or more, not "${value}"\n`,
+      );
+    }
+  });
+
+  it('remove removes a function; removing it again is the gateway’s 404', async () => {
+    const removed = await run(['remove', 'sha']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(removed.stdout, 'removed sha\n');
+    assert.equal((await request(`${url}/system/function/sha`)).status, 404);
+
+    const again = await run(['remove', 'sha']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^fnbus: the gateway answered 404: .*sha.*\n$/);
+  });
+
+  it('an unknown function: describe says the gateway’s 404; invoke exits 1', async () => {
+    const described = await run(['describe', 'nope']);
+    assert.equal(described.code, 1);
+    assert.equal(described.stdout, '');
+    assert.match(described.stderr, /^fnbus: the gateway answered 404: function not found: nope/);
+    assert.equal(described.stderr.split('\n').length, 2, 'one line');
+
+    const invoked = await run(['invoke', 'nope'], 'x');
+    assert.equal(invoked.code, 1);
+    assert.equal(invoked.stdout, '');
+    assert.match(invoked.stderr, /fnbus: nope answered 404\n$/);
+  });
+
+  it('an unreachable gateway is one line naming the address', async () => {
+    const port = await freePort();
+    const gatewayUrl = `http://127.0.0.1:${port}`;
+    for (const args of [['list'], ['describe', 'echo'], ['invoke', 'echo']]) {
+      const result = await fnbus([...args, '--gateway', gatewayUrl], {});
+      assert.equal(result.code, 1, args.join(' '));
+      assert.match(
+        result.stderr,
+        new RegExp(`^fnbus: cannot reach the gateway at ${gatewayUrl}: .*ECONNREFUSED.*\\n$`),
+      );
+    }
+    // OPENFAAS_URL is read when FNBUS_GATEWAY is not set.
+    const viaEnv = await fnbus(['list'], { OPENFAAS_URL: gatewayUrl });
+    assert.match(viaEnv.stderr, new RegExp(`cannot reach the gateway at ${gatewayUrl}`));
+  });
+
+  it('sends basic auth when given; a 401 says how to give credentials', async () => {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="Restricted"' });
+      res.end('invalid credentials\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = server.address();
+      assert.ok(address && typeof address === 'object');
+      const locked = `http://127.0.0.1:${address.port}`;
+      const withFlags = await fnbus(
+        ['list', '--gateway', locked, '--username', 'admin', '--password', 'secret'],
+        {},
+      );
+      const fromEnv = await fnbus(['list'], {
+        FNBUS_GATEWAY: locked,
+        FNBUS_USERNAME: 'bob',
+        FNBUS_PASSWORD: 'pw',
+      });
+      for (const result of [withFlags, fromEnv]) {
+        assert.equal(result.code, 1);
+        assert.equal(
+          result.stderr,
+          'fnbus: the gateway refused the credentials (401): use --username/--password or FNBUS_USERNAME/FNBUS_PASSWORD\n',
+        );
+      }
+      assert.deepEqual(seen, [
+        `Basic ${Buffer.from('admin:secret').toString('base64')}`,
+        `Basic ${Buffer.from('bob:pw').toString('base64')}`,
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
