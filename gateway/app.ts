@@ -6,8 +6,12 @@ import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { GatewayConfig } from './config.js';
+import { loadCredentials, registerBasicAuth, type BasicAuthCredentials } from './auth.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
-import { InvocationCounter } from './invocation-counter.js';
+import { registerLogsRoutes } from './logs-routes.js';
+import { GatewayMetrics } from './metrics.js';
+import { collectOpenApi } from './openapi.js';
+import { registerSecretsRoutes } from './secrets-routes.js';
 import {
   DeleteFunctionRequestSchema,
   FunctionDeploymentSchema,
@@ -22,21 +26,45 @@ export interface GatewayDeps {
   config: GatewayConfig;
   logger?: Logger;
   version?: string;
+  /**
+   * Basic-auth credentials for `/system/*` when `config.basicAuth` is on and the files
+   * `basic-auth-user` and `basic-auth-password` are not in `config.secretMountPath` (from env, say).
+   */
+  credentials?: BasicAuthCredentials;
 }
+
+/** Where the gateway serves its OpenAPI document (behind basic auth, as all of `/system/*`). */
+export const openApiPath = '/system/openapi.json';
 
 /**
  * The gateway: OpenFaaS's API over a Provider. `/system/*` manages functions; `/function/*`
  * invokes them. Errors are mapped to HTTP here, in one place: a FnbusError answers with its own
- * status and message, anything else is a 500.
+ * status and message, anything else is a 500. `/metrics` serves Prometheus metrics, and
+ * `/system/openapi.json` the OpenAPI document generated from the routes' schemas.
+ *
+ * With `config.basicAuth`, the credentials are read here, once: a ConfigError if there are none.
  */
-export function buildGateway({ provider, config, version = '0.0.0' }: GatewayDeps) {
+export function buildGateway({ provider, config, version = '0.0.0', credentials }: GatewayDeps) {
+  const auth = config.basicAuth ? loadCredentials(config.secretMountPath, credentials) : undefined;
   const app = Fastify({
     bodyLimit: config.maxSystemBodyBytes,
     requestTimeout: config.readTimeoutMs,
     // OpenFaaS's Go decoder refuses wrong types rather than coercing them.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
-  const invocations = new InvocationCounter();
+  const namespaces = async () =>
+    provider.namespaces ? provider.namespaces() : [config.functionNamespace];
+  const metrics = new GatewayMetrics(async () => {
+    const replicas = new Map<string, number>();
+    for (const namespace of await namespaces()) {
+      for (const fn of await provider.list(namespace)) {
+        replicas.set(joinFunctionName(fn.name, fn.namespace ?? namespace), fn.replicas ?? 0);
+      }
+    }
+    return replicas;
+  });
+  const openApi = collectOpenApi(app, { title: 'fnbus gateway', version });
+  if (auth) registerBasicAuth(app, auth);
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
     if (error instanceof FnbusError) {
@@ -55,30 +83,58 @@ export function buildGateway({ provider, config, version = '0.0.0' }: GatewayDep
   const namespaceOf = (query: { namespace?: string }, fromBody?: string) =>
     query.namespace ?? fromBody ?? config.functionNamespace;
 
-  const withCount = (status: FunctionStatus): FunctionStatus => ({
+  const withCount = (status: FunctionStatus, counts: Map<string, number>): FunctionStatus => ({
     ...status,
-    invocationCount: invocations.get(joinFunctionName(status.name, status.namespace)),
+    invocationCount: counts.get(joinFunctionName(status.name, status.namespace)) ?? 0,
   });
 
-  app.get('/healthz', async (_request, reply) => reply.type('text/plain').send('OK'));
+  app.get('/healthz', { schema: { summary: 'Health' } }, async (_request, reply) =>
+    reply.type('text/plain').send('OK'),
+  );
 
-  app.get('/system/info', async () => ({
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics (text exposition format)' } },
+    async (_request, reply) => {
+      const { contentType, body } = await metrics.text();
+      return reply.type(contentType).send(body);
+    },
+  );
+
+  app.get(openApiPath, { schema: { summary: 'This document' } }, (_request, reply) =>
+    reply.send(openApi.document()),
+  );
+
+  app.get('/system/info', { schema: { summary: 'Gateway and provider info' } }, async () => ({
     provider: await provider.info(),
     version: { release: version, sha: 'unknown', commit_message: '' },
     arch: process.arch === 'x64' ? 'x86_64' : process.arch,
   }));
 
-  app.get('/system/namespaces', async () =>
-    provider.namespaces ? provider.namespaces() : [config.functionNamespace],
-  );
+  app.get('/system/namespaces', { schema: { summary: 'Namespaces' } }, namespaces);
 
-  app.get('/system/functions', { schema: { querystring: NamespaceQuerySchema } }, async (request) =>
-    (await provider.list(namespaceOf(request.query))).map(withCount),
+  app.get(
+    '/system/functions',
+    { schema: { querystring: NamespaceQuerySchema, summary: 'List functions' } },
+    async (request) => {
+      const [functions, counts] = await Promise.all([
+        provider.list(namespaceOf(request.query)),
+        metrics.invocationCounts(),
+      ]);
+      return functions.map((status) => withCount(status, counts));
+    },
   );
 
   app.get(
     '/system/function/:name',
-    { schema: { params: NameParamsSchema, querystring: NamespaceQuerySchema } },
+    {
+      schema: {
+        params: NameParamsSchema,
+        querystring: NamespaceQuerySchema,
+        summary: 'Describe a function',
+        statuses: { 200: 'FunctionStatus', 404: 'no such function' },
+      },
+    },
     async (request) => {
       const { name, namespace } = splitFunctionName(
         request.params.name,
@@ -87,13 +143,19 @@ export function buildGateway({ provider, config, version = '0.0.0' }: GatewayDep
       const status = await provider.get(name, namespace);
       if (!status)
         throw new NotFoundError(`function not found: ${joinFunctionName(name, namespace)}`);
-      return withCount(status);
+      return withCount(status, await metrics.invocationCounts());
     },
   );
 
   app.post(
     '/system/functions',
-    { schema: { body: FunctionDeploymentSchema } },
+    {
+      schema: {
+        body: FunctionDeploymentSchema,
+        summary: 'Deploy a function',
+        statuses: { 202: 'accepted', 409: 'it exists' },
+      },
+    },
     async (request, reply) => {
       await provider.deploy(toDeployment(request.body, config.functionNamespace));
       return reply.code(202).send();
@@ -102,7 +164,13 @@ export function buildGateway({ provider, config, version = '0.0.0' }: GatewayDep
 
   app.put(
     '/system/functions',
-    { schema: { body: FunctionDeploymentSchema } },
+    {
+      schema: {
+        body: FunctionDeploymentSchema,
+        summary: 'Update a function',
+        statuses: { 202: 'accepted', 404: 'no such function' },
+      },
+    },
     async (request, reply) => {
       await provider.update(toDeployment(request.body, config.functionNamespace));
       return reply.code(202).send();
@@ -111,7 +179,14 @@ export function buildGateway({ provider, config, version = '0.0.0' }: GatewayDep
 
   app.delete(
     '/system/functions',
-    { schema: { body: DeleteFunctionRequestSchema, querystring: NamespaceQuerySchema } },
+    {
+      schema: {
+        body: DeleteFunctionRequestSchema,
+        querystring: NamespaceQuerySchema,
+        summary: 'Remove a function',
+        statuses: { 202: 'accepted', 404: 'no such function' },
+      },
+    },
     async (request, reply) => {
       await provider.remove(
         request.body.functionName,
@@ -128,6 +203,8 @@ export function buildGateway({ provider, config, version = '0.0.0' }: GatewayDep
         params: NameParamsSchema,
         body: ScaleServiceRequestSchema,
         querystring: NamespaceQuerySchema,
+        summary: 'Set the desired replicas of a function',
+        statuses: { 202: 'accepted', 404: 'no such function' },
       },
     },
     async (request, reply) => {
@@ -146,9 +223,11 @@ export function buildGateway({ provider, config, version = '0.0.0' }: GatewayDep
   );
 
   app.register((scope, _options, done) => {
-    registerInvokeRoutes(scope, { provider, config, invocations });
+    registerInvokeRoutes(scope, { provider, config, metrics });
     done();
   });
+  registerLogsRoutes(app, { provider, config });
+  registerSecretsRoutes(app, { provider, config });
 
   return app;
 }

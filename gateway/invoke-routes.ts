@@ -7,7 +7,7 @@ import { NotFoundError, UnavailableError } from '../core/errors.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Provider } from '../core/provider.js';
 import type { GatewayConfig } from './config.js';
-import type { InvocationCounter } from './invocation-counter.js';
+import type { FunctionSeries, GatewayMetrics } from './metrics.js';
 
 /** Connection-level headers that are not forwarded in either direction (RFC 9110 §7.6.1). */
 const hopByHop = new Set([
@@ -30,14 +30,16 @@ const maxHeldCalls = 1000;
 interface InvokeDeps {
   provider: Provider;
   config: GatewayConfig;
-  invocations: InvocationCounter;
+  metrics: GatewayMetrics;
 }
 
 /**
  * `/function/:name` and `/function/:name/*`, any method: streams the call to a ready replica
  * and its answer back, with X-Call-Id, X-Start-Time and X-Duration-Seconds. 404 for an unknown
  * function, 503 when no replica can be had, 502 when the replica fails or is past
- * upstream_timeout; otherwise the function's own status.
+ * upstream_timeout; otherwise the function's own status. A call that reaches a replica counts in
+ * `gateway_function_invocation_started`, and once over (the answer sent, or the caller gone) in
+ * `gateway_function_invocation_total` and `gateway_functions_seconds` with the status sent.
  */
 export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): void {
   const pools = new Map<string, Pool>();
@@ -122,7 +124,9 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
       }
       throw error;
     }
-    deps.invocations.add(fullName);
+    const series = deps.metrics.function(fullName);
+    series.start();
+    const finishOnce = once(series, startedAt);
 
     const rest = request.params['*'] ?? '';
     const queryAt = request.raw.url?.indexOf('?') ?? -1;
@@ -145,6 +149,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
         body: hasBody ? request.raw : null,
       });
     } catch (error) {
+      finishOnce(502);
       return reply
         .code(502)
         .headers({ ...internal, 'X-Call-Id': callId })
@@ -158,13 +163,35 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     out['x-call-id'] = callId;
     out['x-start-time'] = startTime;
     out['x-duration-seconds'] ??= ((performance.now() - startedAt) / 1000).toFixed(6);
+    const finish = () => finishOnce(answer.statusCode);
+    reply.raw.once('finish', finish);
+    reply.raw.once('close', finish);
     reply.raw.writeHead(answer.statusCode, out);
     answer.body.pipe(reply.raw);
     answer.body.once('error', () => reply.raw.destroy());
   };
 
-  app.all('/function/:name', invoke);
-  app.all('/function/:name/*', invoke);
+  const schema = {
+    summary: 'Invoke a function (any method; bodies and headers pass through)',
+    statuses: {
+      200: "the function's own status and answer",
+      404: 'no such function',
+      502: 'the replica failed or passed upstream_timeout',
+      503: 'no replica is ready',
+    },
+  };
+  app.all('/function/:name', { schema }, invoke);
+  app.all('/function/:name/*', { schema }, invoke);
+}
+
+/** Records the end of a call in the metrics, the first time only (finish and close both come). */
+function once(series: FunctionSeries, startedAt: number): (code: number) => void {
+  let done = false;
+  return (code) => {
+    if (done) return;
+    done = true;
+    series.finish(code, (performance.now() - startedAt) / 1000);
+  };
 }
 
 function forwardable(headers: IncomingHttpHeaders): Record<string, string | string[]> {

@@ -58,3 +58,42 @@ export const DeleteFunctionRequestSchema = Type.Object({
 
 export const NameParamsSchema = Type.Object({ name: Type.String({ minLength: 1 }) });
 export const NamespaceQuerySchema = Type.Object({ namespace: Type.Optional(Type.String()) });
+
+/** faas-provider's `types.Secret`; `rawValue` is base64 (Go's []byte in JSON). */
+export const SecretSchema = Type.Object(
+  {
+    name,
+    namespace: Type.Optional(namespace),
+    value: Type.Optional(Type.String()),
+    rawValue: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', contentEncoding: 'base64' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SecretBody = Static<typeof SecretSchema>;
+
+/** The body of DELETE /system/secrets. */
+export const SecretNameSchema = Type.Object(
+  { name, namespace: Type.Optional(namespace) },
+  { additionalProperties: false },
+);
+
+/**
+ * `/system/logs`'s query. Values stay strings here (no coercion): `tail`, `follow` and `since`
+ * are parsed by the route, which answers 400 naming the one that is wrong.
+ */
+export const LogsQuerySchema = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  namespace: Type.Optional(Type.String()),
+  instance: Type.Optional(Type.String()),
+  tail: Type.Optional(
+    Type.String({ description: 'a non-negative integer: at most this many lines' }),
+  ),
+  follow: Type.Optional(
+    Type.String({ description: 'a boolean, as Go parses one (true, 1, false, 0)' }),
+  ),
+  since: Type.Optional(
+    Type.String({ description: 'RFC 3339 time: only lines written at or after' }),
+  ),
+});
