@@ -1,13 +1,29 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parseDurationMs } from '../core/duration.js';
 import { FnbusError, ValidationError } from '../core/errors.js';
-import type { FunctionDeployment, FunctionStatus, StringMap } from '../core/function-types.js';
-import { GatewayClient, resolveGateway, type GatewayOptions } from './gateway-client.js';
+import type {
+  FunctionDeployment,
+  FunctionStatus,
+  Secret,
+  StringMap,
+} from '../core/function-types.js';
+import type { GatewayInfo } from '../core/info-types.js';
+import type { LogMessage } from '../core/log-types.js';
+import { version as cliVersion } from '../watchdog/version.js';
+import {
+  GatewayClient,
+  GatewayError,
+  refusal,
+  resolveGateway,
+  type GatewayOptions,
+} from './gateway-client.js';
 import { stackDeployment } from './stack-deployments.js';
 import { loadStack } from './stack.js';
 
 /**
- * The client commands (`deploy`, `list`, `describe`, `invoke`, `remove`, `scale`): each talks to a
- * gateway over HTTP, as faas-cli does (reference/openfaas.md §5.2). Every failure is a FnbusError,
+ * The client commands (`deploy`, `list`, `describe`, `invoke`, `remove`, `scale`, `logs`,
+ * `secret ...`, and `version`, which asks the gateway too): each talks to a gateway over HTTP, as faas-cli does (reference/openfaas.md §5.2). Every failure is a FnbusError,
  * which main.ts prints as one line before exiting 1.
  */
 export function registerClientCommands(program: Command): void {
@@ -72,6 +88,55 @@ export function registerClientCommands(program: Command): void {
       .requiredOption('--replicas <n>', 'the number of replicas (0 or more)')
       .option('-n, --namespace <namespace>', 'the namespace'),
   ).action(scale);
+
+  gatewayOptions(
+    program
+      .command('logs <name>')
+      .description('print a function’s log lines; --follow streams new ones until Ctrl-C')
+      .option('--follow', 'keep printing lines as they are written, until interrupted')
+      .option('--tail <n>', 'only the last N lines')
+      .option('--since <when>', 'only lines since a duration ago (10m, 1h30m) or an RFC 3339 time')
+      .option('-o, --output <format>', 'text (TIMESTAMP NAME (INSTANCE) TEXT) or json', 'text')
+      .option('--instance <id>', 'only the lines of this replica')
+      .option('-n, --namespace <namespace>', 'the namespace'),
+  ).action(logs);
+
+  const secret = program
+    .command('secret')
+    .description('manage secrets: create, update, list, remove');
+  for (const verb of ['create', 'update'] as const) {
+    gatewayOptions(
+      secret
+        .command(`${verb} <name>`)
+        .description(
+          `${verb} a secret from --from-literal, --from-file or stdin (binary files go base64)`,
+        )
+        .option('--from-literal <value>', 'the value')
+        .option('--from-file <path>', 'read the value from a file')
+        .option('--no-trim', 'keep the whitespace around a literal or stdin value')
+        .option('-n, --namespace <namespace>', 'the namespace'),
+    ).action((name: string, options: SecretOptions) => writeSecret(verb, name, options));
+  }
+  gatewayOptions(
+    secret
+      .command('list')
+      .alias('ls')
+      .description('list the secrets’ names (never their values)')
+      .option('-n, --namespace <namespace>', 'the namespace'),
+  ).action(listSecrets);
+  gatewayOptions(
+    secret
+      .command('remove <name>')
+      .alias('rm')
+      .description('remove a secret')
+      .option('-n, --namespace <namespace>', 'the namespace'),
+  ).action(removeSecret);
+
+  gatewayOptions(
+    program
+      .command('version')
+      .description('print the version, and the gateway’s and provider’s when one is reachable'),
+  ).action(showVersion);
 }
 
 function gatewayOptions(command: Command): Command {
@@ -339,4 +404,220 @@ async function scale(
     ...(options.namespace ? { namespace: options.namespace } : {}),
   });
   print(`scaled ${name} to ${replicas} replica${replicas === 1 ? '' : 's'}\n`);
+}
+
+/** RFC 3339 date-time with a zone, as the gateway's `since` takes it. */
+const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** `--since`: a duration ago (`10m`), or an RFC 3339 time as given. */
+export function sinceTime(text: string, now = Date.now()): string {
+  const ms = parseDurationMs(text);
+  if (ms !== undefined) return new Date(now - ms).toISOString();
+  if (rfc3339.test(text) && !Number.isNaN(new Date(text).getTime())) return text;
+  throw new ValidationError(
+    `--since takes a duration (e.g. 10m) or an RFC 3339 time (e.g. 2024-01-02T15:04:05Z), not "${text}"`,
+  );
+}
+
+interface LogsOptions extends GatewayOptions {
+  follow?: boolean;
+  tail?: string;
+  since?: string;
+  output: string;
+  instance?: string;
+  namespace?: string;
+}
+
+/** faas-cli's plain format: `TIMESTAMP NAME (INSTANCE) TEXT`. */
+function formatLogLine(line: string, output: string): string {
+  if (output === 'json') return `${line}\n`;
+  let message: Partial<LogMessage>;
+  try {
+    message = JSON.parse(line) as Partial<LogMessage>;
+  } catch (error) {
+    throw new GatewayError(502, 'the gateway sent a log line that is not JSON', { cause: error });
+  }
+  const text = (message.text ?? '').replace(/\r?\n$/, '');
+  return `${message.timestamp ?? ''} ${message.name ?? ''} (${message.instance ?? ''}) ${text}\n`;
+}
+
+async function logs(name: string, options: LogsOptions): Promise<void> {
+  if (options.output !== 'text' && options.output !== 'json') {
+    throw new ValidationError(`--output takes text or json, not "${options.output}"`);
+  }
+  if (options.tail !== undefined && !/^\d+$/.test(options.tail)) {
+    throw new ValidationError(`--tail must be a whole number, 0 or more, not "${options.tail}"`);
+  }
+  const since = options.since === undefined ? undefined : sinceTime(options.since);
+  const gateway = client(options);
+  // Ctrl-C ends a follow cleanly: the stream is closed and the command exits 0.
+  const aborter = new AbortController();
+  const interrupt = () => aborter.abort();
+  process.once('SIGINT', interrupt);
+  try {
+    const res = await gateway.stream('GET', '/system/logs', {
+      query: {
+        name,
+        namespace: options.namespace,
+        instance: options.instance,
+        tail: options.tail,
+        since,
+        follow: options.follow ? 'true' : 'false',
+      },
+      signal: aborter.signal,
+    });
+    let pending = '';
+    for await (const chunk of res.body) {
+      pending += (chunk as Buffer).toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      const text = lines
+        .filter((line) => line.trim() !== '')
+        .map((line) => formatLogLine(line, options.output))
+        .join('');
+      if (text) print(text);
+    }
+    if (pending.trim() !== '') print(formatLogLine(pending, options.output));
+  } catch (error) {
+    if (aborter.signal.aborted) return;
+    if (error instanceof FnbusError) throw error;
+    throw new GatewayError(
+      503,
+      `the log stream from ${gateway.target.url} broke: ${String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  } finally {
+    process.removeListener('SIGINT', interrupt);
+  }
+}
+
+interface SecretOptions extends GatewayOptions {
+  fromLiteral?: string;
+  fromFile?: string;
+  trim: boolean;
+  namespace?: string;
+}
+
+/** UTF-8 text without NULs goes as `value`; anything else as base64 `rawValue`. */
+function isText(data: Buffer): boolean {
+  return !data.includes(0) && Buffer.from(data.toString('utf8'), 'utf8').equals(data);
+}
+
+async function secretBody(name: string, options: SecretOptions): Promise<Secret> {
+  if (options.fromLiteral !== undefined && options.fromFile !== undefined) {
+    throw new ValidationError('give either --from-literal or --from-file, not both');
+  }
+  const secret: Secret = { name };
+  if (options.namespace) secret.namespace = options.namespace;
+  if (options.fromFile !== undefined) {
+    let data: Buffer;
+    try {
+      data = readFileSync(options.fromFile);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new ValidationError(`cannot read --from-file ${options.fromFile}: ${code}`, {
+        cause: error,
+      });
+    }
+    if (isText(data)) secret.value = data.toString('utf8');
+    else secret.rawValue = data.toString('base64');
+    return secret;
+  }
+  let data: Buffer;
+  if (options.fromLiteral !== undefined) data = Buffer.from(options.fromLiteral, 'utf8');
+  else {
+    if (process.stdin.isTTY) {
+      throw new ValidationError('give the value with --from-literal, --from-file or on stdin');
+    }
+    data = await readStdin();
+  }
+  if (!isText(data)) {
+    secret.rawValue = data.toString('base64');
+    return secret;
+  }
+  const value = options.trim ? data.toString('utf8').trim() : data.toString('utf8');
+  if (value === '') {
+    throw new ValidationError(
+      `the value of secret ${name} is empty: give --from-literal, --from-file or pipe it on stdin`,
+    );
+  }
+  secret.value = value;
+  return secret;
+}
+
+/** A refused secret call as one line the user can act on. */
+function secretRefusal(error: unknown, name: string): unknown {
+  if (!(error instanceof FnbusError)) return error;
+  if (error.status === 409) {
+    return new GatewayError(409, `secret ${name} exists (409): use fnbus secret update`, {
+      cause: error,
+    });
+  }
+  if (error.status === 404) {
+    return new GatewayError(404, `secret ${name} is unknown (404)`, { cause: error });
+  }
+  return error;
+}
+
+async function writeSecret(
+  verb: 'create' | 'update',
+  name: string,
+  options: SecretOptions,
+): Promise<void> {
+  const body = await secretBody(name, options);
+  try {
+    await client(options).system(verb === 'create' ? 'POST' : 'PUT', '/system/secrets', body);
+  } catch (error) {
+    throw secretRefusal(error, name);
+  }
+  print(`${verb === 'create' ? 'created' : 'updated'} secret ${name}\n`);
+}
+
+async function listSecrets(options: GatewayOptions & { namespace?: string }): Promise<void> {
+  const secrets = await client(options).json<Secret[]>('/system/secrets', {
+    namespace: options.namespace,
+  });
+  const names = secrets.map((s) => s.name).sort((a, b) => a.localeCompare(b));
+  print(names.map((n) => `${n}\n`).join(''));
+}
+
+async function removeSecret(name: string, options: GatewayOptions & { namespace?: string }) {
+  try {
+    await client(options).system('DELETE', '/system/secrets', {
+      name,
+      ...(options.namespace ? { namespace: options.namespace } : {}),
+    });
+  } catch (error) {
+    throw secretRefusal(error, name);
+  }
+  print(`removed secret ${name}\n`);
+}
+
+/**
+ * The CLI's version on the first line (alone, for scripts); then the gateway's and provider's
+ * from `/system/info` when a gateway answers within a few seconds, else a one-line note on
+ * stderr. Never an error.
+ */
+async function showVersion(options: GatewayOptions): Promise<void> {
+  print(`${cliVersion}\n`);
+  let gateway: GatewayClient;
+  let info: GatewayInfo;
+  try {
+    gateway = client(options);
+    const res = await gateway.call('GET', '/system/info', { signal: AbortSignal.timeout(3000) });
+    if (res.status < 200 || res.status >= 300) throw refusal(res);
+    info = JSON.parse(res.body.toString('utf8')) as GatewayInfo;
+  } catch (error) {
+    if (!(error instanceof FnbusError) && !(error instanceof SyntaxError)) throw error;
+    process.stderr.write(`fnbus: note: the CLI version only; ${error.message}\n`);
+    return;
+  }
+  const provider = info.provider;
+  print(
+    `gateway: ${gateway.target.url} version ${info.version?.release ?? '-'}\n` +
+      `provider: ${provider?.provider ?? '-'} version ${provider?.version?.release ?? '-'}` +
+      `${provider?.orchestration ? ` (${provider.orchestration})` : ''}\n`,
+  );
 }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { request } from 'undici';
 import { FnbusError, ValidationError } from '../core/errors.js';
 
@@ -66,6 +67,15 @@ export interface CallOptions {
   query?: Record<string, string | undefined> | [string, string][];
   headers?: Record<string, string | string[]>;
   body?: Buffer | string;
+  /** Ends the call (and a streamed body) when it aborts. */
+  signal?: AbortSignal;
+}
+
+/** A 2xx answer whose body is read as it arrives (`/system/logs?follow=true`). */
+export interface GatewayStream {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
 }
 
 /** A thin client of the gateway's HTTP API (gateway/README.md). */
@@ -78,6 +88,34 @@ export class GatewayClient {
 
   /** One call; any status comes back. Throws a GatewayError only when the gateway is unreachable. */
   async call(method: string, path: string, options: CallOptions = {}): Promise<GatewayResponse> {
+    const res = await this.#send(method, path, options);
+    try {
+      const body = Buffer.from(await res.body.arrayBuffer());
+      return { status: res.statusCode, headers: res.headers, body };
+    } catch (error) {
+      throw this.#unreachable(error);
+    }
+  }
+
+  /**
+   * A system call whose body is streamed rather than buffered: a non-2xx status is a GatewayError
+   * saying what the gateway said, as with `system`.
+   */
+  async stream(method: string, path: string, options: CallOptions = {}): Promise<GatewayStream> {
+    const res = await this.#send(method, path, options);
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      let body: Buffer;
+      try {
+        body = Buffer.from(await res.body.arrayBuffer());
+      } catch (error) {
+        throw this.#unreachable(error);
+      }
+      throw refusal({ status: res.statusCode, headers: res.headers, body });
+    }
+    return { status: res.statusCode, headers: res.headers, body: res.body };
+  }
+
+  async #send(method: string, path: string, options: CallOptions) {
     const url = new URL(this.target.url + path);
     const pairs = Array.isArray(options.query)
       ? options.query
@@ -90,20 +128,24 @@ export class GatewayClient {
       headers.authorization = this.target.authorization;
     }
     try {
-      const res = await request(url, {
+      return await request(url, {
         method: method as 'GET',
         headers,
         body: options.body,
+        signal: options.signal,
       });
-      const body = Buffer.from(await res.body.arrayBuffer());
-      return { status: res.statusCode, headers: res.headers, body };
     } catch (error) {
-      throw new GatewayError(
-        503,
-        `cannot reach the gateway at ${this.target.url}: ${reason(error)}`,
-        { cause: error },
-      );
+      throw this.#unreachable(error);
     }
+  }
+
+  /** The one line for a gateway that could not be reached, or went away mid-answer. */
+  #unreachable(error: unknown): GatewayError {
+    return new GatewayError(
+      503,
+      `cannot reach the gateway at ${this.target.url}: ${reason(error)}`,
+      { cause: error },
+    );
   }
 
   /** A call to the system API: a non-2xx status is a GatewayError saying what the gateway said. */

@@ -23,13 +23,6 @@ const program = new Command()
   .showHelpAfterError();
 
 program
-  .command('version')
-  .description('print the version')
-  .action(() => {
-    process.stdout.write(`${version}\n`);
-  });
-
-program
   .command('new <name>')
   .description(
     'create a function from a template: its handler folder and its entry in the stack file',
@@ -82,6 +75,7 @@ program
     process.once('SIGTERM', stop);
   });
 
+// `version`, and the client commands (`deploy`, `logs`, `secret`, ...), which talk to a gateway.
 registerClientCommands(program);
 
 try {
