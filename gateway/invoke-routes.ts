@@ -4,22 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Pool, type Dispatcher } from 'undici';
 import { NotFoundError, UnavailableError } from '../core/errors.js';
+import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Provider } from '../core/provider.js';
 import type { GatewayConfig } from './config.js';
 import type { FunctionSeries, GatewayMetrics } from './metrics.js';
-
-/** Connection-level headers that are not forwarded in either direction (RFC 9110 §7.6.1). */
-const hopByHop = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'expect',
-]);
 
 const internal = { 'X-OpenFaaS-Internal': 'gateway', 'Content-Type': 'text/plain; charset=utf-8' };
 
@@ -158,7 +147,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     reply.hijack();
     const out: Record<string, string | string[]> = {};
     for (const [key, value] of Object.entries(answer.headers)) {
-      if (value !== undefined && !hopByHop.has(key)) out[key] = value;
+      if (value !== undefined && !hopByHopHeaders.has(key)) out[key] = value;
     }
     out['x-call-id'] = callId;
     out['x-start-time'] = startTime;
@@ -197,7 +186,7 @@ function once(series: FunctionSeries, startedAt: number): (code: number) => void
 function forwardable(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [key, value] of Object.entries(headers)) {
-    if (value !== undefined && !hopByHop.has(key)) out[key] = value;
+    if (value !== undefined && !hopByHopHeaders.has(key)) out[key] = value;
   }
   return out;
 }

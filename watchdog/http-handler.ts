@@ -1,23 +1,11 @@
 import type { IncomingMessage } from 'node:http';
+import { hopByHopHeaders } from '../core/http-headers.js';
 import { type Call, readBody } from './call.js';
 import type { WatchdogConfig } from './config.js';
 import { UpstreamClient, type UpstreamRequest } from './upstream-client.js';
 
-/**
- * Request headers that describe one hop and are not forwarded (RFC 9110 §7.6.1), plus
- * Content-Length, which the upstream client writes itself for the body it sends.
- */
-const notForwarded = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'expect',
-  'content-length',
-]);
+/** Not forwarded: hop-by-hop headers, and Content-Length, which the upstream client writes itself. */
+const notForwarded = new Set([...hopByHopHeaders, 'content-length']);
 
 /** Bodies up to this size are read before forwarding (one write upstream); larger ones stream. */
 const smallBodyBytes = 64 * 1024;

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { hopByHopHeaders } from '../core/http-headers.js';
 
 /**
  * A lean HTTP/1.1 client for one upstream: the function process behind the watchdog, on
@@ -44,16 +45,6 @@ const crlf = Buffer.from('\r\n');
 const empty = Buffer.alloc(0);
 const defaultMaxIdleMs = 2000;
 const crlfcrlf = Buffer.from('\r\n\r\n');
-
-/** Response headers that describe the upstream connection, not the response. */
-const hopByHopResponse = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'trailer',
-  'upgrade',
-  'proxy-connection',
-]);
 
 export class UpstreamError extends Error {}
 
@@ -410,7 +401,7 @@ class Exchange implements UpstreamExchange {
       } else if (lower === 'keep-alive') {
         this.#client.keepAliveHint(value);
       }
-      if (!hopByHopResponse.has(lower)) headers.push(name, value);
+      if (!hopByHopHeaders.has(lower)) headers.push(name, value);
     }
 
     if (this.#request.method === 'HEAD' || status === 204 || status === 304) {

@@ -1,9 +1,10 @@
-import { mkdir, readdir, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
 import type { Secret } from '../../core/function-types.js';
 import { assertDnsLabel } from '../../core/function-name.js';
 import type { SecretStore } from '../../core/provider.js';
+import { readdirIfExists } from './read-dir.js';
 
 /**
  * Secrets as files in `<stateDir>/secrets/` (mode 0600), one per secret, named after it. Values
@@ -21,13 +22,7 @@ export class FileSecretStore implements SecretStore {
 
   async list(namespace?: string): Promise<Secret[]> {
     if (!this.#ours(namespace)) return [];
-    let names: string[];
-    try {
-      names = await readdir(this.#dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
+    const names = await readdirIfExists(this.#dir);
     return names
       .filter((name) => !name.endsWith('.tmp'))
       .sort()

@@ -1,6 +1,7 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FunctionDeployment } from '../../core/function-types.js';
+import { readdirIfExists } from './read-dir.js';
 
 /** What the provider keeps of one function across restarts. */
 export interface FunctionRecord {
@@ -40,13 +41,7 @@ export class FunctionState {
   async loadAll(
     onError: (file: string, error: unknown) => void = () => {},
   ): Promise<FunctionRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.#dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
+    const names = await readdirIfExists(this.#dir);
     const records: FunctionRecord[] = [];
     for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
       const file = join(this.#dir, name);

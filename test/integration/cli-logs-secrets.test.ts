@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,41 +6,11 @@ import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
 import { freePort, request } from '../helpers/http.js';
+import { startCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
+import { makeTempDir } from '../helpers/watchdog.js';
 
-const cli = join(repoRoot, 'dist', 'cli', 'main.js');
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  stdout: () => string;
-  stderr: () => string;
-  done: Promise<CliRun>;
-}
-
-/** Starts the built `fnbus` with `input` on stdin (closed right away when absent). */
-function start(args: string[], env: NodeJS.ProcessEnv, input: string | Buffer = ''): Running {
-  const child = spawn(process.execPath, [cli, ...args], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<CliRun>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  child.stdin.end(input);
-  return { child, stdout: () => stdout, stderr: () => stderr, done };
-}
+const start = startCli;
 
 describe('fnbus logs, secret and version against a running hub', () => {
   let provider: ProcessProvider;

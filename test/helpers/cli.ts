@@ -1,0 +1,49 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from './watchdog.js';
+
+export const cliMain = join(repoRoot, 'dist', 'cli', 'main.js');
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunningCli {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  done: Promise<CliRun>;
+}
+
+/** Starts the built `fnbus` with `input` on stdin (closed right away when absent). */
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input: string | Buffer = '',
+): RunningCli {
+  const child = spawn(process.execPath, [cliMain, ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<CliRun>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  child.stdin.end(input);
+  return { child, stdout: () => stdout, stderr: () => stderr, done };
+}
+
+/** Runs the built `fnbus` to its end. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input: string | Buffer = '',
+): Promise<CliRun> {
+  return startCli(args, env, input).done;
+}
