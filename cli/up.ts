@@ -33,7 +33,11 @@ export async function up({ stackFile, config, stateDir, logger }: UpOptions): Pr
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const provider = new ProcessProvider({ stateDir, namespace: config.functionNamespace, logger });
   await provider.start();
-  const gateway = buildGateway({ provider, config });
+  // With basic_auth, credentials come from the files under secret_mount_path (as OpenFaaS), else
+  // from FNBUS_USERNAME / FNBUS_PASSWORD: the same variables the client commands send.
+  const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;
+  const credentials = user && password ? { user, password } : undefined;
+  const gateway = buildGateway({ provider, config, credentials });
   try {
     await gateway.listen({ port: config.port, host: '0.0.0.0' });
     if (stack) await deployStack(stack, provider, config.functionNamespace, logger);

@@ -13,13 +13,14 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 const cli = join(root, 'dist', 'cli', 'main.js');
 
 /** Runs `fnbus up` as a real process; resolves once it says it is up. */
-async function startHub(args: string[], stateDir: string) {
+async function startHub(args: string[], stateDir: string, env: NodeJS.ProcessEnv = {}) {
   const port = await freePort();
   const hub = spawn(
     process.execPath,
     [cli, 'up', '--port', String(port), '--state-dir', stateDir, ...args],
     {
       cwd: root,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -114,6 +115,26 @@ describe('fnbus up', () => {
     } finally {
       await stopHub(second.hub);
     }
+  });
+
+  it('protects /system with basic auth, credentials from FNBUS_USERNAME / FNBUS_PASSWORD', async (t) => {
+    const stateDir = makeTempDir('fnbus-up-');
+    const { hub, url } = await startHub([], stateDir, {
+      basic_auth: 'true',
+      secret_mount_path: makeTempDir('fnbus-no-secrets-'),
+      FNBUS_USERNAME: 'admin',
+      FNBUS_PASSWORD: 'pw',
+    });
+    t.after(() => stopHub(hub));
+    const refused = await request(`${url}/system/functions`);
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers['www-authenticate'], 'Basic realm="Restricted"');
+    const authorization = `Basic ${Buffer.from('admin:pw').toString('base64')}`;
+    const allowed = await request(`${url}/system/functions`, {
+      headers: { Authorization: authorization },
+    });
+    assert.equal(allowed.status, 200);
+    assert.equal((await request(`${url}/healthz`)).status, 200);
   });
 
   it('refuses a broken stack file with one line naming the field, and exits 1', async () => {
