@@ -1,4 +1,5 @@
 import type { FunctionDeployment } from '../core/function-types.js';
+import { FnbusAnnotation } from '../deploy/process/launch-plan.js';
 import { templateLanguages } from './new-function.js';
 import { toDeployment, type Stack } from './stack.js';
 
@@ -31,6 +32,10 @@ export function withTemplate(
   if (!lang || !handlerPath || !templateLanguages().includes(lang)) return result;
   return {
     ...result,
-    annotations: { ...result.annotations, 'fnbus.lang': lang, 'fnbus.handler': handlerPath },
+    annotations: {
+      ...result.annotations,
+      [FnbusAnnotation.Lang]: lang,
+      [FnbusAnnotation.Handler]: handlerPath,
+    },
   };
 }

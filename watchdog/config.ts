@@ -1,5 +1,4 @@
 import { EnvReader, type Env } from '../core/config.js';
-import { ConfigError } from '../core/errors.js';
 import { splitCommand } from './split-command.js';
 
 export const watchdogModes = ['fork', 'streaming', 'serializing', 'http', 'static'] as const;
@@ -141,5 +140,3 @@ function readMode(read: EnvReader): WatchdogMode {
   read.problem(`mode: "${value}" is not one of ${watchdogModes.join(', ')}${why}`);
   return 'fork';
 }
-
-export { ConfigError };

@@ -51,7 +51,7 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
         try {
           res.writeHead(status, headers);
         } catch (error) {
-          exchange.abort();
+          exchange.cancel();
           call.failInternally(
             502,
             `the function answered with an invalid header: ${(error as Error).message}`,
@@ -128,7 +128,7 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
           },
         );
         const timer = setTimeout(() => {
-          exchange.abort();
+          exchange.cancel();
           resolve(false);
         }, timeoutMs);
       });

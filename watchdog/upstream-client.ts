@@ -35,8 +35,6 @@ export interface UpstreamHandler {
 export interface UpstreamExchange {
   resume(): void;
   /** Ends the exchange without further callbacks; the connection is not reused. */
-  abort(): void;
-  /** The same as abort(): an exchange is a call's cancellable work. */
   cancel(): void;
 }
 
@@ -191,13 +189,9 @@ class Exchange implements UpstreamExchange {
     this.#connection?.socket.resume();
   }
 
-  abort(): void {
+  cancel(): void {
     this.#finished = true;
     this.#detach()?.destroy();
-  }
-
-  cancel(): void {
-    this.abort();
   }
 
   /** Gives up the connection: later events on it are no longer this exchange's. */

@@ -516,7 +516,3 @@ export class ProcessProvider implements Provider {
     return join(this.#runDir(name), 'secrets');
   }
 }
-
-export function createProcessProvider(options: ProcessProviderOptions): ProcessProvider {
-  return new ProcessProvider(options) satisfies Provider;
-}
