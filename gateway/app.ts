@@ -52,6 +52,9 @@ export function buildGateway({ provider, config, version = '0.0.0', credentials 
     // OpenFaaS's Go decoder refuses wrong types rather than coercing them.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // OpenFaaS decodes /system bodies as JSON whatever their Content-Type (curl -d sends a form
+  // type); so does fnbus. The invoke routes have their own, pass-through parser.
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   const namespaces = async () =>
     provider.namespaces ? provider.namespaces() : [config.functionNamespace];
   const metrics = new GatewayMetrics(async () => {

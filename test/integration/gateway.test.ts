@@ -136,6 +136,22 @@ describe('gateway over the process provider', () => {
     assert.equal(res.text, 'wake up');
   });
 
+  it('reads /system bodies as JSON whatever their Content-Type, as OpenFaaS does', async () => {
+    const name = uniqueName('form');
+    const res = await request(`${url}/system/functions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: JSON.stringify({ service: name, image: 'fnbus/cat:latest', envProcess: 'cat' }),
+    });
+    assert.equal(res.status, 202, res.text);
+    const broken = await request(`${url}/system/functions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/plain' },
+      body: '{"service": ',
+    });
+    assert.equal(broken.status, 400);
+  });
+
   it('answers 404 for an unknown function, on both route families', async () => {
     assert.equal((await request(`${url}/function/nope-${Date.now()}`)).status, 404);
     assert.equal(
