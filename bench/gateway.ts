@@ -61,15 +61,8 @@ async function main(): Promise<void> {
 
   const stateDir = mkdtempSync(join(tmpdir(), 'fnbus-bench-hub-'));
   const hub = startProcess(
-    'node',
-    [
-      join(root, 'dist', 'cli', 'main.js'),
-      'up',
-      '--port',
-      String(hubPort),
-      '--state-dir',
-      stateDir,
-    ],
+    join(root, 'bin', 'fnbus'),
+    ['up', '--port', String(hubPort), '--state-dir', stateDir],
     { ...process.env },
   );
   try {
@@ -140,7 +133,7 @@ async function main(): Promise<void> {
         '',
         `fnbus chain / OpenFaaS chain = ${(throughGateway.requestsPerSecond / openfaasChain).toFixed(2)}x (target >= 2x)`,
         `gateway adds ${(throughGateway.p50Ms - straight.p50Ms).toFixed(2)} ms at p50 (target <= 0.5 ms)`,
-        `hub peak RSS under load: ${hubRssMb.toFixed(1)} MB (target <= 80 MB; replicas not counted)`,
+        `hub peak RSS under load: ${hubRssMb.toFixed(1)} MB (target <= 80 MB; gateway and watchdogs, function processes not counted)`,
         `cold start from zero, 20 cycles: p50 ${percentile(coldMs, 50).toFixed(1)} ms, p99 ${percentile(coldMs, 99).toFixed(1)} ms (target <= 100 ms p50)`,
         '',
       ].join('\n'),

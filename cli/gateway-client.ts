@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { request } from 'undici';
 import { FnbusError, ValidationError } from '../core/errors.js';
 
 /** faas-cli's default gateway. */
@@ -128,6 +127,8 @@ export class GatewayClient {
       headers.authorization = this.target.authorization;
     }
     try {
+      // Loaded on first use: `fnbus up` shares this module and never calls a gateway.
+      const { request } = await import('undici');
       return await request(url, {
         method: method as 'GET',
         headers,

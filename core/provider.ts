@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FunctionDeployment, FunctionStatus, Secret } from './function-types.js';
 import type { ProviderInfo } from './info-types.js';
 import type { LogMessage, LogRequest } from './log-types.js';
@@ -15,6 +16,15 @@ export interface SecretStore {
   update(secret: Secret): Promise<void>;
   /** NotFoundError if it does not exist. */
   remove(name: string, namespace?: string): Promise<void>;
+}
+
+/** A replica that serves calls inside the gateway's own process. */
+export interface LocalReplica {
+  /**
+   * Serves one call; `req.url` is the path and query the function sees. A call still running
+   * after `timeoutMs` (the gateway's upstream_timeout; 0 for none) is stopped and answered 502.
+   */
+  serve(req: IncomingMessage, res: ServerResponse, timeoutMs: number): void;
 }
 
 /**
@@ -45,6 +55,12 @@ export interface Provider {
    * UnavailableError when the function exists but has no ready replica.
    */
   resolve(name: string, namespace?: string): Promise<URL>;
+  /**
+   * Only for providers whose replicas run in the gateway's process (the process provider): a
+   * ready replica chosen as resolve() chooses, handed the call directly, so it crosses one proxy
+   * rather than two. Synchronous, as it runs on every call; throws as resolve() rejects.
+   */
+  resolveLocal?(name: string, namespace?: string): LocalReplica;
   /** Lines of the function's logs; the stream ends when `signal` aborts or, unless following, at the end. */
   logs?(req: LogRequest, signal: AbortSignal): AsyncIterable<LogMessage>;
   /** The namespaces functions can be deployed to. */

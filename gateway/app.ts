@@ -19,7 +19,7 @@ import {
   NameParamsSchema,
   NamespaceQuerySchema,
   ScaleServiceRequestSchema,
-} from './schemas.js';
+} from './request-schemas.js';
 
 export interface GatewayDeps {
   provider: Provider;

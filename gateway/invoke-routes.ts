@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Pool, type Dispatcher } from 'undici';
+import type * as Undici from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
-import type { Provider } from '../core/provider.js';
+import type { LocalReplica, Provider } from '../core/provider.js';
 import type { GatewayConfig } from './config.js';
 import type { FunctionSeries, GatewayMetrics } from './metrics.js';
 
@@ -23,8 +24,9 @@ interface InvokeDeps {
 }
 
 /**
- * `/function/:name` and `/function/:name/*`, any method: streams the call to a ready replica
- * and its answer back, with X-Call-Id, X-Start-Time and X-Duration-Seconds. 404 for an unknown
+ * `/function/:name` and `/function/:name/*`, any method: hands the call to a ready replica (in
+ * this process when the provider's replicas live here, else over a kept-alive pool, streaming
+ * both bodies), with X-Call-Id, X-Start-Time and X-Duration-Seconds. 404 for an unknown
  * function, 503 when no replica can be had, 502 when the replica fails or is past
  * upstream_timeout; otherwise the function's own status. A call that reaches a replica counts in
  * `gateway_function_invocation_started`, and once over (the answer sent, or the caller gone) in
@@ -32,9 +34,14 @@ interface InvokeDeps {
  */
 export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): void {
   const pools = new Map<string, Pool>();
-  const poolFor = (origin: string) => {
+  /** undici is loaded on the first remote call: a provider whose replicas are local never needs it. */
+  let undici: Promise<typeof Undici> | undefined;
+  const poolFor = async (origin: string) => {
     let pool = pools.get(origin);
     if (!pool) {
+      const { Pool } = await (undici ??= import('undici'));
+      pool = pools.get(origin);
+      if (pool) return pool;
       pool = new Pool(origin, {
         connections: 256,
         headersTimeout: deps.config.upstreamTimeoutMs,
@@ -51,10 +58,17 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+  /** A ready replica: one serving in this process when the provider has them, else a URL. */
+  const locate = async (name: string, namespace: string | undefined) =>
+    deps.provider.resolveLocal?.(name, namespace) ?? deps.provider.resolve(name, namespace);
+
   let held = 0;
-  const resolveReplica = async (name: string, namespace: string | undefined): Promise<URL> => {
+  const resolveReplica = async (
+    name: string,
+    namespace: string | undefined,
+  ): Promise<LocalReplica | URL> => {
     try {
-      return await deps.provider.resolve(name, namespace);
+      return await locate(name, namespace);
     } catch (error) {
       if (!(error instanceof UnavailableError) || !deps.config.scaleFromZero) throw error;
     }
@@ -77,7 +91,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
       const deadline = Date.now() + scaleFromZeroWaitMs;
       for (;;) {
         try {
-          return await deps.provider.resolve(name, namespace);
+          return await locate(name, namespace);
         } catch (error) {
           if (!(error instanceof UnavailableError) || Date.now() > deadline) throw error;
         }
@@ -101,9 +115,9 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     const fullName = joinFunctionName(name, namespace);
     const callId = (request.headers['x-call-id'] as string | undefined) ?? randomUUID();
 
-    let upstream: URL;
+    let replica: LocalReplica | URL;
     try {
-      upstream = await resolveReplica(name, namespace);
+      replica = await resolveReplica(name, namespace);
     } catch (error) {
       if (error instanceof NotFoundError) {
         return reply.code(404).headers(internal).send(`function not found: ${fullName}\n`);
@@ -115,14 +129,51 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     }
     const series = deps.metrics.function(fullName);
     series.start();
-    const finishOnce = once(series, startedAt);
-
+    const call: CallContext = { callId, startTime, startedAt, series, done: false };
     const rest = request.params['*'] ?? '';
     const queryAt = request.raw.url?.indexOf('?') ?? -1;
-    const query = queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt) : '';
+    const path = `/${rest}${queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt) : ''}`;
+    if (replica instanceof URL) return proxy(request, reply, replica, path, call);
+    serveLocally(request, reply, replica, path, call);
+  };
+
+  /** One hop: the replica lives in this process and answers on the caller's own response. */
+  const serveLocally = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    replica: LocalReplica,
+    path: string,
+    call: CallContext,
+  ) => {
+    reply.hijack();
+    const req = request.raw;
+    const res = reply.raw;
+    req.url = path;
+    setRequestHeader(req, 'X-Call-Id', call.callId);
+    setRequestHeader(req, 'X-Start-Time', call.startTime);
+    if (req.headers['x-forwarded-host'] === undefined) {
+      setRequestHeader(req, 'X-Forwarded-Host', request.headers.host ?? '');
+    }
+    if (req.headers['x-forwarded-for'] === undefined) {
+      setRequestHeader(req, 'X-Forwarded-For', request.ip ?? '');
+    }
+    res.setHeader('X-Call-Id', call.callId);
+    res.setHeader('X-Start-Time', call.startTime);
+    res.once('close', () => finish(call, res.statusCode));
+    replica.serve(req, res, deps.config.upstreamTimeoutMs);
+  };
+
+  /** Two hops: the replica listens elsewhere; the call goes over a kept-alive pool. */
+  const proxy = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    upstream: URL,
+    path: string,
+    call: CallContext,
+  ) => {
     const headers = forwardable(request.headers);
-    headers['x-call-id'] = callId;
-    headers['x-start-time'] = startTime;
+    headers['x-call-id'] = call.callId;
+    headers['x-start-time'] = call.startTime;
     headers['x-forwarded-host'] ??= request.headers.host ?? '';
     headers['x-forwarded-for'] ??= request.ip ?? '';
     const hasBody =
@@ -131,30 +182,30 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
 
     let answer: Dispatcher.ResponseData;
     try {
-      answer = await poolFor(upstream.origin).request({
+      answer = await (
+        await poolFor(upstream.origin)
+      ).request({
         method: request.method,
-        path: `/${rest}${query}`,
+        path,
         headers,
         body: hasBody ? request.raw : null,
       });
     } catch (error) {
-      finishOnce(502);
+      finish(call, 502);
       return reply
         .code(502)
-        .headers({ ...internal, 'X-Call-Id': callId })
-        .send(`cannot reach ${fullName}: ${(error as Error).message}\n`);
+        .headers({ ...internal, 'X-Call-Id': call.callId })
+        .send(`cannot reach ${upstream.origin}: ${(error as Error).message}\n`);
     }
     reply.hijack();
     const out: Record<string, string | string[]> = {};
     for (const [key, value] of Object.entries(answer.headers)) {
       if (value !== undefined && !hopByHopHeaders.has(key)) out[key] = value;
     }
-    out['x-call-id'] = callId;
-    out['x-start-time'] = startTime;
-    out['x-duration-seconds'] ??= ((performance.now() - startedAt) / 1000).toFixed(6);
-    const finish = () => finishOnce(answer.statusCode);
-    reply.raw.once('finish', finish);
-    reply.raw.once('close', finish);
+    out['x-call-id'] = call.callId;
+    out['x-start-time'] = call.startTime;
+    out['x-duration-seconds'] ??= ((performance.now() - call.startedAt) / 1000).toFixed(6);
+    reply.raw.once('close', () => finish(call, answer.statusCode));
     reply.raw.writeHead(answer.statusCode, out);
     answer.body.pipe(reply.raw);
     answer.body.once('error', () => reply.raw.destroy());
@@ -173,14 +224,33 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
   app.all('/function/:name/*', { schema }, invoke);
 }
 
-/** Records the end of a call in the metrics, the first time only (finish and close both come). */
-function once(series: FunctionSeries, startedAt: number): (code: number) => void {
-  let done = false;
-  return (code) => {
-    if (done) return;
-    done = true;
-    series.finish(code, (performance.now() - startedAt) / 1000);
-  };
+interface CallContext {
+  callId: string;
+  startTime: string;
+  startedAt: number;
+  series: FunctionSeries;
+  done: boolean;
+}
+
+/** Records the end of a call in the metrics, once (an error answer may come before the close). */
+function finish(call: CallContext, code: number): void {
+  if (call.done) return;
+  call.done = true;
+  call.series.finish(code, (performance.now() - call.startedAt) / 1000);
+}
+
+/** Sets a request header in both views node keeps of it (parsed, and raw as forwarded). */
+function setRequestHeader(req: IncomingMessage, name: string, value: string): void {
+  const lower = name.toLowerCase();
+  req.headers[lower] = value;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === lower) {
+      raw[i + 1] = value;
+      return;
+    }
+  }
+  raw.push(name, value);
 }
 
 function forwardable(headers: IncomingHttpHeaders): Record<string, string | string[]> {

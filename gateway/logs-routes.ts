@@ -6,7 +6,7 @@ import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { LogRequest } from '../core/log-types.js';
 import type { Provider } from '../core/provider.js';
 import type { GatewayConfig } from './config.js';
-import { LogsQuerySchema } from './schemas.js';
+import { LogsQuerySchema } from './request-schemas.js';
 
 /** RFC 3339 date-time (with a zone), as Go's time.RFC3339Nano parses it. */
 const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;

@@ -9,7 +9,7 @@ import {
   SecretNameSchema,
   SecretSchema,
   type SecretBody,
-} from './schemas.js';
+} from './request-schemas.js';
 
 /**
  * `/system/secrets`: GET lists names (never values), POST creates (201; 409 if it exists), PUT

@@ -27,6 +27,11 @@ export class Call {
    * mode answers itself once the cancelled work has ended (forked modes: 408 on exit).
    */
   timeoutStatus: number | undefined;
+  /**
+   * Set when the deadline is the host's (a gateway's upstream_timeout), not the function's own:
+   * the status answered at once when it passes (502, as a gateway answers for a late upstream).
+   */
+  hostDeadlineStatus: number | undefined;
 
   /** `onClosed` runs once the response is finished or abandoned. */
   constructor(
@@ -51,7 +56,12 @@ export class Call {
   #onDeadline(): void {
     this.#timedOut = true;
     this.work?.cancel();
-    if (this.timeoutStatus !== undefined) {
+    if (this.hostDeadlineStatus !== undefined) {
+      this.failInternally(
+        this.hostDeadlineStatus,
+        'the function did not answer within upstream_timeout',
+      );
+    } else if (this.timeoutStatus !== undefined) {
       this.failInternally(this.timeoutStatus, 'the function did not answer in time');
     }
   }
@@ -76,6 +86,7 @@ export class Call {
    */
   failInternally(status: number, message: string): void {
     const { res } = this;
+    if (res.writableEnded) return; // already answered (a deadline's error came first)
     if (res.headersSent) {
       res.destroy();
       return;

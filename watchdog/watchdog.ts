@@ -23,6 +23,8 @@ export interface WatchdogDeps {
   stderr: Writable;
   /** The interface to listen on; all interfaces by default, as OpenFaaS. */
   host?: string;
+  /** Serve Prometheus metrics on metrics_port (default true; off where a host reports its own). */
+  serveMetrics?: boolean;
 }
 
 export interface ListeningAddresses {
@@ -33,7 +35,8 @@ export interface ListeningAddresses {
 /**
  * The watchdog: an HTTP server in front of a function process. Owns the request lifecycle that
  * every mode shares (limits, deadlines, health, metrics, draining); the mode's handler does the
- * rest.
+ * rest. It also runs as a library: a host in the same process (the process provider) hands
+ * requests to serve() directly, so a call through the gateway crosses one proxy, not two.
  */
 export class Watchdog {
   readonly #config: WatchdogConfig;
@@ -77,13 +80,23 @@ export class Watchdog {
         headersTimeout: Math.min(config.readTimeoutMs || 60_000, 60_000),
         connectionsCheckingInterval: Math.min(Math.max(config.readTimeoutMs / 4, 100), 30_000),
       },
-      (req, res) => this.#onRequest(req, res),
+      (req, res) => this.serve(req, res),
     );
     this.#metricsServer = createServer((req, res) => this.#onMetricsRequest(req, res));
   }
 
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** The long-running process of http mode, if one runs. */
+  get functionPid(): number | undefined {
+    return this.#supervisor?.pid;
+  }
+
+  /** How often the function process of http mode has been restarted. */
+  get restarts(): number {
+    return this.#supervisor?.restarts ?? 0;
   }
 
   /** Healthy: accepting calls, the lock file present (unless suppressed) and the function up. */
@@ -100,7 +113,9 @@ export class Watchdog {
     await this.#prepareMode();
     const host = this.#deps.host;
     await listen(this.#server, this.#config.port, host);
-    await listen(this.#metricsServer, this.#config.metricsPort, host);
+    if (this.#deps.serveMetrics !== false) {
+      await listen(this.#metricsServer, this.#config.metricsPort, host);
+    }
     if (this.#supervisor) {
       this.#supervisor.start();
       await this.#supervisor.waitUntilReady(signal);
@@ -109,7 +124,7 @@ export class Watchdog {
     this.#accepting = true;
     return {
       port: (this.#server.address() as AddressInfo).port,
-      metricsPort: (this.#metricsServer.address() as AddressInfo).port,
+      metricsPort: (this.#metricsServer.address() as AddressInfo | null)?.port ?? 0,
     };
   }
 
@@ -163,11 +178,18 @@ export class Watchdog {
     await this.#supervisor?.stop();
     this.#proxy?.close();
     this.#launcher?.close();
-    this.#metricsServer.closeAllConnections();
-    await new Promise((resolve) => this.#metricsServer.close(resolve));
+    if (this.#metricsServer.listening) {
+      this.#metricsServer.closeAllConnections();
+      await new Promise((resolve) => this.#metricsServer.close(resolve));
+    }
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * Serves one request: a probe (`/_/…`) or a call to the function. `hostTimeoutMs` is a host's
+   * own bound on the call (a gateway's upstream_timeout): when it is the nearer deadline and
+   * passes, the call is cancelled and answered 502.
+   */
+  serve(req: IncomingMessage, res: ServerResponse, hostTimeoutMs = 0): void {
     const url = req.url ?? '/';
     if (url.startsWith('/_/')) return this.#onProbe(req, res, url);
     if (this.#draining) res.shouldKeepAlive = false;
@@ -190,7 +212,10 @@ export class Watchdog {
       return;
     }
     this.#inFlight += 1;
-    this.#handle(new Call(req, res, timeoutMs, this.#onCallClosed));
+    const hostBound = hostTimeoutMs > 0 && (timeoutMs === 0 || hostTimeoutMs < timeoutMs);
+    const call = new Call(req, res, hostBound ? hostTimeoutMs : timeoutMs, this.#onCallClosed);
+    if (hostBound) call.hostDeadlineStatus = 502;
+    this.#handle(call);
   }
 
   readonly #onCallClosed = (call: Call): void => {

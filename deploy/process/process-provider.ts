@@ -20,7 +20,7 @@ import { FileSecretStore } from './file-secret-store.js';
 import { FunctionState, type FunctionRecord } from './function-state.js';
 import { planLaunch, type LaunchPlan } from './launch-plan.js';
 import { closedLine, LogRing, type LogLine } from './log-ring.js';
-import { Replica } from './replica.js';
+import { Replica, replicaConfig } from './replica.js';
 
 /** The repository root: this file is dist/deploy/process/process-provider.js once built. */
 const defaultRepoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -33,10 +33,8 @@ export interface ProcessProviderOptions {
   stateDir: string;
   /** The one namespace; default `openfaas-fn`, as OpenFaaS's. */
   namespace?: string;
-  /** Holds `bin/fnbus-watchdog` and `templates/`; default: this package. */
+  /** Holds `templates/`; default: this package. */
   repoRoot?: string;
-  /** Default `<repoRoot>/bin/fnbus-watchdog`. */
-  watchdogPath?: string;
   /** Every replica's environment before the function's envVars; default: PATH only. */
   baseEnv?: StringMap;
   /** Lines of logs kept per function; default 1000. */
@@ -48,11 +46,6 @@ export interface ProcessProviderOptions {
    * caller that resolved it a moment before still gets through; default 500ms.
    */
   drainDelayMs?: number;
-  /** After SIGTERM, how long a watchdog may drain before SIGKILL; default 5s. */
-  stopGraceMs?: number;
-  /** Restart backoff of a crashed replica: from min, doubling, up to max; default 100ms → 10s. */
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
   logger?: Logger;
 }
 
@@ -85,8 +78,9 @@ export interface ReplicaInfo {
 }
 
 /**
- * The embedded provider: every replica of a function is a local `fnbus-watchdog` process on a
- * loopback port, supervised (restarted with backoff), health-checked, and listed in a pool that
+ * The embedded provider: every replica of a function is a watchdog run inside this process (the
+ * gateway hands it calls directly, see resolveLocal) in front of the function's local process, on
+ * a loopback port, supervised (restarted with backoff), health-checked, and listed in a pool that
  * resolve() round-robins over. Deployments are kept in `stateDir`, so start() brings them back.
  */
 export class ProcessProvider implements Provider {
@@ -94,14 +88,10 @@ export class ProcessProvider implements Provider {
   readonly #namespace: string;
   readonly #stateDir: string;
   readonly #repoRoot: string;
-  readonly #watchdogPath: string;
   readonly #baseEnv: StringMap;
   readonly #logLines: number;
   readonly #maxReplicas: number;
   readonly #drainDelayMs: number;
-  readonly #stopGraceMs: number;
-  readonly #minBackoffMs: number;
-  readonly #maxBackoffMs: number;
   readonly #logger: Logger;
   readonly #state: FunctionState;
   readonly #functions = new Map<string, FunctionEntry>();
@@ -115,14 +105,10 @@ export class ProcessProvider implements Provider {
     this.#namespace = options.namespace ?? 'openfaas-fn';
     assertDnsLabel(this.#namespace, 'namespace');
     this.#repoRoot = options.repoRoot ?? defaultRepoRoot;
-    this.#watchdogPath = options.watchdogPath ?? join(this.#repoRoot, 'bin', 'fnbus-watchdog');
     this.#baseEnv = options.baseEnv ?? { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
     this.#logLines = options.logLines ?? 1000;
     this.#maxReplicas = options.maxReplicas ?? 100;
     this.#drainDelayMs = options.drainDelayMs ?? 500;
-    this.#stopGraceMs = options.stopGraceMs ?? 5000;
-    this.#minBackoffMs = options.minBackoffMs ?? 100;
-    this.#maxBackoffMs = options.maxBackoffMs ?? 10_000;
     this.#logger = options.logger ?? silentLogger;
     this.#state = new FunctionState(this.#stateDir);
     this.secrets = new FileSecretStore(this.#stateDir, this.#namespace);
@@ -256,17 +242,23 @@ export class ProcessProvider implements Provider {
 
   resolve(name: string, namespace?: string): Promise<URL> {
     try {
-      const entry = this.#entry(name, namespace);
-      const pool = entry.replicas.filter((replica) => replica.ready);
-      if (pool.length === 0) {
-        throw new UnavailableError(`function "${name}" has no ready replica`);
-      }
-      const replica = pool[entry.cursor++ % pool.length]!;
-      if (entry.cursor >= Number.MAX_SAFE_INTEGER) entry.cursor = 0;
-      return Promise.resolve(new URL(replica.url));
+      return Promise.resolve(new URL(this.resolveLocal(name, namespace).url));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+  }
+
+  /** The next ready replica, round-robin; every replica serves inside this process. */
+  resolveLocal(name: string, namespace?: string): Replica {
+    const entry = this.#entry(name, namespace);
+    const { replicas } = entry;
+    // A scan from the cursor rather than a filtered copy: this runs on every call.
+    for (let tried = 0; tried < replicas.length; tried++) {
+      const replica = replicas[entry.cursor++ % replicas.length] as Replica;
+      if (entry.cursor >= Number.MAX_SAFE_INTEGER) entry.cursor = 0;
+      if (replica.ready) return replica;
+    }
+    throw new UnavailableError(`function "${name}" has no ready replica`);
   }
 
   async *logs(req: LogRequest, signal: AbortSignal): AsyncIterable<LogMessage> {
@@ -382,7 +374,6 @@ export class ProcessProvider implements Provider {
     const replica = new Replica({
       instance,
       generation: entry.generation,
-      watchdogPath: this.#watchdogPath,
       plan: entry.plan,
       baseEnv: this.#baseEnv,
       extraEnv: { [SecretsPathEnv]: this.#secretsDir(name) },
@@ -390,9 +381,6 @@ export class ProcessProvider implements Provider {
       onLine: (from, text) => entry.logs.push(from, text),
       onReadyChange: () => this.#reconcile(entry),
       logger: this.#logger.child({ fn: name, instance }),
-      minBackoffMs: this.#minBackoffMs,
-      maxBackoffMs: this.#maxBackoffMs,
-      stopGraceMs: this.#stopGraceMs,
     });
     replica.start();
     return replica;
@@ -454,7 +442,13 @@ export class ProcessProvider implements Provider {
     if (spec.secrets !== undefined) {
       for (const secret of spec.secrets) assertDnsLabel(secret, 'secret name');
     }
-    return planLaunch(spec, this.#repoRoot);
+    const plan = planLaunch(spec, this.#repoRoot);
+    // The watchdog's settings are checked now, so a bad one is refused, not a crash loop later.
+    const upstream: StringMap = plan.needsUpstreamPort
+      ? { upstream_url: 'http://127.0.0.1:1' }
+      : {};
+    replicaConfig({ ...this.#baseEnv, ...plan.env, ...upstream });
+    return plan;
   }
 
   /** `com.openfaas.scale.min` from labels or annotations (annotations win); default 1. */

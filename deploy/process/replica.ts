@@ -1,10 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError, ValidationError } from '../../core/errors.js';
 import type { StringMap } from '../../core/function-types.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
+import { readConfig, type WatchdogConfig } from '../../watchdog/config.js';
+import { createJsonLogger } from '../../watchdog/json-logger.js';
+import { Watchdog } from '../../watchdog/watchdog.js';
 import { freePort } from './free-port.js';
 import type { LaunchPlan } from './launch-plan.js';
 
@@ -13,75 +17,70 @@ export interface ReplicaOptions {
   instance: string;
   /** The spec version it runs: an update starts a newer generation beside the old one. */
   generation: number;
-  /** The watchdog executable (`bin/fnbus-watchdog`). */
-  watchdogPath: string;
   plan: LaunchPlan;
   /** Environment given to every replica before the function's own (PATH and the like). */
   baseEnv: StringMap;
   /** Environment added after the function's own (e.g. FNBUS_SECRETS_PATH). */
   extraEnv: StringMap;
-  /** The replica's own folder; its `tmp/` is the watchdog's TMPDIR (lock file). Removed on stop. */
+  /** The replica's own folder; its `tmp/` is the function's TMPDIR. Removed on stop. */
   workDir: string;
-  /** Every line the watchdog writes, stdout and stderr. */
+  /** Every line of the function's output and of its watchdog's log. */
   onLine: (instance: string, text: string) => void;
   /** Readiness changed (either way). */
   onReadyChange: (replica: Replica) => void;
   logger?: Logger;
-  /** First restart delay; doubles up to maxBackoffMs; resets after a run of stableAfterMs. */
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  stableAfterMs?: number;
-  /** How often a ready replica's health is checked again (a starting one: every 50ms). */
+  /** How often a ready replica's health is looked at again (a starting one: every 20ms). */
   healthIntervalMs?: number;
-  /** After SIGTERM, how long the watchdog may drain before SIGKILL. */
-  stopGraceMs?: number;
-}
-
-interface ReadyLine {
-  msg?: unknown;
-  port?: unknown;
 }
 
 /**
- * One supervised watchdog process: started, watched (ready = `/_/health` answers 200), and
- * restarted with exponential backoff whenever it exits, until stop().
+ * The watchdog settings a replica runs with: the function's own, except what the host decides
+ * (a loopback port of its own, no lock file, no metrics server, no health grace on stop: the
+ * provider takes a replica out of the pool before stopping it). Throws a ValidationError naming
+ * every bad variable, so a bad deploy is refused rather than crash-looping.
+ */
+export function replicaConfig(env: StringMap): Readonly<WatchdogConfig> {
+  try {
+    return readConfig({
+      ...env,
+      port: '0',
+      metrics_port: '0',
+      suppress_lock: 'true',
+      healthcheck_interval: '0',
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ValidationError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * One replica of a function: a watchdog run as a library inside the hub, in front of the
+ * function's process (started per call, or long-running in http mode and restarted with backoff
+ * when it dies). The gateway hands it calls directly (serve); it also listens on a loopback
+ * port, for anything that calls it over HTTP. Ready means its health check passes.
  */
 export class Replica {
   readonly instance: string;
   readonly generation: number;
-  readonly #options: ReplicaOptions & {
-    minBackoffMs: number;
-    maxBackoffMs: number;
-    stableAfterMs: number;
-    healthIntervalMs: number;
-    stopGraceMs: number;
-    logger: Logger;
-  };
-  #child: ChildProcess | undefined;
+  readonly #options: ReplicaOptions & { healthIntervalMs: number; logger: Logger };
+  #watchdog: Watchdog | undefined;
   #port = 0;
   #ready = false;
   #stopping = false;
-  #restarts = 0;
-  #loop: Promise<void> | undefined;
+  #running: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
   readonly #stopSignal = new AbortController();
 
   constructor(options: ReplicaOptions) {
     this.instance = options.instance;
     this.generation = options.generation;
-    this.#options = {
-      minBackoffMs: 100,
-      maxBackoffMs: 10_000,
-      stableAfterMs: 10_000,
-      healthIntervalMs: 1000,
-      stopGraceMs: 5000,
-      logger: silentLogger,
-      ...options,
-    };
+    this.#options = { healthIntervalMs: 1000, logger: silentLogger, ...options };
   }
 
+  /** Live: the watchdog is healthy right now (its function process up, not stopping). */
   get ready(): boolean {
-    return this.#ready;
+    return !this.#stopping && this.#watchdog?.healthy === true;
   }
 
   get url(): string {
@@ -92,24 +91,32 @@ export class Replica {
     return this.#port;
   }
 
-  /** The running watchdog's pid, if one runs. */
+  /** The function's long-running process (http mode), if one runs. */
   get pid(): number | undefined {
-    return this.#child?.exitCode === null ? this.#child.pid : undefined;
+    return this.#watchdog?.functionPid;
   }
 
   get restarts(): number {
-    return this.#restarts;
+    return this.#watchdog?.restarts ?? 0;
   }
 
   get stopping(): boolean {
     return this.#stopping;
   }
 
-  start(): void {
-    this.#loop ??= this.#supervise();
+  /** Serves one call in this process; the request's url is the path the function sees. */
+  serve(req: IncomingMessage, res: ServerResponse, timeoutMs: number): void {
+    (this.#watchdog as Watchdog).serve(req, res, timeoutMs);
   }
 
-  /** SIGTERM (the watchdog drains its calls), SIGKILL after the grace; no more restarts. */
+  start(): void {
+    this.#running ??= this.#run().catch((error: unknown) => {
+      this.#options.onLine(this.instance, `cannot start: ${(error as Error).message}`);
+      this.#options.logger.error({ err: error, instance: this.instance }, 'replica failed');
+    });
+  }
+
+  /** Drains calls in flight (within write_timeout), then stops the function's process. */
   stop(): Promise<void> {
     this.#stopped ??= this.#stop();
     return this.#stopped;
@@ -119,47 +126,13 @@ export class Replica {
     this.#stopping = true;
     this.#stopSignal.abort();
     this.#setReady(false);
-    const child = this.#child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), this.#options.stopGraceMs);
-      await exited;
-      clearTimeout(timer);
-    }
-    await this.#loop;
+    await this.#running;
+    await this.#watchdog?.stop();
     await rm(this.#options.workDir, { recursive: true, force: true });
   }
 
-  async #supervise(): Promise<void> {
-    let backoffMs = this.#options.minBackoffMs;
-    while (!this.#stopping) {
-      const startedAt = Date.now();
-      try {
-        await this.#runOnce();
-      } catch (error) {
-        this.#options.logger.error({ err: error, instance: this.instance }, 'replica failed');
-      }
-      if (this.#stopping) break;
-      if (Date.now() - startedAt >= this.#options.stableAfterMs)
-        backoffMs = this.#options.minBackoffMs;
-      this.#options.logger.warn(
-        { instance: this.instance, backoffMs },
-        'replica exited: restarting after backoff',
-      );
-      try {
-        await sleep(backoffMs, undefined, { signal: this.#stopSignal.signal });
-      } catch {
-        break;
-      }
-      backoffMs = Math.min(backoffMs * 2, this.#options.maxBackoffMs);
-      this.#restarts++;
-    }
-  }
-
-  /** Starts the watchdog and resolves once it has exited and its output is read. */
-  async #runOnce(): Promise<void> {
-    const { plan, workDir } = this.#options;
+  async #run(): Promise<void> {
+    const { plan, workDir, onLine, instance } = this.#options;
     const tmp = join(workDir, 'tmp');
     await mkdir(tmp, { recursive: true });
     const env: StringMap = { ...this.#options.baseEnv, ...plan.env, ...this.#options.extraEnv };
@@ -168,70 +141,35 @@ export class Replica {
       env.PORT = String(upstreamPort);
       env.upstream_url = `http://127.0.0.1:${upstreamPort}`;
     }
-    // Ours, whatever envVars say: several replicas share the host, each needs its own.
-    env.port = '0';
-    env.metrics_port = '0';
     env.TMPDIR = tmp;
     if (this.#stopping) return;
-
-    // Its own process group, so whatever it leaves behind (an http-mode runner) can be killed.
-    const child = spawn(this.#options.watchdogPath, [], {
+    const output = lineSink((line) => onLine(instance, line));
+    const watchdog = new Watchdog(replicaConfig(env), {
+      logger: createJsonLogger('fnbus-watchdog', (line) => output.write(line)),
       env,
-      cwd: workDir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
+      stdout: output,
+      stderr: output,
+      host: '127.0.0.1',
+      serveMetrics: false,
     });
-    this.#child = child;
-    const running = new AbortController();
-    const closed = new Promise<void>((resolve) => {
-      child.once('close', () => resolve());
-      child.once('error', (error) => {
-        this.#options.onLine(this.instance, `cannot start the watchdog: ${error.message}`);
-        resolve();
-      });
-    });
-    child.once('exit', (code, signal) => {
-      running.abort();
-      this.#setReady(false);
-      killGroup(child, 'SIGKILL');
-      if (!this.#stopping) {
-        this.#options.onLine(
-          this.instance,
-          `watchdog exited (${signal ? `signal ${signal}` : `code ${code}`})`,
-        );
-      }
-    });
-    readLines(child.stdout, (line) => this.#options.onLine(this.instance, line));
-    readLines(child.stderr, (line) => {
-      this.#options.onLine(this.instance, line);
-      this.#onStderrLine(line, running.signal);
-    });
-    await closed;
-    running.abort();
-    this.#port = 0;
-  }
-
-  #onStderrLine(line: string, signal: AbortSignal): void {
-    if (!line.startsWith('{') || !line.includes('watchdog ready')) return;
-    let parsed: ReadyLine;
+    this.#watchdog = watchdog;
+    void this.#watchHealth();
     try {
-      parsed = JSON.parse(line) as ReadyLine;
-    } catch {
-      return;
+      const { port } = await watchdog.start(this.#stopSignal.signal);
+      this.#port = port;
+    } catch (error) {
+      if (!this.#stopping) throw error;
     }
-    if (parsed.msg !== 'watchdog ready' || typeof parsed.port !== 'number') return;
-    this.#port = parsed.port;
-    void this.#watchHealth(parsed.port, signal);
   }
 
-  /** Polls `/_/health` while this run lasts: fast until ready, then every healthIntervalMs. */
-  async #watchHealth(port: number, signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && !this.#stopping) {
-      const ok = await healthy(port);
-      if (signal.aborted || this.#stopping) break;
-      this.#setReady(ok);
+  /** Follows readiness until stopped: often while not ready, every healthIntervalMs after. */
+  async #watchHealth(): Promise<void> {
+    while (!this.#stopping) {
+      this.#setReady(this.ready);
       try {
-        await sleep(ok ? this.#options.healthIntervalMs : 50, undefined, { signal });
+        await sleep(this.#ready ? this.#options.healthIntervalMs : 20, undefined, {
+          signal: this.#stopSignal.signal,
+        });
       } catch {
         break;
       }
@@ -245,44 +183,24 @@ export class Replica {
   }
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-function readLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
-  if (!stream) return;
+/** A stream that hands on whole lines (the watchdog writes line by line; this copes if not). */
+function lineSink(onLine: (line: string) => void): Writable {
   let pending = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (text: string) => {
-    pending += text;
-    let newline: number;
-    while ((newline = pending.indexOf('\n')) !== -1) {
-      onLine(pending.slice(0, newline));
-      pending = pending.slice(newline + 1);
-    }
-  });
-  stream.on('end', () => {
-    if (pending !== '') onLine(pending);
-    pending = '';
-  });
-}
-
-function healthy(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(
-      { host: '127.0.0.1', port, path: '/_/health', agent: false, timeout: 1000 },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      },
-    );
-    req.once('timeout', () => req.destroy());
-    req.once('error', () => resolve(false));
-    req.end();
+  return new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, _encoding, done) {
+      pending += chunk.toString();
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) !== -1) {
+        onLine(pending.slice(0, newline));
+        pending = pending.slice(newline + 1);
+      }
+      done();
+    },
+    final(done) {
+      if (pending !== '') onLine(pending);
+      pending = '';
+      done();
+    },
   });
 }

@@ -27,6 +27,18 @@ function echoFunction(name: string): FunctionDeployment {
   };
 }
 
+/** The node template's sample handler, run in http mode (a long-running function process). */
+function nodeFunction(name: string): FunctionDeployment {
+  return {
+    service: name,
+    image: `${name}:latest`,
+    annotations: {
+      'fnbus.lang': 'node',
+      'fnbus.handler': join(repoRoot, 'templates', 'node', 'function'),
+    },
+  };
+}
+
 const stateDirs: string[] = [];
 function makeStateDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'fnbus-process-provider-'));
@@ -43,7 +55,6 @@ async function startProvider(
   const provider = new ProcessProvider({
     stateDir: options.stateDir ?? makeStateDir(),
     drainDelayMs: 200,
-    stopGraceMs: 3000,
     ...options,
   });
   await provider.start();
@@ -88,10 +99,10 @@ describe('ProcessProvider', () => {
     return request(new URL('/', base).href, { method: 'POST', body });
   };
 
-  it('restarts a replica whose watchdog is killed, and it serves again', async () => {
+  it('restarts a function process that is killed, and the replica serves again', async () => {
     const provider = await open();
     const fn = randomName();
-    await provider.deploy(echoFunction(fn));
+    await provider.deploy(nodeFunction(fn));
     await available(provider, fn, 1);
     const [before] = provider.instances(fn);
     assert.ok(before?.pid);
@@ -103,12 +114,29 @@ describe('ProcessProvider', () => {
       },
       { timeoutMs: readyTimeoutMs, what: 'the replica to come back' },
     );
-    assert.equal((await call(provider, fn, 'again')).text, 'again');
+    const again = await call(provider, fn, JSON.stringify('again'));
+    assert.equal(again.status, 200, again.text);
     const lines = await readLogs(provider, fn);
     assert.ok(
-      lines.some((text) => text.includes('watchdog exited (signal SIGKILL)')),
+      lines.some((text) => text.includes('function process exited; restarting')),
       lines.join('\n'),
     );
+  });
+
+  it('refuses a deployment whose watchdog settings are wrong, naming each', async () => {
+    const provider = await open();
+    const fn = randomName();
+    await assert.rejects(
+      provider.deploy({
+        ...echoFunction(fn),
+        envVars: { exec_timeout: 'soon', max_inflight: '-1' },
+      }),
+      (error: Error) =>
+        error instanceof ValidationError &&
+        /exec_timeout/.test(error.message) &&
+        /max_inflight/.test(error.message),
+    );
+    assert.equal(await provider.get(fn), undefined, 'nothing was deployed');
   });
 
   it('updates without dropping a call: new replicas first, the old ones after', async () => {
@@ -186,14 +214,7 @@ describe('ProcessProvider', () => {
   it('runs a node template handler in http mode', async () => {
     const provider = await open();
     const fn = randomName();
-    await provider.deploy({
-      service: fn,
-      image: `${fn}:latest`,
-      annotations: {
-        'fnbus.lang': 'node',
-        'fnbus.handler': join(repoRoot, 'templates', 'node', 'function'),
-      },
-    });
+    await provider.deploy(nodeFunction(fn));
     await available(provider, fn, 1);
     const base = await provider.resolve(fn);
     const response = await request(new URL('/', base).href, {
