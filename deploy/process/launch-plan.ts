@@ -21,7 +21,7 @@ const runners: Record<string, (repoRoot: string) => string[]> = {
 export interface LaunchPlan {
   /** The function's environment for the watchdog: envVars plus fprocess (and mode for templates). */
   env: StringMap;
-  /** A template runner: the replica picks a port for it and sets `PORT` and `upstream_url`. */
+  /** A template runner, or http mode without upstream_url: each replica picks a port for it and sets `PORT` and `upstream_url`. */
   needsUpstreamPort: boolean;
 }
 
@@ -57,6 +57,10 @@ export function planLaunch(spec: FunctionDeployment, repoRoot: string): LaunchPl
     return { env, needsUpstreamPort: true };
   }
   if (spec.envProcess) env.fprocess = spec.envProcess;
+  // An http-mode function without its own upstream_url gets a port per replica (several replicas
+  // share this host; a fixed port would collide), in PORT and upstream_url as for a template.
+  const ownUpstream = env.upstream_url !== undefined || env.http_upstream_url !== undefined;
+  const needsUpstreamPort = env.mode === 'http' && !ownUpstream;
   if (!env.fprocess && !env.function_process && env.mode !== 'static') {
     throw new ValidationError(
       spec.image
@@ -64,5 +68,5 @@ export function planLaunch(spec: FunctionDeployment, repoRoot: string): LaunchPl
         : `nothing to run: give image and envProcess (fprocess), or the ${FnbusAnnotation.Lang} and ${FnbusAnnotation.Handler} annotations`,
     );
   }
-  return { env, needsUpstreamPort: false };
+  return { env, needsUpstreamPort };
 }
