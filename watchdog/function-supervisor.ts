@@ -120,7 +120,7 @@ export class FunctionSupervisor {
 
   #spawn(): FunctionProcess {
     const { command, env, stdout, stderr, logOptions, logger } = this.#options;
-    const child = spawnFunction(command, env);
+    const child = spawnFunction(command, env, { boundToUs: true });
     child.stdin.end();
     logOutput(child.stdout, 'stdout', stdout, logOptions);
     logOutput(child.stderr, 'stderr', stderr, logOptions);

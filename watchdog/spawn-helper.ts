@@ -2,9 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/logger.js';
-import type { FunctionProcess, ProcessExit, ProcessLauncher } from './spawner.js';
+import {
+  spawnHelperPath,
+  type FunctionProcess,
+  type ProcessExit,
+  type ProcessLauncher,
+} from './spawner.js';
 
 /**
  * The Node side of fnbus-spawner (watchdog/native/fnbus-spawner.c, whose header documents the
@@ -34,9 +38,6 @@ const enum Frame {
 const headerBytes = 12;
 const protocolVersion = 1;
 const envInheritFlag = 2;
-
-/** The helper binary, built next to this module by `npm run build`. */
-export const spawnHelperPath = fileURLToPath(new URL('./fnbus-spawner', import.meta.url));
 
 function frame(type: Frame, id: number, payload?: Buffer): Buffer {
   const length = payload?.length ?? 0;

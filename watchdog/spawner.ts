@@ -1,5 +1,11 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+/** fnbus-spawner, built next to this module by `npm run build` (see spawn-helper.ts). */
+export const spawnHelperPath = fileURLToPath(new URL('./fnbus-spawner', import.meta.url));
+let helperBuilt: boolean | undefined;
 
 export interface ProcessExit {
   code: number | null;
@@ -37,11 +43,25 @@ function killGroup(pid: number, signal: NodeJS.Signals): boolean {
 
 /**
  * Starts `command` (never through a shell) with `env` as its whole environment, in a process
- * group of its own so that a timeout also ends whatever it started.
+ * group of its own so that a timeout also ends whatever it started. `boundToUs` (for a
+ * long-running process) goes through fnbus-spawner when it is built: the kernel then kills the
+ * process if we end, even by SIGKILL, so it never outlives its watchdog (or the hub).
  */
-export function spawnFunction(command: readonly string[], env: NodeJS.ProcessEnv): FunctionProcess {
+export function spawnFunction(
+  command: readonly string[],
+  env: NodeJS.ProcessEnv,
+  { boundToUs = false } = {},
+): FunctionProcess {
   const [file = '', ...args] = command;
-  const child = spawn(file, args, { env, stdio: 'pipe', detached: true });
+  helperBuilt ??= existsSync(spawnHelperPath);
+  const child =
+    boundToUs && helperBuilt
+      ? spawn(spawnHelperPath, ['--exec-bound-to', String(process.pid), file, ...args], {
+          env,
+          stdio: 'pipe',
+          detached: true,
+        })
+      : spawn(file, args, { env, stdio: 'pipe', detached: true });
   const pid = child.pid;
   if (pid !== undefined) running.add(pid);
   const exited = new Promise<ProcessExit>((resolve) => {

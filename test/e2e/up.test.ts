@@ -117,6 +117,20 @@ describe('fnbus up', () => {
     }
   });
 
+  it('leaves no function process behind when it is killed with SIGKILL', async () => {
+    const stateDir = makeTempDir('fnbus-up-');
+    const { hub, url } = await startHub(['-f', join(root, 'examples', 'stack.yml')], stateDir);
+    for (const name of ['cat', 'hello-node', 'hello-python']) await ready(url, name);
+    const started = processesUsing(stateDir);
+    assert.ok(started.length >= 3, `function processes: ${started.join(', ')}`);
+    const exited = once(hub, 'exit');
+    hub.kill('SIGKILL');
+    await exited;
+    await waitFor(() => processesUsing(stateDir).length === 0, {
+      what: `no process left of ${started.join(', ')}`,
+    });
+  });
+
   it('protects /system with basic auth, credentials from FNBUS_USERNAME / FNBUS_PASSWORD', async (t) => {
     const stateDir = makeTempDir('fnbus-up-');
     const { hub, url } = await startHub([], stateDir, {

@@ -16,6 +16,11 @@
  * Run:     spawned by Node with stdio [pipe, pipe, inherit]; fd 0 = requests
  *          from Node, fd 1 = events to Node, fd 2 = log output (inherited).
  *          No arguments; everything comes in the CONFIG frame.
+ * Or:      fnbus-spawner --exec-bound-to PID CMD [ARG...]: becomes CMD (execvp)
+ *          after asking the kernel to SIGKILL it when process PID ends
+ *          (PR_SET_PDEATHSIG).  The watchdog starts http mode's long-running
+ *          function process this way, so that it never outlives the watchdog
+ *          (or the hub running watchdogs), even one killed with SIGKILL.
  *
  * ------------------------------------------------------------------------
  * PROTOCOL (version 1).  Every message is a frame:
@@ -104,6 +109,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -904,8 +910,24 @@ static void setup(void)
     ep_ctl(EPOLL_CTL_ADD, g.sfd, EPOLLIN, &g.w_sig);
 }
 
-int main(void)
+/* --exec-bound-to: see the header.  Exit 127 as a shell does when CMD cannot run. */
+static int exec_bound_to(char **argv)
 {
+    pid_t parent = (pid_t)strtol(argv[2], NULL, 10);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+        fprintf(stderr, "fnbus-spawner: prctl: %s\n", strerror(errno));
+        return 127;
+    }
+    /* The parent may have ended before prctl took effect: then nothing would kill us. */
+    if (getppid() != parent) return 127;
+    execvp(argv[3], argv + 3);
+    fprintf(stderr, "fnbus-spawner: cannot run %s: %s\n", argv[3], strerror(errno));
+    return 127;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "--exec-bound-to") == 0) return exec_bound_to(argv);
     setup();
     struct epoll_event evs[64];
     for (;;) {
