@@ -292,7 +292,8 @@ function table(rows: string[][]): string {
 }
 
 async function describe(name: string, options: GatewayOptions & { namespace?: string }) {
-  const fn = await client(options).json<FunctionStatus>(`/system/function/${pathName(name)}`, {
+  const gateway = client(options);
+  const fn = await gateway.json<FunctionStatus>(`/system/function/${pathName(name)}`, {
     namespace: options.namespace,
   });
   const available = fn.availableReplicas ?? 0;
@@ -311,7 +312,8 @@ async function describe(name: string, options: GatewayOptions & { namespace?: st
   ];
   let text = lines.map(([key, value]) => `${`${key}:`.padEnd(20)}${value}\n`).join('');
   const lang = fn.annotations?.['fnbus.lang'];
-  if (lang !== undefined || fn.envProcess) {
+  const info = await gateway.json<GatewayInfo>('/system/info');
+  if (info.provider?.orchestration === 'process') {
     const what = lang !== undefined ? `the ${lang} template handler` : 'its Function Process';
     text += `\nNote: on the process provider the image is kept but not run: the function runs ${what}.\n`;
   }
