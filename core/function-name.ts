@@ -45,3 +45,26 @@ export function assertDnsLabel(text: string, what = 'function name'): void {
         : 'must be lowercase letters, digits and "-", starting and ending with a letter or digit';
   throw new ValidationError(`invalid ${what} "${text}": ${why}`);
 }
+
+const maxDnsSubdomainLength = 253;
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * Whether `text` is a DNS-1123 subdomain: labels joined by dots, at most 253 characters. Secrets
+ * are named so, as Kubernetes names them (`db.password`).
+ */
+export function isDnsSubdomain(text: string): boolean {
+  return text.length <= maxDnsSubdomainLength && dnsSubdomain.test(text);
+}
+
+/** Throws a ValidationError (400) saying what is wrong unless `text` is a DNS-1123 subdomain. */
+export function assertDnsSubdomain(text: string, what: string): void {
+  if (isDnsSubdomain(text)) return;
+  const why =
+    text === ''
+      ? 'is empty'
+      : text.length > maxDnsSubdomainLength
+        ? `is ${text.length} characters long, more than ${maxDnsSubdomainLength}`
+        : 'must be lowercase letters, digits, "-" and ".", each dot-separated part starting and ending with a letter or digit';
+  throw new ValidationError(`invalid ${what} "${text}": ${why}`);
+}

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError } from 'fastify';
 import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
-import { FnbusError, NotFoundError, ValidationError } from '../core/errors.js';
+import { FnbusError, NotFoundError, NotImplementedError, ValidationError } from '../core/errors.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
@@ -115,6 +115,16 @@ export function buildGateway({ provider, config, version = '0.0.0', credentials 
   }));
 
   app.get('/system/namespaces', { schema: { summary: 'Namespaces' } }, namespaces);
+  // Creating, changing and removing namespaces is no provider's capability yet: 501, as
+  // faas-provider answers when it has no namespace handler.
+  app.route({
+    method: ['GET', 'POST', 'PUT', 'DELETE'],
+    url: '/system/namespace/:name',
+    schema: { summary: 'Manage one namespace (not implemented: 501)' },
+    handler: () => {
+      throw new NotImplementedError('namespaces cannot be managed on this gateway');
+    },
+  });
 
   app.get(
     '/system/functions',

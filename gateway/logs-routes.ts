@@ -62,7 +62,9 @@ export function registerLogsRoutes(
       );
       const logRequest: LogRequest = { name, namespace, follow: parseFollow(query.follow) };
       if (query.instance) logRequest.instance = query.instance;
-      if (query.tail !== undefined && query.tail !== '') logRequest.tail = parseTail(query.tail);
+      const tail =
+        query.tail === undefined || query.tail === '' ? undefined : parseTail(query.tail);
+      if (tail !== undefined) logRequest.tail = tail;
       if (query.since !== undefined && query.since !== '')
         logRequest.since = parseSince(query.since);
       if (!(await provider.get(name, namespace)))
@@ -95,13 +97,16 @@ export function registerLogsRoutes(
   );
 }
 
-function parseTail(text: string): number {
-  if (!/^\d+$/.test(text)) {
-    throw new ValidationError(
-      `invalid querystring: tail must be a non-negative integer, not "${text}"`,
-    );
+/**
+ * `tail` as OpenFaaS reads it (Go's Atoi): an integer. Negative means every line (faas-cli sends
+ * -1 by default), 0 none of the past (with `follow`: only new lines), N the last N.
+ */
+function parseTail(text: string): number | undefined {
+  if (!/^[-+]?\d+$/.test(text)) {
+    throw new ValidationError(`invalid querystring: tail must be an integer, not "${text}"`);
   }
-  return Number(text);
+  const tail = Number(text);
+  return tail < 0 ? undefined : tail;
 }
 
 function parseFollow(text: string | undefined): boolean {

@@ -10,6 +10,11 @@ const name = Type.String({
   maxLength: 63,
   description: 'a DNS-1123 label',
 });
+const secretName = Type.String({
+  pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+  maxLength: 253,
+  description: 'a DNS-1123 subdomain (dots allowed, as Kubernetes secret names)',
+});
 const namespace = Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 });
 const stringMap = Type.Record(Type.String(), Type.String());
 const resources = Type.Object(
@@ -31,7 +36,7 @@ export const FunctionDeploymentSchema = Type.Object(
     envProcess: Type.Optional(Type.String()),
     envVars: Type.Optional(Type.Union([stringMap, Type.Null()])),
     constraints: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Null()])),
-    secrets: Type.Optional(Type.Union([Type.Array(name), Type.Null()])),
+    secrets: Type.Optional(Type.Union([Type.Array(secretName), Type.Null()])),
     labels: Type.Optional(Type.Union([stringMap, Type.Null()])),
     annotations: Type.Optional(Type.Union([stringMap, Type.Null()])),
     limits: Type.Optional(Type.Union([resources, Type.Null()])),
@@ -62,7 +67,7 @@ export const NamespaceQuerySchema = Type.Object({ namespace: Type.Optional(Type.
 /** faas-provider's `types.Secret`; `rawValue` is base64 (Go's []byte in JSON). */
 export const SecretSchema = Type.Object(
   {
-    name,
+    name: secretName,
     namespace: Type.Optional(namespace),
     value: Type.Optional(Type.String()),
     rawValue: Type.Optional(
@@ -75,7 +80,7 @@ export type SecretBody = Static<typeof SecretSchema>;
 
 /** The body of DELETE /system/secrets. */
 export const SecretNameSchema = Type.Object(
-  { name, namespace: Type.Optional(namespace) },
+  { name: secretName, namespace: Type.Optional(namespace) },
   { additionalProperties: false },
 );
 
@@ -88,7 +93,7 @@ export const LogsQuerySchema = Type.Object({
   namespace: Type.Optional(Type.String()),
   instance: Type.Optional(Type.String()),
   tail: Type.Optional(
-    Type.String({ description: 'a non-negative integer: at most this many lines' }),
+    Type.String({ description: 'an integer: the last N lines; negative for all' }),
   ),
   follow: Type.Optional(
     Type.String({ description: 'a boolean, as Go parses one (true, 1, false, 0)' }),

@@ -13,7 +13,7 @@ import {
 
 /**
  * `/system/secrets`: GET lists names (never values), POST creates (201; 409 if it exists), PUT
- * updates (200; 404 if unknown), DELETE `{name}` removes (204; 404 if unknown). 501 when the
+ * updates (200; 404 if unknown), DELETE `{name}` removes (202, as faas-cli expects; 404 if unknown). 501 when the
  * provider has no secrets.
  */
 export function registerSecretsRoutes(
@@ -74,12 +74,12 @@ export function registerSecretsRoutes(
         body: SecretNameSchema,
         querystring: NamespaceQuerySchema,
         summary: 'Remove a secret',
-        statuses: { 204: 'removed', 404: 'no such secret', 501: 'no secrets in this provider' },
+        statuses: { 202: 'removed', 404: 'no such secret', 501: 'no secrets in this provider' },
       },
     },
     async (request, reply) => {
       await store().remove(request.body.name, namespaceOf(request.query, request.body.namespace));
-      return reply.code(204).send();
+      return reply.code(202).send();
     },
   );
 }

@@ -2,7 +2,7 @@ import { mkdir, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
 import type { Secret } from '../../core/function-types.js';
-import { assertDnsLabel } from '../../core/function-name.js';
+import { assertDnsSubdomain, isDnsSubdomain } from '../../core/function-name.js';
 import type { SecretStore } from '../../core/provider.js';
 import { readdirIfExists } from './read-dir.js';
 
@@ -24,7 +24,7 @@ export class FileSecretStore implements SecretStore {
     if (!this.#ours(namespace)) return [];
     const names = await readdirIfExists(this.#dir);
     return names
-      .filter((name) => !name.endsWith('.tmp'))
+      .filter((name) => !name.startsWith('.')) // a write in progress (see #write)
       .sort()
       .map((name) => ({ name, namespace: this.#namespace }));
   }
@@ -46,6 +46,7 @@ export class FileSecretStore implements SecretStore {
   }
 
   async remove(name: string, namespace?: string): Promise<void> {
+    assertDnsSubdomain(name, 'secret name');
     if (!this.#ours(namespace) || !(await this.exists(name))) {
       throw new NotFoundError(`secret "${name}" not found`);
     }
@@ -53,6 +54,7 @@ export class FileSecretStore implements SecretStore {
   }
 
   async exists(name: string): Promise<boolean> {
+    if (!isDnsSubdomain(name)) return false; // never a path outside the folder
     try {
       return (await stat(join(this.#dir, name))).isFile();
     } catch {
@@ -80,7 +82,7 @@ export class FileSecretStore implements SecretStore {
   }
 
   #check(secret: Secret): void {
-    assertDnsLabel(secret.name, 'secret name');
+    assertDnsSubdomain(secret.name, 'secret name');
     if (!this.#ours(secret.namespace)) {
       throw new ValidationError(`namespace "${secret.namespace}" does not exist`);
     }
@@ -96,7 +98,8 @@ export class FileSecretStore implements SecretStore {
         ? Buffer.from(secret.rawValue, 'base64')
         : Buffer.from(secret.value ?? '', 'utf8');
     const file = join(this.#dir, secret.name);
-    const tmp = `${file}.${++this.#tmpCounter}.tmp`;
+    // A leading dot: no secret name has one, so a temporary file is never taken for a secret.
+    const tmp = join(this.#dir, `.${secret.name}.${++this.#tmpCounter}.tmp`);
     await writeFile(tmp, bytes, { mode: 0o600 });
     await rename(tmp, file);
   }

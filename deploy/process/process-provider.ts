@@ -8,7 +8,7 @@ import {
   UnavailableError,
   ValidationError,
 } from '../../core/errors.js';
-import { assertDnsLabel } from '../../core/function-name.js';
+import { assertDnsLabel, assertDnsSubdomain } from '../../core/function-name.js';
 import type { FunctionDeployment, FunctionStatus, StringMap } from '../../core/function-types.js';
 import type { ProviderInfo } from '../../core/info-types.js';
 import type { LogMessage, LogRequest } from '../../core/log-types.js';
@@ -440,7 +440,7 @@ export class ProcessProvider implements Provider {
       throw new ValidationError('image must be text');
     }
     if (spec.secrets !== undefined) {
-      for (const secret of spec.secrets) assertDnsLabel(secret, 'secret name');
+      for (const secret of spec.secrets) assertDnsSubdomain(secret, 'secret name');
     }
     const plan = planLaunch(spec, this.#repoRoot);
     // The watchdog's settings are checked now, so a bad one is refused, not a crash loop later.
