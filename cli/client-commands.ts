@@ -18,7 +18,7 @@ import {
   resolveGateway,
   type GatewayOptions,
 } from './gateway-client.js';
-import { stackDeployment } from './stack-deployments.js';
+import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack } from './stack.js';
 
 /**
@@ -215,6 +215,9 @@ async function deploy(options: DeployOptions): Promise<void> {
   const deployments = names.map((name) => stackDeployment(name, stack));
   const gateway = client(options, stack.provider.gateway);
   for (const [index, deployment] of deployments.entries()) {
+    await prepareStackFunction(deployment.service, stack, (line) =>
+      process.stderr.write(`${line}\n`),
+    );
     await deployOne(gateway, deployment);
     print(`deployed ${deployment.service} (${index + 1}/${deployments.length})\n`);
   }

@@ -2,6 +2,7 @@ import type { FunctionDeployment } from '../core/function-types.js';
 import { FnbusAnnotation } from '../deploy/process/launch-plan.js';
 import { templateLanguages } from './new-function.js';
 import { toDeployment, type Stack } from './stack.js';
+import { installDependencies } from './template-dependencies.js';
 
 /**
  * The deployment of one stack function as fnbus runs it, shared by `fnbus up` (straight to the
@@ -38,4 +39,19 @@ export function withTemplate(
       [FnbusAnnotation.Handler]: handlerPath,
     },
   };
+}
+
+/**
+ * Readies a stack function to run from its handler folder: installs a template handler's
+ * dependencies when it has some not installed yet (progress through `progress`). Nothing for a
+ * function that is a plain command.
+ */
+export async function prepareStackFunction(
+  name: string,
+  stack: Stack,
+  progress: (line: string) => void,
+): Promise<void> {
+  const fn = stack.functions[name];
+  if (!fn?.lang || !fn.handlerPath || !templateLanguages().includes(fn.lang)) return;
+  await installDependencies(name, fn.handlerPath, progress);
 }

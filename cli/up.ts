@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { buildGateway } from '../gateway/app.js';
 import type { GatewayConfig } from '../gateway/config.js';
-import { stackDeployment } from './stack-deployments.js';
+import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack, type Stack } from './stack.js';
 
 export interface UpOptions {
@@ -65,6 +65,7 @@ async function deployStack(
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
     const deployment = stackDeployment(name, stack, namespace);
+    await prepareStackFunction(name, stack, (line) => logger.info({ function: name }, line));
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);
     else await provider.deploy(deployment);
     logger.info({ function: name, progress: `${index + 1}/${names.length}` }, 'deployed');

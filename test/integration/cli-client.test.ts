@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
@@ -96,6 +96,66 @@ describe('fnbus client commands against a running hub', () => {
     const none = await run(['deploy', '-f', stackFile, '--filter', 'nothing']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /^fnbus: no function in .* matches "nothing"\n$/);
+  });
+
+  it('deploy -f installs a template handler’s dependencies first, once, and refuses a broken one', async () => {
+    const dir = makeTempDir('fnbus-cli-deps-');
+    // A local package: npm installs it without a registry.
+    mkdirSync(join(dir, 'shout'));
+    writeFileSync(
+      join(dir, 'shout', 'package.json'),
+      JSON.stringify({ name: 'shout', version: '1.0.0', main: 'index.js' }),
+    );
+    writeFileSync(
+      join(dir, 'shout', 'index.js'),
+      'module.exports = (text) => String(text).toUpperCase();\n',
+    );
+    mkdirSync(join(dir, 'loud'));
+    writeFileSync(
+      join(dir, 'loud', 'package.json'),
+      JSON.stringify({ name: 'loud', private: true, dependencies: { shout: 'file:../shout' } }),
+    );
+    writeFileSync(
+      join(dir, 'loud', 'handler.js'),
+      "const shout = require('shout');\nmodule.exports = async (event) => shout(event.body);\n",
+    );
+    const stackFile = join(dir, 'stack.yml');
+    const stack = (handler: string) =>
+      writeFileSync(
+        stackFile,
+        [
+          'provider:',
+          '  name: openfaas',
+          'functions:',
+          '  loud:',
+          '    lang: node',
+          `    handler: ./${handler}`,
+          '    image: example/loud:latest',
+          '',
+        ].join('\n'),
+      );
+    stack('loud');
+    const first = await run(['deploy', '-f', stackFile]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /loud: installing dependencies \(npm install\)/);
+    assert.match(first.stderr, /loud: dependencies installed in [\d.]+s/);
+    await ready('loud');
+    const res = await request(`${url}/function/loud`, { method: 'POST', body: 'hello' });
+    assert.equal(res.text, 'HELLO');
+
+    const again = await run(['deploy', '-f', stackFile]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /installing/, 'installed once, not on every deploy');
+
+    mkdirSync(join(dir, 'broken'));
+    writeFileSync(join(dir, 'broken', 'handler.js'), 'module.exports = async () => 1;\n');
+    writeFileSync(join(dir, 'broken', 'package.json'), '{"dependencies": {"shout": ');
+    stack('broken');
+    const failed = await run(['deploy', '-f', stackFile]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /loud: installing dependencies in .*broken failed \(exit \d+\)/);
+    assert.equal(failed.stdout, '', 'nothing deployed');
+    assert.equal((await run(['remove', 'loud'])).code, 0);
   });
 
   it('deploy --image --fprocess deploys one function with env, labels and annotations', async () => {
