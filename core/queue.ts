@@ -1,48 +1,163 @@
 import type { QueueRequest } from './queue-types.js';
 
+/** Where a call is in its life. */
+export type CallState =
+  | 'queued' // waiting: never run yet, or waiting for its next attempt
+  | 'running'
+  | 'succeeded' // the function answered 2xx
+  | 'failed' // the function answered, not 2xx, and no more attempts were wanted
+  | 'dead-lettered' // given up after its attempts (or too old): kept for inspection and redrive
+  | 'cancelled';
+
+/** One run of a call's function, as the worker saw it. */
+export interface AttemptRecord {
+  /** 1 for the first run; redrives go on counting. */
+  attempt: number;
+  /** ISO 8601. */
+  startedAt: string;
+  durationMs: number;
+  /** The HTTP status the call got, when it got one. */
+  status?: number;
+  /** Why there is no status (connection refused...), or what was wrong with it. */
+  error?: string;
+}
+
+/** What the queue keeps about a call, for `GET /system/calls/:id` and the dead-letter tools. */
+export interface CallRecord {
+  callId: string;
+  /** `name` or `name.namespace`, as the request named it. */
+  function: string;
+  state: CallState;
+  /** ISO 8601 times. */
+  enqueuedAt: string;
+  updatedAt: string;
+  /** When the next attempt is due, while one is scheduled. */
+  nextAttemptAt?: string;
+  /** Every run so far, oldest first. */
+  attempts: AttemptRecord[];
+  /** The last answer's status and the start of its body (dead letters, failures). */
+  lastStatus?: number;
+  lastBodyExcerpt?: string;
+  /** Why it was dead-lettered, failed or cancelled. */
+  reason?: string;
+}
+
+/** A dead letter: the record and the whole request, so that it can be replayed as it was. */
+export interface DeadLetter extends CallRecord {
+  request: QueueRequest;
+}
+
+export interface EnqueueOptions {
+  /**
+   * An `Idempotency-Key`: within the queue's idempotency window, an enqueue with a key already
+   * seen stores nothing and returns the first call's id.
+   */
+  idempotencyKey?: string;
+}
+
+export interface Enqueued {
+  callId: string;
+  /** True when an Idempotency-Key matched an earlier call: nothing new was queued. */
+  duplicate: boolean;
+}
+
 /** What the queue knows about this delivery of a message. */
 export interface Delivery {
-  /** 1 on the first delivery, counting every delivery of this message, redeliveries included. */
-  attempt: number;
+  callId: string;
+  /** The runs so far (a redelivered, retried or redriven call has some). */
+  attempts: readonly AttemptRecord[];
+  /**
+   * When the call was last queued afresh: accepted, or redriven from the dead letters. A
+   * maximum age and the attempt limit count from there.
+   */
+  queuedAt: Date;
+  /** How many of `attempts` came before `queuedAt` (earlier rounds, before a redrive). */
+  priorAttempts: number;
   /**
    * True when an earlier delivery was never settled (the worker died or its lease ran out), so
-   * the function may already have run with this message. A retry the handler asked for is not a
-   * redelivery.
+   * the function may already have run with this message.
    */
   redelivered: boolean;
 }
 
+/** The end of one attempt, as the worker reports it with its settlement. */
+export interface AttemptOutcome {
+  record: AttemptRecord;
+  /** The start of the answer's body, kept with failures and dead letters. */
+  bodyExcerpt?: string;
+}
+
 /**
- * How a handler settles a message. Retry policy (how many attempts, what backoff, which statuses)
- * lives in the worker, which knows the function; a queue only carries the decision out.
- * - `ack`: done, remove the message (the function may have failed: that result was delivered).
- * - `retry`: deliver again, after `delayMs` if given, else at the queue's own pace.
- * - `dead-letter`: stop trying and keep the message where an operator can inspect or replay it.
+ * How a handler settles a delivery. Retry policy (how many attempts, what backoff, which
+ * statuses) lives in the worker, which knows the function; a queue only carries the decision out.
+ * - `ack`: done; the call is `succeeded` (2xx) or `failed` per the attempt's status.
+ * - `retry`: run again after `delayMs`; the attempt is recorded.
+ * - `dead-letter`: stop trying; keep the call where an operator can inspect or redrive it.
+ * - `defer`: not run now (its function is at its concurrency limit or slowed down); deliver again
+ *   after `delayMs`, no attempt recorded.
  */
 export type Settlement =
-  | { outcome: 'ack' }
-  | { outcome: 'retry'; reason: string; delayMs?: number }
-  | { outcome: 'dead-letter'; reason: string };
+  | { outcome: 'ack'; attempt: AttemptOutcome }
+  | { outcome: 'retry'; attempt: AttemptOutcome; delayMs: number; reason: string }
+  | { outcome: 'dead-letter'; attempt?: AttemptOutcome; reason: string }
+  | { outcome: 'defer'; delayMs: number };
 
 /**
- * Called once per delivery. Resolving with nothing is an `ack`. A rejection is a bug, not a
- * decision, and counts as `retry`, so that no message is lost to a thrown error.
+ * Called once per delivery, and marks the call `running` first. A rejection is a bug, not a
+ * decision: the queue treats it as a `defer` of a second, so that no message is lost to a thrown
+ * error.
  */
-export type DeliveryHandler = (req: QueueRequest, delivery: Delivery) => Promise<Settlement | void>;
+export type DeliveryHandler = (req: QueueRequest, delivery: Delivery) => Promise<Settlement>;
+
+export interface ConsumeOptions {
+  /** How many deliveries may be in the handler at once (the worker's max_inflight). */
+  concurrency: number;
+}
+
+export interface DeadLetterFilter {
+  callId?: string;
+  /** `name` or `name.namespace`, as requests named it. */
+  function?: string;
+}
+
+/** Per function, at this moment: for metrics and `fnbus queue` views. */
+export interface FunctionQueueStats {
+  queued: number;
+  running: number;
+  deadLettered: number;
+  /** Age of the oldest call waiting to run, in ms; 0 when none waits. */
+  oldestQueuedAgeMs: number;
+}
 
 /**
- * The async path's queue, behind which sit the embedded queue (on disk), BullMQ (Redis) and
- * NATS JetStream. One contract test suite runs against all of them.
+ * The async path's queue: the embedded one (on disk), BullMQ (Redis) and NATS JetStream. Besides
+ * carrying messages, it keeps each call's record (state, attempts) and the dead letters, in the
+ * same store, so that every worker and gateway sharing the backend sees the same answers. One
+ * contract test suite runs against every implementation.
  */
 export interface Queue {
-  /**
-   * Stores the message durably before resolving: once it resolves, the gateway may answer 202.
-   * `callId` is the request's `X-Call-Id` header when set, else one the queue made.
-   */
-  enqueue(req: QueueRequest): Promise<{ callId: string }>;
+  /** Stores the message durably before resolving: once it resolves, the gateway may answer 202. */
+  enqueue(req: QueueRequest, options?: EnqueueOptions): Promise<Enqueued>;
   /**
    * Hands messages to `handle` until `signal` aborts, then stops taking new ones, waits for the
-   * handlers in flight to settle, and resolves. How many run at once is the queue's setting.
+   * handlers in flight to settle, and resolves. A message is only removed once settled: a worker
+   * that dies with it in hand has it delivered again (to it or another worker).
    */
-  consume(handle: DeliveryHandler, signal: AbortSignal): Promise<void>;
+  consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal): Promise<void>;
+  /** The call's record; undefined when unknown (or past the queue's retention). */
+  status(callId: string): Promise<CallRecord | undefined>;
+  /**
+   * Cancels a call that waits to run: it will not run. False when it is running or over
+   * (nothing changes then); NotFoundError when unknown.
+   */
+  cancel(callId: string): Promise<boolean>;
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Queues the matching dead letters again, as they were; returns their call ids. */
+  redrive(filter?: DeadLetterFilter): Promise<string[]>;
+  /** Deletes the matching dead letters; returns how many. */
+  purge(filter?: DeadLetterFilter): Promise<number>;
+  /** Keyed by function (`name` or `name.namespace`, as requests named it). */
+  stats(): Promise<Record<string, FunctionQueueStats>>;
+  /** Releases connections and files; consume() calls must have ended. */
+  close(): Promise<void>;
 }

@@ -1,0 +1,424 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConflictError, NotFoundError } from '../../core/errors.js';
+import type {
+  AttemptRecord,
+  CallRecord,
+  CallState,
+  ConsumeOptions,
+  DeadLetter,
+  DeadLetterFilter,
+  DeliveryHandler,
+  Enqueued,
+  EnqueueOptions,
+  FunctionQueueStats,
+  Queue,
+  Settlement,
+} from '../../core/queue.js';
+import type { QueueRequest } from '../../core/queue-types.js';
+import { callIdOf, toSettledState } from '../call-records.js';
+
+export interface LocalQueueOptions {
+  /** The database file (created with its folder); `:memory:` for a queue that does not last. */
+  file: string;
+  /** How long finished calls stay visible to status(); default 24 h. */
+  retentionMs?: number;
+  /** How long an Idempotency-Key is remembered; default 24 h. */
+  idempotencyWindowMs?: number;
+}
+
+interface CallRow {
+  call_id: string;
+  function: string;
+  state: CallState;
+  request: string | null;
+  enqueued_at: number;
+  updated_at: number;
+  next_at: number;
+  attempts: string;
+  redelivered: number;
+  queued_at: number;
+  prior_attempts: number;
+  last_status: number | null;
+  last_body: string | null;
+  reason: string | null;
+}
+
+/** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
+const afterHandlerErrorMs = 1000;
+/** Most calls claimed in one statement when several slots are free. */
+const claimBatch = 64;
+
+/**
+ * The embedded queue: one SQLite database (WAL) holding every call (its request, state and
+ * attempts), the idempotency keys, and the dead letters, which are calls in state
+ * `dead-lettered`. A call is written before enqueue() resolves, so an accepted call survives a
+ * `kill -9` of the hub; calls that were running when the process died run again after restart
+ * (`redelivered`). One process owns the file: this is the queue of a single hub, not of a fleet
+ * of workers (use BullMQ or JetStream for that).
+ */
+export class LocalQueue implements Queue {
+  readonly #db: Database.Database;
+  readonly #retentionMs: number;
+  readonly #idempotencyWindowMs: number;
+  readonly #statements: ReturnType<typeof prepare>;
+  /** Wakes the consume loops: a call was queued, or a slot freed. */
+  #wake: (() => void)[] = [];
+  readonly #pruner: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: LocalQueueOptions) {
+    if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
+    this.#db = new Database(options.file);
+    // WAL with synchronous=NORMAL: a committed call survives the process being killed (the OS
+    // has it); only a power cut could lose the last commits.
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.exec(schema);
+    this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
+    this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
+    this.#statements = prepare(this.#db);
+    // Calls running when the last process died: run them again, marked redelivered.
+    this.#statements.requeueRunning.run({ now: Date.now() });
+    this.#pruner = setInterval(() => this.#prune(), 60_000).unref();
+  }
+
+  enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    try {
+      return Promise.resolve(this.#enqueue(req, options.idempotencyKey));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #enqueue(req: QueueRequest, key: string | undefined): Enqueued {
+    const now = Date.now();
+    const result = this.#db.transaction((): Enqueued => {
+      if (key !== undefined) {
+        this.#statements.forgetKey.run(key, now);
+        const seen = this.#statements.findKey.get(key) as { call_id: string } | undefined;
+        if (seen) return { callId: seen.call_id, duplicate: true };
+      }
+      const callId = callIdOf(req) ?? randomUUID();
+      if (this.#statements.get.get(callId)) {
+        throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+      }
+      this.#statements.insert.run({
+        call_id: callId,
+        function: req.Function,
+        request: JSON.stringify(req),
+        now,
+      });
+      if (key !== undefined) {
+        this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs);
+      }
+      return { callId, duplicate: false };
+    })();
+    if (!result.duplicate) this.#notify();
+    return result;
+  }
+
+  async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
+    const inFlight = new Set<Promise<void>>();
+    const concurrency = Math.max(1, options.concurrency);
+    while (!signal.aborted && !this.#closed) {
+      const free = concurrency - inFlight.size;
+      const rows =
+        free > 0
+          ? (this.#statements.claim.all({
+              now: Date.now(),
+              limit: Math.min(free, claimBatch),
+            }) as CallRow[])
+          : [];
+      for (const row of rows) {
+        const run = this.#deliver(row, handle).finally(() => {
+          inFlight.delete(run);
+          this.#notify();
+        });
+        inFlight.add(run);
+      }
+      if (rows.length > 0 && rows.length === free) continue;
+      await this.#sleepUntilWork(signal, inFlight.size < concurrency);
+    }
+    // Closed under it (a process going away): what is in flight is abandoned, and runs again
+    // when the queue is next opened. Otherwise the deliveries in flight settle first.
+    if (!this.#closed) await Promise.all(inFlight);
+  }
+
+  async #deliver(row: CallRow, handle: DeliveryHandler): Promise<void> {
+    const req = JSON.parse(row.request ?? '{}') as QueueRequest;
+    const attempts = JSON.parse(row.attempts) as AttemptRecord[];
+    let settlement: Settlement;
+    try {
+      settlement = await handle(req, {
+        callId: row.call_id,
+        attempts,
+        queuedAt: new Date(row.queued_at),
+        priorAttempts: row.prior_attempts,
+        redelivered: row.redelivered === 1,
+      });
+    } catch {
+      settlement = { outcome: 'defer', delayMs: afterHandlerErrorMs };
+    }
+    this.#settle(row.call_id, attempts, settlement);
+  }
+
+  #settle(callId: string, attempts: AttemptRecord[], settlement: Settlement): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    if (settlement.outcome === 'defer') {
+      this.#statements.requeue.run({
+        call_id: callId,
+        next_at: now + settlement.delayMs,
+        attempts: JSON.stringify(attempts),
+        now,
+        last_status: null,
+        last_body: null,
+        reason: null,
+      });
+      return;
+    }
+    const outcome = settlement.attempt;
+    const all = outcome ? [...attempts, outcome.record] : attempts;
+    const common = {
+      call_id: callId,
+      attempts: JSON.stringify(all),
+      now,
+      last_status: outcome?.record.status ?? null,
+      last_body: outcome?.bodyExcerpt ?? null,
+    };
+    if (settlement.outcome === 'retry') {
+      this.#statements.requeue.run({
+        ...common,
+        next_at: now + settlement.delayMs,
+        reason: settlement.reason,
+      });
+      return;
+    }
+    const state = toSettledState(settlement);
+    this.#statements.finish.run({
+      ...common,
+      state,
+      reason: settlement.outcome === 'dead-letter' ? settlement.reason : null,
+      // Finished calls keep only their record; dead letters keep the request to be replayed.
+      keep_request: state === 'dead-lettered' ? 1 : 0,
+    });
+  }
+
+  status(callId: string): Promise<CallRecord | undefined> {
+    const row = this.#statements.get.get(callId) as CallRow | undefined;
+    return Promise.resolve(row && toRecord(row));
+  }
+
+  cancel(callId: string): Promise<boolean> {
+    const row = this.#statements.get.get(callId) as CallRow | undefined;
+    if (!row) return Promise.reject(new NotFoundError(`no call ${callId}`));
+    const changed = this.#statements.cancel.run({ now: Date.now(), call_id: callId }).changes;
+    return Promise.resolve(changed === 1);
+  }
+
+  deadLetters(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+    const rows = this.#statements.deadLetters.all(filterParams(filter)) as CallRow[];
+    return Promise.resolve(
+      rows.map((row) => ({
+        ...toRecord(row),
+        request: JSON.parse(row.request ?? '{}') as QueueRequest,
+      })),
+    );
+  }
+
+  redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
+    const rows = this.#statements.redrive.all({
+      now: Date.now(),
+      ...filterParams(filter),
+    }) as { call_id: string }[];
+    if (rows.length > 0) this.#notify();
+    return Promise.resolve(rows.map((row) => row.call_id));
+  }
+
+  purge(filter: DeadLetterFilter = {}): Promise<number> {
+    const { changes } = this.#statements.purge.run(filterParams(filter));
+    return Promise.resolve(changes);
+  }
+
+  stats(): Promise<Record<string, FunctionQueueStats>> {
+    const now = Date.now();
+    const rows = this.#statements.stats.all() as {
+      function: string;
+      state: CallState;
+      count: number;
+      oldest: number;
+    }[];
+    const out: Record<string, FunctionQueueStats> = {};
+    for (const row of rows) {
+      const entry = (out[row.function] ??= {
+        queued: 0,
+        running: 0,
+        deadLettered: 0,
+        oldestQueuedAgeMs: 0,
+      });
+      if (row.state === 'queued') {
+        entry.queued = row.count;
+        entry.oldestQueuedAgeMs = Math.max(0, now - row.oldest);
+      } else if (row.state === 'running') entry.running = row.count;
+      else if (row.state === 'dead-lettered') entry.deadLettered = row.count;
+    }
+    return Promise.resolve(out);
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    clearInterval(this.#pruner);
+    for (const wake of this.#wake) wake();
+    this.#db.close();
+    return Promise.resolve();
+  }
+
+  #notify(): void {
+    const waiting = this.#wake;
+    this.#wake = [];
+    for (const wake of waiting) wake();
+  }
+
+  /** Until a call is queued or settled, the next scheduled call is due, or the signal aborts. */
+  async #sleepUntilWork(signal: AbortSignal, slotFree: boolean): Promise<void> {
+    const next = slotFree
+      ? (this.#statements.nextDue.get() as { next_at: number | null }).next_at
+      : null;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer =
+        next === null ? undefined : setTimeout(done, Math.max(0, next - Date.now()) + 1);
+      signal.addEventListener('abort', done);
+      this.#wake.push(done);
+    });
+  }
+
+  #prune(): void {
+    const now = Date.now();
+    this.#statements.prune.run(now - this.#retentionMs);
+    this.#statements.forgetExpiredKeys.run(now);
+  }
+}
+
+function filterParams(filter: DeadLetterFilter) {
+  return { call_id: filter.callId ?? null, function: filter.function ?? null };
+}
+
+function toRecord(row: CallRow): CallRecord {
+  const record: CallRecord = {
+    callId: row.call_id,
+    function: row.function,
+    state: row.state,
+    enqueuedAt: new Date(row.enqueued_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+    attempts: JSON.parse(row.attempts) as AttemptRecord[],
+  };
+  if (row.state === 'queued') record.nextAttemptAt = new Date(row.next_at).toISOString();
+  if (row.last_status !== null) record.lastStatus = row.last_status;
+  if (row.last_body !== null) record.lastBodyExcerpt = row.last_body;
+  if (row.reason !== null) record.reason = row.reason;
+  return record;
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS calls (
+  call_id TEXT PRIMARY KEY,
+  function TEXT NOT NULL,
+  state TEXT NOT NULL,
+  request TEXT,
+  enqueued_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  next_at INTEGER NOT NULL,
+  attempts TEXT NOT NULL DEFAULT '[]',
+  redelivered INTEGER NOT NULL DEFAULT 0,
+  queued_at INTEGER NOT NULL,
+  prior_attempts INTEGER NOT NULL DEFAULT 0,
+  last_status INTEGER,
+  last_body TEXT,
+  reason TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_due ON calls (state, next_at);
+CREATE INDEX IF NOT EXISTS calls_function ON calls (function, state);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  key TEXT PRIMARY KEY,
+  call_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`;
+
+function prepare(db: Database.Database) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO calls (call_id, function, state, request, enqueued_at, updated_at, next_at,
+         queued_at)
+       VALUES (@call_id, @function, 'queued', @request, @now, @now, @now, @now)`,
+    ),
+    // Oldest due first; rowid breaks ties in arrival order.
+    claim: db.prepare(
+      `UPDATE calls SET state = 'running', updated_at = @now
+       WHERE rowid IN (SELECT rowid FROM calls WHERE state = 'queued' AND next_at <= @now
+                       ORDER BY next_at, rowid LIMIT @limit)
+       RETURNING *`,
+    ),
+    requeue: db.prepare(
+      `UPDATE calls SET state = 'queued', next_at = @next_at, attempts = @attempts,
+         updated_at = @now, redelivered = 0,
+         last_status = coalesce(@last_status, last_status),
+         last_body = coalesce(@last_body, last_body), reason = coalesce(@reason, reason)
+       WHERE call_id = @call_id AND state = 'running'`,
+    ),
+    finish: db.prepare(
+      `UPDATE calls SET state = @state, attempts = @attempts, updated_at = @now,
+         last_status = @last_status, last_body = @last_body, reason = @reason,
+         request = CASE WHEN @keep_request = 1 THEN request ELSE NULL END
+       WHERE call_id = @call_id AND state = 'running'`,
+    ),
+    requeueRunning: db.prepare(
+      `UPDATE calls SET state = 'queued', redelivered = 1, next_at = @now WHERE state = 'running'`,
+    ),
+    get: db.prepare(`SELECT * FROM calls WHERE call_id = ?`),
+    cancel: db.prepare(
+      `UPDATE calls SET state = 'cancelled', updated_at = @now, reason = 'cancelled',
+         request = NULL
+       WHERE call_id = @call_id AND state = 'queued'`,
+    ),
+    deadLetters: db.prepare(
+      `SELECT * FROM calls WHERE state = 'dead-lettered'
+         AND (@call_id IS NULL OR call_id = @call_id) AND (@function IS NULL OR function = @function)
+       ORDER BY updated_at, rowid`,
+    ),
+    redrive: db.prepare(
+      `UPDATE calls SET state = 'queued', next_at = @now, updated_at = @now, queued_at = @now,
+         prior_attempts = json_array_length(attempts), reason = NULL
+       WHERE state = 'dead-lettered'
+         AND (@call_id IS NULL OR call_id = @call_id) AND (@function IS NULL OR function = @function)
+       RETURNING call_id`,
+    ),
+    purge: db.prepare(
+      `DELETE FROM calls WHERE state = 'dead-lettered'
+         AND (@call_id IS NULL OR call_id = @call_id) AND (@function IS NULL OR function = @function)`,
+    ),
+    stats: db.prepare(
+      `SELECT function, state, count(*) AS count, min(enqueued_at) AS oldest FROM calls
+       WHERE state IN ('queued', 'running', 'dead-lettered') GROUP BY function, state`,
+    ),
+    nextDue: db.prepare(`SELECT min(next_at) AS next_at FROM calls WHERE state = 'queued'`),
+    prune: db.prepare(
+      `DELETE FROM calls WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?`,
+    ),
+    findKey: db.prepare(`SELECT call_id FROM idempotency_keys WHERE key = ?`),
+    forgetKey: db.prepare(`DELETE FROM idempotency_keys WHERE key = ? AND expires_at <= ?`),
+    rememberKey: db.prepare(
+      `INSERT INTO idempotency_keys (key, call_id, expires_at) VALUES (?, ?, ?)`,
+    ),
+    forgetExpiredKeys: db.prepare(`DELETE FROM idempotency_keys WHERE expires_at <= ?`),
+  };
+}
