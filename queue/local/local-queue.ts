@@ -89,7 +89,7 @@ export class LocalQueue implements Queue {
     try {
       return Promise.resolve(this.#enqueue(req, options.idempotencyKey));
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
