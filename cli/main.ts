@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { FnbusError } from '../core/errors.js';
 import { pino } from 'pino';
 import { readConfig as readGatewayConfig } from '../gateway/config.js';
+import { readWorkerConfig } from '../queue/config.js';
+import { runQueueWorker } from './queue-worker.js';
 import { registerClientCommands } from './client-commands.js';
 import { newFunction, templateLanguages } from './new-function.js';
 import { defaultStateDir, up } from './up.js';
@@ -53,13 +55,25 @@ program
     'where deployed functions are kept between runs',
     defaultStateDir(process.env),
   )
-  .action(async (options: { yaml?: string; port?: string; stateDir: string }) => {
+  .option(
+    '--queue <url>',
+    'the async queue: redis://host:port (BullMQ), nats://host:port (JetStream), or local (default: embedded, in the state folder)',
+  )
+  .action(async (options: { yaml?: string; port?: string; stateDir: string; queue?: string }) => {
     const config = readGatewayConfig({
       ...process.env,
       ...(options.port ? { port: options.port } : {}),
     });
+    const worker = readWorkerConfig(process.env);
     const logger = pino({ name: 'fnbus' });
-    const hub = await up({ stackFile: options.yaml, config, stateDir: options.stateDir, logger });
+    const hub = await up({
+      stackFile: options.yaml,
+      config,
+      stateDir: options.stateDir,
+      logger,
+      queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
+      worker,
+    });
     logger.info({ port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
     const stop = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'stopping');
@@ -73,6 +87,28 @@ program
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+  });
+
+program
+  .command('queue-worker')
+  .description(
+    'run async calls from a shared queue (redis:// or nats://) through a gateway; several may share the work',
+  )
+  .option(
+    '--queue <url>',
+    'the queue: redis://host:port or nats://host:port (default: $FNBUS_QUEUE)',
+  )
+  .option('--gateway <url>', 'the gateway to call functions through (default: $gateway_url)')
+  .action(async (options: { queue?: string; gateway?: string }) => {
+    const config = readWorkerConfig({
+      ...process.env,
+      ...(options.gateway ? { gateway_url: options.gateway } : {}),
+    });
+    await runQueueWorker({
+      queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
+      config,
+      logger: pino({ name: 'fnbus-queue-worker' }),
+    });
   });
 
 // `version`, and the client commands (`deploy`, `logs`, `secret`, ...), which talk to a gateway.

@@ -5,8 +5,11 @@ import { FnbusError, NotFoundError, NotImplementedError, ValidationError } from 
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
+import type { Queue } from '../core/queue.js';
+import type { Registry } from 'prom-client';
 import type { GatewayConfig } from './config.js';
 import { loadCredentials, registerBasicAuth, type BasicAuthCredentials } from './auth.js';
+import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import { registerLogsRoutes } from './logs-routes.js';
 import { GatewayMetrics } from './metrics.js';
@@ -31,6 +34,13 @@ export interface GatewayDeps {
    * `basic-auth-user` and `basic-auth-password` are not in `config.secretMountPath` (from env, say).
    */
   credentials?: BasicAuthCredentials;
+  /** The async path's queue; without one, the async routes answer 501. */
+  queue?: Queue;
+  /**
+   * Where the gateway's metrics go, and what `/metrics` serves: give one to serve other
+   * components' metrics beside them (the queue worker in `fnbus up`). Default: its own.
+   */
+  registry?: Registry;
 }
 
 /** Where the gateway serves its OpenAPI document (behind basic auth, as all of `/system/*`). */
@@ -44,7 +54,14 @@ export const openApiPath = '/system/openapi.json';
  *
  * With `config.basicAuth`, the credentials are read here, once: a ConfigError if there are none.
  */
-export function buildGateway({ provider, config, version = '0.0.0', credentials }: GatewayDeps) {
+export function buildGateway({
+  provider,
+  config,
+  version = '0.0.0',
+  credentials,
+  queue,
+  registry,
+}: GatewayDeps) {
   const auth = config.basicAuth ? loadCredentials(config.secretMountPath, credentials) : undefined;
   const app = Fastify({
     bodyLimit: config.maxSystemBodyBytes,
@@ -57,7 +74,7 @@ export function buildGateway({ provider, config, version = '0.0.0', credentials 
   app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   const namespaces = async () =>
     provider.namespaces ? provider.namespaces() : [config.functionNamespace];
-  const metrics = new GatewayMetrics(async () => {
+  const metrics = new GatewayMetrics(registry, async () => {
     const replicas = new Map<string, number>();
     for (const namespace of await namespaces()) {
       for (const fn of await provider.list(namespace)) {
@@ -239,6 +256,7 @@ export function buildGateway({ provider, config, version = '0.0.0', credentials 
     registerInvokeRoutes(scope, { provider, config, metrics });
     done();
   });
+  registerAsyncRoutes(app, { provider, queue, config });
   registerLogsRoutes(app, { provider, config });
   registerSecretsRoutes(app, { provider, config });
 

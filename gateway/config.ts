@@ -12,6 +12,8 @@ export interface GatewayConfig {
   functionNamespace: string;
   /** Largest request body on /system routes. */
   maxSystemBodyBytes: number;
+  /** Largest body of an async call (413 beyond); default 1 MiB. */
+  maxAsyncBodyBytes: number;
 }
 
 /** The gateway's settings, named as OpenFaaS's gateway names them; every problem at once. */
@@ -27,5 +29,6 @@ export function readConfig(env: Env): Readonly<GatewayConfig> {
     scaleFromZero: read.boolean('scale_from_zero', true),
     functionNamespace: read.string('function_namespace', 'openfaas-fn'),
     maxSystemBodyBytes: read.integer('max_system_body_bytes', 1024 * 1024, { min: 1024 }),
+    maxAsyncBodyBytes: read.integer('max_async_body_bytes', 1024 * 1024, { min: 1 }),
   });
 }

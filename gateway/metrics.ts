@@ -48,14 +48,15 @@ export class FunctionSeries {
  * collide). `gateway_function_invocation_total` is also where `invocationCount` comes from.
  */
 export class GatewayMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly invocations: Counter<Labels>;
   readonly seconds: Histogram<Labels>;
   readonly started: Counter<'function_name'>;
   readonly #functions = new Map<string, FunctionSeries>();
 
   /** `desiredReplicas` is asked at each scrape, for `gateway_service_count`. */
-  constructor(desiredReplicas: () => Promise<Map<string, number>>) {
+  constructor(registry: Registry | undefined, desiredReplicas: () => Promise<Map<string, number>>) {
+    this.registry = registry ?? new Registry();
     this.invocations = new Counter({
       name: 'gateway_function_invocation_total',
       help: 'Function metrics',

@@ -29,7 +29,17 @@ export interface RequestOptions {
  * the test), its whole response collected.
  */
 export function request(url: string, options: RequestOptions = {}): Promise<HttpResult> {
-  const { req, response } = openRequest(url, { ...options, method: options.method ?? 'GET' });
+  const headers = { ...options.headers };
+  // node sends a DELETE's body without a length unless told one.
+  const named = (name: string) => Object.keys(headers).some((key) => key.toLowerCase() === name);
+  if (options.body !== undefined && !named('content-length') && !named('transfer-encoding')) {
+    headers['Content-Length'] = Buffer.byteLength(options.body);
+  }
+  const { req, response } = openRequest(url, {
+    ...options,
+    headers,
+    method: options.method ?? 'GET',
+  });
   if (options.body !== undefined) req.end(options.body);
   else req.end();
   return response;

@@ -1,0 +1,66 @@
+import { createServer } from 'node:http';
+import { Registry } from 'prom-client';
+import { ValidationError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { WorkerConfig } from '../queue/config.js';
+import { GatewayInvoker } from '../queue/gateway-invoker.js';
+import { openQueue } from '../queue/open-queue.js';
+import { QueueWorker } from '../queue/worker.js';
+import { WorkerMetrics } from '../queue/worker-metrics.js';
+
+export interface QueueWorkerOptions {
+  queueUrl: string | undefined;
+  config: WorkerConfig;
+  logger: Logger;
+}
+
+/**
+ * `fnbus queue-worker`: a worker on its own, against a shared queue and any gateway. Runs until
+ * SIGTERM or SIGINT, then lets its calls in flight finish. Serves its metrics on metrics_port.
+ */
+export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOptions) {
+  if (!queueUrl || queueUrl === 'local') {
+    throw new ValidationError(
+      'queue-worker needs a shared queue: --queue redis://host:port or nats://host:port (the local queue belongs to one fnbus up)',
+    );
+  }
+  const queue = await openQueue(queueUrl, '.');
+  const invoker = new GatewayInvoker({
+    gatewayUrl: config.gatewayUrl,
+    timeoutMs: config.upstreamTimeoutMs,
+  });
+  const registry = new Registry();
+  const worker = new QueueWorker({
+    queue,
+    invoker,
+    maxInflight: config.maxInflight,
+    retry: config.retry,
+    maxAgeMs: config.maxAgeMs,
+    callback: config.callback,
+    metrics: new WorkerMetrics(registry, queue),
+    logger,
+  });
+  const metricsServer = createServer((req, res) => {
+    if (req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve) => metricsServer.listen(config.metricsPort, resolve));
+  const stop = new AbortController();
+  process.once('SIGTERM', () => stop.abort());
+  process.once('SIGINT', () => stop.abort());
+  logger.info(
+    { queue: queueUrl, gateway: config.gatewayUrl, maxInflight: config.maxInflight },
+    'queue worker running',
+  );
+  await worker.run(stop.signal);
+  logger.info('stopped');
+  metricsServer.close();
+  await invoker.close();
+  await queue.close();
+}

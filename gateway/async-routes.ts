@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ConflictError, NotImplementedError, ValidationError } from '../core/errors.js';
+import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import { OpenFaasHeader } from '../core/openfaas-names.js';
+import type { Provider } from '../core/provider.js';
+import type { DeadLetterFilter, Queue } from '../core/queue.js';
+import type { QueueRequest } from '../core/queue-types.js';
+import { NotFoundError } from '../core/errors.js';
+import type { GatewayConfig } from './config.js';
+
+interface AsyncDeps {
+  provider: Provider;
+  queue: Queue | undefined;
+  config: GatewayConfig;
+}
+
+/** These methods queue a call; DELETE with a call id cancels one. */
+const queuedMethods = ['GET', 'POST', 'PUT', 'PATCH'] as const;
+
+/** The body of redrive and purge: which dead letters. */
+interface DeadLetterSelection {
+  callId?: string;
+  function?: string;
+  all?: boolean;
+}
+
+const selectionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    callId: { type: 'string', minLength: 1 },
+    function: { type: 'string', minLength: 1 },
+    all: { type: 'boolean' },
+  },
+} as const;
+
+/**
+ * The async path's routes. `/async-function/:name[/*]` queues a call (GET, POST, PUT or PATCH:
+ * method, path, query, headers and body are kept, where OpenFaaS's worker turns every call into a
+ * POST) and answers 202 with its X-Call-Id once the queue has it durably; 404 for an unknown
+ * function, 413 past max_async_body_bytes, 400 for an X-Callback-Url that is not an http(s) URL.
+ * An `Idempotency-Key` makes a resubmission answer the first call's id. `DELETE
+ * /async-function/:callId` cancels a call still waiting. `/system/calls/:callId` tells where a
+ * call is; `/system/dead-letters` lists, redrives and purges what was given up. Without a queue,
+ * every one of them answers 501.
+ */
+export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, config }: AsyncDeps) {
+  const need = (): Queue => {
+    if (!queue) throw new NotImplementedError('this gateway has no queue: async calls are off');
+    return queue;
+  };
+
+  app.register((scope, _options, done) => {
+    // The body is kept whole, as bytes, whatever its type: it is replayed as it came.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, parsed) =>
+      parsed(null, body),
+    );
+    const submit = async (
+      request: FastifyRequest<{ Params: { name: string; '*'?: string } }>,
+      reply: FastifyReply,
+    ) => {
+      const queued = need();
+      const { name, namespace } = splitFunctionName(request.params.name, config.functionNamespace);
+      const status = await provider.get(name, namespace);
+      if (!status) {
+        throw new NotFoundError(`function not found: ${joinFunctionName(name, namespace)}`);
+      }
+      const callbackUrl = callbackUrlOf(request.headers['x-callback-url']);
+      const callId = (request.headers['x-call-id'] as string | undefined) ?? randomUUID();
+      const header = groupHeaders(request.raw.rawHeaders);
+      header[OpenFaasHeader.CallId] = [callId];
+      header[OpenFaasHeader.StartTime] = [`${BigInt(Date.now()) * 1_000_000n}`];
+      const queryAt = request.raw.url?.indexOf('?') ?? -1;
+      const message: QueueRequest = {
+        Header: header,
+        Host: request.headers.host ?? '',
+        Body: Buffer.isBuffer(request.body) ? request.body.toString('base64') : '',
+        Method: request.method,
+        Path: request.params['*'] ? `/${request.params['*']}` : '',
+        QueryString: queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt + 1) : '',
+        Function: request.params.name,
+        ...(status.annotations ? { Annotations: status.annotations } : {}),
+        ...(status.labels ? { Labels: status.labels } : {}),
+        ...(callbackUrl ? { CallbackUrl: callbackUrl } : {}),
+      };
+      const key = request.headers['idempotency-key'];
+      const enqueued = await queued.enqueue(
+        message,
+        typeof key === 'string' && key !== '' ? { idempotencyKey: key } : {},
+      );
+      return reply.code(202).header(OpenFaasHeader.CallId, enqueued.callId).send();
+    };
+    const schema = {
+      summary: 'Queue a call to a function (GET, POST, PUT, PATCH); 202 once stored',
+      statuses: {
+        202: 'queued: X-Call-Id names the call',
+        400: 'a bad X-Callback-Url',
+        404: 'no such function',
+        413: 'body over max_async_body_bytes',
+      },
+    };
+    // No automatic HEAD route: a HEAD must not queue a call.
+    const options = { schema, bodyLimit: config.maxAsyncBodyBytes, exposeHeadRoute: false };
+    scope.route({
+      method: [...queuedMethods],
+      url: '/async-function/:name',
+      ...options,
+      handler: submit,
+    });
+    scope.route({
+      method: [...queuedMethods],
+      url: '/async-function/:name/*',
+      ...options,
+      handler: submit,
+    });
+    scope.delete<{ Params: { callId: string } }>(
+      '/async-function/:callId',
+      {
+        schema: {
+          summary: 'Cancel a queued call',
+          statuses: { 202: 'cancelled', 404: 'no such call', 409: 'running or over' },
+        },
+      },
+      async (request, reply) => {
+        const cancelled = await need().cancel(request.params.callId);
+        if (!cancelled) {
+          throw new ConflictError(
+            `call ${request.params.callId} is running or over: it cannot be cancelled`,
+          );
+        }
+        return reply.code(202).send();
+      },
+    );
+    done();
+  });
+
+  app.get<{ Params: { callId: string } }>(
+    '/system/calls/:callId',
+    { schema: { summary: 'Where an async call is: state, attempts, last status' } },
+    async (request) => {
+      const record = await need().status(request.params.callId);
+      if (!record) throw new NotFoundError(`no call ${request.params.callId}`);
+      return record;
+    },
+  );
+
+  app.get<{ Querystring: { function?: string; callId?: string } }>(
+    '/system/dead-letters',
+    {
+      schema: {
+        summary: 'Dead letters: calls given up, with their requests and attempts',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { function: { type: 'string' }, callId: { type: 'string' } },
+        },
+      },
+    },
+    async (request) => need().deadLetters(filterOf(request.query)),
+  );
+
+  app.get<{ Params: { callId: string } }>(
+    '/system/dead-letters/:callId',
+    { schema: { summary: 'One dead letter' } },
+    async (request) => {
+      const [letter] = await need().deadLetters({ callId: request.params.callId });
+      if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
+      return letter;
+    },
+  );
+
+  app.post<{ Body: DeadLetterSelection }>(
+    '/system/dead-letters/redrive',
+    {
+      schema: {
+        summary: 'Queue dead letters again: one (callId), a function’s, or all (all: true)',
+        body: selectionSchema,
+      },
+    },
+    async (request, reply) => {
+      const callIds = await need().redrive(selectionOf(request.body));
+      return reply.code(202).send({ callIds });
+    },
+  );
+
+  app.delete<{ Body: DeadLetterSelection }>(
+    '/system/dead-letters',
+    {
+      schema: {
+        summary: 'Delete dead letters: one (callId), a function’s, or all (all: true)',
+        body: selectionSchema,
+      },
+    },
+    async (request) => ({ purged: await need().purge(selectionOf(request.body)) }),
+  );
+}
+
+/** An X-Callback-Url must be an absolute http(s) URL: OpenFaaS answers 400 otherwise too. */
+function callbackUrlOf(value: string | string[] | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text && URL.canParse(text)) {
+    const url = new URL(text);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.href;
+  }
+  throw new ValidationError(`X-Callback-Url: "${String(text)}" is not an http or https URL`);
+}
+
+/** Raw headers as Go's http.Header: names as sent, values of a repeated name together. */
+function groupHeaders(raw: readonly string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  const names = new Map<string, string>();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'x-call-id' || lower === 'x-start-time') continue; // set by the gateway
+    const key = names.get(lower) ?? name;
+    names.set(lower, key);
+    (out[key] ??= []).push(raw[i + 1] as string);
+  }
+  return out;
+}
+
+function filterOf(query: { function?: string; callId?: string }): DeadLetterFilter {
+  const filter: DeadLetterFilter = {};
+  if (query.function) filter.function = query.function;
+  if (query.callId) filter.callId = query.callId;
+  return filter;
+}
+
+/** Redrive and purge act on everything only when asked in so many words. */
+function selectionOf(body: DeadLetterSelection | undefined): DeadLetterFilter {
+  const filter = filterOf(body ?? {});
+  if (!body?.all && filter.callId === undefined && filter.function === undefined) {
+    throw new ValidationError('say which dead letters: callId, function, or all: true');
+  }
+  return filter;
+}

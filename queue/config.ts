@@ -1,0 +1,55 @@
+import { EnvReader, type Env } from '../core/config.js';
+import type { CallbackOptions } from './callback.js';
+import { defaultRetryPolicy, parseStatusList, type RetryPolicy } from './retry-policy.js';
+
+export interface WorkerConfig {
+  /** The gateway the worker calls functions through (standalone `fnbus queue-worker`). */
+  gatewayUrl: string;
+  /** Calls in flight at once in this worker. */
+  maxInflight: number;
+  retry: RetryPolicy;
+  /** A call waiting longer than this is dead-lettered, not run; 0: no limit. */
+  maxAgeMs: number;
+  /** Longest wait for a function's answer. */
+  upstreamTimeoutMs: number;
+  callback: CallbackOptions;
+  /** Where a standalone worker serves its Prometheus metrics. */
+  metricsPort: number;
+}
+
+/**
+ * The worker's settings, with OpenFaaS Pro's queue-worker names where it has one
+ * (`max_inflight`, `max_retry_attempts`, `retry_http_codes`, `initial_retry_wait`,
+ * `max_retry_wait`, `gateway_url`, `upstream_timeout`); every problem at once.
+ */
+export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
+  const read = new EnvReader(env);
+  const codesText = read.string('retry_http_codes');
+  let retryCodes = defaultRetryPolicy.retryCodes;
+  if (codesText !== undefined) {
+    const parsed = parseStatusList(codesText);
+    if (parsed) retryCodes = parsed;
+    else read.problem(`retry_http_codes: "${codesText}" is not a list of statuses (e.g. 429,503)`);
+  }
+  const minWaitMs = read.durationMs('initial_retry_wait', defaultRetryPolicy.minWaitMs);
+  const maxWaitMs = read.durationMs('max_retry_wait', defaultRetryPolicy.maxWaitMs);
+  if (maxWaitMs < minWaitMs) read.problem('max_retry_wait: shorter than initial_retry_wait');
+  return read.done({
+    gatewayUrl: read.string('gateway_url', 'http://127.0.0.1:8080'),
+    maxInflight: read.integer('max_inflight', 64, { min: 1, max: 10_000 }),
+    retry: {
+      maxAttempts: read.integer('max_retry_attempts', defaultRetryPolicy.maxAttempts, { min: 1 }),
+      retryCodes,
+      minWaitMs,
+      maxWaitMs,
+    },
+    maxAgeMs: read.durationMs('max_age', 24 * 3600_000),
+    upstreamTimeoutMs: read.durationMs('upstream_timeout', 60_000),
+    callback: {
+      attempts: read.integer('callback_attempts', 5, { min: 1, max: 100 }),
+      firstWaitMs: read.durationMs('callback_retry_wait', 1000),
+      timeoutMs: read.durationMs('callback_timeout', 30_000),
+    },
+    metricsPort: read.integer('metrics_port', 8081, { min: 0, max: 65535 }),
+  });
+}

@@ -1,0 +1,66 @@
+import { Pool } from 'undici';
+import { hopByHopHeaders } from '../core/http-headers.js';
+import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+
+export interface GatewayInvokerOptions {
+  /** The gateway, e.g. `http://127.0.0.1:8080`. */
+  gatewayUrl: string;
+  /** Longest wait for a function's answer; 0 for none. */
+  timeoutMs: number;
+  /** Connections kept to the gateway; default 128. */
+  connections?: number;
+}
+
+/** Not sent on: hop-by-hop headers, and what the client works out for itself. */
+const notForwarded = new Set([...hopByHopHeaders, 'host', 'content-length']);
+
+/**
+ * Calls functions through a gateway's `/function/<name>`, over kept-alive connections: how the
+ * queue worker runs a call, whether the gateway is in its process (`fnbus up`) or not.
+ */
+export class GatewayInvoker implements Invoker {
+  readonly #pool: Pool;
+  readonly #base: string;
+
+  constructor({ gatewayUrl, timeoutMs, connections = 128 }: GatewayInvokerOptions) {
+    const url = new URL(gatewayUrl);
+    this.#base = url.pathname.replace(/\/$/, '');
+    this.#pool = new Pool(url.origin, {
+      connections,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+  }
+
+  async invoke(fn: string, request: InvokeRequest, signal?: AbortSignal): Promise<InvokeResult> {
+    const startedAt = performance.now();
+    const path = request.path.startsWith('/') ? request.path : `/${request.path}`;
+    const query = request.query ? `?${request.query}` : '';
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (!notForwarded.has(name.toLowerCase())) headers[name] = value;
+    }
+    const answer = await this.#pool.request({
+      method: request.method,
+      path: `${this.#base}/function/${encodeURIComponent(fn)}${path === '/' ? '' : path}${query}`,
+      headers,
+      body: request.body.length > 0 ? request.body : null,
+      signal,
+    });
+    const body = new Uint8Array(await answer.body.arrayBuffer());
+    const out: HeaderMap = {};
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (value !== undefined) out[name] = value;
+    }
+    return {
+      status: answer.statusCode,
+      headers: out,
+      body,
+      durationMs: performance.now() - startedAt,
+    };
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}

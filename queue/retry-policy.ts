@@ -1,0 +1,87 @@
+import { parseDurationMs } from '../core/duration.js';
+import { OpenFaasAnnotation } from '../core/openfaas-names.js';
+
+/** How a function's async calls are retried: the worker's defaults, or its own annotations. */
+export interface RetryPolicy {
+  /** Runs in a round (the first one included) before the call is dead-lettered. */
+  maxAttempts: number;
+  /** Statuses that are retried; errors marked X-OpenFaaS-Internal and no answer at all always are. */
+  retryCodes: ReadonlySet<number>;
+  /** The first wait; each later one doubles, up to maxWaitMs, with jitter. */
+  minWaitMs: number;
+  maxWaitMs: number;
+}
+
+/** OpenFaaS Pro's queue-worker defaults (retry_http_codes), with attempts and waits of our own. */
+export const defaultRetryPolicy: RetryPolicy = {
+  maxAttempts: 10,
+  retryCodes: new Set([408, 429, 500, 502, 503, 504]),
+  minWaitMs: 1000,
+  maxWaitMs: 120_000,
+};
+
+/**
+ * The policy for a function: `defaults`, overridden by its `com.openfaas.retry.attempts`,
+ * `.codes`, `.min_wait` and `.max_wait` annotations. A value that does not parse is reported in
+ * `problems` and the default kept, so one typo does not stop the function's calls.
+ */
+export function policyFor(
+  annotations: Readonly<Record<string, string>> | undefined,
+  defaults: RetryPolicy,
+): { policy: RetryPolicy; problems: string[] } {
+  const problems: string[] = [];
+  const policy = { ...defaults };
+  const get = (key: string) => {
+    const value = annotations?.[key]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const attempts = get(OpenFaasAnnotation.RetryAttempts);
+  if (attempts !== undefined) {
+    if (/^\d+$/.test(attempts) && Number(attempts) >= 1) policy.maxAttempts = Number(attempts);
+    else problems.push(`${OpenFaasAnnotation.RetryAttempts}: "${attempts}" is not a number ≥ 1`);
+  }
+  const codes = get(OpenFaasAnnotation.RetryCodes);
+  if (codes !== undefined) {
+    const parsed = parseStatusList(codes);
+    if (parsed) policy.retryCodes = parsed;
+    else problems.push(`${OpenFaasAnnotation.RetryCodes}: "${codes}" is not a list of statuses`);
+  }
+  for (const [key, field] of [
+    [OpenFaasAnnotation.RetryMinWait, 'minWaitMs'],
+    [OpenFaasAnnotation.RetryMaxWait, 'maxWaitMs'],
+  ] as const) {
+    const text = get(key);
+    if (text === undefined) continue;
+    const ms = parseDurationMs(text);
+    if (ms === undefined) problems.push(`${key}: "${text}" is not a duration`);
+    else policy[field] = ms;
+  }
+  if (policy.maxWaitMs < policy.minWaitMs) policy.maxWaitMs = policy.minWaitMs;
+  return { policy, problems };
+}
+
+/** `408,429, 503` → the set; undefined unless every item is an HTTP status. */
+export function parseStatusList(text: string): Set<number> | undefined {
+  const items = text.split(',').map((item) => item.trim());
+  if (items.some((item) => !/^[1-5]\d\d$/.test(item))) return undefined;
+  return new Set(items.map(Number));
+}
+
+/**
+ * The wait before retry number `retry` (1 for the first retry): exponential from minWaitMs,
+ * capped at maxWaitMs, with "equal jitter" (half fixed, half random) so that calls failing
+ * together do not all come back together, yet never much sooner than asked.
+ */
+export function backoffMs(policy: RetryPolicy, retry: number, random = Math.random): number {
+  const ceiling = Math.min(policy.maxWaitMs, policy.minWaitMs * 2 ** Math.max(0, retry - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/** `Retry-After` as seconds or an HTTP date, in ms from now; undefined if absent or unreadable. */
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}

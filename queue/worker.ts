@@ -1,0 +1,241 @@
+import { OpenFaasHeader } from '../core/openfaas-names.js';
+import type { HeaderMap, InvokeResult, Invoker } from '../core/invoker.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { AttemptOutcome, Delivery, Queue, Settlement } from '../core/queue.js';
+import type { QueueRequest } from '../core/queue-types.js';
+import { bodyExcerptChars } from './call-records.js';
+import { postCallback, type CallbackOptions } from './callback.js';
+import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from './retry-policy.js';
+import type { WorkerMetrics } from './worker-metrics.js';
+
+/** The annotation that caps how many of a function's calls one worker runs at once. */
+export const FunctionMaxInflightAnnotation = 'fnbus.queue.max_inflight';
+
+export interface WorkerOptions {
+  queue: Queue;
+  invoker: Invoker;
+  /** Calls in flight at once, over all functions (max_inflight). */
+  maxInflight: number;
+  /** Retries unless a function's annotations say otherwise. */
+  retry: RetryPolicy;
+  /** A call older than this (from when it was queued) is dead-lettered, not run; 0: no limit. */
+  maxAgeMs: number;
+  callback: CallbackOptions;
+  metrics?: WorkerMetrics;
+  logger?: Logger;
+}
+
+/** How long a call waits when its function is at its limit or slowed down, at the least. */
+const deferMs = 25;
+/** How long a function is slowed down after a 429 without Retry-After, at first. */
+const firstSlowdownMs = 100;
+
+/** One function's share of the worker: calls in flight, and a pause after 429s. */
+interface FunctionSlot {
+  inFlight: number;
+  pausedUntil: number;
+  slowdownMs: number;
+}
+
+/**
+ * The queue worker: takes calls from the queue and runs them through the gateway, applying each
+ * function's retry policy (statuses, backoff with jitter, Retry-After, attempts, maximum age) and
+ * concurrency limit, slowing a function down when it answers 429, and posting the result to
+ * the call's X-Callback-Url once it is final. A call is settled (acknowledged) only after the
+ * function answered and the callback was tried, so a worker killed mid-call leaves it to be run
+ * again: at least once, never lost.
+ */
+export class QueueWorker {
+  readonly #options: WorkerOptions & { logger: Logger };
+  readonly #slots = new Map<string, FunctionSlot>();
+
+  constructor(options: WorkerOptions) {
+    this.#options = { logger: silentLogger, ...options };
+  }
+
+  /** Runs until `signal` aborts, then lets the calls in flight finish. */
+  run(signal: AbortSignal): Promise<void> {
+    return this.#options.queue.consume(
+      (req, delivery) => this.#handle(req, delivery),
+      { concurrency: this.#options.maxInflight },
+      signal,
+    );
+  }
+
+  async #handle(req: QueueRequest, delivery: Delivery): Promise<Settlement> {
+    const { maxAgeMs, metrics } = this.#options;
+    const fn = req.Function;
+    if (maxAgeMs > 0 && Date.now() - delivery.queuedAt.getTime() > maxAgeMs) {
+      const reason = `older than the maximum age (${maxAgeMs} ms): not run`;
+      metrics?.deadLettered(fn);
+      await this.#callback(req, delivery, undefined, reason, delivery.attempts.length);
+      return { outcome: 'dead-letter', reason };
+    }
+    const { policy, problems } = policyFor(req.Annotations, this.#options.retry);
+    if (problems.length > 0) {
+      this.#options.logger.warn({ function: fn, problems }, 'retry annotations ignored');
+    }
+    const slot = this.#slot(fn);
+    const limit = functionLimit(req.Annotations, this.#options.maxInflight);
+    const now = Date.now();
+    if (slot.inFlight >= limit || slot.pausedUntil > now) {
+      return { outcome: 'defer', delayMs: Math.max(deferMs, slot.pausedUntil - now) };
+    }
+
+    slot.inFlight += 1;
+    metrics?.started(fn);
+    const attempt = delivery.attempts.length + 1;
+    const startedAt = new Date();
+    let result: InvokeResult | undefined;
+    let error: string | undefined;
+    try {
+      result = await this.#options.invoker.invoke(fn, {
+        method: req.Method || 'POST',
+        path: req.Path || '/',
+        query: req.QueryString,
+        headers: withRetryHeaders(req.Header, attempt - 1, policy.maxAttempts - 1),
+        body: Buffer.from(req.Body, 'base64'),
+      });
+    } catch (failure) {
+      error = (failure as Error).message;
+    } finally {
+      slot.inFlight -= 1;
+    }
+    const outcome: AttemptOutcome = {
+      record: {
+        attempt,
+        startedAt: startedAt.toISOString(),
+        durationMs: Math.round(Date.now() - startedAt.getTime()),
+        ...(result ? { status: result.status } : { error }),
+      },
+      bodyExcerpt: result ? excerpt(result.body) : undefined,
+    };
+    this.#pace(slot, result);
+
+    const inRound = attempt - delivery.priorAttempts;
+    const retryable = result === undefined || isRetryable(result, policy);
+    if (retryable && inRound < policy.maxAttempts) {
+      const asked = result && retryAfterMs(header(result.headers, 'retry-after'));
+      const delayMs = Math.max(backoffMs(policy, inRound), asked ?? 0);
+      metrics?.finished(fn, 'retry');
+      return {
+        outcome: 'retry',
+        attempt: outcome,
+        delayMs,
+        reason: result ? `status ${result.status}` : `no answer: ${error}`,
+      };
+    }
+    await this.#callback(req, delivery, result, error, attempt);
+    if (retryable) {
+      metrics?.finished(fn, 'dead-letter');
+      metrics?.deadLettered(fn);
+      return {
+        outcome: 'dead-letter',
+        attempt: outcome,
+        reason: `gave up after ${inRound} attempts: ${result ? `status ${result.status}` : `no answer: ${error}`}`,
+      };
+    }
+    metrics?.finished(fn, result && result.status < 300 ? 'success' : 'failure');
+    return { outcome: 'ack', attempt: outcome };
+  }
+
+  #slot(fn: string): FunctionSlot {
+    let slot = this.#slots.get(fn);
+    if (!slot) {
+      slot = { inFlight: 0, pausedUntil: 0, slowdownMs: firstSlowdownMs };
+      this.#slots.set(fn, slot);
+    }
+    return slot;
+  }
+
+  /** A 429 pauses the function's calls (Retry-After, else a doubling pause); a success ends it. */
+  #pace(slot: FunctionSlot, result: InvokeResult | undefined): void {
+    if (result?.status === 429) {
+      const asked = retryAfterMs(header(result.headers, 'retry-after'));
+      slot.pausedUntil = Date.now() + (asked ?? slot.slowdownMs);
+      slot.slowdownMs = Math.min(slot.slowdownMs * 2, this.#options.retry.maxWaitMs);
+    } else if (result && result.status < 400) {
+      slot.slowdownMs = firstSlowdownMs;
+    }
+  }
+
+  /** The final result to the call's X-Callback-Url, if it has one. */
+  async #callback(
+    req: QueueRequest,
+    delivery: Delivery,
+    result: InvokeResult | undefined,
+    error: string | undefined,
+    attempts: number,
+  ): Promise<void> {
+    if (!req.CallbackUrl) return;
+    const status = result?.status ?? 503;
+    const ours: HeaderMap = {
+      [OpenFaasHeader.CallId]: delivery.callId,
+      [OpenFaasHeader.FunctionName]: req.Function,
+      [OpenFaasHeader.FunctionStatus]: String(status),
+      [OpenFaasHeader.DurationSeconds]: ((Date.now() - delivery.queuedAt.getTime()) / 1000).toFixed(
+        6,
+      ),
+      [OpenFaasHeader.Retry]: String(Math.max(0, attempts - 1)),
+      [OpenFaasHeader.RetryMax]: String(
+        policyFor(req.Annotations, this.#options.retry).policy.maxAttempts - 1,
+      ),
+    };
+    // The function's headers, but ours where both have one (names differ only in case).
+    const headers: HeaderMap = {};
+    const taken = new Set(Object.keys(ours).map((name) => name.toLowerCase()));
+    for (const [name, value] of Object.entries(
+      result?.headers ?? { 'content-type': 'text/plain; charset=utf-8' },
+    )) {
+      if (!taken.has(name.toLowerCase())) headers[name] = value;
+    }
+    Object.assign(headers, ours);
+    const body = result?.body ?? Buffer.from(error ?? '');
+    const sent = await postCallback(req.CallbackUrl, body, headers, this.#options.callback);
+    this.#options.metrics?.callback(req.Function, sent.delivered);
+    if (!sent.delivered) {
+      this.#options.logger.warn(
+        { callId: delivery.callId, url: req.CallbackUrl, tries: sent.tries, last: sent.last },
+        'callback not delivered',
+      );
+    }
+  }
+}
+
+/** Statuses in the policy, and any answer fnbus made itself (X-OpenFaaS-Internal). */
+function isRetryable(result: InvokeResult, policy: RetryPolicy): boolean {
+  if (policy.retryCodes.has(result.status)) return true;
+  return result.status >= 400 && header(result.headers, 'x-openfaas-internal') !== undefined;
+}
+
+function functionLimit(annotations: Record<string, string> | undefined, max: number): number {
+  const text = annotations?.[FunctionMaxInflightAnnotation];
+  const limit = text === undefined ? NaN : Number(text);
+  return Number.isInteger(limit) && limit > 0 ? Math.min(limit, max) : max;
+}
+
+/** The call's headers, with X-Retry and X-Retry-Max so the function can tell a retry. */
+function withRetryHeaders(
+  headers: Record<string, string[]>,
+  retry: number,
+  retryMax: number,
+): HeaderMap {
+  return {
+    ...headers,
+    [OpenFaasHeader.Retry]: String(retry),
+    [OpenFaasHeader.RetryMax]: String(retryMax),
+  };
+}
+
+function header(headers: HeaderMap, name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === name) return Array.isArray(value) ? value[0] : value;
+  }
+  return undefined;
+}
+
+function excerpt(body: Uint8Array): string {
+  return Buffer.from(body.subarray(0, bodyExcerptChars * 4))
+    .toString('utf8')
+    .slice(0, bodyExcerptChars);
+}

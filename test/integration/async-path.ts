@@ -1,0 +1,432 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import type { CallRecord, DeadLetter, Queue } from '../../core/queue.js';
+import { ProcessProvider } from '../../deploy/process/process-provider.js';
+import { buildGateway } from '../../gateway/app.js';
+import { readConfig } from '../../gateway/config.js';
+import { GatewayInvoker } from '../../queue/gateway-invoker.js';
+import { QueueWorker } from '../../queue/worker.js';
+import { WorkerMetrics } from '../../queue/worker-metrics.js';
+import { request, type HttpResult } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+import { fixture, fprocess, makeTempDir } from '../helpers/watchdog.js';
+
+/** One request a callback receiver got. */
+interface Received {
+  at: number;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A callback receiver: answers each path's queued statuses in turn, then 200. */
+class CallbackReceiver {
+  readonly received: Received[] = [];
+  readonly #answers = new Map<string, number[]>();
+  readonly #server: Server;
+  url = '';
+
+  constructor() {
+    this.#server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const path = req.url ?? '/';
+        this.received.push({
+          at: Date.now(),
+          path,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+        });
+        const status = this.#answers.get(path)?.shift() ?? 200;
+        const headers = status >= 300 && status < 400 ? { Location: `${this.url}/elsewhere` } : {};
+        res.writeHead(status, headers).end();
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  /** The next requests to `path` get these statuses, in order. */
+  answer(path: string, ...statuses: number[]): void {
+    this.#answers.set(path, statuses);
+  }
+
+  to(path: string): Received[] {
+    return this.received.filter((r) => r.path === path);
+  }
+
+  close(): Promise<void> {
+    this.#server.closeAllConnections();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+export interface AsyncPathSubject {
+  /** A fresh queue on the backend under test (a new queue name each time). */
+  open(): Promise<Queue>;
+  close(): Promise<void>;
+}
+
+/**
+ * The async path end to end on one queue backend: the gateway's async routes, the worker's
+ * retries, dead letters, callbacks, cancellation, idempotency and concurrency, over real
+ * function processes.
+ */
+export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPathSubject>): void {
+  describe(`async path on ${name}`, () => {
+    let subject: AsyncPathSubject;
+    let queue: Queue;
+    let provider: ProcessProvider;
+    let gateway: ReturnType<typeof buildGateway>;
+    let invoker: GatewayInvoker;
+    let url: string;
+    const stopWorker = new AbortController();
+    let working: Promise<void>;
+    const callbacks = new CallbackReceiver();
+    const fn = `echo-${randomUUID().slice(0, 8)}`;
+    const limited = `limited-${randomUUID().slice(0, 8)}`;
+
+    const server = (service: string, annotations: Record<string, string> = {}) =>
+      provider.deploy({
+        service,
+        image: 'fnbus/node-http-server',
+        envProcess: fprocess('node', fixture('node-http-server.cjs')),
+        envVars: { mode: 'http' },
+        annotations,
+      });
+    const ready = (service: string) =>
+      waitFor(async () => (await provider.get(service))?.availableReplicas === 1, {
+        timeoutMs: 15_000,
+        what: `${service} to be ready`,
+      });
+    const submit = (path: string, options: Parameters<typeof request>[1] = {}) =>
+      request(`${url}/async-function/${path}`, { method: 'POST', body: 'x', ...options });
+    const callIdOf = (res: HttpResult) => {
+      assert.equal(res.status, 202, res.text);
+      return String(res.headers['x-call-id']);
+    };
+    const settled = (callId: string, timeoutMs = 10_000) =>
+      waitFor(
+        async () => {
+          const res = await request(`${url}/system/calls/${callId}`);
+          if (res.status !== 200) return false;
+          const record = JSON.parse(res.text) as CallRecord;
+          return ['succeeded', 'failed', 'dead-lettered', 'cancelled'].includes(record.state)
+            ? record
+            : false;
+        },
+        { timeoutMs, what: `call ${callId} to be over` },
+      );
+
+    before(async () => {
+      subject = await makeSubject();
+      queue = await subject.open();
+      await callbacks.start();
+      provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-async-') });
+      await provider.start();
+      const registry = new Registry();
+      gateway = buildGateway({
+        provider,
+        config: readConfig({ max_async_body_bytes: '1000' }),
+        queue,
+        registry,
+      });
+      await gateway.listen({ port: 0, host: '127.0.0.1' });
+      url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
+      invoker = new GatewayInvoker({ gatewayUrl: url, timeoutMs: 10_000 });
+      const worker = new QueueWorker({
+        queue,
+        invoker,
+        maxInflight: 8,
+        retry: {
+          maxAttempts: 3,
+          retryCodes: new Set([429, 500, 502, 503, 504]),
+          minWaitMs: 100,
+          maxWaitMs: 400,
+        },
+        maxAgeMs: 0,
+        callback: { attempts: 3, firstWaitMs: 100, timeoutMs: 5000 },
+        metrics: new WorkerMetrics(registry, queue),
+      });
+      working = worker.run(stopWorker.signal);
+      await server(fn);
+      await server(limited, { 'fnbus.queue.max_inflight': '1' });
+      await ready(fn);
+      await ready(limited);
+    });
+    after(async () => {
+      stopWorker.abort();
+      await working;
+      await gateway.close();
+      await invoker.close();
+      await queue.close();
+      await provider.close();
+      await callbacks.close();
+      await subject.close();
+    });
+
+    it('queues with 202 and X-Call-Id, and replays method, path, query, headers and body', async () => {
+      const res = await submit(`${fn}/orders/7?a=1&b=two`, {
+        method: 'PUT',
+        body: 'the order',
+        headers: {
+          'X-Callback-Url': `${callbacks.url}/replay`,
+          'X-Test': 'kept',
+          'Content-Type': 'text/plain',
+        },
+      });
+      const callId = callIdOf(res);
+      assert.equal(res.text, '');
+      const record = await settled(callId);
+      assert.equal(record.state, 'succeeded');
+      assert.equal(record.attempts.length, 1);
+      const [callback] = await waitFor(
+        () => callbacks.to('/replay').length === 1 && callbacks.to('/replay'),
+        {
+          what: 'the callback',
+        },
+      );
+      assert.equal(callback?.headers['x-call-id'], callId);
+      assert.equal(callback?.headers['x-function-name'], fn);
+      assert.equal(callback?.headers['x-function-status'], '201');
+      assert.match(String(callback?.headers['x-duration-seconds']), /^\d+\.\d{6}$/);
+      assert.equal(callback?.headers['x-retry'], '0');
+      assert.equal(callback?.headers['x-retry-max'], '2');
+      const echo = JSON.parse(callback?.body ?? '{}') as {
+        method: string;
+        url: string;
+        body: string;
+        headers: Record<string, string>;
+      };
+      assert.equal(echo.method, 'PUT');
+      assert.equal(echo.url, '/orders/7?a=1&b=two');
+      assert.equal(echo.body, 'the order');
+      assert.equal(echo.headers['x-test'], 'kept');
+      assert.equal(echo.headers['x-call-id'], callId);
+    });
+
+    it('refuses what it cannot queue: 404, 413, 400; status of an unknown call is 404', async () => {
+      const unknown = await submit(`nobody-${randomUUID().slice(0, 6)}`);
+      assert.equal(unknown.status, 404);
+      const big = await submit(fn, { body: 'x'.repeat(1001) });
+      assert.equal(big.status, 413);
+      const badCallback = await submit(fn, { headers: { 'X-Callback-Url': 'ftp://nowhere' } });
+      assert.equal(badCallback.status, 400);
+      assert.match(badCallback.text, /X-Callback-Url/);
+      assert.equal((await request(`${url}/system/calls/${randomUUID()}`)).status, 404);
+    });
+
+    it('queues a call once per Idempotency-Key', async () => {
+      const key = randomUUID();
+      const headers = { 'Idempotency-Key': key, 'X-Callback-Url': `${callbacks.url}/once` };
+      const first = callIdOf(await submit(fn, { headers }));
+      const again = callIdOf(await submit(fn, { headers }));
+      assert.equal(again, first);
+      await settled(first);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(callbacks.to('/once').length, 1, 'the function ran once');
+    });
+
+    it('retries retryable statuses with growing waits, and honours Retry-After', async () => {
+      const key = randomUUID();
+      const flaky = callIdOf(await submit(`${fn}/flaky?key=${key}&fail=2`));
+      const record = await settled(flaky);
+      assert.equal(record.state, 'succeeded');
+      assert.deepEqual(
+        record.attempts.map((a) => a.status),
+        [503, 503, 200],
+      );
+      const starts = record.attempts.map((a) => Date.parse(a.startedAt));
+      const gaps = starts.slice(1).map((at, i) => at - starts[i]!);
+      // Equal jitter: retry n waits between half and all of min(400, 100 * 2^(n-1)) ms.
+      assert.ok(gaps[0]! >= 50 && gaps[0]! <= 400, `first wait ${gaps[0]}ms`);
+      assert.ok(gaps[1]! >= 100 && gaps[1]! <= 600, `second wait ${gaps[1]}ms`);
+
+      const waiter = callIdOf(await submit(`${fn}/retry-after?key=${randomUUID()}&fail=1&s=1`));
+      const waited = await settled(waiter);
+      assert.deepEqual(
+        waited.attempts.map((a) => a.status),
+        [429, 200],
+      );
+      const gap =
+        Date.parse(waited.attempts[1]!.startedAt) - Date.parse(waited.attempts[0]!.startedAt);
+      assert.ok(gap >= 950, `Retry-After: 1 honoured, waited ${gap}ms`);
+    });
+
+    it('does not retry other statuses: the call fails at once, and the callback says so', async () => {
+      const callId = callIdOf(
+        await submit(`${fn}/status/400`, { headers: { 'X-Callback-Url': `${callbacks.url}/400` } }),
+      );
+      const record = await settled(callId);
+      assert.equal(record.state, 'failed');
+      assert.equal(record.attempts.length, 1);
+      assert.equal(record.lastStatus, 400);
+      const [callback] = await waitFor(
+        () => callbacks.to('/400').length === 1 && callbacks.to('/400'),
+        {
+          what: 'the callback',
+        },
+      );
+      assert.equal(callback?.headers['x-function-status'], '400');
+    });
+
+    it('dead-letters after the last attempt, keeps it whole, redrives and purges it', async () => {
+      const key = randomUUID();
+      const callId = callIdOf(
+        await submit(`${fn}/flaky?key=${key}&fail=4`, {
+          headers: { 'X-Callback-Url': `${callbacks.url}/dead` },
+        }),
+      );
+      const record = await settled(callId);
+      assert.equal(record.state, 'dead-lettered');
+      assert.equal(record.attempts.length, 3);
+      assert.match(record.reason ?? '', /gave up after 3 attempts/);
+      const [callback] = await waitFor(
+        () => callbacks.to('/dead').length === 1 && callbacks.to('/dead'),
+        {
+          what: 'the callback of the last attempt',
+        },
+      );
+      assert.equal(callback?.headers['x-function-status'], '503');
+      assert.equal(callback?.headers['x-retry'], callback?.headers['x-retry-max']);
+
+      const listed = JSON.parse(
+        (await request(`${url}/system/dead-letters?function=${fn}`)).text,
+      ) as DeadLetter[];
+      const letter = listed.find((l) => l.callId === callId);
+      assert.ok(letter, 'listed');
+      assert.equal(letter.lastStatus, 503);
+      assert.equal(letter.lastBodyExcerpt, 'failure 3');
+      assert.equal(letter.request.Path, '/flaky');
+      assert.equal(Buffer.from(letter.request.Body, 'base64').toString(), 'x');
+      assert.equal((await request(`${url}/system/dead-letters/${callId}`)).status, 200);
+
+      const vague = await request(`${url}/system/dead-letters/redrive`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(vague.status, 400, 'redrive says which');
+      const redrive = await request(`${url}/system/dead-letters/redrive`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ callId }),
+      });
+      assert.equal(redrive.status, 202);
+      assert.deepEqual((JSON.parse(redrive.text) as { callIds: string[] }).callIds, [callId]);
+      // Round two: one more failure (the fourth), then success.
+      const again = await waitFor(
+        async () => {
+          const got = JSON.parse(
+            (await request(`${url}/system/calls/${callId}`)).text,
+          ) as CallRecord;
+          return got.state === 'succeeded' && got;
+        },
+        { timeoutMs: 10_000, what: 'the redriven call to succeed' },
+      );
+      assert.deepEqual(
+        again.attempts.map((a) => a.status),
+        [503, 503, 503, 503, 200],
+      );
+
+      const doomed = callIdOf(await submit(`${fn}/flaky?key=${randomUUID()}&fail=9`));
+      await settled(doomed);
+      const purge = await request(`${url}/system/dead-letters`, {
+        method: 'DELETE',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ callId: doomed }),
+      });
+      assert.deepEqual(JSON.parse(purge.text), { purged: 1 });
+      assert.equal((await request(`${url}/system/dead-letters/${doomed}`)).status, 404);
+    });
+
+    it('retries a callback that fails, and does not follow a redirect', async () => {
+      callbacks.answer('/flaky-receiver', 500);
+      const callId = callIdOf(
+        await submit(fn, { headers: { 'X-Callback-Url': `${callbacks.url}/flaky-receiver` } }),
+      );
+      await waitFor(() => callbacks.to('/flaky-receiver').length === 2, {
+        what: 'the callback to be tried again',
+      });
+      const [first, second] = callbacks.to('/flaky-receiver');
+      assert.equal(second?.headers['x-call-id'], callId);
+      assert.equal(second?.body, first?.body);
+      assert.ok(second.at - first!.at >= 90, 'after a wait');
+
+      callbacks.answer('/moved', 302);
+      await settled(
+        callIdOf(await submit(fn, { headers: { 'X-Callback-Url': `${callbacks.url}/moved` } })),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(callbacks.to('/moved').length, 1);
+      assert.equal(callbacks.to('/elsewhere').length, 0, 'the redirect was not followed');
+    });
+
+    it('cancels a waiting call (202), not a running one (409); an unknown one is 404', async () => {
+      // `limited` runs one call at a time: the second waits behind the first.
+      const running = callIdOf(await submit(`${limited}/concurrency?ms=800`));
+      await waitFor(
+        async () =>
+          (JSON.parse((await request(`${url}/system/calls/${running}`)).text) as CallRecord)
+            .state === 'running',
+        { what: 'the first call to run' },
+      );
+      const waiting = callIdOf(await submit(`${limited}/concurrency?ms=10`));
+      const cancel = await request(`${url}/async-function/${waiting}`, { method: 'DELETE' });
+      assert.equal(cancel.status, 202);
+      const busy = await request(`${url}/async-function/${running}`, { method: 'DELETE' });
+      assert.equal(busy.status, 409);
+      assert.equal((await settled(running)).state, 'succeeded');
+      assert.equal((await settled(waiting)).state, 'cancelled');
+      const unknown = await request(`${url}/async-function/${randomUUID()}`, { method: 'DELETE' });
+      assert.equal(unknown.status, 404);
+    });
+
+    it('holds a function to its fnbus.queue.max_inflight, while others keep going', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        ids.push(
+          callIdOf(
+            await submit(`${limited}/concurrency?ms=100`, {
+              headers: { 'X-Callback-Url': `${callbacks.url}/limited` },
+            }),
+          ),
+        );
+      }
+      const quick = callIdOf(await submit(fn));
+      const quickDone = await settled(quick);
+      assert.equal(quickDone.state, 'succeeded');
+      for (const id of ids) await settled(id);
+      const lastDone = Math.max(...callbacks.to('/limited').map((r) => r.at));
+      assert.ok(Date.parse(quickDone.updatedAt) < lastDone, 'another function was not held up');
+      const most = Math.max(...callbacks.to('/limited').map((r) => Number(r.body)));
+      assert.equal(most, 1, 'one at a time');
+    });
+
+    it('reports queue depth, outcomes and dead letters in /metrics', async () => {
+      const text = (await request(`${url}/metrics`)).text;
+      assert.match(
+        text,
+        new RegExp(
+          `queue_worker_messages_processed_total\\{function_name="${fn}",outcome="success"\\} \\d+`,
+        ),
+      );
+      assert.match(text, new RegExp(`queue_worker_retries_total\\{function_name="${fn}"\\} \\d+`));
+      assert.match(
+        text,
+        new RegExp(`queue_worker_dead_letters_total\\{function_name="${fn}"\\} \\d+`),
+      );
+      assert.match(text, /# TYPE queue_worker_pending_messages gauge/);
+      assert.match(text, /# TYPE queue_worker_oldest_pending_seconds gauge/);
+      assert.match(text, /gateway_function_invocation_total/);
+    });
+  });
+}
