@@ -70,6 +70,9 @@ export function registerClientCommands(program: Command): void {
       .option('-H, --header <"K: V">', 'a request header (repeatable)', collect, [])
       .option('--query <k=v>', 'a query parameter (repeatable)', collect, [])
       .option('--content-type <type>', 'the Content-Type of the body', 'text/plain')
+      .option('-a, --async', 'queue the call (/async-function); print its call id')
+      .option('--callback-url <url>', 'with --async: where the answer is POSTed')
+      .option('--idempotency-key <key>', 'with --async: queue it once per key')
       .option('-n, --namespace <namespace>', 'the namespace'),
   ).action(invoke);
 
@@ -139,7 +142,7 @@ export function registerClientCommands(program: Command): void {
   ).action(showVersion);
 }
 
-function gatewayOptions(command: Command): Command {
+export function gatewayOptions(command: Command): Command {
   return command
     .option(
       '-g, --gateway <url>',
@@ -153,11 +156,11 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function client(options: GatewayOptions, fallback?: string): GatewayClient {
+export function client(options: GatewayOptions, fallback?: string): GatewayClient {
   return new GatewayClient(resolveGateway(options, process.env, fallback));
 }
 
-function print(text: string): void {
+export function print(text: string): void {
   process.stdout.write(text);
 }
 
@@ -282,7 +285,8 @@ async function list(options: ListOptions): Promise<void> {
   print(table(rows));
 }
 
-function table(rows: string[][]): string {
+/** Rows (the first is the header) in columns two spaces apart. */
+export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
   return rows
     .map((row) =>
@@ -335,6 +339,9 @@ interface InvokeOptions extends GatewayOptions {
   query: string[];
   contentType: string;
   namespace?: string;
+  async?: boolean;
+  callbackUrl?: string;
+  idempotencyKey?: string;
 }
 
 async function invoke(name: string, options: InvokeOptions): Promise<void> {
@@ -356,13 +363,25 @@ async function invoke(name: string, options: InvokeOptions): Promise<void> {
     return [pair.slice(0, at), pair.slice(at + 1)];
   });
   const method = options.method.toUpperCase();
+  if (!options.async && (options.callbackUrl || options.idempotencyKey)) {
+    throw new ValidationError('--callback-url and --idempotency-key go with --async');
+  }
+  if (options.callbackUrl) headers['x-callback-url'] = options.callbackUrl;
+  if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
   const body = await readStdin();
   const target = options.namespace ? `${name}.${options.namespace}` : name;
-  const res = await client(options).call(method, `/function/${pathName(target)}`, {
+  const route = options.async ? 'async-function' : 'function';
+  const res = await client(options).call(method, `/${route}/${pathName(target)}`, {
     headers,
     query,
     ...(body.length > 0 || !['GET', 'HEAD'].includes(method) ? { body } : {}),
   });
+  if (options.async && res.status === 202) {
+    // The call id alone on stdout, for scripts: `id=$(fnbus invoke --async f)`.
+    print(`${String(res.headers['x-call-id'])}\n`);
+    return;
+  }
+  if (options.async) throw refusal(res);
   if (res.status >= 200 && res.status < 300) {
     await write(process.stdout, res.body);
     return;

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { readConfig as readGatewayConfig } from '../gateway/config.js';
 import { readWorkerConfig } from '../queue/config.js';
 import { runQueueWorker } from './queue-worker.js';
+import { registerAsyncCommands } from './async-commands.js';
 import { registerClientCommands } from './client-commands.js';
 import { newFunction, templateLanguages } from './new-function.js';
 import { defaultStateDir, up } from './up.js';
@@ -113,6 +114,7 @@ program
 
 // `version`, and the client commands (`deploy`, `logs`, `secret`, ...), which talk to a gateway.
 registerClientCommands(program);
+registerAsyncCommands(program);
 
 try {
   await program.parseAsync(process.argv);

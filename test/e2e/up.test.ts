@@ -1,69 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { freePort, request } from '../helpers/http.js';
+import { cliMain } from '../helpers/cli.js';
+import { request } from '../helpers/http.js';
+import { processesUsing, ready, startHub, stopHub } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
-const cli = join(root, 'dist', 'cli', 'main.js');
-
-/** Runs `fnbus up` as a real process; resolves once it says it is up. */
-async function startHub(args: string[], stateDir: string, env: NodeJS.ProcessEnv = {}) {
-  const port = await freePort();
-  const hub = spawn(
-    process.execPath,
-    [cli, 'up', '--port', String(port), '--state-dir', stateDir, ...args],
-    {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  hub.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  hub.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor(() => output.includes('"fnbus is up"'), { timeoutMs: 20_000, what: 'fnbus up' });
-  return { hub, url: `http://127.0.0.1:${port}`, output: () => output };
-}
-
-async function stopHub(hub: ChildProcess): Promise<void> {
-  if (hub.exitCode !== null) return;
-  const exited = once(hub, 'exit');
-  hub.kill('SIGTERM');
-  const [code] = (await exited) as [number | null];
-  assert.equal(code, 0);
-}
-
-/** Processes whose command line mentions the state folder: the hub's replicas and runners. */
-function processesUsing(stateDir: string): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/environ`, 'utf8').includes(stateDir);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
-const ready = (url: string, name: string) =>
-  waitFor(
-    async () => {
-      const res = await request(`${url}/system/function/${name}`);
-      return (
-        res.status === 200 &&
-        (JSON.parse(res.text) as { availableReplicas: number }).availableReplicas > 0
-      );
-    },
-    { timeoutMs: 20_000, what: `${name} to be ready` },
-  );
 
 describe('fnbus up', () => {
   it('runs the sample stack: forked and template functions answer through the gateway', async (t) => {
@@ -157,7 +105,7 @@ describe('fnbus up', () => {
     writeFileSync(stack, 'provider:\n  name: openfaas\nfunctions:\n  Bad_Name:\n    image: x\n');
     const hub = spawn(
       process.execPath,
-      [cli, 'up', '-f', stack, '--state-dir', dir, '--port', '0'],
+      [cliMain, 'up', '-f', stack, '--state-dir', dir, '--port', '0'],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { CallRecord } from '../../core/queue.js';
+import { runCli } from '../helpers/cli.js';
+import { request } from '../helpers/http.js';
+import { ready, startHub, stopHub } from '../helpers/hub.js';
+import { waitFor } from '../helpers/wait.js';
+import { fixture, makeTempDir } from '../helpers/watchdog.js';
+
+/** Fast retries, so that dead letters come in a test's time. */
+const workerEnv = { initial_retry_wait: '50ms', max_retry_wait: '100ms', max_retry_attempts: '2' };
+
+/** A stack: `flaky` (the node http fixture) and `tally`, which appends each call id to a file. */
+function writeStack(dir: string, tallyFile: string): string {
+  const file = join(dir, 'stack.yml');
+  writeFileSync(
+    file,
+    [
+      'provider:',
+      '  name: openfaas',
+      'functions:',
+      '  flaky:',
+      '    image: fnbus/flaky',
+      `    fprocess: node ${fixture('node-http-server.cjs')}`,
+      '    environment:',
+      '      mode: http',
+      '  tally:',
+      '    image: fnbus/tally',
+      // Each call: its id to the file, then a little work, so that a kill lands mid-call
+      // ($$: a literal $, past the stack file's ${VAR} substitution).
+      `    fprocess: sh -c 'echo "$$Http_X_Call_Id" >> ${tallyFile}; sleep 0.05; echo done'`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+describe('the async path through fnbus up (local queue) and the CLI', () => {
+  it('invoke --async, call, and dlq list, show, redrive and purge', async (t) => {
+    const dir = makeTempDir('fnbus-async-up-');
+    const stack = writeStack(dir, join(dir, 'tally.txt'));
+    const { hub, url } = await startHub(['-f', stack], join(dir, 'state'), workerEnv);
+    t.after(() => stopHub(hub));
+    await ready(url, 'flaky');
+    await ready(url, 'tally');
+    const env = { FNBUS_GATEWAY: url };
+
+    const queued = await runCli(['invoke', '--async', 'tally'], env, 'hello');
+    assert.equal(queued.code, 0, queued.stderr);
+    const callId = queued.stdout.trim();
+    assert.match(callId, /^[0-9a-f-]{36}$/);
+    await waitFor(async () => (await runCli(['call', callId], env)).stdout.includes('succeeded'), {
+      timeoutMs: 10_000,
+      what: 'the call to succeed',
+    });
+    const shown = await runCli(['call', callId], env);
+    assert.match(shown.stdout, /State:\s+succeeded/);
+    assert.match(shown.stdout, /1\. \S+ {2}status 200/);
+
+    const misuse = await runCli(['invoke', 'tally', '--callback-url', 'http://x'], env);
+    assert.equal(misuse.code, 1);
+    assert.match(misuse.stderr, /--callback-url and --idempotency-key go with --async/);
+
+    const dead = await request(`${url}/async-function/flaky/flaky?key=k2&fail=9`, {
+      method: 'POST',
+      body: 'x',
+    });
+    const deadId = String(dead.headers['x-call-id']);
+    await waitFor(async () => (await runCli(['dlq', 'list'], env)).stdout.includes(deadId), {
+      timeoutMs: 10_000,
+      what: 'the dead letter',
+    });
+    const list = await runCli(['dlq', 'list', '--function', 'flaky'], env);
+    assert.match(list.stdout, /^CALL\s+FUNCTION\s+ATTEMPTS\s+STATUS/);
+    assert.match(list.stdout, new RegExp(`${deadId}\\s+flaky\\s+2\\s+503`));
+    const letter = JSON.parse((await runCli(['dlq', 'show', deadId], env)).stdout) as CallRecord & {
+      request: { Path: string };
+    };
+    assert.equal(letter.request.Path, '/flaky');
+
+    const vague = await runCli(['dlq', 'redrive'], env);
+    assert.equal(vague.code, 1);
+    assert.match(vague.stderr, /name one call id, or --function NAME, or --all/);
+    const redriven = await runCli(['dlq', 'redrive', deadId], env);
+    assert.equal(redriven.code, 0, redriven.stderr);
+    assert.match(redriven.stdout, new RegExp(`queued again: 1\\n${deadId}`));
+    await waitFor(
+      async () => (await runCli(['dlq', 'list', '--json'], env)).stdout.includes(deadId),
+      { timeoutMs: 10_000, what: 'the redriven call to be dead again' },
+    );
+    const purged = await runCli(['dlq', 'purge', '--function', 'flaky'], env);
+    assert.equal(purged.code, 0, purged.stderr);
+    assert.match(purged.stdout, /purged: [1-9]/);
+    assert.equal((await runCli(['dlq', 'list'], env)).stdout, 'no dead letters\n');
+
+    const unknown = await runCli(['call', '00000000-0000-0000-0000-000000000000'], env);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /404/);
+  });
+
+  it('runs every accepted call after the hub is killed with SIGKILL mid-way', async (t) => {
+    const dir = makeTempDir('fnbus-async-kill-');
+    const tally = join(dir, 'tally.txt');
+    const stack = writeStack(dir, tally);
+    const state = join(dir, 'state');
+    const first = await startHub(['-f', stack], state, { max_inflight: '4' });
+    await ready(first.url, 'tally');
+
+    const accepted: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const res = await request(`${first.url}/async-function/tally`, {
+        method: 'POST',
+        body: `${i}`,
+      });
+      assert.equal(res.status, 202);
+      accepted.push(String(res.headers['x-call-id']));
+    }
+    // Killed while calls are running: some have run, some are in flight, most wait.
+    await waitFor(() => existsSync(tally) && readFileSync(tally, 'utf8').split('\n').length > 8, {
+      what: 'some calls to have run',
+    });
+    const exited = once(first.hub, 'exit');
+    first.hub.kill('SIGKILL');
+    await exited;
+    const ranBefore = new Set(readFileSync(tally, 'utf8').split('\n').filter(Boolean)).size;
+
+    const second = await startHub([], state, {}, first.port);
+    t.after(() => stopHub(second.hub));
+    const runs = await waitFor(
+      () => {
+        const lines = readFileSync(tally, 'utf8').split('\n').filter(Boolean);
+        return accepted.every((id) => lines.includes(id)) && lines;
+      },
+      { timeoutMs: 30_000, what: 'every accepted call to have run' },
+    );
+    const duplicates = runs.length - new Set(runs).size;
+    t.diagnostic(
+      `accepted ${accepted.length}, ran before the kill ${ranBefore}, lost 0, run twice ${duplicates}`,
+    );
+    assert.ok(
+      duplicates <= 4,
+      `at most the calls in flight ran twice (max_inflight 4): ${duplicates}`,
+    );
+    for (const id of accepted.slice(0, 5)) {
+      const record = JSON.parse(
+        (await request(`${second.url}/system/calls/${id}`)).text,
+      ) as CallRecord;
+      assert.equal(record.state, 'succeeded');
+    }
+  });
+});

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cliMain } from './cli.js';
+import { freePort, request } from './http.js';
+import { waitFor } from './wait.js';
+import { repoRoot } from './watchdog.js';
+
+export interface RunningHub {
+  hub: ChildProcess;
+  url: string;
+  port: number;
+  output(): string;
+}
+
+/**
+ * Runs `fnbus up` as a real process; resolves once it says it is up. `port` reuses a port (a
+ * restart on the same address).
+ */
+export async function startHub(
+  args: string[],
+  stateDir: string,
+  env: NodeJS.ProcessEnv = {},
+  port?: number,
+): Promise<RunningHub> {
+  const listen = port ?? (await freePort());
+  const hub = spawn(
+    process.execPath,
+    [cliMain, 'up', '--port', String(listen), '--state-dir', stateDir, ...args],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  hub.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  hub.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await waitFor(() => output.includes('"fnbus is up"') || hub.exitCode !== null, {
+    timeoutMs: 20_000,
+    what: 'fnbus up',
+  });
+  if (hub.exitCode !== null) throw new Error(`fnbus up exited ${hub.exitCode}: ${output}`);
+  return { hub, url: `http://127.0.0.1:${listen}`, port: listen, output: () => output };
+}
+
+/** SIGTERM, and the hub must exit 0. */
+export async function stopHub(hub: ChildProcess): Promise<void> {
+  if (hub.exitCode !== null || hub.signalCode !== null) return;
+  const exited = once(hub, 'exit');
+  hub.kill('SIGTERM');
+  const [code] = (await exited) as [number | null];
+  assert.equal(code, 0);
+}
+
+/** Processes whose environment mentions the state folder: the hub's function processes. */
+export function processesUsing(stateDir: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8').includes(stateDir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** Until the function has a ready replica. */
+export const ready = (url: string, name: string) =>
+  waitFor(
+    async () => {
+      const res = await request(`${url}/system/function/${name}`);
+      return (
+        res.status === 200 &&
+        (JSON.parse(res.text) as { availableReplicas: number }).availableReplicas > 0
+      );
+    },
+    { timeoutMs: 20_000, what: `${name} to be ready` },
+  );
