@@ -1,0 +1,178 @@
+/**
+ * Async path benchmark: calls accepted by `/async-function` until the function has answered,
+ * end to end through `fnbus up`, for each queue backend: calls per second, p50/p99 latency
+ * (accepted → answered, from the call records), and how many were lost (must be 0) or run more
+ * than once. Beside each backend, the same machine's raw rate of the bare backend without fnbus
+ * (BullMQ add + Worker; JetStream publish + pull consumer), which bounds what fnbus can reach.
+ *
+ *   npm run bench:async        (BENCH_CALLS=20000, BENCH_BACKENDS=local,redis,nats by default)
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import type { CallRecord } from '../core/queue.js';
+import { startProcess, stopProcess, waitForPort } from './processes.js';
+import { bareRate } from './bare-queues.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const echoServer = join(root, 'bench', 'echo-server.cjs');
+const calls = Number(process.env.BENCH_CALLS ?? 20_000);
+const submitters = 64;
+const backends = (process.env.BENCH_BACKENDS ?? 'local,redis,nats').split(',');
+const targets: Record<string, number> = { redis: 5000, nats: 10_000 };
+
+interface Result {
+  backend: string;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  lost: number;
+  duplicated: number;
+  bare?: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 300_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Starts the backend's server (redis-server, nats-server -js) on a port of its own. */
+function startServer(backend: string, port: number) {
+  const dir = mkdtempSync(join(tmpdir(), `fnbus-bench-${backend}-`));
+  if (backend === 'redis') {
+    return startProcess(
+      'redis-server',
+      ['--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'yes'],
+      process.env,
+    );
+  }
+  return startProcess('nats-server', ['-js', '-p', String(port), '-sd', dir], process.env);
+}
+
+async function measure(backend: string, index: number): Promise<Result> {
+  const hubPort = 18600 + index * 10;
+  const serverPort = 18605 + index * 10;
+  const server = backend === 'local' ? undefined : startServer(backend, serverPort);
+  if (server) await waitForPort(serverPort);
+  const queueUrl = backend === 'local' ? 'local' : `${backend}://127.0.0.1:${serverPort}`;
+  const stateDir = mkdtempSync(join(tmpdir(), 'fnbus-bench-async-'));
+  const hub = startProcess(
+    join(root, 'bin', 'fnbus'),
+    ['up', '--port', String(hubPort), '--state-dir', stateDir, '--queue', queueUrl],
+    { ...process.env, max_inflight: '128' },
+  );
+  const gateway = new Pool(`http://127.0.0.1:${hubPort}`, { connections: submitters });
+  try {
+    await waitForPort(hubPort);
+    const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+      const res = await gateway.request({
+        method,
+        path,
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.statusCode, text: await res.body.text() };
+    };
+    await api('POST', '/system/functions', {
+      service: 'noop',
+      image: 'bench/echo',
+      envProcess: `node ${echoServer}`,
+      envVars: { mode: 'http' },
+    });
+    await until(
+      async () =>
+        (await api('GET', '/system/function/noop')).text.includes('"availableReplicas":1'),
+      'noop to be ready',
+    );
+
+    const accepted: string[] = [];
+    const startedAt = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: submitters }, async () => {
+        while (next < calls) {
+          next += 1;
+          const res = await gateway.request({
+            method: 'POST',
+            path: '/async-function/noop',
+            body: 'x',
+          });
+          await res.body.dump();
+          if (res.statusCode !== 202) throw new Error(`submit answered ${res.statusCode}`);
+          accepted.push(String(res.headers['x-call-id']));
+        }
+      }),
+    );
+    const invocations = async () => {
+      const text = (await api('GET', '/metrics')).text;
+      const line = text
+        .split('\n')
+        .find((l) =>
+          l.startsWith(
+            'gateway_function_invocation_total{function_name="noop.openfaas-fn",code="200"}',
+          ),
+        );
+      return Number(line?.split(' ').at(-1) ?? 0);
+    };
+    await until(async () => (await invocations()) >= accepted.length, 'every call to run');
+    const seconds = (performance.now() - startedAt) / 1000;
+    const ran = await invocations();
+
+    const latencies: number[] = [];
+    let lost = 0;
+    for (const id of accepted) {
+      const { status, text } = await api('GET', `/system/calls/${id}`);
+      const record = status === 200 ? (JSON.parse(text) as CallRecord) : undefined;
+      const attempt = record?.attempts.at(-1);
+      if (record?.state !== 'succeeded' || !attempt) {
+        lost += 1;
+        continue;
+      }
+      const answeredAt = Date.parse(attempt.startedAt) + attempt.durationMs;
+      latencies.push(answeredAt - Date.parse(record.enqueuedAt));
+    }
+    latencies.sort((a, b) => a - b);
+    return {
+      backend,
+      perSecond: accepted.length / seconds,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      lost,
+      duplicated: Math.max(0, ran - accepted.length),
+      bare: server ? await bareRate(backend, queueUrl, calls) : undefined,
+    };
+  } finally {
+    await gateway.close();
+    await stopProcess(hub);
+    if (server) await stopProcess(server);
+  }
+}
+
+async function main(): Promise<void> {
+  const results: Result[] = [];
+  for (const [index, backend] of backends.entries()) results.push(await measure(backend, index));
+  const lines = results.map((r) => {
+    const target = targets[r.backend];
+    return [
+      `${r.backend.padEnd(6)} ${r.perSecond.toFixed(0).padStart(6)} calls/s  p50 ${r.p50Ms.toFixed(0)} ms  p99 ${r.p99Ms.toFixed(0)} ms  lost ${r.lost}  run twice ${r.duplicated}`,
+      target ? `  (target >= ${target}/s)` : '',
+      r.bare
+        ? `  bare ${r.backend === 'redis' ? 'BullMQ' : 'JetStream'}: ${r.bare.toFixed(0)}/s`
+        : '',
+    ].join('');
+  });
+  process.stdout.write(
+    `${calls} calls per backend, ${submitters} submitting at once, accepted → answered\n${lines.join('\n')}\n`,
+  );
+}
+
+await main();
