@@ -24,7 +24,7 @@ export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOp
       'queue-worker needs a shared queue: --queue redis://host:port or nats://host:port (the local queue belongs to one fnbus up)',
     );
   }
-  const queue = await openQueue(queueUrl, '.');
+  const queue = await openQueue(queueUrl, '.', { leaseMs: config.ackWaitMs });
   const invoker = new GatewayInvoker({
     gatewayUrl: config.gatewayUrl,
     timeoutMs: config.upstreamTimeoutMs,

@@ -47,7 +47,7 @@ export async function up({
   worker: workerConfig,
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
-  const queue = await openQueue(queueUrl, stateDir);
+  const queue = await openQueue(queueUrl, stateDir, { leaseMs: workerConfig.ackWaitMs });
   const provider = new ProcessProvider({ stateDir, namespace: config.functionNamespace, logger });
   await provider.start();
   const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;

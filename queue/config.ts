@@ -15,12 +15,14 @@ export interface WorkerConfig {
   callback: CallbackOptions;
   /** Where a standalone worker serves its Prometheus metrics. */
   metricsPort: number;
+  /** How long a killed worker's call waits before another worker gets it (BullMQ, JetStream). */
+  ackWaitMs: number;
 }
 
 /**
  * The worker's settings, with OpenFaaS Pro's queue-worker names where it has one
  * (`max_inflight`, `max_retry_attempts`, `retry_http_codes`, `initial_retry_wait`,
- * `max_retry_wait`, `gateway_url`, `upstream_timeout`); every problem at once.
+ * `max_retry_wait`, `gateway_url`, `upstream_timeout`, `ack_wait`); every problem at once.
  */
 export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
   const read = new EnvReader(env);
@@ -51,5 +53,6 @@ export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
       timeoutMs: read.durationMs('callback_timeout', 30_000),
     },
     metricsPort: read.integer('metrics_port', 8081, { min: 0, max: 65535 }),
+    ackWaitMs: read.durationMs('ack_wait', 30_000),
   });
 }

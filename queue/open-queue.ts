@@ -7,12 +7,29 @@ import type { Queue } from '../core/queue.js';
  * embedded queue in `<stateDir>/queue.db`). Each backend is loaded only when asked for, so a hub
  * on the local queue never loads a Redis or NATS client.
  */
-export async function openQueue(url: string | undefined, stateDir: string): Promise<Queue> {
+export interface OpenQueueOptions {
+  /**
+   * How long a delivery stays with a worker that stopped answering (killed) before it is given
+   * to another: BullMQ's lock duration, JetStream's ack wait. The local queue needs none.
+   */
+  leaseMs?: number;
+}
+
+export async function openQueue(
+  url: string | undefined,
+  stateDir: string,
+  { leaseMs }: OpenQueueOptions = {},
+): Promise<Queue> {
   if (url === undefined || url === '' || url === 'local') {
     const { LocalQueue } = await import('./local/local-queue.js');
     return new LocalQueue({ file: join(stateDir, 'queue.db') });
   }
-  // redis:// and nats:// come with their backends.
+  const scheme = URL.canParse(url) ? new URL(url).protocol : '';
+  if (scheme === 'redis:' || scheme === 'rediss:') {
+    const { BullmqQueue } = await import('./bullmq/bullmq-queue.js');
+    return new BullmqQueue({ url, ...(leaseMs ? { lockDurationMs: leaseMs } : {}) });
+  }
+  // nats:// comes with its backend.
   throw new ValidationError(
     `queue "${url}": use redis://host:port (BullMQ), nats://host:port (JetStream) or local`,
   );

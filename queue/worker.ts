@@ -25,8 +25,11 @@ export interface WorkerOptions {
   logger?: Logger;
 }
 
-/** How long a call waits when its function is at its limit or slowed down, at the least. */
-const deferMs = 25;
+/**
+ * How long a call waits when its function is at its limit or slowed down, at the least: long
+ * beside the instant it spends handed out, so that it is mostly seen waiting (and cancellable).
+ */
+const deferMs = 100;
 /** How long a function is slowed down after a 429 without Retry-After, at first. */
 const firstSlowdownMs = 100;
 

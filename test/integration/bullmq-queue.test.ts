@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { ConflictError, ValidationError } from '../../core/errors.js';
+import type { Queue } from '../../core/queue.js';
+import { BullmqQueue } from '../../queue/bullmq/bullmq-queue.js';
+import { startRedis, type RunningServer } from '../helpers/servers.js';
+import { waitFor } from '../helpers/wait.js';
+import { queueContract, queueRequest } from './queue-contract.js';
+
+// One redis-server for the file; every subject gets its own queue name.
+let server: RunningServer;
+before(async () => {
+  server = await startRedis();
+});
+after(() => server.stop());
+
+const randomName = () => `q-${randomBytes(4).toString('hex')}`;
+
+// A short lock, so that a killed worker's call comes back within a couple of seconds.
+const lockDurationMs = 1000;
+
+queueContract(
+  'BullmqQueue',
+  () => {
+    const name = randomName();
+    return Promise.resolve({
+      open: () =>
+        Promise.resolve<Queue>(new BullmqQueue({ url: server.url, name, lockDurationMs })),
+      // Closing a queue under its consumers drops their connections without settling anything,
+      // as a kill would: the lock is no longer renewed, and the stalled check redelivers.
+      abandon: (queue) => queue.close(),
+      close: () => Promise.resolve(),
+    });
+  },
+  { redeliveryTimeoutMs: 10_000 },
+);
+
+describe('BullmqQueue on Redis', () => {
+  it('refuses a call id BullMQ cannot take as a job id', async () => {
+    const queue = new BullmqQueue({ url: server.url, name: randomName() });
+    try {
+      for (const id of ['42', 'a:b']) {
+        await assert.rejects(
+          queue.enqueue(queueRequest('fn', { Header: { 'X-Call-Id': [id] } })),
+          ValidationError,
+        );
+      }
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('queues a call once when enqueues race with one Idempotency-Key or call id', async () => {
+    const queue = new BullmqQueue({ url: server.url, name: randomName() });
+    try {
+      const sameKey = await Promise.all(
+        Array.from({ length: 8 }, () => queue.enqueue(queueRequest('fn'), { idempotencyKey: 'k' })),
+      );
+      assert.equal(new Set(sameKey.map((got) => got.callId)).size, 1);
+      assert.equal(sameKey.filter((got) => !got.duplicate).length, 1);
+
+      const req = queueRequest('fn');
+      const sameId = await Promise.allSettled(Array.from({ length: 8 }, () => queue.enqueue(req)));
+      assert.equal(sameId.filter((got) => got.status === 'fulfilled').length, 1);
+      for (const got of sameId) {
+        if (got.status === 'rejected') assert.ok(got.reason instanceof ConflictError);
+      }
+      assert.equal((await queue.stats()).fn?.queued, 2);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('survives a Redis kill and restart under load: every accepted call runs', async () => {
+    const queue = new BullmqQueue({ url: server.url, name: randomName(), lockDurationMs: 2000 });
+    const runs = new Map<string, number>();
+    const stop = new AbortController();
+    const consuming = queue.consume(
+      async (_req, delivery) => {
+        runs.set(delivery.callId, (runs.get(delivery.callId) ?? 0) + 1);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return {
+          outcome: 'ack',
+          attempt: {
+            record: { attempt: 1, startedAt: new Date().toISOString(), durationMs: 5, status: 200 },
+          },
+        };
+      },
+      { concurrency: 8 },
+      stop.signal,
+    );
+    const accepted: string[] = [];
+    let refused = 0;
+    let producing = true;
+    // Four producers enqueue back to back, through the restart.
+    const producers = Array.from({ length: 4 }, async () => {
+      while (producing) {
+        try {
+          accepted.push((await queue.enqueue(queueRequest('restarted'))).callId);
+        } catch {
+          refused += 1;
+        }
+      }
+    });
+    try {
+      await waitFor(() => accepted.length >= 100 && runs.size >= 50, {
+        timeoutMs: 10_000,
+        what: 'calls flowing before the restart',
+      });
+      await server.restart();
+      const atRestart = accepted.length;
+      await waitFor(() => accepted.length >= atRestart + 200, {
+        timeoutMs: 30_000,
+        what: 'enqueues to carry on after the restart',
+      });
+      producing = false;
+      await Promise.all(producers);
+      await waitFor(() => accepted.every((id) => runs.has(id)), {
+        timeoutMs: 30_000,
+        what: `every accepted call to run (${accepted.length} accepted, ${refused} refused)`,
+      });
+      await waitFor(
+        async () => {
+          const states = await Promise.all(accepted.map((id) => queue.status(id)));
+          return states.every((record) => record?.state === 'succeeded');
+        },
+        { timeoutMs: 15_000, what: 'every accepted call to be recorded succeeded' },
+      );
+      assert.equal((await queue.stats()).restarted?.queued ?? 0, 0);
+    } finally {
+      producing = false;
+      await Promise.all(producers);
+      stop.abort();
+      await consuming;
+      await queue.close();
+    }
+  });
+});
