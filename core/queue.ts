@@ -158,6 +158,9 @@ export interface Queue {
   purge(filter?: DeadLetterFilter): Promise<number>;
   /** Keyed by function (`name` or `name.namespace`, as requests named it). */
   stats(): Promise<Record<string, FunctionQueueStats>>;
-  /** Releases connections and files; consume() calls must have ended. */
+  /**
+   * Releases connections and files. Called while consume() runs, it is a process going away:
+   * consume() returns at once, and what it held is delivered again later (not settled here).
+   */
   close(): Promise<void>;
 }

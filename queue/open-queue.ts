@@ -29,7 +29,10 @@ export async function openQueue(
     const { BullmqQueue } = await import('./bullmq/bullmq-queue.js');
     return new BullmqQueue({ url, ...(leaseMs ? { lockDurationMs: leaseMs } : {}) });
   }
-  // nats:// comes with its backend.
+  if (scheme === 'nats:' || scheme === 'tls:') {
+    const { NatsQueue } = await import('./nats/nats-queue.js');
+    return new NatsQueue({ url, ...(leaseMs ? { ackWaitMs: leaseMs } : {}) });
+  }
   throw new ValidationError(
     `queue "${url}": use redis://host:port (BullMQ), nats://host:port (JetStream) or local`,
   );

@@ -1,0 +1,732 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AckPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import {
+  AuthorizationError,
+  ClosedConnectionError,
+  InvalidArgumentError,
+  InvalidSubjectError,
+  PermissionViolationError,
+  connect,
+  headers,
+  nanos,
+  type NatsConnection,
+} from '@nats-io/transport-node';
+import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import { silentLogger, type Logger } from '../../core/logger.js';
+import type {
+  CallRecord,
+  ConsumeOptions,
+  DeadLetter,
+  DeadLetterFilter,
+  Delivery,
+  DeliveryHandler,
+  Enqueued,
+  EnqueueOptions,
+  FunctionQueueStats,
+  Queue,
+  Settlement,
+} from '../../core/queue.js';
+import type { QueueRequest } from '../../core/queue-types.js';
+import { callIdOf, toSettledState } from '../call-records.js';
+import {
+  callKey,
+  createOnce,
+  idempotencyKey,
+  isStale,
+  readCall,
+  scanCalls,
+  toCallRecord,
+  updateCall,
+  type CallEntry,
+  type StoredCall,
+} from './stored-call.js';
+
+export interface NatsQueueOptions {
+  /** The server, `nats://host:port` (a comma-separated list for a cluster). */
+  url: string;
+  /** Names the stream (and prefixes its consumer, subjects and KV buckets); default `fnbus-async`. */
+  name?: string;
+  /** How long finished calls stay visible to status(); default 24 h. */
+  retentionMs?: number;
+  /** How long an Idempotency-Key is remembered; default 24 h. */
+  idempotencyWindowMs?: number;
+  /**
+   * How long a delivery may go unanswered before JetStream hands it to another worker: how soon
+   * a killed worker's call runs again. Live workers keep their deliveries with progress acks.
+   * Default 30 s.
+   */
+  ackWaitMs?: number;
+  logger?: Logger;
+}
+
+/** What one connection has set up. */
+interface Backend {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  consumer: Consumer;
+  /** Calls that are queued, running or dead-lettered (dead letters with their request). */
+  live: KV;
+  /** Calls that are over (succeeded, failed, cancelled), for `retentionMs`. */
+  done: KV;
+  /** Idempotency-Key digest → the first call's id (and message id), for `idempotencyWindowMs`. */
+  keys: KV;
+}
+
+/** A delivery this worker has claimed: the record says `running`, at `revision`. */
+interface Claim {
+  key: string;
+  revision: number;
+  call: StoredCall;
+  req: QueueRequest;
+  /** The record said `running` already: a worker took the call and never settled it. */
+  redelivered: boolean;
+}
+
+/** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
+const afterHandlerErrorMs = 1000;
+/** How long one pull waits for messages before it is renewed. */
+const pullExpiresMs = 5000;
+/** How long enqueue and settlements keep retrying through a lost connection. */
+const persistForMs = 15_000;
+/** How often deletion markers are swept from the live bucket (see #sweep). */
+const sweepEveryMs = 10 * 60_000;
+const callIdHeader = 'Fnbus-Call-Id';
+/** Room kept in a message for the rest of a dead letter's record (attempts, excerpt...). */
+const recordRoomBytes = 64 * 1024;
+
+/**
+ * The queue on NATS JetStream, shared by every gateway and worker that names the same server and
+ * queue. A work-queue stream carries one message per call to a durable pull consumer that all
+ * workers share; KV buckets keep the call records, which decide what a delivered message means.
+ * A message is removed only once its call is settled, so a killed worker's calls come back after
+ * `ackWaitMs`.
+ *
+ * The record is the source of truth, the message only wakes a worker: every delivery is checked
+ * against its record first, so a message that comes back after a lost ack, a restart of the server
+ * or a cancel is dropped rather than run again. Records are written with compare-and-set on their
+ * revision, so two workers, or a worker and a cancel, never both win.
+ */
+export class NatsQueue implements Queue {
+  readonly #url: string;
+  readonly #name: string;
+  readonly #retentionMs: number;
+  readonly #idempotencyWindowMs: number;
+  readonly #ackWaitMs: number;
+  readonly #logger: Logger;
+  #backend: Promise<Backend> | undefined;
+  /** Aborts when the queue closes: consume loops and retries stop at once. */
+  readonly #closing = new AbortController();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: NatsQueueOptions) {
+    this.#url = options.url;
+    this.#name = options.name ?? 'fnbus-async';
+    if (!/^[-\w]+$/.test(this.#name)) {
+      throw new ConfigError([`queue name "${this.#name}": use letters, digits, - and _`]);
+    }
+    this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
+    this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
+    this.#ackWaitMs = options.ackWaitMs ?? 30_000;
+    this.#logger = options.logger ?? silentLogger;
+    this.#sweeper = setInterval(() => void this.#sweep(), sweepEveryMs).unref();
+  }
+
+  async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    const backend = await this.#connected();
+    const data = JSON.stringify(req);
+    // The request travels as one message, and a dead letter keeps it in one record beside the
+    // attempts: both must fit the server's max_payload.
+    const limit = (backend.nc.info?.max_payload ?? 1024 * 1024) - recordRoomBytes;
+    if (Buffer.byteLength(data) > limit) {
+      throw new ValidationError(
+        `the async request is ${Buffer.byteLength(data)} bytes as a message; the NATS server ` +
+          `takes ${limit} at most (its max_payload, less room for the call's record)`,
+      );
+    }
+    const callId = callIdOf(req) ?? randomUUID();
+    const now = new Date().toISOString();
+    const call: StoredCall = {
+      callId,
+      function: req.Function,
+      state: 'queued',
+      enqueuedAt: now,
+      updatedAt: now,
+      nextAttemptAt: now,
+      attempts: [],
+      messageId: `${callId}~${randomUUID()}`,
+      queuedAt: now,
+      priorAttempts: 0,
+    };
+    // Whatever this enqueue wrote is taken back if it fails: the caller was told no.
+    const undo: (() => Promise<unknown>)[] = [];
+    try {
+      if (options.idempotencyKey !== undefined) {
+        const digest = idempotencyKey(options.idempotencyKey);
+        const mine = JSON.stringify({ callId, messageId: call.messageId });
+        const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
+        if (revision === undefined) {
+          const seen = await backend.keys.get(digest);
+          if (seen?.operation !== 'PUT') throw new Error('Idempotency-Key just expired; try again');
+          return { callId: seen.json<{ callId: string }>().callId, duplicate: true };
+        }
+        undo.push(() => backend.keys.delete(digest, { previousSeq: revision }));
+      }
+      const key = callKey(callId);
+      const revision = await this.#persist(() =>
+        createOnce(backend.live, key, JSON.stringify(call)),
+      );
+      if (revision !== undefined) {
+        undo.push(() => backend.live.delete(key, { previousSeq: revision }));
+      }
+      // A finished call keeps its id for the retention; it moved to `done` before leaving `live`,
+      // so looking there after creating in `live` cannot miss it.
+      if (revision === undefined || (await this.#persist(() => readCall(backend.done, key)))) {
+        throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+      }
+      await this.#publish(backend, call, data);
+      return { callId, duplicate: false };
+    } catch (error) {
+      for (const step of undo.reverse()) await step().catch(() => {});
+      throw error;
+    }
+  }
+
+  async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
+    const stop = AbortSignal.any([signal, this.#closing.signal]);
+    const concurrency = Math.max(1, Math.floor(options.concurrency));
+    const inFlight = new Set<Promise<void>>();
+    while (!stop.aborted) {
+      const free = concurrency - inFlight.size;
+      if (free === 0) {
+        await anySettled(inFlight, stop);
+        continue;
+      }
+      try {
+        const backend = await this.#connected();
+        // At most `free` messages: the server holds the rest for other workers.
+        const batch = await backend.consumer.fetch({ max_messages: free, expires: pullExpiresMs });
+        const stopBatch = () => batch.stop();
+        stop.addEventListener('abort', stopBatch);
+        if (stop.aborted) stopBatch(); // aborted while the pull was being set up
+        try {
+          for await (const msg of batch) {
+            if (stop.aborted) {
+              // Fetched as we stopped: hand it straight back, untouched.
+              attempt(() => msg.nak());
+              continue;
+            }
+            const run = this.#deliver(backend, msg, handle).finally(() => inFlight.delete(run));
+            inFlight.add(run);
+          }
+        } finally {
+          stop.removeEventListener('abort', stopBatch);
+        }
+      } catch (error) {
+        if (stop.aborted) break;
+        this.#logger.warn({ err: error, queue: this.#name }, 'pulling calls failed; retrying');
+        await pause(1000, stop);
+      }
+    }
+    // Closed under it (a process going away): what is in flight is abandoned and comes back
+    // after the ack wait. Otherwise the deliveries in flight settle first.
+    if (!this.#closing.signal.aborted) await Promise.all(inFlight);
+  }
+
+  async status(callId: string): Promise<CallRecord | undefined> {
+    const backend = await this.#connected();
+    const key = callKey(callId);
+    const entry = (await readCall(backend.live, key)) ?? (await readCall(backend.done, key));
+    return entry && toCallRecord(entry.call);
+  }
+
+  async cancel(callId: string): Promise<boolean> {
+    const backend = await this.#connected();
+    const key = callKey(callId);
+    for (;;) {
+      const entry = await readCall(backend.live, key);
+      if (!entry) {
+        if (await readCall(backend.done, key)) return false;
+        throw new NotFoundError(`no call ${callId}`);
+      }
+      if (entry.call.state !== 'queued') return false;
+      const now = new Date().toISOString();
+      const cancelled: StoredCall = {
+        ...entry.call,
+        state: 'cancelled',
+        updatedAt: now,
+        nextAttemptAt: undefined,
+        reason: 'cancelled',
+      };
+      const revision = await updateCall(backend.live, entry.key, cancelled, entry.revision);
+      if (revision === undefined) continue; // a worker took it meanwhile: look again
+      // Its message stays in the stream until delivered, and is dropped then: no record in `live`.
+      await this.#persist(() => this.#retire(backend, entry.key, cancelled, revision));
+      return true;
+    }
+  }
+
+  async deadLetters(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+    const backend = await this.#connected();
+    const letters = await this.#deadLetterEntries(backend, filter);
+    return letters.map(({ call }) => ({ ...toCallRecord(call), request: call.request! }));
+  }
+
+  async redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
+    const backend = await this.#connected();
+    const redriven: string[] = [];
+    for (const letter of await this.#deadLetterEntries(backend, filter)) {
+      const { request, ...call } = letter.call;
+      if (!request) continue; // every dead letter keeps its request; this one cannot be replayed
+      const now = new Date().toISOString();
+      const queued: StoredCall = {
+        ...call,
+        state: 'queued',
+        updatedAt: now,
+        nextAttemptAt: now,
+        reason: undefined,
+        messageId: `${call.callId}~${randomUUID()}`,
+        queuedAt: now,
+        priorAttempts: call.attempts.length,
+      };
+      // The record first, so that only one redrive of a letter wins; then its new message.
+      const revision = await updateCall(backend.live, letter.key, queued, letter.revision);
+      if (revision === undefined) continue; // redriven or purged meanwhile
+      try {
+        await this.#publish(backend, queued, JSON.stringify(request));
+      } catch (error) {
+        // Back to a dead letter. Should the message have been stored after all, its id is not
+        // the record's, so it is dropped when delivered.
+        await updateCall(backend.live, letter.key, letter.call, revision).catch(() => {});
+        throw error;
+      }
+      redriven.push(call.callId);
+    }
+    return redriven;
+  }
+
+  async purge(filter: DeadLetterFilter = {}): Promise<number> {
+    const backend = await this.#connected();
+    let purged = 0;
+    for (const letter of await this.#deadLetterEntries(backend, filter)) {
+      try {
+        await backend.live.delete(letter.key, { previousSeq: letter.revision });
+        purged += 1;
+      } catch (error) {
+        if (!isStale(error)) throw error; // else: redriven meanwhile
+      }
+    }
+    return purged;
+  }
+
+  /**
+   * Reads every record in `live`: queued, running and dead-lettered calls only, as finished
+   * ones move to `done`. The cost grows with the backlog and the dead letters, not with the
+   * history.
+   */
+  async stats(): Promise<Record<string, FunctionQueueStats>> {
+    const backend = await this.#connected();
+    const now = Date.now();
+    const out: Record<string, FunctionQueueStats> = {};
+    for (const { call } of await scanCalls(backend.live)) {
+      if (call.state !== 'queued' && call.state !== 'running' && call.state !== 'dead-lettered') {
+        continue;
+      }
+      const entry = (out[call.function] ??= {
+        queued: 0,
+        running: 0,
+        deadLettered: 0,
+        oldestQueuedAgeMs: 0,
+      });
+      if (call.state === 'queued') {
+        entry.queued += 1;
+        entry.oldestQueuedAgeMs = Math.max(
+          entry.oldestQueuedAgeMs,
+          now - Date.parse(call.enqueuedAt),
+        );
+      } else if (call.state === 'running') entry.running += 1;
+      else entry.deadLettered += 1;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort();
+    clearInterval(this.#sweeper);
+    const backend = await this.#backend?.catch(() => undefined);
+    // Close, not drain: nothing unsettled is acknowledged on the way out.
+    await backend?.nc.close();
+  }
+
+  /** The connection and everything on the server, made once; tried again after a failure. */
+  #connected(): Promise<Backend> {
+    if (this.#closing.signal.aborted) return Promise.reject(new Error('the queue is closed'));
+    this.#backend ??= this.#setUp().catch((error: unknown) => {
+      this.#backend = undefined;
+      throw error;
+    });
+    return this.#backend;
+  }
+
+  async #setUp(): Promise<Backend> {
+    const nc = await connect({
+      servers: this.#url.split(','),
+      name: `fnbus-queue-${this.#name}`,
+      // A restarted server is waited for, however long it takes.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await this.#ensureWorkQueue(jsm);
+      const js = jetstream(nc);
+      const kvm = new Kvm(js);
+      const bucket = (suffix: string, ttlMs?: number) =>
+        kvm.create(`${this.#name}-${suffix}`, {
+          history: 1,
+          storage: StorageType.File,
+          ...(ttlMs === undefined ? {} : { ttl: ttlMs }),
+        });
+      const [live, done, keys] = await Promise.all([
+        bucket('calls'),
+        bucket('done', this.#retentionMs),
+        bucket('keys', this.#idempotencyWindowMs),
+      ]);
+      const consumer = await js.consumers.get(this.#name, 'workers');
+      if (this.#closing.signal.aborted) throw new Error('the queue is closed');
+      // Closed by the client library itself (not by close()): the next call connects afresh.
+      void nc.closed().then(() => {
+        this.#backend = undefined;
+      });
+      return { nc, js, jsm, consumer, live, done, keys };
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
+  }
+
+  async #ensureWorkQueue(jsm: JetStreamManager): Promise<void> {
+    try {
+      await jsm.streams.info(this.#name);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await jsm.streams
+        .add({
+          name: this.#name,
+          subjects: [`${this.#name}.calls.>`],
+          // A message leaves the stream when acknowledged: the stream is the backlog.
+          retention: RetentionPolicy.Workqueue,
+          storage: StorageType.File,
+        })
+        .catch((addError: unknown) => {
+          if (!/already in use/.test(String(addError))) throw addError;
+        });
+    }
+    const config = {
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(this.#ackWaitMs),
+      // Attempts are the worker's business (it dead-letters); the server never gives up.
+      max_deliver: -1,
+      // Calls waiting for a retry stay unacknowledged: no cap, or they would block new ones.
+      max_ack_pending: -1,
+    };
+    try {
+      const info = await jsm.consumers.info(this.#name, 'workers');
+      if (info.config.ack_wait !== config.ack_wait) {
+        await jsm.consumers.update(this.#name, 'workers', { ack_wait: config.ack_wait });
+      }
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await jsm.consumers.add(this.#name, { durable_name: 'workers', ...config });
+    }
+  }
+
+  /** Publishes the call's message; retried through a reconnect, deduplicated by its id. */
+  async #publish(backend: Backend, call: StoredCall, data: string): Promise<void> {
+    const subject = `${this.#name}.calls.${call.function.replace(/[^-\w]/g, '_') || '_'}`;
+    const headed = headers();
+    headed.set(callIdHeader, call.callId);
+    await this.#persist(() =>
+      backend.js.publish(subject, data, { msgID: call.messageId, headers: headed }),
+    );
+  }
+
+  async #deliver(backend: Backend, msg: JsMsg, handle: DeliveryHandler): Promise<void> {
+    // Progress acks keep the delivery ours while the function runs, however long that is.
+    const beat = setInterval(
+      () => {
+        if (this.#closing.signal.aborted) clearInterval(beat);
+        else attempt(() => msg.working());
+      },
+      Math.max(50, this.#ackWaitMs / 3),
+    );
+    try {
+      const claim = await this.#claim(backend, msg);
+      if (!claim) return;
+      const delivery: Delivery = {
+        callId: claim.call.callId,
+        attempts: claim.call.attempts,
+        queuedAt: new Date(claim.call.queuedAt),
+        priorAttempts: claim.call.priorAttempts,
+        redelivered: claim.redelivered,
+      };
+      let settlement: Settlement;
+      try {
+        settlement = await handle(claim.req, delivery);
+      } catch {
+        settlement = { outcome: 'defer', delayMs: afterHandlerErrorMs };
+      }
+      await this.#settle(backend, msg, claim, settlement);
+    } catch (error) {
+      if (this.#closing.signal.aborted) return;
+      // Unsettled: the message comes back after the ack wait, and its record says what to do.
+      this.#logger.warn({ err: error, queue: this.#name }, 'a delivery could not be handled');
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  /**
+   * Checks a delivered message against its call's record and marks the call `running`. Returns
+   * undefined when there is nothing to run (the message was acknowledged or handed back).
+   */
+  async #claim(backend: Backend, msg: JsMsg): Promise<Claim | undefined> {
+    const callId = msg.headers?.get(callIdHeader) ?? '';
+    const messageId = msg.headers?.get('Nats-Msg-Id') ?? '';
+    const key = callKey(callId);
+    let req: QueueRequest;
+    try {
+      req = msg.json<QueueRequest>();
+    } catch (error) {
+      // Not one of ours: it can never run.
+      this.#logger.error(
+        { err: error, queue: this.#name, callId },
+        'dropping an unreadable message',
+      );
+      await ackAck(msg);
+      return undefined;
+    }
+    for (;;) {
+      const entry = callId ? await readCall(backend.live, key) : undefined;
+      // No record (cancelled, finished, purged, or its enqueue failed) or a newer message
+      // (redriven since): this copy is stale.
+      if (!entry || entry.call.messageId !== messageId) {
+        await ackAck(msg);
+        return undefined;
+      }
+      const { call } = entry;
+      if (call.state === 'dead-lettered') {
+        await ackAck(msg); // dead-lettered by a worker that died before acknowledging
+        return undefined;
+      }
+      if (call.state !== 'queued' && call.state !== 'running') {
+        // Settled by a worker that died before moving the record and acknowledging.
+        await this.#retire(backend, key, call, entry.revision);
+        await ackAck(msg);
+        return undefined;
+      }
+      const dueInMs = call.nextAttemptAt ? Date.parse(call.nextAttemptAt) - Date.now() : 0;
+      if (call.state === 'queued' && dueInMs > 50) {
+        // Back early: the server lost a delayed nak (a restart). Wait out the rest.
+        attempt(() => msg.nak(dueInMs));
+        return undefined;
+      }
+      const running: StoredCall = {
+        ...call,
+        state: 'running',
+        updatedAt: new Date().toISOString(),
+        nextAttemptAt: undefined,
+      };
+      const revision = await updateCall(backend.live, key, running, entry.revision);
+      if (revision === undefined) continue; // cancelled or claimed meanwhile: look again
+      return { key, revision, call: running, req, redelivered: call.state === 'running' };
+    }
+  }
+
+  /** Carries out the handler's decision: the record first, then the message. */
+  async #settle(backend: Backend, msg: JsMsg, claim: Claim, settlement: Settlement) {
+    const now = Date.now();
+    const { call } = claim;
+    if (settlement.outcome === 'retry' || settlement.outcome === 'defer') {
+      const outcome = settlement.outcome === 'retry' ? settlement.attempt : undefined;
+      const queued: StoredCall = {
+        ...call,
+        state: 'queued',
+        updatedAt: new Date(now).toISOString(),
+        nextAttemptAt: new Date(now + settlement.delayMs).toISOString(),
+        attempts: outcome ? [...call.attempts, outcome.record] : call.attempts,
+        lastStatus: outcome?.record.status ?? call.lastStatus,
+        lastBodyExcerpt: outcome?.bodyExcerpt ?? call.lastBodyExcerpt,
+        reason: settlement.outcome === 'retry' ? settlement.reason : call.reason,
+      };
+      const revision = await this.#persist(() =>
+        updateCall(backend.live, claim.key, queued, claim.revision),
+      );
+      // Undefined: someone else holds the call now (this delivery outlived its ack wait).
+      if (revision !== undefined) attempt(() => msg.nak(settlement.delayMs));
+      return;
+    }
+    const outcome = settlement.attempt;
+    const settled: StoredCall = {
+      ...call,
+      state: toSettledState(settlement),
+      updatedAt: new Date(now).toISOString(),
+      nextAttemptAt: undefined,
+      attempts: outcome ? [...call.attempts, outcome.record] : call.attempts,
+      lastStatus: outcome?.record.status,
+      lastBodyExcerpt: outcome?.bodyExcerpt,
+      reason: settlement.outcome === 'dead-letter' ? settlement.reason : undefined,
+      // A dead letter keeps the whole request, to be replayed by a redrive.
+      request: settlement.outcome === 'dead-letter' ? claim.req : undefined,
+    };
+    const revision = await this.#persist(() =>
+      updateCall(backend.live, claim.key, settled, claim.revision),
+    );
+    if (revision === undefined) return;
+    if (settled.state !== 'dead-lettered') {
+      await this.#persist(() => this.#retire(backend, claim.key, settled, revision));
+    }
+    // A lost ack is harmless: the message comes back, finds the call settled, and is dropped.
+    await ackAck(msg);
+  }
+
+  /** Moves a finished call from `live` to `done`, where it expires after the retention. */
+  async #retire(backend: Backend, key: string, call: StoredCall, revision: number): Promise<void> {
+    // `done` first: a reader looks in `live`, then `done`, and always finds the call.
+    await backend.done.put(key, JSON.stringify({ ...call, request: undefined }));
+    await backend.live.delete(key, { previousSeq: revision }).catch((error: unknown) => {
+      if (!isStale(error)) throw error;
+    });
+  }
+
+  async #deadLetterEntries(backend: Backend, filter: DeadLetterFilter): Promise<CallEntry[]> {
+    let entries: CallEntry[];
+    if (filter.callId !== undefined) {
+      const entry = await readCall(backend.live, callKey(filter.callId));
+      entries = entry ? [entry] : [];
+    } else {
+      entries = await scanCalls(backend.live);
+    }
+    return entries
+      .filter(
+        ({ call }) =>
+          call.state === 'dead-lettered' &&
+          (filter.function === undefined || call.function === filter.function),
+      )
+      .sort(
+        (a, b) =>
+          a.call.updatedAt.localeCompare(b.call.updatedAt) ||
+          a.call.enqueuedAt.localeCompare(b.call.enqueuedAt),
+      );
+  }
+
+  /**
+   * Runs `op` until it succeeds, retrying through a lost connection for a while. A write that
+   * lost its compare-and-set answers undefined: someone else changed the record, and their
+   * word stands.
+   */
+  async #persist<T>(op: () => Promise<T>): Promise<T | undefined> {
+    const deadline = Date.now() + persistForMs;
+    for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, 2000)) {
+      try {
+        return await op();
+      } catch (error) {
+        if (isStale(error)) return undefined;
+        if (isPermanent(error) || this.#closing.signal.aborted || Date.now() > deadline) {
+          throw error;
+        }
+        this.#logger.debug({ err: error, queue: this.#name }, 'retrying a write');
+        await pause(pauseMs, this.#closing.signal);
+      }
+    }
+  }
+
+  /**
+   * Deleting a record leaves a marker in the bucket's stream; markers would pile up, one per
+   * call ever made, and slow every scan. Markers older than a minute go, each purged up to its
+   * own sequence only, so that a record created again meanwhile stays.
+   */
+  async #sweep(): Promise<void> {
+    if (!this.#backend) return; // never used: no need to connect for this
+    try {
+      const { jsm, live } = await this.#backend;
+      const bucket = `${this.#name}-calls`;
+      const before = Date.now() - 60_000;
+      for await (const entry of await live.history()) {
+        if (entry.operation === 'PUT' || entry.created.getTime() > before) continue;
+        await jsm.streams.purge(`KV_${bucket}`, {
+          filter: `$KV.${bucket}.${entry.key}`,
+          seq: entry.revision + 1,
+        });
+      }
+    } catch (error) {
+      this.#logger.debug({ err: error, queue: this.#name }, 'sweeping deletion markers failed');
+    }
+  }
+}
+
+/** The server answered no, or the request itself is wrong: trying again cannot help. */
+function isPermanent(error: unknown): boolean {
+  return [
+    JetStreamApiError,
+    InvalidArgumentError,
+    InvalidSubjectError,
+    ClosedConnectionError,
+    PermissionViolationError,
+    AuthorizationError,
+  ].some((type) => error instanceof type);
+}
+
+function isNotFound(error: unknown): boolean {
+  return (
+    error instanceof JetStreamApiError &&
+    (error.code === JetStreamApiCodes.StreamNotFound ||
+      error.code === JetStreamApiCodes.ConsumerNotFound)
+  );
+}
+
+/** Acknowledges and waits for the server to confirm; a failure is left to redelivery. */
+async function ackAck(msg: JsMsg): Promise<void> {
+  await msg.ackAck().catch(() => false);
+}
+
+/** Sends an ack-like message; on a closed connection there is nobody to tell. */
+function attempt(send: () => void): void {
+  try {
+    send();
+  } catch {
+    // the connection is closed: the server redelivers after the ack wait
+  }
+}
+
+/** Until one of `running` settles, or `signal` aborts. */
+function anySettled(running: Iterable<Promise<unknown>>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done);
+    if (signal.aborted) done();
+    for (const run of running) void run.then(done, done);
+  });
+}
+
+async function pause(ms: number, signal: AbortSignal): Promise<void> {
+  await sleep(ms, undefined, { signal }).catch(() => {});
+}

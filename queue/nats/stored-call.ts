@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { CallRecord } from '../../core/queue.js';
+import type { QueueRequest } from '../../core/queue-types.js';
+
+/** A call record as the JetStream queue keeps it in its KV buckets. */
+export interface StoredCall extends CallRecord {
+  /**
+   * The Nats-Msg-Id of the one message that currently carries the call. Enqueue and each redrive
+   * publish a new one; a delivered message with another id is a stale copy and is dropped.
+   */
+  messageId: string;
+  /** ISO 8601: accepted, or last redriven (Delivery.queuedAt). */
+  queuedAt: string;
+  /** Attempts made before `queuedAt` (Delivery.priorAttempts). */
+  priorAttempts: number;
+  /** Dead letters only: the request, to be replayed by a redrive. */
+  request?: QueueRequest;
+}
+
+/** A record as read, with the revision a compare-and-set needs. */
+export interface CallEntry {
+  key: string;
+  revision: number;
+  call: StoredCall;
+}
+
+/** The record as the seam shows it, without the queue's own bookkeeping. */
+export function toCallRecord(stored: StoredCall): CallRecord {
+  const { messageId: _id, queuedAt: _at, priorAttempts: _prior, request: _req, ...record } = stored;
+  return record;
+}
+
+/**
+ * The KV key of a call id. KV keys allow few characters, while an X-Call-Id is the caller's
+ * text: ids made of safe characters (UUIDs) are kept as they are, anything else is encoded.
+ * Plain keys never contain a dot, so the two forms cannot collide.
+ */
+export function callKey(callId: string): string {
+  return /^[-\w=]{1,256}$/.test(callId)
+    ? callId
+    : `b64.${Buffer.from(callId).toString('base64url')}`;
+}
+
+/** The KV key of an Idempotency-Key: a digest, whatever the caller sent. */
+export function idempotencyKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/** The record under `key`, or undefined when there is none (or a deletion marker). */
+export async function readCall(kv: KV, key: string): Promise<CallEntry | undefined> {
+  const entry = await kv.get(key);
+  if (!entry || entry.operation !== 'PUT') return undefined;
+  return { key, revision: entry.revision, call: entry.json<StoredCall>() };
+}
+
+/** Every record in the bucket (history 1: its history is its latest values). */
+export async function scanCalls(kv: KV): Promise<CallEntry[]> {
+  const entries: CallEntry[] = [];
+  for await (const entry of await kv.history()) {
+    if (entry.operation === 'PUT') {
+      entries.push({ key: entry.key, revision: entry.revision, call: entry.json<StoredCall>() });
+    }
+  }
+  return entries;
+}
+
+/**
+ * Creates `key` holding `value`; undefined when it exists with another value. Finding this very
+ * value there means an earlier try succeeded and only its answer was lost: `value` must be unique
+ * to the caller, so that a create can be retried.
+ */
+export async function createOnce(kv: KV, key: string, value: string): Promise<number | undefined> {
+  try {
+    return await kv.create(key, value);
+  } catch (error) {
+    if (!isStale(error)) throw error;
+  }
+  const entry = await kv.get(key);
+  return entry?.operation === 'PUT' && entry.string() === value ? entry.revision : undefined;
+}
+
+/** Replaces the record at `revision`; undefined when it changed since. */
+export async function updateCall(
+  kv: KV,
+  key: string,
+  call: StoredCall,
+  revision: number,
+): Promise<number | undefined> {
+  try {
+    return await kv.update(key, JSON.stringify(call), revision);
+  } catch (error) {
+    if (isStale(error)) return undefined;
+    throw error;
+  }
+}
+
+/** A compare-and-set that lost: the key is not at the revision expected. */
+export function isStale(error: unknown): boolean {
+  return (
+    error instanceof JetStreamApiError &&
+    (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
+}

@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, describe, it } from 'node:test';
+import { ValidationError } from '../../core/errors.js';
+import type { Delivery, Queue, Settlement } from '../../core/queue.js';
+import { NatsQueue } from '../../queue/nats/nats-queue.js';
+import { startNats } from '../helpers/servers.js';
+import { waitFor } from '../helpers/wait.js';
+import { queueContract, queueRequest } from './queue-contract.js';
+
+// One nats-server for the file; every test gets its own stream and buckets.
+const server = await startNats();
+after(() => server.stop());
+
+/** A killed worker's call comes back after this long. */
+const ackWaitMs = 1000;
+
+const randomName = () => `q-${randomBytes(4).toString('hex')}`;
+
+const ack = (delivery: Delivery): Settlement => ({
+  outcome: 'ack',
+  attempt: {
+    record: {
+      attempt: delivery.attempts.length + 1,
+      startedAt: new Date().toISOString(),
+      durationMs: 1,
+      status: 200,
+    },
+  },
+});
+
+queueContract(
+  'NatsQueue',
+  () => {
+    const name = randomName();
+    return Promise.resolve({
+      open: () => Promise.resolve(new NatsQueue({ url: server.url, name, ackWaitMs })),
+      // Closing the connection without settling is what a kill leaves: the server hands the
+      // unacknowledged message to another worker once its ack wait is over.
+      abandon: (queue: Queue) => queue.close(),
+      close: () => Promise.resolve(),
+    });
+  },
+  { redeliveryTimeoutMs: 10 * ackWaitMs },
+);
+
+describe('NatsQueue', () => {
+  it('refuses a request too big for one message, and stores nothing', async () => {
+    const queue = new NatsQueue({ url: server.url, name: randomName(), ackWaitMs });
+    try {
+      const req = queueRequest('big', { Body: randomBytes(1024 * 1024).toString('base64') });
+      await assert.rejects(queue.enqueue(req), ValidationError);
+      assert.equal(await queue.status(req.Header['X-Call-Id']![0]!), undefined);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('keeps a delivery that outlasts the ack wait while its handler works', async () => {
+    const queue = new NatsQueue({ url: server.url, name: randomName(), ackWaitMs });
+    const stop = new AbortController();
+    try {
+      const { callId } = await queue.enqueue(queueRequest('slow'));
+      const deliveries: Delivery[] = [];
+      const consuming = queue.consume(
+        async (_req, delivery) => {
+          deliveries.push(delivery);
+          await sleep(3 * ackWaitMs);
+          return ack(delivery);
+        },
+        { concurrency: 2 },
+        stop.signal,
+      );
+      await waitFor(async () => (await queue.status(callId))?.state === 'succeeded', {
+        timeoutMs: 10_000,
+        what: 'the slow call to succeed',
+      });
+      stop.abort();
+      await consuming;
+      assert.equal(deliveries.length, 1, 'not handed to a second worker meanwhile');
+    } finally {
+      stop.abort();
+      await queue.close();
+    }
+  });
+
+  it('shares the calls among workers: each runs once', async () => {
+    const name = randomName();
+    const workers = [0, 1].map(() => new NatsQueue({ url: server.url, name, ackWaitMs }));
+    const stop = new AbortController();
+    try {
+      const ids = new Set<string>();
+      for (let i = 0; i < 40; i++) {
+        ids.add((await workers[0]!.enqueue(queueRequest('shared'))).callId);
+      }
+      const ranBy = new Map<string, number[]>();
+      const consuming = workers.map((worker, index) =>
+        worker.consume(
+          async (_req, delivery) => {
+            ranBy.set(delivery.callId, [...(ranBy.get(delivery.callId) ?? []), index]);
+            await sleep(10);
+            return ack(delivery);
+          },
+          { concurrency: 2 },
+          stop.signal,
+        ),
+      );
+      await waitFor(() => ranBy.size === ids.size, { what: 'every call to run' });
+      stop.abort();
+      await Promise.all(consuming);
+      assert.deepEqual([...ranBy.keys()].sort(), [...ids].sort());
+      assert.ok(
+        [...ranBy.values()].every((by) => by.length === 1),
+        'each call ran once',
+      );
+      const byWorker = [0, 1].map((w) => [...ranBy.values()].filter(([by]) => by === w).length);
+      assert.ok(
+        byWorker.every((count) => count > 0),
+        `both workers took calls: ${byWorker.join(', ')}`,
+      );
+    } finally {
+      stop.abort();
+      for (const worker of workers) await worker.close();
+    }
+  });
+
+  it('carries on through a restart of the server: every accepted call runs', async (t) => {
+    const name = randomName();
+    const producer = new NatsQueue({ url: server.url, name, ackWaitMs });
+    const worker = new NatsQueue({ url: server.url, name, ackWaitMs });
+    const stop = new AbortController();
+    const runs = new Map<string, number>();
+    const accepted = new Set<string>();
+    let refused = 0;
+    let producing = true;
+    try {
+      const consuming = worker.consume(
+        async (_req, delivery) => {
+          runs.set(delivery.callId, (runs.get(delivery.callId) ?? 0) + 1);
+          await sleep(5);
+          return ack(delivery);
+        },
+        { concurrency: 4 },
+        stop.signal,
+      );
+      // Four producers enqueue all along; a call counts once its enqueue resolved (the 202).
+      const producers = Array.from({ length: 4 }, async () => {
+        while (producing) {
+          try {
+            accepted.add((await producer.enqueue(queueRequest('steady'))).callId);
+          } catch {
+            refused += 1; // not accepted: the gateway would have answered 5xx
+          }
+        }
+      });
+      await waitFor(() => runs.size >= 50, { what: 'calls to flow' });
+      await server.restart();
+      const atRestart = accepted.size;
+      await waitFor(() => accepted.size >= atRestart + 50, {
+        timeoutMs: 30_000,
+        what: 'enqueues to carry on after the restart',
+      });
+      await waitFor(() => runs.size >= atRestart + 50, {
+        timeoutMs: 30_000,
+        what: 'calls to run after the restart',
+      });
+      producing = false;
+      await Promise.all(producers);
+
+      await waitFor(() => [...accepted].every((id) => runs.has(id)), {
+        timeoutMs: 30_000,
+        what: 'every accepted call to run',
+      });
+      await waitFor(
+        async () => {
+          for (const id of accepted) {
+            if ((await producer.status(id))?.state !== 'succeeded') return false;
+          }
+          return true;
+        },
+        { timeoutMs: 30_000, what: 'every accepted call to be recorded succeeded' },
+      );
+      const twice = [...runs.values()].filter((count) => count > 1).length;
+      t.diagnostic(
+        `accepted ${accepted.size}, refused ${refused}, ${atRestart} before the restart, ` +
+          `${twice} ran more than once`,
+      );
+      // At least once: a restart may run a few twice (acks lost with the server), never skip one.
+      assert.ok(accepted.size > 100, `accepted ${accepted.size} calls, refused ${refused}`);
+      assert.ok(twice <= 8, `${twice} calls ran more than once`);
+      const left = (await producer.stats()).steady;
+      assert.ok(!left || (left.queued === 0 && left.running === 0), 'no call left behind');
+      stop.abort();
+      await consuming;
+    } finally {
+      producing = false;
+      stop.abort();
+      await worker.close();
+      await producer.close();
+    }
+  });
+});
