@@ -19,6 +19,7 @@ export async function bareRate(backend: string, url: string, calls: number): Pro
 
 async function bullmqRate(url: string, calls: number): Promise<number> {
   const connection = new Redis(url, { maxRetriesPerRequest: null });
+  const workerConnection = new Redis(url, { maxRetriesPerRequest: null });
   const name = `bare-${randomUUID()}`;
   const queue = new Queue(name, { connection });
   let done = 0;
@@ -30,7 +31,7 @@ async function bullmqRate(url: string, calls: number): Promise<number> {
       if (++done === calls) finished();
       return Promise.resolve();
     },
-    { connection: new Redis(url, { maxRetriesPerRequest: null }), concurrency },
+    { connection: workerConnection, concurrency },
   );
   const startedAt = performance.now();
   let next = 0;
@@ -48,6 +49,7 @@ async function bullmqRate(url: string, calls: number): Promise<number> {
   await queue.obliterate({ force: true });
   await queue.close();
   connection.disconnect();
+  workerConnection.disconnect();
   return calls / seconds;
 }
 

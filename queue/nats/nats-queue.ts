@@ -99,8 +99,6 @@ interface Claim {
 
 /** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
 const afterHandlerErrorMs = 1000;
-/** How long one pull waits for messages before it is renewed. */
-const pullExpiresMs = 5000;
 /** How long enqueue and settlements keep retrying through a lost connection. */
 const persistForMs = 15_000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
@@ -211,22 +209,21 @@ export class NatsQueue implements Queue {
     const concurrency = Math.max(1, Math.floor(options.concurrency));
     const inFlight = new Set<Promise<void>>();
     while (!stop.aborted) {
-      const free = concurrency - inFlight.size;
-      if (free === 0) {
-        await anySettled(inFlight, stop);
-        continue;
-      }
       try {
         const backend = await this.#connected();
-        // At most `free` messages: the server holds the rest for other workers.
-        const batch = await backend.consumer.fetch({ max_messages: free, expires: pullExpiresMs });
-        const stopBatch = () => batch.stop();
-        stop.addEventListener('abort', stopBatch);
-        if (stop.aborted) stopBatch(); // aborted while the pull was being set up
+        // A continuous pull: the client keeps up to `concurrency` messages coming (the server
+        // holds the rest for other workers), so a free slot never waits for a batch to fill.
+        const messages = await backend.consumer.consume({ max_messages: concurrency });
+        const stopMessages = () => void messages.stop();
+        stop.addEventListener('abort', stopMessages);
+        if (stop.aborted) stopMessages(); // aborted while the pull was being set up
         try {
-          for await (const msg of batch) {
+          for await (const msg of messages) {
+            while (inFlight.size >= concurrency && !stop.aborted) {
+              await anySettled(inFlight, stop);
+            }
             if (stop.aborted) {
-              // Fetched as we stopped: hand it straight back, untouched.
+              // Pulled as we stopped: hand it straight back, untouched.
               attempt(() => msg.nak());
               continue;
             }
@@ -234,7 +231,7 @@ export class NatsQueue implements Queue {
             inFlight.add(run);
           }
         } finally {
-          stop.removeEventListener('abort', stopBatch);
+          stop.removeEventListener('abort', stopMessages);
         }
       } catch (error) {
         if (stop.aborted) break;
