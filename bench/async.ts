@@ -157,7 +157,9 @@ function line(r: Result): string {
   return [
     `${r.backend.padEnd(6)} ${r.perSecond.toFixed(0).padStart(6)} calls/s  p50 ${r.p50Ms.toFixed(0)} ms  p99 ${r.p99Ms.toFixed(0)} ms  lost ${r.lost}  run twice ${r.duplicated}`,
     target ? `  (target >= ${target}/s)` : '',
-    r.bare ? `  bare ${r.backend === 'redis' ? 'BullMQ' : 'JetStream'}: ${r.bare.toFixed(0)}/s` : '',
+    r.bare
+      ? `  bare ${r.backend === 'redis' ? 'BullMQ' : 'JetStream'}: ${r.bare.toFixed(0)}/s`
+      : '',
   ].join('');
 }
 
