@@ -164,7 +164,8 @@ function line(r: Result): string {
 }
 
 process.stdout.write(
-  `${calls} calls per backend, ${submitters} submitting at once, accepted → answered\n`,
+  `${calls} calls per backend, ${submitters} submitting at once, accepted → answered` +
+    ` (hub node flags: bin/fnbus defaults${process.env.FNBUS_NODE_FLAGS ? ` + ${process.env.FNBUS_NODE_FLAGS}` : ''})\n`,
 );
 for (const [index, backend] of backends.entries()) {
   process.stdout.write(`${line(await measure(backend, index))}\n`);

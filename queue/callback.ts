@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
 import type { HeaderMap } from '../core/invoker.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 
@@ -38,6 +37,8 @@ export async function postCallback(
   for (const [name, value] of Object.entries(headers)) {
     if (!notForwarded.has(name.toLowerCase())) sent[name] = value;
   }
+  // Loaded when first needed, as the invoker's pool: most hubs post no callback.
+  const { request } = await import('undici');
   let last = 'not tried';
   for (let tries = 1; tries <= options.attempts; tries++) {
     try {

@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 
@@ -19,17 +19,26 @@ const notForwarded = new Set([...hopByHopHeaders, 'host', 'content-length']);
  * queue worker runs a call, whether the gateway is in its process (`fnbus up`) or not.
  */
 export class GatewayInvoker implements Invoker {
-  readonly #pool: Pool;
+  readonly #options: GatewayInvokerOptions;
   readonly #base: string;
+  /** Made on the first call: a hub that never runs an async call never loads undici (~6 MB). */
+  #pool: Promise<Pool> | undefined;
 
-  constructor({ gatewayUrl, timeoutMs, connections = 128 }: GatewayInvokerOptions) {
-    const url = new URL(gatewayUrl);
-    this.#base = url.pathname.replace(/\/$/, '');
-    this.#pool = new Pool(url.origin, {
-      connections,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
+  constructor(options: GatewayInvokerOptions) {
+    this.#options = options;
+    this.#base = new URL(options.gatewayUrl).pathname.replace(/\/$/, '');
+  }
+
+  #connect(): Promise<Pool> {
+    this.#pool ??= import('undici').then(({ Pool }) => {
+      const { gatewayUrl, timeoutMs, connections = 128 } = this.#options;
+      return new Pool(new URL(gatewayUrl).origin, {
+        connections,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
     });
+    return this.#pool;
   }
 
   async invoke(fn: string, request: InvokeRequest, signal?: AbortSignal): Promise<InvokeResult> {
@@ -40,7 +49,8 @@ export class GatewayInvoker implements Invoker {
     for (const [name, value] of Object.entries(request.headers)) {
       if (!notForwarded.has(name.toLowerCase())) headers[name] = value;
     }
-    const answer = await this.#pool.request({
+    const pool = await this.#connect();
+    const answer = await pool.request({
       method: request.method,
       path: `${this.#base}/function/${encodeURIComponent(fn)}${path === '/' ? '' : path}${query}`,
       headers,
@@ -60,7 +70,7 @@ export class GatewayInvoker implements Invoker {
     };
   }
 
-  close(): Promise<void> {
-    return this.#pool.close();
+  async close(): Promise<void> {
+    await (await this.#pool)?.close();
   }
 }
