@@ -68,7 +68,7 @@ async function measure(backend: string, index: number): Promise<Result> {
   const hub = startProcess(
     join(root, 'bin', 'fnbus'),
     ['up', '--port', String(hubPort), '--state-dir', stateDir, '--queue', queueUrl],
-    { ...process.env, max_inflight: '128' },
+    { ...process.env, max_inflight: process.env.BENCH_MAX_INFLIGHT ?? '128' },
   );
   const gateway = new Pool(`http://127.0.0.1:${hubPort}`, { connections: submitters });
   try {
@@ -114,6 +114,12 @@ async function measure(backend: string, index: number): Promise<Result> {
     );
     // From the gateway's own counter, via /system/function (not /metrics: a scrape also reads the
     // queue's depth, which on Redis and NATS means reading every waiting call).
+    if (process.env.BENCH_VERBOSE) {
+      const submitted = (performance.now() - startedAt) / 1000;
+      process.stderr.write(
+        `${backend}: submitted at ${(accepted.length / submitted).toFixed(0)}/s\n`,
+      );
+    }
     const invocations = async () => {
       const { text } = await api('GET', '/system/function/noop');
       return (JSON.parse(text) as { invocationCount?: number }).invocationCount ?? 0;

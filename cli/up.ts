@@ -2,14 +2,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../core/logger.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
-import { Registry } from 'prom-client';
+import { Worker } from 'node:worker_threads';
 import { buildGateway } from '../gateway/app.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
-import { GatewayInvoker } from '../queue/gateway-invoker.js';
 import { openQueue } from '../queue/open-queue.js';
-import { QueueWorker } from '../queue/worker.js';
-import { WorkerMetrics } from '../queue/worker-metrics.js';
+import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
 import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack, type Stack } from './stack.js';
 
@@ -52,55 +50,89 @@ export async function up({
   await provider.start();
   const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;
   const credentials = user && password ? { user, password } : undefined;
-  // One registry: /metrics serves the gateway's and the worker's metrics together.
-  const registry = new Registry();
-  const gateway = buildGateway({ provider, config, credentials, queue, registry });
-  const stopWorker = new AbortController();
-  let invoker: GatewayInvoker | undefined;
-  let working: Promise<void> | undefined;
+  let worker: WorkerThread | undefined;
+  const gateway = buildGateway({
+    provider,
+    config,
+    credentials,
+    queue,
+    moreMetrics: () => worker?.metrics() ?? Promise.resolve(''),
+  });
   try {
     await gateway.listen({ port: config.port, host: '0.0.0.0' });
     const address = gateway.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
-    // The worker calls functions through this very gateway, as a separate worker would.
-    invoker = new GatewayInvoker({
-      gatewayUrl: `http://127.0.0.1:${port}`,
-      timeoutMs: workerConfig.upstreamTimeoutMs,
-    });
-    const worker = new QueueWorker({
-      queue,
-      invoker,
-      maxInflight: workerConfig.maxInflight,
-      retry: workerConfig.retry,
-      maxAgeMs: workerConfig.maxAgeMs,
-      callback: workerConfig.callback,
-      metrics: new WorkerMetrics(registry, queue),
-      logger: logger.child({ component: 'queue-worker' }),
-    });
-    working = worker.run(stopWorker.signal);
+    // The worker calls functions through this very gateway, as a separate worker would, from a
+    // thread of its own: the second core, not this thread, carries the queue's work.
+    worker = await startWorkerThread(
+      { queueUrl, stateDir, gatewayUrl: `http://127.0.0.1:${port}`, config: workerConfig },
+      logger,
+    );
     if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
     return {
       port,
       async stop() {
         // The worker's calls in flight finish (through the gateway), then callers are turned
         // away, then the functions stop.
-        stopWorker.abort();
-        await working;
+        await worker?.stop();
         await gateway.close();
-        await invoker?.close();
         await queue.close();
         await provider.close();
       },
     };
   } catch (error) {
-    stopWorker.abort();
-    await working;
+    await worker?.stop();
     await gateway.close();
-    await invoker?.close();
     await queue.close();
     await provider.close();
     throw error;
   }
+}
+
+interface WorkerThread {
+  metrics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts cli/queue-worker-thread.ts; resolves once its queue is open. */
+async function startWorkerThread(data: WorkerThreadData, logger: Logger): Promise<WorkerThread> {
+  const thread = new Worker(new URL('./queue-worker-thread.js', import.meta.url), {
+    workerData: data,
+  });
+  const answers = new Map<number, (text: string) => void>();
+  let nextId = 1;
+  let stopped!: () => void;
+  const done = new Promise<void>((resolve) => (stopped = resolve));
+  thread.on('message', (message: FromWorkerThread) => {
+    if (message.type === 'metrics') answers.get(message.id)?.(message.text);
+    if (message.type === 'stopped') stopped();
+  });
+  thread.on('error', (error) => logger.error({ err: error }, 'the queue worker thread failed'));
+  thread.once('exit', () => {
+    stopped();
+    for (const answer of answers.values()) answer('');
+  });
+  await new Promise<void>((resolve, reject) => {
+    thread.once('message', () => resolve());
+    thread.once('error', reject);
+  });
+  return {
+    metrics() {
+      const id = nextId++;
+      return new Promise((resolve) => {
+        answers.set(id, (text) => {
+          answers.delete(id);
+          resolve(text);
+        });
+        thread.postMessage({ type: 'metrics', id } satisfies ToWorkerThread);
+      });
+    },
+    async stop() {
+      thread.postMessage({ type: 'stop' } satisfies ToWorkerThread);
+      await done;
+      await thread.terminate();
+    },
+  };
 }
 
 async function deployStack(

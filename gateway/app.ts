@@ -41,6 +41,8 @@ export interface GatewayDeps {
    * components' metrics beside them (the queue worker in `fnbus up`). Default: its own.
    */
   registry?: Registry;
+  /** More Prometheus text for `/metrics`, from components elsewhere (a worker thread). */
+  moreMetrics?: () => Promise<string>;
 }
 
 /** Where the gateway serves its OpenAPI document (behind basic auth, as all of `/system/*`). */
@@ -61,6 +63,7 @@ export function buildGateway({
   credentials,
   queue,
   registry,
+  moreMetrics,
 }: GatewayDeps) {
   const auth = config.basicAuth ? loadCredentials(config.secretMountPath, credentials) : undefined;
   const app = Fastify({
@@ -117,7 +120,7 @@ export function buildGateway({
     { schema: { summary: 'Prometheus metrics (text exposition format)' } },
     async (_request, reply) => {
       const { contentType, body } = await metrics.text();
-      return reply.type(contentType).send(body);
+      return reply.type(contentType).send(moreMetrics ? body + (await moreMetrics()) : body);
     },
   );
 

@@ -13,16 +13,21 @@ export interface OpenQueueOptions {
    * to another: BullMQ's lock duration, JetStream's ack wait. The local queue needs none.
    */
   leaseMs?: number;
+  /**
+   * The local queue only: also look for due calls this often, for a consumer in another thread
+   * or process than the one enqueueing (no wake-up reaches it).
+   */
+  pollMs?: number;
 }
 
 export async function openQueue(
   url: string | undefined,
   stateDir: string,
-  { leaseMs }: OpenQueueOptions = {},
+  { leaseMs, pollMs }: OpenQueueOptions = {},
 ): Promise<Queue> {
   if (url === undefined || url === '' || url === 'local') {
     const { LocalQueue } = await import('./local/local-queue.js');
-    return new LocalQueue({ file: join(stateDir, 'queue.db') });
+    return new LocalQueue({ file: join(stateDir, 'queue.db'), ...(pollMs ? { pollMs } : {}) });
   }
   const scheme = URL.canParse(url) ? new URL(url).protocol : '';
   if (scheme === 'redis:' || scheme === 'rediss:') {

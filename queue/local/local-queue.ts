@@ -27,6 +27,11 @@ export interface LocalQueueOptions {
   retentionMs?: number;
   /** How long an Idempotency-Key is remembered; default 24 h. */
   idempotencyWindowMs?: number;
+  /**
+   * Also look for due calls this often while consuming: for a consumer in another thread or
+   * process than the one enqueueing, which no wake-up reaches. Default: only when woken.
+   */
+  pollMs?: number;
 }
 
 interface CallRow {
@@ -63,6 +68,7 @@ export class LocalQueue implements Queue {
   readonly #db: Database.Database;
   readonly #retentionMs: number;
   readonly #idempotencyWindowMs: number;
+  readonly #pollMs: number | undefined;
   readonly #statements: ReturnType<typeof prepare>;
   /** Wakes the consume loops: a call was queued, or a slot freed. */
   #wake: (() => void)[] = [];
@@ -79,6 +85,7 @@ export class LocalQueue implements Queue {
     this.#db.exec(schema);
     this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
     this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
+    this.#pollMs = options.pollMs;
     this.#statements = prepare(this.#db);
     // Calls running when the last process died: run them again, marked redelivered.
     this.#statements.requeueRunning.run({ now: Date.now() });
@@ -95,27 +102,31 @@ export class LocalQueue implements Queue {
 
   #enqueue(req: QueueRequest, key: string | undefined): Enqueued {
     const now = Date.now();
-    const result = this.#db.transaction((): Enqueued => {
-      if (key !== undefined) {
-        this.#statements.forgetKey.run(key, now);
-        const seen = this.#statements.findKey.get(key) as { call_id: string } | undefined;
-        if (seen) return { callId: seen.call_id, duplicate: true };
-      }
-      const callId = callIdOf(req) ?? randomUUID();
-      if (this.#statements.get.get(callId)) {
-        throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-      }
-      this.#statements.insert.run({
-        call_id: callId,
-        function: req.Function,
-        request: JSON.stringify(req),
-        now,
-      });
-      if (key !== undefined) {
-        this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs);
-      }
-      return { callId, duplicate: false };
-    })();
+    const result = this.#db
+      .transaction((): Enqueued => {
+        if (key !== undefined) {
+          this.#statements.forgetKey.run(key, now);
+          const seen = this.#statements.findKey.get(key) as { call_id: string } | undefined;
+          if (seen) return { callId: seen.call_id, duplicate: true };
+        }
+        const callId = callIdOf(req) ?? randomUUID();
+        if (this.#statements.get.get(callId)) {
+          throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+        }
+        this.#statements.insert.run({
+          call_id: callId,
+          function: req.Function,
+          request: JSON.stringify(req),
+          now,
+        });
+        if (key !== undefined) {
+          this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs);
+        }
+        return { callId, duplicate: false };
+        // IMMEDIATE: the write lock up front, waited for; a read-then-write transaction could
+        // otherwise fail at once when another connection (the worker thread) wrote meanwhile.
+      })
+      .immediate();
     if (!result.duplicate) this.#notify();
     return result;
   }
@@ -285,9 +296,12 @@ export class LocalQueue implements Queue {
 
   /** Until a call is queued or settled, the next scheduled call is due, or the signal aborts. */
   async #sleepUntilWork(signal: AbortSignal, slotFree: boolean): Promise<void> {
-    const next = slotFree
+    let next = slotFree
       ? (this.#statements.nextDue.get() as { next_at: number | null }).next_at
       : null;
+    if (slotFree && this.#pollMs !== undefined) {
+      next = Math.min(next ?? Infinity, Date.now() + this.#pollMs);
+    }
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);

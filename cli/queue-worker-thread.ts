@@ -1,0 +1,61 @@
+/**
+ * The queue worker of `fnbus up`, on a thread of its own (see up.ts): it takes calls from the
+ * hub's queue and runs them through the hub's gateway, as a separate `fnbus queue-worker` would,
+ * on the machine's second core. Talks to the main thread by messages: `metrics` (answered with
+ * its Prometheus text) and `stop` (finish the calls in flight, close, answer `stopped`).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { WorkerConfig } from '../queue/config.js';
+import { GatewayInvoker } from '../queue/gateway-invoker.js';
+import { openQueue } from '../queue/open-queue.js';
+import { QueueWorker } from '../queue/worker.js';
+import { WorkerMetrics } from '../queue/worker-metrics.js';
+
+export interface WorkerThreadData {
+  queueUrl: string | undefined;
+  stateDir: string;
+  gatewayUrl: string;
+  config: WorkerConfig;
+}
+
+/** Messages between the hub and its worker thread. */
+export type ToWorkerThread = { type: 'metrics'; id: number } | { type: 'stop' };
+export type FromWorkerThread =
+  { type: 'ready' } | { type: 'metrics'; id: number; text: string } | { type: 'stopped' };
+
+const port = parentPort;
+if (!port) throw new Error('queue-worker-thread runs as a worker thread of fnbus up');
+const { queueUrl, stateDir, gatewayUrl, config } = workerData as WorkerThreadData;
+const logger = pino({ name: 'fnbus' }).child({ component: 'queue-worker' });
+// The hub's local queue is another connection to its SQLite file: no wake-up crosses threads,
+// so it is polled.
+const queue = await openQueue(queueUrl, stateDir, { leaseMs: config.ackWaitMs, pollMs: 5 });
+const invoker = new GatewayInvoker({ gatewayUrl, timeoutMs: config.upstreamTimeoutMs });
+const registry = new Registry();
+const worker = new QueueWorker({
+  queue,
+  invoker,
+  maxInflight: config.maxInflight,
+  retry: config.retry,
+  maxAgeMs: config.maxAgeMs,
+  callback: config.callback,
+  metrics: new WorkerMetrics(registry, queue),
+  logger,
+});
+const stop = new AbortController();
+port.on('message', (message: ToWorkerThread) => {
+  if (message.type === 'stop') stop.abort();
+  else if (message.type === 'metrics') {
+    void registry.metrics().then((text) => {
+      port.postMessage({ type: 'metrics', id: message.id, text } satisfies FromWorkerThread);
+    });
+  }
+});
+port.postMessage({ type: 'ready' } satisfies FromWorkerThread);
+await worker.run(stop.signal);
+await invoker.close();
+await queue.close();
+port.postMessage({ type: 'stopped' } satisfies FromWorkerThread);
+port.close();
