@@ -8,10 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { WorkerConfig } from '../queue/config.js';
-import { GatewayInvoker } from '../queue/gateway-invoker.js';
 import { openQueue } from '../queue/open-queue.js';
-import { QueueWorker } from '../queue/worker.js';
-import { WorkerMetrics } from '../queue/worker-metrics.js';
+import { workerFromConfig } from '../queue/worker-from-config.js';
 
 export interface WorkerThreadData {
   queueUrl: string | undefined;
@@ -32,18 +30,8 @@ const logger = pino({ name: 'fnbus' }).child({ component: 'queue-worker' });
 // The hub's local queue is another connection to its SQLite file: no wake-up crosses threads,
 // so it is polled.
 const queue = await openQueue(queueUrl, stateDir, { leaseMs: config.ackWaitMs, pollMs: 5 });
-const invoker = new GatewayInvoker({ gatewayUrl, timeoutMs: config.upstreamTimeoutMs });
 const registry = new Registry();
-const worker = new QueueWorker({
-  queue,
-  invoker,
-  maxInflight: config.maxInflight,
-  retry: config.retry,
-  maxAgeMs: config.maxAgeMs,
-  callback: config.callback,
-  metrics: new WorkerMetrics(registry, queue),
-  logger,
-});
+const { worker, invoker } = workerFromConfig(queue, config, gatewayUrl, registry, logger);
 const stop = new AbortController();
 port.on('message', (message: ToWorkerThread) => {
   if (message.type === 'stop') stop.abort();

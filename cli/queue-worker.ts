@@ -3,10 +3,8 @@ import { Registry } from 'prom-client';
 import { ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { WorkerConfig } from '../queue/config.js';
-import { GatewayInvoker } from '../queue/gateway-invoker.js';
 import { openQueue } from '../queue/open-queue.js';
-import { QueueWorker } from '../queue/worker.js';
-import { WorkerMetrics } from '../queue/worker-metrics.js';
+import { workerFromConfig } from '../queue/worker-from-config.js';
 
 export interface QueueWorkerOptions {
   queueUrl: string | undefined;
@@ -25,21 +23,8 @@ export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOp
     );
   }
   const queue = await openQueue(queueUrl, '.', { leaseMs: config.ackWaitMs });
-  const invoker = new GatewayInvoker({
-    gatewayUrl: config.gatewayUrl,
-    timeoutMs: config.upstreamTimeoutMs,
-  });
   const registry = new Registry();
-  const worker = new QueueWorker({
-    queue,
-    invoker,
-    maxInflight: config.maxInflight,
-    retry: config.retry,
-    maxAgeMs: config.maxAgeMs,
-    callback: config.callback,
-    metrics: new WorkerMetrics(registry, queue),
-    logger,
-  });
+  const { worker, invoker } = workerFromConfig(queue, config, config.gatewayUrl, registry, logger);
   const metricsServer = createServer((req, res) => {
     if (req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end();

@@ -1,33 +1,14 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCli } from '../helpers/cli.js';
 import { freePort, request } from '../helpers/http.js';
-import { ready, startHub, stopHub, type RunningHub } from '../helpers/hub.js';
+import { ready, startHub, stopHub, writeTallyStack, type RunningHub } from '../helpers/hub.js';
 import { startNats, startRedis, type RunningServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
-
-/** Each call appends its id to the file, then works a while: a kill lands mid-call. */
-function tallyStack(dir: string, tally: string): string {
-  const file = join(dir, 'stack.yml');
-  writeFileSync(
-    file,
-    [
-      'provider:',
-      '  name: openfaas',
-      'functions:',
-      '  tally:',
-      '    image: fnbus/tally',
-      // $$: a literal $, past the stack file's ${VAR} substitution.
-      `    fprocess: sh -c 'echo "$$Http_X_Call_Id" >> ${tally}; sleep 0.1; echo done'`,
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
 
 const lines = (file: string) =>
   existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
@@ -69,7 +50,7 @@ for (const backend of ['redis', 'nats'] as const) {
       dir = makeTempDir(`fnbus-faults-${backend}-`);
       tally = join(dir, 'tally.txt');
       hub = await startHub(
-        ['-f', tallyStack(dir, tally), '--queue', server.url],
+        ['-f', writeTallyStack(dir, tally, 0.1), '--queue', server.url],
         join(dir, 'state'),
         env,
       );

@@ -1,42 +1,27 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { CallRecord } from '../../core/queue.js';
 import { runCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
-import { ready, startHub, stopHub } from '../helpers/hub.js';
+import { ready, startHub, stopHub, writeTallyStack } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { fixture, makeTempDir } from '../helpers/watchdog.js';
 
 /** Fast retries, so that dead letters come in a test's time. */
 const workerEnv = { initial_retry_wait: '50ms', max_retry_wait: '100ms', max_retry_attempts: '2' };
 
-/** A stack: `flaky` (the node http fixture) and `tally`, which appends each call id to a file. */
-function writeStack(dir: string, tallyFile: string): string {
-  const file = join(dir, 'stack.yml');
-  writeFileSync(
-    file,
-    [
-      'provider:',
-      '  name: openfaas',
-      'functions:',
-      '  flaky:',
-      '    image: fnbus/flaky',
-      `    fprocess: node ${fixture('node-http-server.cjs')}`,
-      '    environment:',
-      '      mode: http',
-      '  tally:',
-      '    image: fnbus/tally',
-      // Each call: its id to the file, then a little work, so that a kill lands mid-call
-      // ($$: a literal $, past the stack file's ${VAR} substitution).
-      `    fprocess: sh -c 'echo "$$Http_X_Call_Id" >> ${tallyFile}; sleep 0.05; echo done'`,
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
+/** A stack: `tally` (each call id to a file), and `flaky` (the node http fixture). */
+const writeStack = (dir: string, tallyFile: string) =>
+  writeTallyStack(dir, tallyFile, 0.05, [
+    '  flaky:',
+    '    image: fnbus/flaky',
+    `    fprocess: node ${fixture('node-http-server.cjs')}`,
+    '    environment:',
+    '      mode: http',
+  ]);
 
 describe('the async path through fnbus up (local queue) and the CLI', () => {
   it('invoke --async, call, and dlq list, show, redrive and purge', async (t) => {

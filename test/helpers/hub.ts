@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cliMain } from './cli.js';
 import { freePort, request } from './http.js';
 import { waitFor } from './wait.js';
@@ -80,3 +81,32 @@ export const ready = (url: string, name: string) =>
     },
     { timeoutMs: 20_000, what: `${name} to be ready` },
   );
+
+/**
+ * Writes `<dir>/stack.yml` with a `tally` function, which appends each call's X-Call-Id to
+ * `tallyFile` and then works `seconds` (so that a kill lands mid-call), and any `more` function
+ * entries (YAML lines under `functions:`). Returns the file.
+ */
+export function writeTallyStack(
+  dir: string,
+  tallyFile: string,
+  seconds: number,
+  more: string[] = [],
+): string {
+  const file = join(dir, 'stack.yml');
+  writeFileSync(
+    file,
+    [
+      'provider:',
+      '  name: openfaas',
+      'functions:',
+      '  tally:',
+      '    image: fnbus/tally',
+      // $$: a literal $, past the stack file's ${VAR} substitution.
+      `    fprocess: sh -c 'echo "$$Http_X_Call_Id" >> ${tallyFile}; sleep ${seconds}; echo done'`,
+      ...more,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}

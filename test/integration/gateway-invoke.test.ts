@@ -2,32 +2,15 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { Provider } from '../../core/provider.js';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
 import { request } from '../helpers/http.js';
+import { baseProvider } from '../helpers/providers.js';
 import { waitFor } from '../helpers/wait.js';
 import { fixture, fprocess, makeTempDir } from '../helpers/watchdog.js';
 
 const uniqueName = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
-
-/**
- * The same provider seen as a remote orchestrator: every method but resolveLocal, so the gateway
- * proxies to the replica's loopback port over its connection pool, as it will to containers.
- */
-function withoutLocalReplicas(provider: ProcessProvider): Provider {
-  return {
-    info: () => provider.info(),
-    deploy: (spec) => provider.deploy(spec),
-    update: (spec) => provider.update(spec),
-    remove: (name, namespace) => provider.remove(name, namespace),
-    list: (namespace) => provider.list(namespace),
-    get: (name, namespace) => provider.get(name, namespace),
-    scale: (name, replicas, namespace) => provider.scale(name, replicas, namespace),
-    resolve: (name, namespace) => provider.resolve(name, namespace),
-  };
-}
 
 interface Echo {
   pid: number;
@@ -71,7 +54,8 @@ for (const { path, remote } of paths) {
       });
       await provider.start();
       gateway = buildGateway({
-        provider: remote ? withoutLocalReplicas(provider) : provider,
+        // Without resolveLocal, the gateway proxies to the replica's loopback port, as to a container.
+        provider: remote ? baseProvider(provider) : provider,
         config: readConfig({ upstream_timeout: '1s', scale_from_zero: 'false' }),
       });
       await gateway.listen({ port: 0, host: '127.0.0.1' });

@@ -10,6 +10,7 @@ import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
 import { openRequest, request } from '../helpers/http.js';
+import { baseProvider } from '../helpers/providers.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
@@ -18,14 +19,7 @@ const uniqueName = (prefix: string) => `${prefix}-${Math.random().toString(36).s
 /** The provider's methods, bound; `logs` records the signals it is given. */
 function wrap(provider: ProcessProvider, signals: AbortSignal[] = []): Provider {
   return {
-    info: () => provider.info(),
-    deploy: (spec) => provider.deploy(spec),
-    update: (spec) => provider.update(spec),
-    remove: (name, namespace) => provider.remove(name, namespace),
-    list: (namespace) => provider.list(namespace),
-    get: (name, namespace) => provider.get(name, namespace),
-    scale: (name, replicas, namespace) => provider.scale(name, replicas, namespace),
-    resolve: (name, namespace) => provider.resolve(name, namespace),
+    ...baseProvider(provider),
     logs: (req, signal) => {
       signals.push(signal);
       return provider.logs(req, signal);

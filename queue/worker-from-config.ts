@@ -1,0 +1,33 @@
+import type { Registry } from 'prom-client';
+import type { Logger } from '../core/logger.js';
+import type { Queue } from '../core/queue.js';
+import type { WorkerConfig } from './config.js';
+import { GatewayInvoker } from './gateway-invoker.js';
+import { QueueWorker } from './worker.js';
+import { WorkerMetrics } from './worker-metrics.js';
+
+/**
+ * A queue worker as its env configures it, calling functions through the gateway at
+ * `gatewayUrl` and counting into `registry`: what `fnbus queue-worker` and the worker thread of
+ * `fnbus up` both run. Close the invoker once the worker has stopped.
+ */
+export function workerFromConfig(
+  queue: Queue,
+  config: WorkerConfig,
+  gatewayUrl: string,
+  registry: Registry,
+  logger: Logger,
+): { worker: QueueWorker; invoker: GatewayInvoker } {
+  const invoker = new GatewayInvoker({ gatewayUrl, timeoutMs: config.upstreamTimeoutMs });
+  const worker = new QueueWorker({
+    queue,
+    invoker,
+    maxInflight: config.maxInflight,
+    retry: config.retry,
+    maxAgeMs: config.maxAgeMs,
+    callback: config.callback,
+    metrics: new WorkerMetrics(registry, queue),
+    logger,
+  });
+  return { worker, invoker };
+}
