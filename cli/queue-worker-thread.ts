@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { WorkerConfig } from '../queue/config.js';
-import { openQueue } from '../queue/open-queue.js';
+import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { workerFromConfig } from '../queue/worker-from-config.js';
 
 export interface WorkerThreadData {
@@ -29,7 +29,7 @@ const { queueUrl, stateDir, gatewayUrl, config } = workerData as WorkerThreadDat
 const logger = pino({ name: 'fnbus' }).child({ component: 'queue-worker' });
 // The hub's local queue is another connection to its SQLite file: no wake-up crosses threads,
 // so it is polled.
-const queue = await openQueue(queueUrl, stateDir, { leaseMs: config.ackWaitMs, pollMs: 5 });
+const queue = await openQueue(queueUrl, stateDir, { ...queueOptions(config), pollMs: 5 });
 const registry = new Registry();
 const { worker, invoker } = workerFromConfig(queue, config, gatewayUrl, registry, logger);
 const stop = new AbortController();

@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { WorkerConfig } from '../queue/config.js';
-import { openQueue } from '../queue/open-queue.js';
+import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { workerFromConfig } from '../queue/worker-from-config.js';
 
 export interface QueueWorkerOptions {
@@ -22,7 +22,7 @@ export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOp
       'queue-worker needs a shared queue: --queue redis://host:port or nats://host:port (the local queue belongs to one fnbus up)',
     );
   }
-  const queue = await openQueue(queueUrl, '.', { leaseMs: config.ackWaitMs });
+  const queue = await openQueue(queueUrl, '.', queueOptions(config));
   const registry = new Registry();
   const { worker, invoker } = workerFromConfig(queue, config, config.gatewayUrl, registry, logger);
   const metricsServer = createServer((req, res) => {

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { buildGateway } from '../gateway/app.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
-import { openQueue } from '../queue/open-queue.js';
+import { openQueue, queueOptions } from '../queue/open-queue.js';
 import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
 import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack, type Stack } from './stack.js';
@@ -45,7 +45,7 @@ export async function up({
   worker: workerConfig,
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
-  const queue = await openQueue(queueUrl, stateDir, { leaseMs: workerConfig.ackWaitMs });
+  const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
   const provider = new ProcessProvider({ stateDir, namespace: config.functionNamespace, logger });
   await provider.start();
   const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;

@@ -17,6 +17,10 @@ export interface WorkerConfig {
   metricsPort: number;
   /** How long a killed worker's call waits before another worker gets it (BullMQ, JetStream). */
   ackWaitMs: number;
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyWindowMs: number;
+  /** How long a finished call's record answers /system/calls. */
+  retentionMs: number;
 }
 
 /**
@@ -54,5 +58,7 @@ export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
     },
     metricsPort: read.integer('metrics_port', 8081, { min: 0, max: 65535 }),
     ackWaitMs: read.durationMs('ack_wait', 30_000),
+    idempotencyWindowMs: read.durationMs('idempotency_window', 24 * 3600_000),
+    retentionMs: read.durationMs('call_retention', 24 * 3600_000),
   });
 }

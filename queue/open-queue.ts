@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { ValidationError } from '../core/errors.js';
 import type { Queue } from '../core/queue.js';
+import type { WorkerConfig } from './config.js';
 
 /**
  * The queue a URL names: `redis://…` (BullMQ), `nats://…` (JetStream), or `local` / nothing (the
@@ -18,27 +19,48 @@ export interface OpenQueueOptions {
    * or process than the one enqueueing (no wake-up reaches it).
    */
   pollMs?: number;
+  /** How long an Idempotency-Key is remembered (each backend's default: 24 h). */
+  idempotencyWindowMs?: number;
+  /** How long a finished call's record is kept (each backend's default: 24 h). */
+  retentionMs?: number;
 }
 
 export async function openQueue(
   url: string | undefined,
   stateDir: string,
-  { leaseMs, pollMs }: OpenQueueOptions = {},
+  { leaseMs, pollMs, idempotencyWindowMs, retentionMs }: OpenQueueOptions = {},
 ): Promise<Queue> {
+  const kept = {
+    ...(idempotencyWindowMs ? { idempotencyWindowMs } : {}),
+    ...(retentionMs ? { retentionMs } : {}),
+  };
   if (url === undefined || url === '' || url === 'local') {
     const { LocalQueue } = await import('./local/local-queue.js');
-    return new LocalQueue({ file: join(stateDir, 'queue.db'), ...(pollMs ? { pollMs } : {}) });
+    return new LocalQueue({
+      file: join(stateDir, 'queue.db'),
+      ...kept,
+      ...(pollMs ? { pollMs } : {}),
+    });
   }
   const scheme = URL.canParse(url) ? new URL(url).protocol : '';
   if (scheme === 'redis:' || scheme === 'rediss:') {
     const { BullmqQueue } = await import('./bullmq/bullmq-queue.js');
-    return new BullmqQueue({ url, ...(leaseMs ? { lockDurationMs: leaseMs } : {}) });
+    return new BullmqQueue({ url, ...kept, ...(leaseMs ? { lockDurationMs: leaseMs } : {}) });
   }
   if (scheme === 'nats:' || scheme === 'tls:') {
     const { NatsQueue } = await import('./nats/nats-queue.js');
-    return new NatsQueue({ url, ...(leaseMs ? { ackWaitMs: leaseMs } : {}) });
+    return new NatsQueue({ url, ...kept, ...(leaseMs ? { ackWaitMs: leaseMs } : {}) });
   }
   throw new ValidationError(
     `queue "${url}": use redis://host:port (BullMQ), nats://host:port (JetStream) or local`,
   );
+}
+
+/** The queue settings of the worker's env (`ack_wait`, `idempotency_window`, `call_retention`). */
+export function queueOptions(config: WorkerConfig): OpenQueueOptions {
+  return {
+    leaseMs: config.ackWaitMs,
+    idempotencyWindowMs: config.idempotencyWindowMs,
+    retentionMs: config.retentionMs,
+  };
 }

@@ -261,6 +261,28 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       assert.ok(gap >= 950, `Retry-After: 1 honoured, waited ${gap}ms`);
     });
 
+    it('slows a function down after a 429: its next call waits out the Retry-After', async () => {
+      const key = randomUUID();
+      const first = callIdOf(await submit(`${fn}/retry-after?key=${key}&fail=1&s=1`));
+      const answered = await waitFor(
+        async () => {
+          const record = JSON.parse(
+            (await request(`${url}/system/calls/${first}`)).text,
+          ) as CallRecord;
+          return record.attempts.length >= 1 && record.attempts[0];
+        },
+        { what: 'the first answer, a 429' },
+      );
+      const next = callIdOf(await submit(`${fn}/status/200`));
+      const record = await settled(next);
+      const pausedUntil = Date.parse(answered.startedAt) + answered.durationMs + 1000;
+      assert.ok(
+        Date.parse(record.attempts[0]!.startedAt) >= pausedUntil - 100,
+        'the function was paused for its Retry-After',
+      );
+      await settled(first);
+    });
+
     it('does not retry other statuses: the call fails at once, and the callback says so', async () => {
       const callId = callIdOf(
         await submit(`${fn}/status/400`, { headers: { 'X-Callback-Url': `${callbacks.url}/400` } }),
