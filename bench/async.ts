@@ -19,7 +19,7 @@ import { bareRate } from './bare-queues.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const echoServer = join(root, 'bench', 'echo-server.cjs');
 const calls = Number(process.env.BENCH_CALLS ?? 20_000);
-const submitters = 64;
+const submitters = Number(process.env.BENCH_SUBMITTERS ?? 64);
 const backends = (process.env.BENCH_BACKENDS ?? 'local,redis,nats').split(',');
 const targets: Record<string, number> = { redis: 5000, nats: 10_000 };
 

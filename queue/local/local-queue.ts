@@ -74,6 +74,14 @@ export class LocalQueue implements Queue {
   #wake: (() => void)[] = [];
   readonly #pruner: NodeJS.Timeout;
   #closed = false;
+  /** Enqueues and settlements waiting for this turn's group commit. */
+  #enqueues: {
+    req: QueueRequest;
+    key: string | undefined;
+    resolve: (enqueued: Enqueued) => void;
+    reject: (error: Error) => void;
+  }[] = [];
+  #settlements: (() => void)[] = [];
 
   constructor(options: LocalQueueOptions) {
     if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
@@ -93,42 +101,66 @@ export class LocalQueue implements Queue {
   }
 
   enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
-    try {
-      return Promise.resolve(this.#enqueue(req, options.idempotencyKey));
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
+    return new Promise((resolve, reject) => {
+      this.#enqueues.push({ req, key: options.idempotencyKey, resolve, reject });
+      if (this.#enqueues.length === 1) setImmediate(this.#commitEnqueues);
+    });
   }
 
-  #enqueue(req: QueueRequest, key: string | undefined): Enqueued {
+  /**
+   * Group commit: the enqueues of one turn of the event loop go in one transaction, each
+   * resolved only once it is committed. Under load that is one lock and one WAL write for many
+   * calls, where a transaction each would queue on the lock (the worker thread writes too).
+   */
+  readonly #commitEnqueues = (): void => {
+    const batch = this.#enqueues;
+    this.#enqueues = [];
+    if (this.#closed) {
+      for (const item of batch) item.reject(new Error('the queue is closed'));
+      return;
+    }
+    let results: (Enqueued | Error)[];
+    try {
+      // IMMEDIATE: the write lock up front, waited for; a read-then-write transaction could
+      // otherwise fail at once when another connection (the worker thread) wrote meanwhile.
+      results = this.#db
+        .transaction(() => batch.map((item) => this.#enqueueOne(item.req, item.key)))
+        .immediate();
+    } catch (error) {
+      for (const item of batch)
+        item.reject(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    batch.forEach((item, i) => {
+      const result = results[i] as Enqueued | Error;
+      if (result instanceof Error) item.reject(result);
+      else item.resolve(result);
+    });
+    this.#notify();
+  };
+
+  /** One enqueue inside the batch's transaction; a refusal is returned, not thrown. */
+  #enqueueOne(req: QueueRequest, key: string | undefined): Enqueued | Error {
     const now = Date.now();
-    const result = this.#db
-      .transaction((): Enqueued => {
-        if (key !== undefined) {
-          this.#statements.forgetKey.run(key, now);
-          const seen = this.#statements.findKey.get(key) as { call_id: string } | undefined;
-          if (seen) return { callId: seen.call_id, duplicate: true };
-        }
-        const callId = callIdOf(req) ?? randomUUID();
-        if (this.#statements.get.get(callId)) {
-          throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-        }
-        this.#statements.insert.run({
-          call_id: callId,
-          function: req.Function,
-          request: JSON.stringify(req),
-          now,
-        });
-        if (key !== undefined) {
-          this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs);
-        }
-        return { callId, duplicate: false };
-        // IMMEDIATE: the write lock up front, waited for; a read-then-write transaction could
-        // otherwise fail at once when another connection (the worker thread) wrote meanwhile.
-      })
-      .immediate();
-    if (!result.duplicate) this.#notify();
-    return result;
+    if (key !== undefined) {
+      this.#statements.forgetKey.run(key, now);
+      const seen = this.#statements.findKey.get(key) as { call_id: string } | undefined;
+      if (seen) return { callId: seen.call_id, duplicate: true };
+    }
+    const callId = callIdOf(req) ?? randomUUID();
+    if (this.#statements.get.get(callId)) {
+      return new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+    }
+    this.#statements.insert.run({
+      call_id: callId,
+      function: req.Function,
+      request: JSON.stringify(req),
+      now,
+    });
+    if (key !== undefined) {
+      this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs);
+    }
+    return { callId, duplicate: false };
   }
 
   async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
@@ -144,10 +176,9 @@ export class LocalQueue implements Queue {
             }) as CallRow[])
           : [];
       for (const row of rows) {
-        const run = this.#deliver(row, handle).finally(() => {
-          inFlight.delete(run);
-          this.#notify();
-        });
+        // The freed slot is taken when the turn's settlements are committed (#commitSettlements
+        // wakes this loop): one claim for the calls settled together, not one each.
+        const run = this.#deliver(row, handle).finally(() => inFlight.delete(run));
         inFlight.add(run);
       }
       if (rows.length > 0 && rows.length === free) continue;
@@ -155,7 +186,10 @@ export class LocalQueue implements Queue {
     }
     // Closed under it (a process going away): what is in flight is abandoned, and runs again
     // when the queue is next opened. Otherwise the deliveries in flight settle first.
-    if (!this.#closed) await Promise.all(inFlight);
+    if (!this.#closed) {
+      await Promise.all(inFlight);
+      if (this.#settlements.length > 0) this.#commitSettlements();
+    }
   }
 
   async #deliver(row: CallRow, handle: DeliveryHandler): Promise<void> {
@@ -176,8 +210,24 @@ export class LocalQueue implements Queue {
     this.#settle(row.call_id, attempts, settlement);
   }
 
+  /**
+   * Settlements are committed together once per turn, as enqueues are: a settlement lost to a
+   * crash before its commit only means the call runs again (at least once).
+   */
   #settle(callId: string, attempts: AttemptRecord[], settlement: Settlement): void {
+    this.#settlements.push(() => this.#writeSettlement(callId, attempts, settlement));
+    if (this.#settlements.length === 1) setImmediate(this.#commitSettlements);
+  }
+
+  readonly #commitSettlements = (): void => {
+    const batch = this.#settlements;
+    this.#settlements = [];
     if (this.#closed) return;
+    this.#db.transaction(() => batch.forEach((write) => write())).immediate();
+    this.#notify();
+  };
+
+  #writeSettlement(callId: string, attempts: AttemptRecord[], settlement: Settlement): void {
     const now = Date.now();
     if (settlement.outcome === 'defer') {
       this.#statements.requeue.run({
@@ -281,6 +331,8 @@ export class LocalQueue implements Queue {
 
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
+    // What is settled already is kept; what is still in flight is abandoned.
+    if (this.#settlements.length > 0) this.#commitSettlements();
     this.#closed = true;
     clearInterval(this.#pruner);
     for (const wake of this.#wake) wake();
