@@ -246,9 +246,10 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       );
       const starts = record.attempts.map((a) => Date.parse(a.startedAt));
       const gaps = starts.slice(1).map((at, i) => at - starts[i]!);
-      // Equal jitter: retry n waits between half and all of min(400, 100 * 2^(n-1)) ms.
-      assert.ok(gaps[0]! >= 50 && gaps[0]! <= 400, `first wait ${gaps[0]}ms`);
-      assert.ok(gaps[1]! >= 100 && gaps[1]! <= 600, `second wait ${gaps[1]}ms`);
+      // Equal jitter: retry n waits between half and all of min(400, 100 * 2^(n-1)) ms, plus the
+      // backend's delivery time (kept loose above: a loaded CI machine is slow to deliver).
+      assert.ok(gaps[0]! >= 50 && gaps[0]! <= 700, `first wait ${gaps[0]}ms`);
+      assert.ok(gaps[1]! >= 100 && gaps[1]! <= 900, `second wait ${gaps[1]}ms`);
 
       const waiter = callIdOf(await submit(`${fn}/retry-after?key=${randomUUID()}&fail=1&s=1`));
       const waited = await settled(waiter);
