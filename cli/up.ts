@@ -58,6 +58,14 @@ export async function up({
     queue,
     moreMetrics: () => worker?.metrics() ?? Promise.resolve(''),
   });
+  // The worker's calls in flight finish (through the gateway), then callers are turned away,
+  // then the functions stop.
+  const stop = async () => {
+    await worker?.stop();
+    await gateway.close();
+    await queue.close();
+    await provider.close();
+  };
   try {
     await gateway.listen({ port: config.port, host: '0.0.0.0' });
     const address = gateway.server.address();
@@ -69,22 +77,9 @@ export async function up({
       logger,
     );
     if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
-    return {
-      port,
-      async stop() {
-        // The worker's calls in flight finish (through the gateway), then callers are turned
-        // away, then the functions stop.
-        await worker?.stop();
-        await gateway.close();
-        await queue.close();
-        await provider.close();
-      },
-    };
+    return { port, stop };
   } catch (error) {
-    await worker?.stop();
-    await gateway.close();
-    await queue.close();
-    await provider.close();
+    await stop();
     throw error;
   }
 }

@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConflictError, NotImplementedError, ValidationError } from '../core/errors.js';
+import {
+  ConflictError,
+  NotFoundError,
+  NotImplementedError,
+  ValidationError,
+} from '../core/errors.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
 import type { DeadLetterFilter, Queue } from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
-import { NotFoundError } from '../core/errors.js';
 import type { GatewayConfig } from './config.js';
 
 interface AsyncDeps {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HeaderMap } from '../core/invoker.js';
-import { hopByHopHeaders } from '../core/http-headers.js';
+import { headersToSend } from '../core/http-headers.js';
 
 export interface CallbackOptions {
   /** Tries in all (the first included); default 5. */
@@ -18,8 +18,6 @@ export interface CallbackResult {
   last: string;
 }
 
-const notForwarded = new Set([...hopByHopHeaders, 'host', 'content-length']);
-
 /**
  * POSTs an async call's result to its X-Callback-Url: the function's body and headers plus the
  * call headers the caller gave. A 2xx is delivered; anything else (5xx, no answer) is tried again
@@ -33,10 +31,7 @@ export async function postCallback(
   options: CallbackOptions,
   signal?: AbortSignal,
 ): Promise<CallbackResult> {
-  const sent: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (!notForwarded.has(name.toLowerCase())) sent[name] = value;
-  }
+  const sent = headersToSend(headers);
   // Loaded when first needed, as the invoker's pool: most hubs post no callback.
   const { request } = await import('undici');
   let last = 'not tried';

@@ -1,5 +1,5 @@
 import type { Pool } from 'undici';
-import { hopByHopHeaders } from '../core/http-headers.js';
+import { headersToSend } from '../core/http-headers.js';
 import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 
 export interface GatewayInvokerOptions {
@@ -10,9 +10,6 @@ export interface GatewayInvokerOptions {
   /** Connections kept to the gateway; default 128. */
   connections?: number;
 }
-
-/** Not sent on: hop-by-hop headers, and what the client works out for itself. */
-const notForwarded = new Set([...hopByHopHeaders, 'host', 'content-length']);
 
 /**
  * Calls functions through a gateway's `/function/<name>`, over kept-alive connections: how the
@@ -45,15 +42,11 @@ export class GatewayInvoker implements Invoker {
     const startedAt = performance.now();
     const path = request.path.startsWith('/') ? request.path : `/${request.path}`;
     const query = request.query ? `?${request.query}` : '';
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (!notForwarded.has(name.toLowerCase())) headers[name] = value;
-    }
     const pool = await this.#connect();
     const answer = await pool.request({
       method: request.method,
       path: `${this.#base}/function/${encodeURIComponent(fn)}${path === '/' ? '' : path}${query}`,
-      headers,
+      headers: headersToSend(request.headers),
       body: request.body.length > 0 ? request.body : null,
       signal,
     });

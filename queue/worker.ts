@@ -68,13 +68,13 @@ export class QueueWorker {
   async #handle(req: QueueRequest, delivery: Delivery): Promise<Settlement> {
     const { maxAgeMs, metrics } = this.#options;
     const fn = req.Function;
+    const { policy, problems } = policyFor(req.Annotations, this.#options.retry);
     if (maxAgeMs > 0 && Date.now() - delivery.queuedAt.getTime() > maxAgeMs) {
       const reason = `older than the maximum age (${maxAgeMs} ms): not run`;
       metrics?.deadLettered(fn);
-      await this.#callback(req, delivery, undefined, reason, delivery.attempts.length);
+      await this.#callback(req, delivery, policy, undefined, reason, delivery.attempts.length);
       return { outcome: 'dead-letter', reason };
     }
-    const { policy, problems } = policyFor(req.Annotations, this.#options.retry);
     if (problems.length > 0) {
       this.#options.logger.warn({ function: fn, problems }, 'retry annotations ignored');
     }
@@ -128,7 +128,7 @@ export class QueueWorker {
         reason: result ? `status ${result.status}` : `no answer: ${error}`,
       };
     }
-    await this.#callback(req, delivery, result, error, attempt);
+    await this.#callback(req, delivery, policy, result, error, attempt);
     if (retryable) {
       metrics?.finished(fn, 'dead-letter');
       metrics?.deadLettered(fn);
@@ -166,6 +166,7 @@ export class QueueWorker {
   async #callback(
     req: QueueRequest,
     delivery: Delivery,
+    policy: RetryPolicy,
     result: InvokeResult | undefined,
     error: string | undefined,
     attempts: number,
@@ -180,9 +181,7 @@ export class QueueWorker {
         6,
       ),
       [OpenFaasHeader.Retry]: String(Math.max(0, attempts - 1)),
-      [OpenFaasHeader.RetryMax]: String(
-        policyFor(req.Annotations, this.#options.retry).policy.maxAttempts - 1,
-      ),
+      [OpenFaasHeader.RetryMax]: String(policy.maxAttempts - 1),
     };
     // The function's headers, but ours where both have one (names differ only in case).
     const headers: HeaderMap = {};
