@@ -18,6 +18,7 @@ import { bareRate } from './bare-queues.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const echoServer = join(root, 'bench', 'echo-server.cjs');
+const barePipeline = fileURLToPath(new URL('./bare-pipeline.js', import.meta.url));
 const calls = Number(process.env.BENCH_CALLS ?? 20_000);
 const submitters = Number(process.env.BENCH_SUBMITTERS ?? 64);
 const backends = (process.env.BENCH_BACKENDS ?? 'local,redis,nats').split(',');
@@ -31,10 +32,29 @@ interface Result {
   lost: number;
   duplicated: number;
   bare?: number;
+  pipeline?: number;
 }
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** POSTs `calls` one-byte calls from `submitters` connections at once; the call ids accepted. */
+async function submit(pool: Pool, path: string): Promise<string[]> {
+  const accepted: string[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: submitters }, async () => {
+      while (next < calls) {
+        next += 1;
+        const res = await pool.request({ method: 'POST', path, body: 'x' });
+        await res.body.dump();
+        if (res.statusCode !== 202) throw new Error(`submit answered ${res.statusCode}`);
+        accepted.push(String(res.headers['x-call-id']));
+      }
+    }),
+  );
+  return accepted;
 }
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 300_000) {
@@ -94,24 +114,8 @@ async function measure(backend: string, index: number): Promise<Result> {
       'noop to be ready',
     );
 
-    const accepted: string[] = [];
     const startedAt = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: submitters }, async () => {
-        while (next < calls) {
-          next += 1;
-          const res = await gateway.request({
-            method: 'POST',
-            path: '/async-function/noop',
-            body: 'x',
-          });
-          await res.body.dump();
-          if (res.statusCode !== 202) throw new Error(`submit answered ${res.statusCode}`);
-          accepted.push(String(res.headers['x-call-id']));
-        }
-      }),
-    );
+    const accepted = await submit(gateway, '/async-function/noop');
     // From the gateway's own counter, via /system/function (not /metrics: a scrape also reads the
     // queue's depth, which on Redis and NATS means reading every waiting call).
     if (process.env.BENCH_VERBOSE) {
@@ -150,11 +154,40 @@ async function measure(backend: string, index: number): Promise<Result> {
       lost,
       duplicated: Math.max(0, ran - accepted.length),
       bare: server ? await bareRate(backend, queueUrl, calls) : undefined,
+      pipeline: server ? await barePipelineRate(backend, queueUrl, hubPort + 2) : undefined,
     };
   } finally {
     await gateway.close();
     await stopProcess(hub);
     if (server) await stopProcess(server);
+  }
+}
+
+/** The same calls through `bare-pipeline.ts` (the shape of the async path without fnbus). */
+async function barePipelineRate(backend: string, queueUrl: string, port: number) {
+  const functionPort = port + 1;
+  const fn = startProcess('node', [echoServer], { ...process.env, PORT: String(functionPort) });
+  const pipeline = startProcess(
+    'node',
+    [barePipeline, 'serve', backend, queueUrl, String(port), `http://127.0.0.1:${functionPort}`],
+    process.env,
+  );
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: submitters });
+  try {
+    await waitForPort(functionPort);
+    await waitForPort(port);
+    const startedAt = performance.now();
+    const accepted = await submit(pool, '/');
+    const answered = async () => {
+      const res = await pool.request({ method: 'GET', path: '/' });
+      return Number(await res.body.text());
+    };
+    await until(async () => (await answered()) >= accepted.length, 'the bare pipeline');
+    return accepted.length / ((performance.now() - startedAt) / 1000);
+  } finally {
+    await pool.close();
+    await stopProcess(pipeline);
+    await stopProcess(fn);
   }
 }
 
@@ -166,6 +199,7 @@ function line(r: Result): string {
     r.bare
       ? `  bare ${r.backend === 'redis' ? 'BullMQ' : 'JetStream'}: ${r.bare.toFixed(0)}/s`
       : '',
+    r.pipeline ? `  bare pipeline: ${r.pipeline.toFixed(0)}/s` : '',
   ].join('');
 }
 

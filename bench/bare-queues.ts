@@ -54,7 +54,7 @@ async function bullmqRate(url: string, calls: number): Promise<number> {
 }
 
 async function jetstreamRate(url: string, calls: number): Promise<number> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, noAsyncTraces: true });
   const name = `bare_${randomUUID().replaceAll('-', '')}`;
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name, subjects: [`${name}.>`] });

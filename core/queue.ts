@@ -53,6 +53,11 @@ export interface EnqueueOptions {
    * seen stores nothing and returns the first call's id.
    */
   idempotencyKey?: string;
+  /**
+   * The call's X-Call-Id was minted for it here (a random UUID), not sent by the caller, so no
+   * other call can hold it: the queue may skip checking that the id is unused.
+   */
+  freshCallId?: boolean;
 }
 
 export interface Enqueued {

@@ -72,7 +72,8 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         throw new NotFoundError(`function not found: ${joinFunctionName(name, namespace)}`);
       }
       const callbackUrl = callbackUrlOf(request.headers['x-callback-url']);
-      const callId = (request.headers['x-call-id'] as string | undefined) ?? randomUUID();
+      const sentCallId = request.headers['x-call-id'] as string | undefined;
+      const callId = sentCallId ?? randomUUID();
       const header = groupHeaders(request.raw.rawHeaders);
       header[OpenFaasHeader.CallId] = [callId];
       header[OpenFaasHeader.StartTime] = [`${BigInt(Date.now()) * 1_000_000n}`];
@@ -90,10 +91,10 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         ...(callbackUrl ? { CallbackUrl: callbackUrl } : {}),
       };
       const key = request.headers['idempotency-key'];
-      const enqueued = await queued.enqueue(
-        message,
-        typeof key === 'string' && key !== '' ? { idempotencyKey: key } : {},
-      );
+      const enqueued = await queued.enqueue(message, {
+        freshCallId: sentCallId === undefined,
+        ...(typeof key === 'string' && key !== '' ? { idempotencyKey: key } : {}),
+      });
       return reply.code(202).header(OpenFaasHeader.CallId, enqueued.callId).send();
     };
     const schema = {

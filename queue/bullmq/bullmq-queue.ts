@@ -168,26 +168,13 @@ export class BullmqQueue implements Queue {
     if (String(parseInt(callId, 10)) === callId || callId.includes(':')) {
       throw new ValidationError(`X-Call-Id "${callId}": this queue takes no integer or ':' ids`);
     }
-    const keys = [this.#queue.toKey(callId), this.#key('cancelled', callId)];
-    const claim = this.#key('claim', callId);
     const idempotency = options.idempotencyKey;
-    const held = idempotency === undefined ? [claim] : [claim, this.#key('key', idempotency)];
-    const [verdict, firstCallId] = (await this.#client.eval(
-      enqueueScript,
-      keys.length + held.length,
-      ...keys,
-      ...held,
-      callId,
-      randomUUID(),
-      claimTtlMs,
-      this.#idempotencyWindowMs,
-    )) as [string, string?];
-    if (verdict === 'duplicate' && firstCallId !== undefined) {
-      return { callId: firstCallId, duplicate: true };
-    }
-    if (verdict === 'taken') {
-      throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-    }
+    // A minted id without a key needs no checks: one round trip (the job's creation) per call.
+    const held =
+      options.freshCallId && idempotency === undefined
+        ? []
+        : await this.#claim(callId, idempotency);
+    if (!Array.isArray(held)) return held;
     const now = Date.now();
     const data: CallData = {
       request: req,
@@ -209,13 +196,40 @@ export class BullmqQueue implements Queue {
       });
     } catch (error) {
       // Not queued: free the id and the key for the caller's next try.
-      await this.#client.del(...held).catch(() => 0);
+      if (held.length > 0) await this.#client.del(...held).catch(() => 0);
       throw error;
     }
     // The job holds the id from now on; the claim would expire anyway, so the caller need not
-    // wait for its removal (one round trip less per call).
-    void this.#client.del(claim).catch(() => 0);
+    // wait for its removal.
+    if (held[0] !== undefined) void this.#client.del(held[0]).catch(() => 0);
     return { callId, duplicate: false };
+  }
+
+  /**
+   * Claims a call id (and its Idempotency-Key) until the job exists: the claimed keys, to free
+   * once done, or the first call's id when the key was seen. Throws when the id is taken.
+   */
+  async #claim(callId: string, idempotency: string | undefined): Promise<string[] | Enqueued> {
+    const keys = [this.#queue.toKey(callId), this.#key('cancelled', callId)];
+    const claim = this.#key('claim', callId);
+    const held = idempotency === undefined ? [claim] : [claim, this.#key('key', idempotency)];
+    const [verdict, firstCallId] = (await this.#client.eval(
+      enqueueScript,
+      keys.length + held.length,
+      ...keys,
+      ...held,
+      callId,
+      randomUUID(),
+      claimTtlMs,
+      this.#idempotencyWindowMs,
+    )) as [string, string?];
+    if (verdict === 'duplicate' && firstCallId !== undefined) {
+      return { callId: firstCallId, duplicate: true };
+    }
+    if (verdict === 'taken') {
+      throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+    }
+    return held;
   }
 
   async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
@@ -495,7 +509,7 @@ export class BullmqQueue implements Queue {
     return `fnbus:${this.#name}:${kind}:${id}`;
   }
 
-  #connect(options: { maxRetriesPerRequest?: null }): Redis {
+  #connect(options: { maxRetriesPerRequest?: null; enableAutoPipelining?: boolean }): Redis {
     const client = new Redis(this.#url, options);
     // Reconnects on its own; without a listener ioredis would print every failed try.
     client.on('error', (error: Error) => this.#logger.debug({ err: error }, 'Redis error'));

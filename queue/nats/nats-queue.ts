@@ -104,6 +104,8 @@ const persistForMs = 15_000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
 const sweepEveryMs = 10 * 60_000;
 const callIdHeader = 'Fnbus-Call-Id';
+/** The call's record when the message was published, and its revision: `{revision, call}`. */
+const recordHeader = 'Fnbus-Record';
 /** Room kept in a message for the rest of a dead letter's record (attempts, excerpt...). */
 const recordRoomBytes = 64 * 1024;
 
@@ -191,12 +193,14 @@ export class NatsQueue implements Queue {
       if (revision !== undefined) {
         undo.push(() => backend.live.delete(key, { previousSeq: revision }));
       }
-      // A finished call keeps its id for the retention; it moved to `done` before leaving `live`,
-      // so looking there after creating in `live` cannot miss it.
-      if (revision === undefined || (await this.#persist(() => readCall(backend.done, key)))) {
-        throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-      }
-      await this.#publish(backend, call, data);
+      // A finished call moved to `done` before leaving `live`, so looking there after creating in
+      // `live` cannot miss it.
+      // A finished call keeps its id for the retention; a minted id cannot be one of them.
+      const taken =
+        revision === undefined ||
+        (!options.freshCallId && (await this.#persist(() => readCall(backend.done, key))));
+      if (taken) throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+      await this.#publish(backend, call, revision, data);
       return { callId, duplicate: false };
     } catch (error) {
       for (const step of undo.reverse()) await step().catch(() => {});
@@ -304,7 +308,7 @@ export class NatsQueue implements Queue {
       const revision = await updateCall(backend.live, letter.key, queued, letter.revision);
       if (revision === undefined) continue; // redriven or purged meanwhile
       try {
-        await this.#publish(backend, queued, JSON.stringify(request));
+        await this.#publish(backend, queued, revision, JSON.stringify(request));
       } catch (error) {
         // Back to a dead letter. Should the message have been stored after all, its id is not
         // the record's, so it is dropped when delivered.
@@ -387,6 +391,9 @@ export class NatsQueue implements Queue {
       // A restarted server is waited for, however long it takes.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      // Without it every request builds two Errors up front, for their stack traces: a fifth of
+      // the hub's time per call under load.
+      noAsyncTraces: true,
     });
     try {
       const jsm = await jetstreamManager(nc);
@@ -453,11 +460,16 @@ export class NatsQueue implements Queue {
     }
   }
 
-  /** Publishes the call's message; retried through a reconnect, deduplicated by its id. */
-  async #publish(backend: Backend, call: StoredCall, data: string): Promise<void> {
+  /**
+   * Publishes the call's message; retried through a reconnect, deduplicated by its id. It carries
+   * the record as written at `revision`, so that a worker can claim the call without reading it
+   * first when nothing changed since.
+   */
+  async #publish(backend: Backend, call: StoredCall, revision: number, data: string) {
     const subject = `${this.#name}.calls.${call.function.replace(/[^-\w]/g, '_') || '_'}`;
     const headed = headers();
     headed.set(callIdHeader, call.callId);
+    headed.set(recordHeader, JSON.stringify({ revision, call }));
     await this.#persist(() =>
       backend.js.publish(subject, data, { msgID: call.messageId, headers: headed }),
     );
@@ -518,6 +530,8 @@ export class NatsQueue implements Queue {
       await ackAck(msg);
       return undefined;
     }
+    const fast = await this.#claimAsPublished(backend, msg, key, req);
+    if (fast) return fast;
     for (;;) {
       const entry = callId ? await readCall(backend.live, key) : undefined;
       // No record (cancelled, finished, purged, or its enqueue failed) or a newer message
@@ -537,6 +551,15 @@ export class NatsQueue implements Queue {
         await ackAck(msg);
         return undefined;
       }
+      if (call.state === 'running') {
+        // Taken by a worker that died: unless it settled before dying (`done` is written first).
+        const settled = await readCall(backend.done, key);
+        if (settled) {
+          await this.#retire(backend, key, settled.call, entry.revision);
+          await ackAck(msg);
+          return undefined;
+        }
+      }
       const dueInMs = call.nextAttemptAt ? Date.parse(call.nextAttemptAt) - Date.now() : 0;
       if (call.state === 'queued' && dueInMs > 50) {
         // Back early: the server lost a delayed nak (a restart). Wait out the rest.
@@ -553,6 +576,38 @@ export class NatsQueue implements Queue {
       if (revision === undefined) continue; // cancelled or claimed meanwhile: look again
       return { key, revision, call: running, req, redelivered: call.state === 'running' };
     }
+  }
+
+  /**
+   * The claim of a message whose call is as it was published (one write, no read): the record in
+   * its header, at its revision. Undefined when the record changed since (a retry, a cancel,
+   * another worker) or the header is missing: the caller reads the record and decides.
+   */
+  async #claimAsPublished(backend: Backend, msg: JsMsg, key: string, req: QueueRequest) {
+    const header = msg.headers?.get(recordHeader);
+    if (!header) return undefined;
+    let published: { revision: number; call: StoredCall };
+    try {
+      published = JSON.parse(header) as typeof published;
+    } catch {
+      return undefined;
+    }
+    const { revision, call } = published;
+    if (call.state !== 'queued' || call.messageId !== msg.headers?.get('Nats-Msg-Id')) {
+      return undefined;
+    }
+    const dueInMs = call.nextAttemptAt ? Date.parse(call.nextAttemptAt) - Date.now() : 0;
+    if (dueInMs > 50) return undefined;
+    const running: StoredCall = {
+      ...call,
+      state: 'running',
+      updatedAt: new Date().toISOString(),
+      nextAttemptAt: undefined,
+    };
+    const claimed = await updateCall(backend.live, key, running, revision);
+    if (claimed === undefined) return undefined;
+    const claim: Claim = { key, revision: claimed, call: running, req, redelivered: false };
+    return claim;
   }
 
   /** Carries out the handler's decision: the record first, then the message. */
@@ -591,15 +646,18 @@ export class NatsQueue implements Queue {
       // A dead letter keeps the whole request, to be replayed by a redrive.
       request: settlement.outcome === 'dead-letter' ? claim.req : undefined,
     };
-    const revision = await this.#persist(() =>
-      updateCall(backend.live, claim.key, settled, claim.revision),
-    );
-    if (revision === undefined) return;
-    if (settled.state !== 'dead-lettered') {
-      await this.#persist(() => this.#retire(backend, claim.key, settled, revision));
+    if (settled.state === 'dead-lettered') {
+      const revision = await this.#persist(() =>
+        updateCall(backend.live, claim.key, settled, claim.revision),
+      );
+      if (revision === undefined) return;
+    } else {
+      // Straight to `done`: should this worker die before the record leaves `live`, the message
+      // comes back, its record says `running`, and the claim finds the call in `done`.
+      await this.#persist(() => this.#retire(backend, claim.key, settled, claim.revision));
     }
     // A lost ack is harmless: the message comes back, finds the call settled, and is dropped.
-    await ackAck(msg);
+    attempt(() => msg.ack());
   }
 
   /** Moves a finished call from `live` to `done`, where it expires after the retention. */

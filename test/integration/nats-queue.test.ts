@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { ValidationError } from '../../core/errors.js';
 import type { Delivery, Queue, Settlement } from '../../core/queue.js';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { NatsQueue } from '../../queue/nats/nats-queue.js';
 import { startNats } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -82,6 +84,45 @@ describe('NatsQueue', () => {
     } finally {
       stop.abort();
       await queue.close();
+    }
+  });
+
+  it('does not run again a call settled by a worker that died before acknowledging', async () => {
+    const name = randomName();
+    const queue = new NatsQueue({ url: server.url, name, ackWaitMs });
+    const nc = await connect({ servers: server.url });
+    const stop = new AbortController();
+    try {
+      const { callId } = await queue.enqueue(queueRequest('settled'));
+      // What a worker leaves when it dies between writing the outcome to `done` and removing the
+      // record from `live`: the record says running, `done` says succeeded, the message is back.
+      const kvm = new Kvm(nc);
+      const live = await kvm.open(`${name}-calls`);
+      const done = await kvm.open(`${name}-done`);
+      const entry = await live.get(callId);
+      const record = entry!.json<Record<string, unknown>>();
+      await live.update(callId, JSON.stringify({ ...record, state: 'running' }), entry!.revision);
+      await done.put(callId, JSON.stringify({ ...record, state: 'succeeded' }));
+      const ran: string[] = [];
+      const consuming = queue.consume(
+        (_req, delivery) => {
+          ran.push(delivery.callId);
+          return Promise.resolve(ack(delivery));
+        },
+        { concurrency: 2 },
+        stop.signal,
+      );
+      await waitFor(async () => (await live.get(callId))?.operation !== 'PUT', {
+        what: 'the record to leave live',
+      });
+      stop.abort();
+      await consuming;
+      assert.deepEqual(ran, []);
+      assert.equal((await queue.status(callId))?.state, 'succeeded');
+    } finally {
+      stop.abort();
+      await queue.close();
+      await nc.close();
     }
   });
 

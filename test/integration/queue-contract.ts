@@ -159,6 +159,33 @@ export function queueContract(
       assert.equal(await queue.status(randomUUID()), undefined);
     });
 
+    it('runs a call whose id the caller minted (freshCallId) like any other', async () => {
+      const req = queueRequest(randomFunction());
+      const { callId, duplicate } = await queue.enqueue(req, { freshCallId: true });
+      assert.equal(callId, req.Header['X-Call-Id']?.[0]);
+      assert.equal(duplicate, false);
+      assert.equal((await queue.status(callId))?.state, 'queued');
+      const keyed = queueRequest(req.Function);
+      const first = await queue.enqueue(keyed, { freshCallId: true, idempotencyKey: 'k-fresh' });
+      const again = await queue.enqueue(queueRequest(req.Function), {
+        freshCallId: true,
+        idempotencyKey: 'k-fresh',
+      });
+      assert.deepEqual(again, { callId: first.callId, duplicate: true });
+      const ran: string[] = [];
+      consume((_got, delivery) => {
+        ran.push(delivery.callId);
+        return Promise.resolve(ack(delivery));
+      });
+      await waitFor(
+        async () =>
+          (await queue.status(callId))?.state === 'succeeded' &&
+          (await queue.status(first.callId))?.state === 'succeeded',
+        { what: 'both calls to succeed' },
+      );
+      assert.deepEqual(ran.sort(), [callId, first.callId].sort());
+    });
+
     it('marks an acknowledged non-2xx answer failed, with its status and body excerpt', async () => {
       const { callId } = await queue.enqueue(queueRequest(randomFunction()));
       consume((_req, delivery) =>

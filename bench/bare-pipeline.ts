@@ -1,0 +1,91 @@
+/**
+ * The async path's shape built from bare parts, without fnbus: a node:http server that puts each
+ * POST on the backend and answers 202, and a consumer that POSTs each message to the function
+ * (`echo-server.cjs`) with undici and acknowledges it after the answer. No call records, retries,
+ * limits or callbacks. Run as its own process (`node bare-pipeline.js serve BACKEND URL PORT
+ * FUNCTION_URL`), loaded by the same submitters as `fnbus up`, it is what this machine can do
+ * end to end on that backend (`GET /` answers how many calls the function has answered): the ceiling for fnbus's figure, beside the bare backend's own rate.
+ */
+import { createServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Pool } from 'undici';
+
+const concurrency = 128;
+
+type Publish = (body: Buffer) => Promise<void>;
+
+function startBullmq(url: string, call: (body: Buffer) => Promise<void>): Publish {
+  const name = `pipeline-${randomUUID()}`;
+  const queue = new Queue(name, { connection: new Redis(url, { maxRetriesPerRequest: null }) });
+  new Worker<{ body: string }>(name, (job) => call(Buffer.from(job.data.body, 'base64')), {
+    connection: new Redis(url, { maxRetriesPerRequest: null }),
+    concurrency,
+  });
+  return async (body) => {
+    await queue.add('call', { body: body.toString('base64') }, { removeOnComplete: true });
+  };
+}
+
+async function startJetstream(
+  url: string,
+  call: (body: Buffer) => Promise<void>,
+): Promise<Publish> {
+  const nc = await connect({ servers: url, noAsyncTraces: true });
+  const name = `pipeline_${randomUUID().replaceAll('-', '')}`;
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name, subjects: [`${name}.>`] });
+  await jsm.consumers.add(name, { durable_name: 'worker', ack_policy: AckPolicy.Explicit });
+  const js = jetstream(nc);
+  const messages = await (
+    await js.consumers.get(name, 'worker')
+  ).consume({
+    max_messages: concurrency,
+  });
+  void (async () => {
+    for await (const message of messages) {
+      void call(Buffer.from(message.data)).then(() => message.ack());
+    }
+  })();
+  return async (body) => {
+    await js.publish(`${name}.call`, body);
+  };
+}
+
+async function serve(backend: string, url: string, port: number, functionUrl: string) {
+  const fn = new Pool(functionUrl, { connections: concurrency });
+  let answered = 0;
+  const call = async (body: Buffer) => {
+    const res = await fn.request({ method: 'POST', path: '/', body });
+    await res.body.dump();
+    answered += 1;
+  };
+  const publish = backend === 'redis' ? startBullmq(url, call) : await startJetstream(url, call);
+  createServer((req, res) => {
+    if (req.method === 'GET') {
+      res.end(String(answered));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      publish(Buffer.concat(chunks)).then(
+        () => res.writeHead(202, { 'X-Call-Id': randomUUID() }).end(),
+        (error: Error) => res.writeHead(500).end(error.message),
+      );
+    });
+  }).listen(port, '127.0.0.1');
+}
+
+if (process.argv[2] === 'serve') {
+  const [backend, url, port, functionUrl] = process.argv.slice(3) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  await serve(backend, url, Number(port), functionUrl);
+}
