@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ValidationError } from '../core/errors.js';
 import type { CallRecord, DeadLetter } from '../core/queue.js';
 import { client, gatewayOptions, print, table } from './client-commands.js';
-import type { GatewayOptions } from './gateway-client.js';
+import type { GatewayOptions } from '../client/gateway-client.js';
 
 interface SelectionOptions extends GatewayOptions {
   function?: string;

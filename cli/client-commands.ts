@@ -17,7 +17,7 @@ import {
   refusal,
   resolveGateway,
   type GatewayOptions,
-} from './gateway-client.js';
+} from '../client/gateway-client.js';
 import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack } from './stack.js';
 

@@ -8,6 +8,11 @@ import { readWorkerConfig } from '../queue/config.js';
 import { runQueueWorker } from './queue-worker.js';
 import { registerAsyncCommands } from './async-commands.js';
 import { registerClientCommands } from './client-commands.js';
+import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
+import { serveMetrics } from './metrics-server.js';
+import { registerTopicsCommand } from './topics-command.js';
+import { readConnectorConfig } from '../connectors/sdk/config.js';
+import { Registry } from 'prom-client';
 import { newFunction, templateLanguages } from './new-function.js';
 import { defaultStateDir, up } from './up.js';
 import { version } from '../watchdog/version.js';
@@ -46,6 +51,14 @@ program
     );
   });
 
+interface UpCommandOptions {
+  yaml?: string;
+  port?: string;
+  stateDir: string;
+  queue?: string;
+  connectors?: string;
+}
+
 program
   .command('up')
   .description('run the hub (gateway + process provider) on this machine, deploying a stack')
@@ -60,12 +73,20 @@ program
     '--queue <url>',
     'the async queue: redis://host:port (BullMQ), nats://host:port (JetStream), or local (default: embedded, in the state folder)',
   )
-  .action(async (options: { yaml?: string; port?: string; stateDir: string; queue?: string }) => {
+  .option(
+    '--connectors <list>',
+    `the connectors to run, comma-separated, or none (${connectorKinds.join(', ')}; default: $FNBUS_CONNECTORS, else all)`,
+  )
+  .action(async (options: UpCommandOptions) => {
     const config = readGatewayConfig({
       ...process.env,
       ...(options.port ? { port: options.port } : {}),
     });
     const worker = readWorkerConfig(process.env);
+    const connectors = parseConnectorKinds(
+      options.connectors ?? process.env.FNBUS_CONNECTORS ?? connectorKinds.join(','),
+    );
+    const connectorConfig = readConnectorConfig(process.env);
     const logger = pino({ name: 'fnbus' });
     const hub = await up({
       stackFile: options.yaml,
@@ -74,6 +95,8 @@ program
       logger,
       queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
       worker,
+      connectors,
+      connectorConfig,
     });
     logger.info({ port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
     const stop = (signal: NodeJS.Signals) => {
@@ -112,9 +135,52 @@ program
     });
   });
 
+program
+  .command('connector <kind>')
+  .description(
+    `run one connector (${connectorKinds.join(', ')}) against any OpenFaaS-compatible gateway, configured by env as OpenFaaS's connectors are`,
+  )
+  .option('--gateway <url>', 'the gateway (default: $gateway_url, else http://127.0.0.1:8080)')
+  .option(
+    '--lease <url>',
+    'cron: where replicas share slots, redis://host:port or nats://host:port (default: $lease_url, else this process alone)',
+  )
+  .action(async (kind: string, options: { gateway?: string; lease?: string }) => {
+    const kinds = parseConnectorKinds(kind);
+    const config = readConnectorConfig({
+      ...process.env,
+      ...(options.gateway ? { gateway_url: options.gateway } : {}),
+    });
+    const logger = pino({ name: 'fnbus-connector' });
+    const registry = new Registry();
+    const metricsPort = Number(process.env.metrics_port ?? 8081);
+    const metrics = await serveMetrics(registry, metricsPort);
+    const running = await startConnectors(kinds, {
+      config,
+      logger,
+      registry,
+      leaseUrl: options.lease ?? process.env.lease_url,
+    });
+    const stop = () => {
+      running.stop().then(
+        () => {
+          metrics.close();
+          logger.info('stopped');
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'error while stopping');
+          process.exitCode = 1;
+        },
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
 // `version`, and the client commands (`deploy`, `logs`, `secret`, ...), which talk to a gateway.
 registerClientCommands(program);
 registerAsyncCommands(program);
+registerTopicsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,10 +1,10 @@
-import { createServer } from 'node:http';
 import { Registry } from 'prom-client';
 import { ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { WorkerConfig } from '../queue/config.js';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { workerFromConfig } from '../queue/worker-from-config.js';
+import { serveMetrics } from './metrics-server.js';
 
 export interface QueueWorkerOptions {
   queueUrl: string | undefined;
@@ -25,17 +25,7 @@ export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOp
   const queue = await openQueue(queueUrl, '.', queueOptions(config));
   const registry = new Registry();
   const { worker, invoker } = workerFromConfig(queue, config, config.gatewayUrl, registry, logger);
-  const metricsServer = createServer((req, res) => {
-    if (req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    registry.metrics().then(
-      (body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body),
-      () => res.writeHead(500).end(),
-    );
-  });
-  await new Promise<void>((resolve) => metricsServer.listen(config.metricsPort, resolve));
+  const metricsServer = await serveMetrics(registry, config.metricsPort);
   const stop = new AbortController();
   process.once('SIGTERM', () => stop.abort());
   process.once('SIGINT', () => stop.abort());

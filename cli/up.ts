@@ -6,7 +6,10 @@ import { Worker } from 'node:worker_threads';
 import { buildGateway } from '../gateway/app.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
+import type { ConnectorConfig } from '../connectors/sdk/config.js';
+import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
+import { startConnectors, type ConnectorKind, type RunningConnectors } from './connectors.js';
 import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
 import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack, type Stack } from './stack.js';
@@ -19,6 +22,9 @@ export interface UpOptions {
   /** The async queue's URL (`redis://`, `nats://`); default: the embedded one in stateDir. */
   queueUrl?: string;
   worker: WorkerConfig;
+  /** The connectors to run against this hub's gateway, with their env config. */
+  connectors: readonly ConnectorKind[];
+  connectorConfig: ConnectorConfig;
 }
 
 export interface RunningHub {
@@ -43,6 +49,8 @@ export async function up({
   logger,
   queueUrl,
   worker: workerConfig,
+  connectors: connectorKinds,
+  connectorConfig,
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
@@ -51,16 +59,19 @@ export async function up({
   const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;
   const credentials = user && password ? { user, password } : undefined;
   let worker: WorkerThread | undefined;
+  let connectors: RunningConnectors | undefined;
+  const connectorMetrics = new Registry();
   const gateway = buildGateway({
     provider,
     config,
     credentials,
     queue,
-    moreMetrics: () => worker?.metrics() ?? Promise.resolve(''),
+    moreMetrics: async () => `${(await worker?.metrics()) ?? ''}${await connectorMetrics.metrics()}`,
   });
-  // The worker's calls in flight finish (through the gateway), then callers are turned away,
-  // then the functions stop.
+  // Connectors stop sending, the worker's calls in flight finish (through the gateway), then
+  // callers are turned away, then the functions stop.
   const stop = async () => {
+    await connectors?.stop();
     await worker?.stop();
     await gateway.close();
     await queue.close();
@@ -77,6 +88,19 @@ export async function up({
       logger,
     );
     if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
+    // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
+    // (one of several) shares cron slots through the same server.
+    const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
+    connectors = await startConnectors(connectorKinds, {
+      config: { ...connectorConfig, gatewayUrl: `http://127.0.0.1:${port}` },
+      logger,
+      registry: connectorMetrics,
+      leaseUrl: shared,
+      stateDir,
+      authorization: credentials
+        ? `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`
+        : undefined,
+    });
     return { port, stop };
   } catch (error) {
     await stop();

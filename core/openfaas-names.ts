@@ -78,3 +78,6 @@ export const CronTopic = 'cron-function';
 
 /** The `X-Connector` value OpenFaaS's connector-sdk sends. */
 export const ConnectorSdkName = 'connector-sdk';
+
+/** The `X-Connector` value OpenFaaS's cron-connector sends. */
+export const CronConnectorName = 'cron-connector';

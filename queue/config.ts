@@ -1,6 +1,6 @@
 import { EnvReader, type Env } from '../core/config.js';
 import type { CallbackOptions } from './callback.js';
-import { defaultRetryPolicy, parseStatusList, type RetryPolicy } from './retry-policy.js';
+import { defaultRetryPolicy, parseStatusList, type RetryPolicy } from '../core/retry-policy.js';
 
 export interface WorkerConfig {
   /** The gateway the worker calls functions through (standalone `fnbus queue-worker`). */

@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../core/logger.js';
 import type { Queue } from '../core/queue.js';
 import type { WorkerConfig } from './config.js';
-import { GatewayInvoker } from './gateway-invoker.js';
+import { GatewayInvoker } from '../client/gateway-invoker.js';
 import { QueueWorker } from './worker.js';
 import { WorkerMetrics } from './worker-metrics.js';
 

@@ -5,7 +5,7 @@ import type { AttemptOutcome, Delivery, Queue, Settlement } from '../core/queue.
 import type { QueueRequest } from '../core/queue-types.js';
 import { bodyExcerptChars } from './call-records.js';
 import { postCallback, type CallbackOptions } from './callback.js';
-import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from './retry-policy.js';
+import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../core/retry-policy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** The annotation that caps how many of a function's calls one worker runs at once. */

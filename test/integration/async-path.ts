@@ -8,7 +8,7 @@ import type { CallRecord, DeadLetter, Queue } from '../../core/queue.js';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
-import { GatewayInvoker } from '../../queue/gateway-invoker.js';
+import { GatewayInvoker } from '../../client/gateway-invoker.js';
 import { QueueWorker } from '../../queue/worker.js';
 import { WorkerMetrics } from '../../queue/worker-metrics.js';
 import { request, type HttpResult } from '../helpers/http.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { InvokeRequest, InvokeResult, Invoker } from '../../core/invoker.js';
 import { LocalQueue } from '../../queue/local/local-queue.js';
-import { defaultRetryPolicy } from '../../queue/retry-policy.js';
+import { defaultRetryPolicy } from '../../core/retry-policy.js';
 import { QueueWorker } from '../../queue/worker.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';

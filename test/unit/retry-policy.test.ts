@@ -2,12 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../core/errors.js';
 import { readWorkerConfig } from '../../queue/config.js';
-import {
-  backoffMs,
-  defaultRetryPolicy,
-  policyFor,
-  retryAfterMs,
-} from '../../queue/retry-policy.js';
+import { backoffMs, defaultRetryPolicy, policyFor, retryAfterMs } from '../../core/retry-policy.js';
 
 describe('retry policy', () => {
   it('takes a function’s com.openfaas.retry.* annotations over the defaults', () => {

@@ -1,7 +1,7 @@
-import { parseDurationMs } from '../core/duration.js';
-import { OpenFaasAnnotation } from '../core/openfaas-names.js';
+import { parseDurationMs } from './duration.js';
+import { OpenFaasAnnotation } from './openfaas-names.js';
 
-/** How a function's async calls are retried: the worker's defaults, or its own annotations. */
+/** How calls to a function are retried (the async worker, connectors): defaults, or its annotations. */
 export interface RetryPolicy {
   /** Runs in a round (the first one included) before the call is dead-lettered. */
   maxAttempts: number;

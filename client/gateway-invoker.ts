@@ -9,21 +9,26 @@ export interface GatewayInvokerOptions {
   timeoutMs: number;
   /** Connections kept to the gateway; default 128. */
   connections?: number;
+  /** Through `/async-function/<fn>`: the answer is the gateway's 202 and the call's X-Call-Id. */
+  async?: boolean;
 }
 
 /**
- * Calls functions through a gateway's `/function/<name>`, over kept-alive connections: how the
- * queue worker runs a call, whether the gateway is in its process (`fnbus up`) or not.
+ * Calls functions through a gateway's `/function/<name>` (or `/async-function/<name>`), over
+ * kept-alive connections: how the queue worker and the connectors run a call, whether the gateway
+ * is in their process (`fnbus up`) or not.
  */
 export class GatewayInvoker implements Invoker {
   readonly #options: GatewayInvokerOptions;
+  /** The path up to the function's name: `<gateway path>/function/`. */
   readonly #base: string;
   /** Made on the first call: a hub that never runs an async call never loads undici (~6 MB). */
   #pool: Promise<Pool> | undefined;
 
   constructor(options: GatewayInvokerOptions) {
     this.#options = options;
-    this.#base = new URL(options.gatewayUrl).pathname.replace(/\/$/, '');
+    const route = options.async ? 'async-function' : 'function';
+    this.#base = `${new URL(options.gatewayUrl).pathname.replace(/\/$/, '')}/${route}/`;
   }
 
   #connect(): Promise<Pool> {
@@ -45,7 +50,7 @@ export class GatewayInvoker implements Invoker {
     const pool = await this.#connect();
     const answer = await pool.request({
       method: request.method,
-      path: `${this.#base}/function/${encodeURIComponent(fn)}${path === '/' ? '' : path}${query}`,
+      path: `${this.#base}${encodeURIComponent(fn)}${path === '/' ? '' : path}${query}`,
       headers: headersToSend(request.headers),
       body: request.body.length > 0 ? request.body : null,
       signal,

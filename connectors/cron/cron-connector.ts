@@ -1,0 +1,240 @@
+import { CronTopic, OpenFaasAnnotation } from '../../core/openfaas-names.js';
+import { silentLogger, type Logger } from '../../core/logger.js';
+import type { SourceEvent } from '../../core/source.js';
+import type { Controller, InvokerResponse } from '../sdk/controller.js';
+import type { TopicMap, TopicTarget } from '../sdk/topic-map.js';
+import type { FiringLedger } from './firing-ledger.js';
+import { parseSchedules, type Schedule } from './schedule.js';
+
+/** Annotations a cron function may carry besides `topic: cron-function` and `schedule`. */
+export const CronAnnotation = {
+  /** IANA time zone the schedule is read in; default UTC. */
+  TimeZone: 'fnbus.cron.timezone',
+  /** `allow` (default): fire whatever runs; `skip`: not while the last firing's call runs. */
+  Overlap: 'fnbus.cron.overlap',
+  /** `skip` (default): slots missed while no replica ran are lost; `catch-up`: fired late. */
+  Missed: 'fnbus.cron.missed',
+} as const;
+
+/** On every firing: the slot it is for (RFC 3339, ms), and the schedule as written. */
+export const ScheduledTimeHeader = 'X-Scheduled-Time';
+export const ScheduleHeader = 'X-Schedule';
+
+export interface CronConnectorOptions {
+  /** The map in use now: cron functions are those taking the topic `cron-function`. */
+  topicMap: () => TopicMap;
+  controller: Pick<Controller, 'deliver'>;
+  ledger: FiringLedger;
+  /** A queued call's state (`/system/calls/<id>`), for `skip` overlap on async invocation. */
+  callState?: (callId: string) => Promise<string | undefined>;
+  /** How often the map is looked at for cron functions come and gone; default 1 s. */
+  reconcileEveryMs?: number;
+  logger?: Logger;
+}
+
+/** Most slots one catch-up fires; older ones are dropped (and logged). */
+const maxCatchUp = 100;
+/** How long a slot's claim lasts: far longer than any clock skew between replicas. */
+const claimTtlMs = 10 * 60_000;
+/** A timer is never set further ahead than this (setTimeout's limit is ~24.8 days). */
+const maxTimerMs = 24 * 3600_000;
+
+interface Entry {
+  /** The schedule's identity across replicas: function, schedule, zone. */
+  id: string;
+  /** `id` plus the policies: a change of any re-arms the entry. */
+  version: string;
+  target: TopicTarget;
+  schedule: Schedule;
+  overlap: 'allow' | 'skip';
+  missed: 'skip' | 'catch-up';
+  nextSlotMs: number;
+  timer?: NodeJS.Timeout;
+  /** The last firing's delivery, while it runs. */
+  running?: Promise<unknown>;
+  /** The last firing's async call, for `skip` overlap. */
+  lastCallId?: string;
+}
+
+/**
+ * Fires cron functions on their schedules, through the connector controller (so through the
+ * gateway: a function at zero replicas is scaled up by it). Each slot fires once across every
+ * replica sharing the ledger: each replica claims the slot, and only the winner calls. Functions
+ * deployed, changed or removed are picked up from the topic map.
+ */
+export class CronConnector {
+  readonly #options: Required<Omit<CronConnectorOptions, 'callState'>> &
+    Pick<CronConnectorOptions, 'callState'>;
+  readonly #entries = new Map<string, Entry>();
+  readonly #problems = new Set<string>();
+  #signal: AbortSignal = AbortSignal.abort();
+
+  constructor(options: CronConnectorOptions) {
+    this.#options = { reconcileEveryMs: 1000, logger: silentLogger, ...options };
+  }
+
+  /** Runs until `signal` aborts; firings in flight are left to finish. */
+  async run(signal: AbortSignal): Promise<void> {
+    this.#signal = signal;
+    while (!signal.aborted) {
+      await this.reconcile();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.#options.reconcileEveryMs);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    for (const entry of this.#entries.values()) clearTimeout(entry.timer);
+    this.#entries.clear();
+  }
+
+  /** The schedules armed now, by id (for `fnbus topics` and tests). */
+  schedules(): { id: string; function: string; schedule: string; nextAt: string }[] {
+    return [...this.#entries.values()].map((entry) => ({
+      id: entry.id,
+      function: entry.target.function,
+      schedule: entry.schedule.text,
+      nextAt: new Date(entry.nextSlotMs).toISOString(),
+    }));
+  }
+
+  /** Arms the schedules of cron functions new or changed, and disarms those gone. */
+  async reconcile(): Promise<void> {
+    const wanted = new Map<string, Omit<Entry, 'nextSlotMs'>>();
+    for (const target of this.#options.topicMap().match(CronTopic)) {
+      for (const entry of this.#entriesOf(target)) wanted.set(entry.id, entry);
+    }
+    for (const [id, entry] of this.#entries) {
+      if (wanted.get(id)?.version === entry.version) continue;
+      clearTimeout(entry.timer);
+      this.#entries.delete(id);
+    }
+    for (const [id, fresh] of wanted) {
+      if (this.#entries.has(id)) continue;
+      const entry: Entry = { ...fresh, nextSlotMs: fresh.schedule.next(Date.now()) };
+      this.#entries.set(id, entry);
+      if (entry.missed === 'catch-up') await this.#catchUp(entry);
+      this.#arm(entry);
+    }
+  }
+
+  #entriesOf(target: TopicTarget): Omit<Entry, 'nextSlotMs'>[] {
+    const annotations = target.annotations;
+    const text = annotations[OpenFaasAnnotation.Schedule];
+    const zone = annotations[CronAnnotation.TimeZone]?.trim() || 'UTC';
+    const overlap = annotations[CronAnnotation.Overlap]?.trim() || 'allow';
+    const missed = annotations[CronAnnotation.Missed]?.trim() || 'skip';
+    const problem = (message: string) => {
+      const key = `${target.function}: ${message}`;
+      if (!this.#problems.has(key)) {
+        this.#problems.add(key);
+        this.#options.logger.warn({ function: target.function }, `not scheduled: ${message}`);
+      }
+      return [];
+    };
+    if (text === undefined) return problem('no schedule annotation');
+    if (overlap !== 'allow' && overlap !== 'skip') {
+      return problem(`${CronAnnotation.Overlap}: "${overlap}" is neither allow nor skip`);
+    }
+    if (missed !== 'skip' && missed !== 'catch-up') {
+      return problem(`${CronAnnotation.Missed}: "${missed}" is neither skip nor catch-up`);
+    }
+    let schedules: Schedule[];
+    try {
+      schedules = parseSchedules(text, zone);
+    } catch (error) {
+      return problem((error as Error).message);
+    }
+    return schedules.map((schedule) => {
+      const id = `${target.function}|${schedule.text}|${zone}`;
+      return { id, version: `${id}|${overlap}|${missed}`, target, schedule, overlap, missed };
+    });
+  }
+
+  #arm(entry: Entry): void {
+    const delayMs = Math.min(entry.nextSlotMs - Date.now(), maxTimerMs);
+    entry.timer = setTimeout(() => this.#onTimer(entry), Math.max(0, delayMs));
+  }
+
+  #onTimer(entry: Entry): void {
+    if (this.#entries.get(entry.id) !== entry || this.#signal.aborted) return;
+    const now = Date.now();
+    if (now < entry.nextSlotMs) return this.#arm(entry); // a long wait in steps, or woken early
+    const slotMs = entry.nextSlotMs;
+    // Slots that passed while this process could not run (a pause, a blocked loop) are skipped;
+    // catching up is only done for downtime, and only when asked.
+    let next = entry.schedule.next(slotMs);
+    if (next <= now) next = entry.schedule.next(now);
+    entry.nextSlotMs = next;
+    this.#arm(entry);
+    void this.#fire(entry, slotMs);
+  }
+
+  /** Fires the slots missed since the last firing any replica recorded (catch-up). */
+  async #catchUp(entry: Entry): Promise<void> {
+    const { ledger, logger } = this.#options;
+    const last = await ledger.lastFired(entry.id).catch(() => undefined);
+    if (last === undefined) return;
+    const missed: number[] = [];
+    for (let slot = entry.schedule.next(last); slot < entry.nextSlotMs; ) {
+      missed.push(slot);
+      slot = entry.schedule.next(slot);
+      if (missed.length > maxCatchUp) missed.shift();
+    }
+    if (missed.length === 0) return;
+    logger.info({ function: entry.target.function, slots: missed.length }, 'catching up');
+    for (const slot of missed) await this.#fire(entry, slot);
+  }
+
+  async #fire(entry: Entry, slotMs: number): Promise<void> {
+    const { ledger, controller, logger } = this.#options;
+    const where = {
+      function: entry.target.function,
+      schedule: entry.schedule.text,
+      slot: new Date(slotMs).toISOString(),
+    };
+    try {
+      if (!(await ledger.claim(`${entry.id}@${slotMs}`, claimTtlMs))) return; // another replica's
+      await ledger.markFired(entry.id, slotMs);
+      if (entry.overlap === 'skip' && (await this.#stillRunning(entry))) {
+        logger.info(where, 'skipped: the last firing still runs');
+        return;
+      }
+    } catch (error) {
+      logger.error({ ...where, err: error }, 'cannot claim the slot: not fired');
+      return;
+    }
+    const event: SourceEvent = {
+      topic: CronTopic,
+      body: new Uint8Array(),
+      headers: {
+        [ScheduledTimeHeader]: new Date(slotMs).toISOString(),
+        [ScheduleHeader]: entry.schedule.text,
+      },
+    };
+    const delivery = controller.deliver(event, [entry.target], this.#signal);
+    entry.running = delivery;
+    try {
+      const responses: InvokerResponse[] = await delivery;
+      const callId = responses[0]?.async ? responses[0].headers['x-call-id'] : undefined;
+      entry.lastCallId = typeof callId === 'string' ? callId : undefined;
+    } catch (error) {
+      logger.warn({ ...where, err: error }, 'firing not delivered');
+    } finally {
+      if (entry.running === delivery) entry.running = undefined;
+    }
+  }
+
+  async #stillRunning(entry: Entry): Promise<boolean> {
+    if (entry.running) return true;
+    const { callState } = this.#options;
+    if (!entry.lastCallId || !callState) return false;
+    const state = await callState(entry.lastCallId).catch(() => undefined);
+    return state === 'queued' || state === 'running';
+  }
+}
+

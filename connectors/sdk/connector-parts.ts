@@ -1,0 +1,104 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import { GatewayClient } from '../../client/gateway-client.js';
+import { GatewayInvoker } from '../../client/gateway-invoker.js';
+import { ConfigError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { ConnectorConfig } from './config.js';
+import { Controller, type ResponseSubscriber } from './controller.js';
+import { TopicMapBuilder } from './map-builder.js';
+import { ResponseMetrics, ResponsePrinter } from './response-subscribers.js';
+import type { TopicMatcher } from './topic-matchers.js';
+
+export interface ConnectorParts {
+  gateway: GatewayClient;
+  builder: TopicMapBuilder;
+  controller: Controller;
+  close(): Promise<void>;
+}
+
+export interface ConnectorPartsOptions {
+  /** Sent as `X-Connector`. */
+  connector: string;
+  matcher?: TopicMatcher;
+  logger: Logger;
+  registry?: Registry;
+  /** `Authorization` for the gateway's system API, when not read from basic_auth files. */
+  authorization?: string;
+  subscribers?: ResponseSubscriber[];
+}
+
+/**
+ * What every connector is made of, from its config: the gateway's client (system API, with basic
+ * auth as OpenFaaS's connectors read it: `basic-auth-user` and `basic-auth-password` under
+ * `secret_mount_path` when `basic_auth` is set), the topic map builder and the controller with
+ * its invokers and response subscribers.
+ */
+export async function connectorParts(
+  config: ConnectorConfig,
+  options: ConnectorPartsOptions,
+): Promise<ConnectorParts> {
+  const { connector, matcher, logger, registry } = options;
+  const authorization = config.basicAuth
+    ? await readBasicAuth(config.secretMountPath)
+    : options.authorization;
+  const gateway = new GatewayClient({
+    url: config.gatewayUrl.replace(/\/+$/, ''),
+    authorization,
+  });
+  const builder = new TopicMapBuilder({
+    gateway,
+    rebuildIntervalMs: config.rebuildIntervalMs,
+    matcher,
+    delimiter: config.topicDelimiter,
+    logger,
+  });
+  const invoker = (async: boolean) =>
+    new GatewayInvoker({
+      gatewayUrl: config.gatewayUrl,
+      timeoutMs: config.upstreamTimeoutMs,
+      connections: config.maxInflight,
+      async,
+    });
+  const sync = invoker(false);
+  const async = invoker(true);
+  const subscribers: ResponseSubscriber[] = [...(options.subscribers ?? [])];
+  if (config.printResponse) subscribers.push(new ResponsePrinter(logger, config.printResponseBody));
+  if (registry) subscribers.push(new ResponseMetrics(registry));
+  const controller = new Controller({
+    connector,
+    topicMap: () => builder.map,
+    sync,
+    async,
+    asyncInvocation: config.asyncInvocation,
+    contentType: config.contentType,
+    maxInflight: config.maxInflight,
+    retry: config.retry,
+    subscribers,
+    logger,
+  });
+  return {
+    gateway,
+    builder,
+    controller,
+    async close() {
+      await Promise.all([sync.close(), async.close()]);
+    },
+  };
+}
+
+async function readBasicAuth(dir: string): Promise<string> {
+  try {
+    const [user, password] = await Promise.all(
+      ['basic-auth-user', 'basic-auth-password'].map(async (file) =>
+        (await readFile(join(dir, file), 'utf8')).trim(),
+      ),
+    );
+    return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  } catch (error) {
+    throw new ConfigError([
+      `basic_auth is on but the credentials cannot be read from ${dir}/basic-auth-user and basic-auth-password: ${(error as Error).message}`,
+    ]);
+  }
+}

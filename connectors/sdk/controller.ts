@@ -1,0 +1,234 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HeaderMap, InvokeResult, Invoker } from '../../core/invoker.js';
+import { silentLogger, type Logger } from '../../core/logger.js';
+import { OpenFaasHeader } from '../../core/openfaas-names.js';
+import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../../core/retry-policy.js';
+import type { SourceEvent } from '../../core/source.js';
+import type { TopicMap, TopicTarget } from './topic-map.js';
+
+/** A function's own choice of `sync` or `async` invocation, over the connector's. */
+export const InvocationAnnotation = 'fnbus.connector.invocation';
+
+/** One delivery of an event to one function, as the response subscribers see it. */
+export interface InvokerResponse {
+  connector: string;
+  topic: string;
+  function: string;
+  async: boolean;
+  /** The last answer's status; undefined when no answer came at all (`error` says why). */
+  status?: number;
+  headers: HeaderMap;
+  body: Uint8Array;
+  durationMs: number;
+  /** Calls made, retries included. */
+  attempts: number;
+  /** Why the delivery failed: retries exhausted on a retried status, or no answer. */
+  error?: string;
+  event: SourceEvent;
+}
+
+/** Told of every delivery's outcome (print, metrics, a reply topic); must not block. */
+export interface ResponseSubscriber {
+  response(response: InvokerResponse): void;
+}
+
+/** Where a delivery that failed for good is kept (the async path's dead-letter store). */
+export interface DeadLetterSink {
+  record(response: InvokerResponse): Promise<void>;
+}
+
+export interface ControllerOptions {
+  /** Sent as `X-Connector`, e.g. `cron-connector`. */
+  connector: string;
+  /** The map in use now (a TopicMapBuilder's). */
+  topicMap: () => TopicMap;
+  sync: Invoker;
+  async: Invoker;
+  /** Invoke through `/async-function` unless a function's annotation says otherwise. */
+  asyncInvocation: boolean;
+  /** `Content-Type` when the event has none. */
+  contentType: string;
+  /** Calls in flight at once, over all functions. */
+  maxInflight: number;
+  /** Retried statuses, attempts and backoff; functions' `com.openfaas.retry.*` override it. */
+  retry: RetryPolicy;
+  subscribers?: ResponseSubscriber[];
+  deadLetters?: DeadLetterSink;
+  logger?: Logger;
+}
+
+/** Some functions did not take an event, after every retry. */
+export class DeliveryError extends Error {
+  readonly failed: InvokerResponse[];
+
+  constructor(failed: InvokerResponse[]) {
+    const names = failed.map((r) => `${r.function} (${r.error ?? r.status})`).join(', ');
+    super(`not delivered to ${names}`);
+    this.failed = failed;
+  }
+}
+
+/**
+ * Turns a source's events into function calls through the gateway: every function the topic map
+ * gives for the event's topic is called at once (at most `maxInflight` calls in flight over all
+ * events), with `X-Topic`, `X-Connector`, the event's headers and a `Content-Type`. A retried
+ * status (429, 5xx by default) or no answer is tried again with backoff, honouring Retry-After;
+ * a 429 also holds back that function's next calls for as long. `emit` resolves once every
+ * function has answered, so a source acknowledges after, never before; a delivery that fails for
+ * good goes to the dead-letter store (when there is one) and makes `emit` reject.
+ */
+export class Controller {
+  readonly #options: ControllerOptions & { logger: Logger };
+  #inFlight = 0;
+  readonly #waiting: (() => void)[] = [];
+  /** Function → until when its calls wait, after a 429. */
+  readonly #pausedUntil = new Map<string, number>();
+
+  constructor(options: ControllerOptions) {
+    this.#options = { logger: silentLogger, ...options };
+  }
+
+  /** Delivers `event` to every function its topic reaches. */
+  readonly emit = async (event: SourceEvent, signal?: AbortSignal): Promise<void> => {
+    await this.deliver(event, this.#options.topicMap().match(event.topic), signal);
+  };
+
+  /** Delivers `event` to `targets` (a cron firing names its one function): their answers. */
+  async deliver(
+    event: SourceEvent,
+    targets: TopicTarget[],
+    signal?: AbortSignal,
+  ): Promise<InvokerResponse[]> {
+    if (targets.length === 0) {
+      this.#options.logger.debug({ topic: event.topic }, 'no function takes this topic');
+      return [];
+    }
+    const responses = await Promise.all(targets.map((t) => this.#deliverOne(event, t, signal)));
+    const failed = responses.filter((response) => response.error !== undefined);
+    if (failed.length > 0) throw new DeliveryError(failed);
+    return responses;
+  }
+
+  async #deliverOne(
+    event: SourceEvent,
+    target: TopicTarget,
+    signal: AbortSignal | undefined,
+  ): Promise<InvokerResponse> {
+    const { connector, contentType, logger } = this.#options;
+    const mode = target.annotations[InvocationAnnotation]?.trim();
+    const async = mode === 'async' || (mode !== 'sync' && this.#options.asyncInvocation);
+    const invoker = async ? this.#options.async : this.#options.sync;
+    const { policy, problems } = policyFor(target.annotations, this.#options.retry);
+    if (problems.length > 0) logger.warn({ function: target.function, problems }, 'ignored');
+    const headers: HeaderMap = { ...event.headers };
+    if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) {
+      headers['Content-Type'] = contentType;
+    }
+    headers[OpenFaasHeader.Topic] = event.topic;
+    headers[OpenFaasHeader.Connector] = connector;
+    const startedAt = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      let result: InvokeResult | undefined;
+      let failure: string | undefined;
+      await this.#acquire(target.function, signal);
+      try {
+        result = await invoker.invoke(
+          target.function,
+          { method: 'POST', path: '/', query: '', headers, body: event.body },
+          signal,
+        );
+      } catch (error) {
+        failure = `no answer: ${(error as Error).message}`;
+      } finally {
+        this.#release();
+      }
+      const status = result?.status;
+      const retried =
+        result === undefined ||
+        policy.retryCodes.has(result.status) ||
+        result.headers[OpenFaasHeader.Internal.toLowerCase()] !== undefined;
+      const last = attempt >= policy.maxAttempts || signal?.aborted === true;
+      if (!retried || last) {
+        const response: InvokerResponse = {
+          connector,
+          topic: event.topic,
+          function: target.function,
+          async,
+          status,
+          headers: result?.headers ?? {},
+          body: result?.body ?? new Uint8Array(),
+          durationMs: performance.now() - startedAt,
+          attempts: attempt,
+          error: retried ? (failure ?? `answered ${status} after ${attempt} attempts`) : undefined,
+          event,
+        };
+        this.#publish(response);
+        if (response.error !== undefined) await this.#bury(response);
+        return response;
+      }
+      const after = retryAfterMs(headerValue(result?.headers, 'retry-after'));
+      const waitMs = Math.max(backoffMs(policy, attempt), after ?? 0);
+      if (status === 429) {
+        const until = Date.now() + waitMs;
+        const paused = this.#pausedUntil.get(target.function) ?? 0;
+        if (until > paused) this.#pausedUntil.set(target.function, until);
+      }
+      logger.debug(
+        { function: target.function, topic: event.topic, status, failure, attempt, waitMs },
+        'delivery retried',
+      );
+      await sleep(waitMs, undefined, { signal }).catch(() => {});
+    }
+  }
+
+  /** A slot among maxInflight, once the function is not held back. */
+  async #acquire(fn: string, signal: AbortSignal | undefined): Promise<void> {
+    for (;;) {
+      const pausedMs = (this.#pausedUntil.get(fn) ?? 0) - Date.now();
+      if (pausedMs > 0 && !signal?.aborted) {
+        await sleep(pausedMs, undefined, { signal }).catch(() => {});
+        continue;
+      }
+      if (this.#inFlight < this.#options.maxInflight) {
+        this.#inFlight += 1;
+        return;
+      }
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
+  }
+
+  #release(): void {
+    this.#inFlight -= 1;
+    this.#waiting.shift()?.();
+  }
+
+  #publish(response: InvokerResponse): void {
+    for (const subscriber of this.#options.subscribers ?? []) {
+      try {
+        subscriber.response(response);
+      } catch (error) {
+        this.#options.logger.warn({ err: error }, 'a response subscriber failed');
+      }
+    }
+  }
+
+  async #bury(response: InvokerResponse): Promise<void> {
+    const { deadLetters, logger } = this.#options;
+    const where = { function: response.function, topic: response.topic, error: response.error };
+    if (!deadLetters) {
+      logger.error(where, 'delivery failed for good');
+      return;
+    }
+    try {
+      await deadLetters.record(response);
+      logger.warn(where, 'delivery failed for good: dead-lettered');
+    } catch (error) {
+      logger.error({ ...where, err: error }, 'delivery failed and could not be dead-lettered');
+    }
+  }
+}
+
+function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  return Array.isArray(value) ? value[0] : value;
+}

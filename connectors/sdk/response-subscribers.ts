@@ -1,0 +1,62 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../../core/logger.js';
+import type { InvokerResponse, ResponseSubscriber } from './controller.js';
+
+/** Logs each delivery: function, topic, status, time; the answer's body too when asked. */
+export class ResponsePrinter implements ResponseSubscriber {
+  readonly #logger: Logger;
+  readonly #withBody: boolean;
+
+  constructor(logger: Logger, withBody: boolean) {
+    this.#logger = logger;
+    this.#withBody = withBody;
+  }
+
+  response(r: InvokerResponse): void {
+    const fields = {
+      function: r.function,
+      topic: r.topic,
+      status: r.status,
+      attempts: r.attempts,
+      ms: Math.round(r.durationMs),
+      ...(this.#withBody ? { body: Buffer.from(r.body).toString('utf8') } : {}),
+    };
+    if (r.error === undefined) this.#logger.info(fields, 'delivered');
+    else this.#logger.warn({ ...fields, error: r.error }, 'not delivered');
+  }
+}
+
+/** Prometheus counts of deliveries by connector, topic, function and outcome, and their time. */
+export class ResponseMetrics implements ResponseSubscriber {
+  readonly #deliveries: Counter<'connector' | 'topic' | 'function_name' | 'code'>;
+  readonly #seconds: Histogram<'connector' | 'function_name'>;
+
+  constructor(registry: Registry) {
+    this.#deliveries = new Counter({
+      name: 'fnbus_connector_deliveries_total',
+      help: 'Events delivered to functions, by status ("failed" when never answered)',
+      labelNames: ['connector', 'topic', 'function_name', 'code'],
+      registers: [registry],
+    });
+    this.#seconds = new Histogram({
+      name: 'fnbus_connector_delivery_seconds',
+      help: 'Time from the first call to the final answer, retries included',
+      labelNames: ['connector', 'function_name'],
+      registers: [registry],
+    });
+  }
+
+  response(r: InvokerResponse): void {
+    const code = r.error !== undefined && r.status === undefined ? 'failed' : String(r.status);
+    this.#deliveries.inc({
+      connector: r.connector,
+      topic: r.topic,
+      function_name: r.function,
+      code,
+    });
+    this.#seconds.observe(
+      { connector: r.connector, function_name: r.function },
+      r.durationMs / 1000,
+    );
+  }
+}
