@@ -125,6 +125,19 @@ export interface DeadLetterFilter {
   function?: string;
 }
 
+/**
+ * A call that failed outside the queue (a connector's sync delivery, after its own retries), to
+ * keep as a dead letter beside the async path's own: listed, redriven and purged the same way.
+ */
+export interface BuriedCall {
+  /** The call as it was made; its X-Call-Id is the dead letter's id (one is made if absent). */
+  request: QueueRequest;
+  attempts: AttemptRecord[];
+  lastStatus?: number;
+  lastBodyExcerpt?: string;
+  reason: string;
+}
+
 /** Per function, at this moment: for metrics and `fnbus queue` views. */
 export interface FunctionQueueStats {
   queued: number;
@@ -161,6 +174,8 @@ export interface Queue {
   redrive(filter?: DeadLetterFilter): Promise<string[]>;
   /** Deletes the matching dead letters; returns how many. */
   purge(filter?: DeadLetterFilter): Promise<number>;
+  /** Stores a dead letter made elsewhere (see BuriedCall); returns its call id. */
+  bury(call: BuriedCall): Promise<string>;
   /** Keyed by function (`name` or `name.namespace`, as requests named it). */
   stats(): Promise<Record<string, FunctionQueueStats>>;
   /**

@@ -9,7 +9,7 @@ import {
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
-import type { DeadLetterFilter, Queue } from '../core/queue.js';
+import type { AttemptRecord, DeadLetterFilter, Queue } from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
 import type { GatewayConfig } from './config.js';
 
@@ -28,6 +28,58 @@ interface DeadLetterSelection {
   function?: string;
   all?: boolean;
 }
+
+/** A dead letter made elsewhere: the call as it was made, and how it went. */
+interface NewDeadLetter {
+  function: string;
+  method?: string;
+  path?: string;
+  query?: string;
+  headers?: Record<string, string | string[]>;
+  /** Base64. */
+  body?: string;
+  attempts: AttemptRecord[];
+  lastStatus?: number;
+  lastBodyExcerpt?: string;
+  reason: string;
+}
+
+const newDeadLetterSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['function', 'attempts', 'reason'],
+  properties: {
+    function: { type: 'string', minLength: 1, maxLength: 253 },
+    method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
+    path: { type: 'string', pattern: '^/' },
+    query: { type: 'string' },
+    headers: {
+      type: 'object',
+      additionalProperties: {
+        anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+      },
+    },
+    body: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
+    attempts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['attempt', 'startedAt', 'durationMs'],
+        properties: {
+          attempt: { type: 'integer', minimum: 1 },
+          startedAt: { type: 'string', format: 'date-time' },
+          durationMs: { type: 'number', minimum: 0 },
+          status: { type: 'integer', minimum: 100, maximum: 599 },
+          error: { type: 'string' },
+        },
+      },
+    },
+    lastStatus: { type: 'integer', minimum: 100, maximum: 599 },
+    lastBodyExcerpt: { type: 'string' },
+    reason: { type: 'string', minLength: 1 },
+  },
+} as const;
 
 const selectionSchema = {
   type: 'object',
@@ -173,6 +225,42 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       const [letter] = await need().deadLetters({ callId: request.params.callId });
       if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
       return letter;
+    },
+  );
+
+  app.post<{ Body: NewDeadLetter }>(
+    '/system/dead-letters',
+    {
+      schema: {
+        summary: 'Keep a call that failed elsewhere (a connector’s) as a dead letter',
+        body: newDeadLetterSchema,
+        statuses: { 201: 'stored: callId names it', 409: 'its X-Call-Id is taken' },
+      },
+    },
+    async (request, reply) => {
+      const letter = request.body;
+      const header: Record<string, string[]> = {};
+      for (const [name, value] of Object.entries(letter.headers ?? {})) {
+        header[name] = Array.isArray(value) ? value : [value];
+      }
+      const callId = header[OpenFaasHeader.CallId]?.[0] ?? randomUUID();
+      header[OpenFaasHeader.CallId] = [callId];
+      const stored = await need().bury({
+        request: {
+          Header: header,
+          Host: request.headers.host ?? '',
+          Body: letter.body ?? '',
+          Method: letter.method ?? 'POST',
+          Path: letter.path && letter.path !== '/' ? letter.path : '',
+          QueryString: letter.query ?? '',
+          Function: letter.function,
+        },
+        attempts: letter.attempts,
+        lastStatus: letter.lastStatus,
+        lastBodyExcerpt: letter.lastBodyExcerpt,
+        reason: letter.reason,
+      });
+      return reply.code(201).send({ callId: stored });
     },
   );
 

@@ -180,7 +180,7 @@ export class CronConnector {
     const last = await ledger.lastFired(entry.id).catch(() => undefined);
     if (last === undefined) return;
     const missed: number[] = [];
-    for (let slot = entry.schedule.next(last); slot < entry.nextSlotMs; ) {
+    for (let slot = entry.schedule.next(last); slot < entry.nextSlotMs;) {
       missed.push(slot);
       slot = entry.schedule.next(slot);
       if (missed.length > maxCatchUp) missed.shift();
@@ -237,4 +237,3 @@ export class CronConnector {
     return state === 'queued' || state === 'running';
   }
 }
-

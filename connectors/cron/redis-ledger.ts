@@ -15,7 +15,13 @@ export class RedisLedger implements FiringLedger {
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {
-    const won = await this.#redis.set(`${this.#prefix}:claim:${digest(key)}`, '1', 'PX', ttlMs, 'NX');
+    const won = await this.#redis.set(
+      `${this.#prefix}:claim:${digest(key)}`,
+      '1',
+      'PX',
+      ttlMs,
+      'NX',
+    );
     return won === 'OK';
   }
 

@@ -7,6 +7,7 @@ import { ConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { ConnectorConfig } from './config.js';
 import { Controller, type ResponseSubscriber } from './controller.js';
+import { GatewayDeadLetters } from './gateway-dead-letters.js';
 import { TopicMapBuilder } from './map-builder.js';
 import { ResponseMetrics, ResponsePrinter } from './response-subscribers.js';
 import type { TopicMatcher } from './topic-matchers.js';
@@ -76,6 +77,7 @@ export async function connectorParts(
     maxInflight: config.maxInflight,
     retry: config.retry,
     subscribers,
+    deadLetters: new GatewayDeadLetters(gateway),
     logger,
   });
   return {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HeaderMap, InvokeResult, Invoker } from '../../core/invoker.js';
+import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../../core/invoker.js';
+import type { AttemptRecord } from '../../core/queue.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
 import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../../core/retry-policy.js';
@@ -25,6 +26,10 @@ export interface InvokerResponse {
   /** Why the delivery failed: retries exhausted on a retried status, or no answer. */
   error?: string;
   event: SourceEvent;
+  /** The call as made (each attempt the same). */
+  request: InvokeRequest;
+  /** Each attempt: when, how long, the status or why none. */
+  tries: AttemptRecord[];
 }
 
 /** Told of every delivery's outcome (print, metrics, a reply topic); must not block. */
@@ -126,23 +131,34 @@ export class Controller {
     }
     headers[OpenFaasHeader.Topic] = event.topic;
     headers[OpenFaasHeader.Connector] = connector;
+    const request: InvokeRequest = {
+      method: 'POST',
+      path: '/',
+      query: '',
+      headers,
+      body: event.body,
+    };
+    const tries: AttemptRecord[] = [];
     const startedAt = performance.now();
     for (let attempt = 1; ; attempt++) {
       let result: InvokeResult | undefined;
       let failure: string | undefined;
       await this.#acquire(target.function, signal);
+      const tryStartedAt = new Date();
       try {
-        result = await invoker.invoke(
-          target.function,
-          { method: 'POST', path: '/', query: '', headers, body: event.body },
-          signal,
-        );
+        result = await invoker.invoke(target.function, request, signal);
       } catch (error) {
         failure = `no answer: ${(error as Error).message}`;
       } finally {
         this.#release();
       }
       const status = result?.status;
+      tries.push({
+        attempt,
+        startedAt: tryStartedAt.toISOString(),
+        durationMs: Date.now() - tryStartedAt.getTime(),
+        ...(status === undefined ? { error: failure } : { status }),
+      });
       const retried =
         result === undefined ||
         policy.retryCodes.has(result.status) ||
@@ -161,6 +177,8 @@ export class Controller {
           attempts: attempt,
           error: retried ? (failure ?? `answered ${status} after ${attempt} attempts`) : undefined,
           event,
+          request,
+          tries,
         };
         this.#publish(response);
         if (response.error !== undefined) await this.#bury(response);

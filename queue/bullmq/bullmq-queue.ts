@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../core/errors
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type {
   AttemptRecord,
+  BuriedCall,
   CallRecord,
   CallState,
   ConsumeOptions,
@@ -127,6 +128,20 @@ redis.call('HSET', KEYS[2], 'data', job[1], 'timestamp', job[2], 'cancelledAt', 
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 `;
+
+/**
+ * Moves a job just added with a long delay to the failed set: a dead letter made elsewhere.
+ * KEYS: delayed, failed, job hash; ARGV: id, reason, now.
+ */
+const buryScript = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[3], 'failedReason', ARGV[2], 'finishedOn', ARGV[3], 'processedOn', ARGV[3])
+return 1
+`;
+
+/** A buried call is added with this delay, then moved to the failed set in one step. */
+const buryDelayMs = 100 * 365 * 24 * 3600_000;
 
 /**
  * The async queue on Redis, through BullMQ: one job per call, its id the call id. The job's data
@@ -413,6 +428,50 @@ export class BullmqQueue implements Queue {
       purged += 1;
     }
     return purged;
+  }
+
+  async bury(buried: BuriedCall): Promise<string> {
+    const callId = callIdOf(buried.request) ?? randomUUID();
+    const held = await this.#claim(callId, undefined);
+    if (!Array.isArray(held)) throw new ConflictError(`call id ${callId} is taken`);
+    const now = Date.now();
+    const data: CallData = {
+      request: buried.request,
+      attempts: buried.attempts,
+      queuedAt: now,
+      priorAttempts: 0,
+      updatedAt: now,
+      nextAttemptAt: now,
+      lastStatus: buried.lastStatus,
+      lastBodyExcerpt: buried.lastBodyExcerpt,
+      reason: buried.reason,
+      settledStarts: 0,
+    };
+    try {
+      // Through BullMQ's own add (the job as BullMQ writes it), delayed beyond reach, then to the
+      // failed set at once.
+      await this.#queue.add(buried.request.Function, data, {
+        jobId: callId,
+        timestamp: now,
+        delay: buryDelayMs,
+        removeOnFail: false,
+        stackTraceLimit: 0,
+      });
+      const moved = await this.#client.eval(
+        buryScript,
+        3,
+        this.#queue.toKey('delayed'),
+        this.#queue.toKey('failed'),
+        this.#queue.toKey(callId),
+        callId,
+        buried.reason,
+        now,
+      );
+      if (moved !== 1) throw new Error(`dead letter ${callId} was not stored`);
+    } finally {
+      void this.#client.del(...held).catch(() => 0);
+    }
+    return callId;
   }
 
   async stats(): Promise<Record<string, FunctionQueueStats>> {

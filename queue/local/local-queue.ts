@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
 import type {
+  BuriedCall,
   AttemptRecord,
   CallRecord,
   CallState,
@@ -304,6 +305,28 @@ export class LocalQueue implements Queue {
     return Promise.resolve(changes);
   }
 
+  bury(call: BuriedCall): Promise<string> {
+    const callId = callIdOf(call.request) ?? randomUUID();
+    try {
+      this.#statements.bury.run({
+        call_id: callId,
+        function: call.request.Function,
+        request: JSON.stringify(call.request),
+        now: Date.now(),
+        attempts: JSON.stringify(call.attempts),
+        last_status: call.lastStatus ?? null,
+        last_body: call.lastBodyExcerpt ?? null,
+        reason: call.reason,
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        return Promise.reject(new ConflictError(`call id ${callId} is taken`));
+      }
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return Promise.resolve(callId);
+  }
+
   stats(): Promise<Record<string, FunctionQueueStats>> {
     const now = Date.now();
     const rows = this.#statements.stats.all() as {
@@ -426,6 +449,12 @@ function prepare(db: Database.Database) {
       `INSERT INTO calls (call_id, function, state, request, enqueued_at, updated_at, next_at,
          queued_at)
        VALUES (@call_id, @function, 'queued', @request, @now, @now, @now, @now)`,
+    ),
+    bury: db.prepare(
+      `INSERT INTO calls (call_id, function, state, request, enqueued_at, updated_at, next_at,
+         queued_at, attempts, last_status, last_body, reason)
+       VALUES (@call_id, @function, 'dead-lettered', @request, @now, @now, @now, @now, @attempts,
+         @last_status, @last_body, @reason)`,
     ),
     // Oldest due first; rowid breaks ties in arrival order.
     claim: db.prepare(

@@ -28,6 +28,7 @@ import {
 import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type {
+  BuriedCall,
   CallRecord,
   ConsumeOptions,
   DeadLetter,
@@ -332,6 +333,34 @@ export class NatsQueue implements Queue {
       }
     }
     return purged;
+  }
+
+  async bury(buried: BuriedCall): Promise<string> {
+    const backend = await this.#connected();
+    const callId = callIdOf(buried.request) ?? randomUUID();
+    const now = new Date().toISOString();
+    const call: StoredCall = {
+      callId,
+      function: buried.request.Function,
+      state: 'dead-lettered',
+      enqueuedAt: now,
+      updatedAt: now,
+      attempts: buried.attempts,
+      lastStatus: buried.lastStatus,
+      lastBodyExcerpt: buried.lastBodyExcerpt,
+      reason: buried.reason,
+      messageId: `${callId}~${randomUUID()}`,
+      queuedAt: now,
+      priorAttempts: 0,
+      request: buried.request,
+    };
+    // No message: a dead letter waits in `live` until redriven (a new message) or purged.
+    const key = callKey(callId);
+    const revision = await this.#persist(() =>
+      createOnce(backend.live, key, JSON.stringify(call)),
+    );
+    if (revision === undefined) throw new ConflictError(`call id ${callId} is taken`);
+    return callId;
   }
 
   /**

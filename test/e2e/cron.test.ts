@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DeadLetter } from '../../core/queue.js';
 import { describe, it } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { deployCron, firings, recorderProcess } from '../helpers/cron.js';
@@ -81,6 +83,50 @@ describe('cron connector in fnbus up', () => {
         `run ${i} started ${runs[i]! - runs[i - 1]!} ms after the last`,
       );
     }
+  });
+
+  it('keeps a firing the function kept failing as a dead letter, which a redrive runs again', async (t) => {
+    const dir = makeTempDir('fnbus-cron-');
+    const file = join(dir, 'firings');
+    const { hub, url } = await startHub([], join(dir, 'state'), {
+      ...env,
+      max_retry_attempts: '2',
+      initial_retry_wait: '100ms',
+    });
+    t.after(() => stopHub(hub));
+    await deployCron(
+      url,
+      'failing',
+      `sh -c 'echo "$Http_X_Call_Id" >> ${file}; echo broken; exit 1'`,
+      {
+        schedule: '@every 1s',
+      },
+    );
+    const letters = await waitFor(
+      async () => {
+        const res = await request(`${url}/system/dead-letters?function=failing.openfaas-fn`);
+        const list = JSON.parse(res.text) as DeadLetter[];
+        return list.length > 0 && list;
+      },
+      { timeoutMs: 20_000, what: 'a dead letter' },
+    );
+    const letter = letters[0]!;
+    assert.equal(letter.state, 'dead-lettered');
+    assert.equal(letter.lastStatus, 500);
+    assert.match(letter.lastBodyExcerpt ?? '', /broken/);
+    assert.match(letter.reason ?? '', /500 after 2 attempts/);
+    assert.equal(letter.attempts.length, 2);
+    assert.deepEqual(letter.request.Header['X-Topic'], ['cron-function']);
+    assert.deepEqual(letter.request.Header['X-Connector'], ['cron-connector']);
+
+    const listed = await runCli(['dlq', 'list', '--gateway', url], {});
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(letter.callId));
+    const redriven = await runCli(['dlq', 'redrive', letter.callId, '--gateway', url], {});
+    assert.equal(redriven.code, 0, redriven.stderr);
+    await waitFor(() => readFileSync(file, 'utf8').includes(letter.callId), {
+      what: 'the redriven call to run',
+    });
   });
 
   it('catches up the slots missed while the hub was down, when asked', async () => {

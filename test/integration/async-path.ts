@@ -371,6 +371,58 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       assert.equal((await request(`${url}/system/dead-letters/${doomed}`)).status, 404);
     });
 
+    it('stores a dead letter made elsewhere (a connector’s), which a redrive runs as an async call', async () => {
+      const post = (body: unknown) =>
+        request(`${url}/system/dead-letters`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      const bad = await post({ function: fn, attempts: [{ attempt: 0 }], reason: 'x' });
+      assert.equal(bad.status, 400);
+      assert.match(bad.text, /attempts/);
+      assert.equal(
+        (await post({ function: fn, attempts: [], reason: 'x', body: '%%' })).status,
+        400,
+      );
+
+      const key = randomUUID();
+      const stored = await post({
+        function: fn,
+        method: 'PUT',
+        path: '/flaky',
+        query: `key=${key}&fail=0`,
+        headers: { 'X-Topic': 'orders', 'Content-Type': 'text/plain' },
+        body: Buffer.from('from a connector').toString('base64'),
+        attempts: [{ attempt: 1, startedAt: new Date().toISOString(), durationMs: 3, status: 503 }],
+        lastStatus: 503,
+        lastBodyExcerpt: 'busy',
+        reason: 'not delivered: 503 after 1 attempts',
+      });
+      assert.equal(stored.status, 201, stored.text);
+      const { callId } = JSON.parse(stored.text) as { callId: string };
+      const letter = JSON.parse(
+        (await request(`${url}/system/dead-letters/${callId}`)).text,
+      ) as DeadLetter;
+      assert.equal(letter.function, fn);
+      assert.equal(letter.request.Method, 'PUT');
+      assert.deepEqual(letter.request.Header['X-Topic'], ['orders']);
+      assert.equal(letter.reason, 'not delivered: 503 after 1 attempts');
+
+      const redrive = await request(`${url}/system/dead-letters/redrive`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ callId }),
+      });
+      assert.equal(redrive.status, 202);
+      const done = await settled(callId);
+      assert.equal(done.state, 'succeeded');
+      assert.deepEqual(
+        done.attempts.map((a) => a.status),
+        [503, 200],
+      );
+    });
+
     it('retries a callback that fails, and does not follow a redirect', async () => {
       callbacks.answer('/flaky-receiver', 500);
       const callId = callIdOf(

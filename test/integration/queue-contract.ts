@@ -312,6 +312,47 @@ export function queueContract(
       assert.equal(await queue.status(otherId), undefined);
     });
 
+    it('keeps a call buried from elsewhere as a dead letter, redriven like any other', async () => {
+      const fn = randomFunction();
+      const req = queueRequest(fn);
+      const attempts = [
+        { attempt: 1, startedAt: new Date().toISOString(), durationMs: 5, status: 503 },
+      ];
+      const callId = await queue.bury({
+        request: req,
+        attempts,
+        lastStatus: 503,
+        lastBodyExcerpt: 'busy',
+        reason: 'not delivered: 503 after 1 attempts',
+      });
+      assert.equal(callId, req.Header['X-Call-Id']?.[0]);
+      const [letter] = await queue.deadLetters({ callId });
+      assert.equal(letter?.state, 'dead-lettered');
+      assert.deepEqual(letter?.request, req);
+      assert.deepEqual(letter?.attempts, attempts);
+      assert.equal(letter?.lastStatus, 503);
+      assert.equal(letter?.lastBodyExcerpt, 'busy');
+      assert.equal(letter?.reason, 'not delivered: 503 after 1 attempts');
+      assert.equal((await queue.status(callId))?.state, 'dead-lettered');
+      assert.equal((await queue.stats())[fn]?.deadLettered, 1);
+      await assert.rejects(
+        queue.bury({ request: req, attempts: [], reason: 'again' }),
+        ConflictError,
+      );
+
+      const seen: Delivery[] = [];
+      consume((_req, delivery) => {
+        seen.push(delivery);
+        return Promise.resolve(ack(delivery));
+      });
+      assert.deepEqual(await queue.redrive({ callId }), [callId]);
+      await waitFor(async () => (await queue.status(callId))?.state === 'succeeded', {
+        what: 'the redriven call to succeed',
+      });
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]?.priorAttempts, 1);
+    });
+
     it('delivers a deferred call again without recording an attempt', async () => {
       const { callId } = await queue.enqueue(queueRequest(randomFunction()));
       let deliveries = 0;
