@@ -47,10 +47,9 @@ export function registerTopicsCommand(program: Command): void {
       for (const target of map.match(options.match)) print(`${target.function}\n`);
       return;
     }
-    const rows = map.entries().map(([topic, targets]) => [
-      topic,
-      targets.map((target) => target.function).join(', '),
-    ]);
+    const rows = map
+      .entries()
+      .map(([topic, targets]) => [topic, targets.map((target) => target.function).join(', ')]);
     print(table([['TOPIC', 'FUNCTIONS'], ...rows]));
   });
 }

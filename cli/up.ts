@@ -66,7 +66,8 @@ export async function up({
     config,
     credentials,
     queue,
-    moreMetrics: async () => `${(await worker?.metrics()) ?? ''}${await connectorMetrics.metrics()}`,
+    moreMetrics: async () =>
+      `${(await worker?.metrics()) ?? ''}${await connectorMetrics.metrics()}`,
   });
   // Connectors stop sending, the worker's calls in flight finish (through the gateway), then
   // callers are turned away, then the functions stop.

@@ -356,9 +356,7 @@ export class NatsQueue implements Queue {
     };
     // No message: a dead letter waits in `live` until redriven (a new message) or purged.
     const key = callKey(callId);
-    const revision = await this.#persist(() =>
-      createOnce(backend.live, key, JSON.stringify(call)),
-    );
+    const revision = await this.#persist(() => createOnce(backend.live, key, JSON.stringify(call)));
     if (revision === undefined) throw new ConflictError(`call id ${callId} is taken`);
     return callId;
   }
