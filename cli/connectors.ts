@@ -1,30 +1,47 @@
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
+import type { Env } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CronConnectorName } from '../core/openfaas-names.js';
 import { CronConnector } from '../connectors/cron/cron-connector.js';
 import { openLedger } from '../connectors/cron/open-ledger.js';
-import type { ConnectorConfig } from '../connectors/sdk/config.js';
+import { readConnectorConfig } from '../connectors/sdk/config.js';
 import { connectorParts } from '../connectors/sdk/connector-parts.js';
+import { readWebhookConfig } from '../connectors/webhook/config.js';
+import {
+  createWebhookHandler,
+  WebhookConnectorName,
+} from '../connectors/webhook/webhook-handler.js';
 
 /** The connectors `fnbus up --connectors` and `fnbus connector <kind>` know. */
-export const connectorKinds = ['cron'] as const;
+export const connectorKinds = ['cron', 'webhook'] as const;
 export type ConnectorKind = (typeof connectorKinds)[number];
 
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
 export interface ConnectorRun {
-  config: ConnectorConfig;
+  /** Their configuration (OpenFaaS's connector env names; connectors/README.md). */
+  env: Env;
+  /** The gateway, over `gateway_url` (`fnbus up`: its own). */
+  gatewayUrl?: string;
   logger: Logger;
   registry: Registry;
   /** Where the cron connector's replicas share slots: redis://, nats://, or local. */
   leaseUrl?: string;
   /** Where a local ledger keeps the last firings (for catch-up across restarts). */
   stateDir?: string;
+  /** Where secrets are, one file each (webhook signing keys); default secret_mount_path. */
+  secretsDir?: string;
   /** `Authorization` for the gateway's system API (`fnbus up`'s own credentials). */
   authorization?: string;
 }
 
 export interface RunningConnectors {
+  /** The webhook connector's `POST /webhook/<topic>` handler, when it runs. */
+  webhook?: RequestHandler;
   stop(): Promise<void>;
 }
 
@@ -50,37 +67,46 @@ export async function startConnectors(
   run: ConnectorRun,
 ): Promise<RunningConnectors> {
   const stops: (() => Promise<void>)[] = [];
-  try {
-    for (const kind of kinds) {
-      if (kind === 'cron') stops.push(await startCron(run));
-    }
-  } catch (error) {
-    for (const stop of stops) await stop();
-    throw error;
-  }
-  return {
+  const running: RunningConnectors = {
     async stop() {
       for (const stop of stops) await stop();
     },
   };
+  try {
+    for (const kind of kinds) {
+      if (kind === 'cron') stops.push(await startCron(run));
+      if (kind === 'webhook') {
+        const webhook = await startWebhook(run);
+        running.webhook = webhook.handler;
+        stops.push(webhook.stop);
+      }
+    }
+  } catch (error) {
+    await running.stop();
+    throw error;
+  }
+  return running;
 }
 
-async function startCron({
-  config,
-  logger,
-  registry,
-  leaseUrl,
-  stateDir,
-  authorization,
-}: ConnectorRun) {
-  const log = logger.child({ connector: CronConnectorName });
+/** A connector's config from the run's env, with its own defaults and the run's gateway. */
+function configOf(run: ConnectorRun, defaults: Parameters<typeof readConnectorConfig>[1]) {
+  return readConnectorConfig(
+    { ...run.env, ...(run.gatewayUrl ? { gateway_url: run.gatewayUrl } : {}) },
+    defaults,
+  );
+}
+
+async function startCron(run: ConnectorRun) {
+  const config = configOf(run, {});
+  const logger = run.logger.child({ connector: CronConnectorName });
   const parts = await connectorParts(config, {
     connector: CronConnectorName,
-    logger: log,
-    registry,
-    authorization,
+    logger,
+    registry: run.registry,
+    authorization: run.authorization,
   });
-  const ledger = await openLedger(leaseUrl, stateDir && join(stateDir, 'cron-last-fired.json'));
+  const file = run.stateDir && join(run.stateDir, 'cron-last-fired.json');
+  const ledger = await openLedger(run.leaseUrl, file);
   const cron = new CronConnector({
     topicMap: () => parts.builder.map,
     controller: parts.controller,
@@ -88,15 +114,56 @@ async function startCron({
     callState: async (callId) =>
       (await parts.gateway.json<{ state?: string }>(`/system/calls/${encodeURIComponent(callId)}`))
         .state,
-    logger: log,
+    logger,
   });
   const stop = new AbortController();
   const running = Promise.all([parts.builder.run(stop.signal), cron.run(stop.signal)]);
-  log.info({ gateway: config.gatewayUrl, lease: leaseUrl ?? 'local' }, 'cron connector running');
+  logger.info(
+    { gateway: config.gatewayUrl, lease: run.leaseUrl ?? 'local' },
+    'cron connector running',
+  );
   return async () => {
     stop.abort();
     await running;
     await parts.close();
     await ledger.close();
+  };
+}
+
+/** Webhooks are queued (202) unless asked otherwise: the sender seldom waits for the work. */
+async function startWebhook(run: ConnectorRun) {
+  const config = configOf(run, { asyncInvocation: true, contentType: 'application/json' });
+  const webhookConfig = readWebhookConfig(run.env);
+  const logger = run.logger.child({ connector: WebhookConnectorName });
+  const parts = await connectorParts(config, {
+    connector: WebhookConnectorName,
+    logger,
+    registry: run.registry,
+    authorization: run.authorization,
+  });
+  const secretsDir = run.secretsDir ?? config.secretMountPath;
+  const handler = createWebhookHandler({
+    topicMap: () => parts.builder.map,
+    controller: parts.controller,
+    config: webhookConfig,
+    secret: (name) =>
+      /^[-._a-zA-Z0-9]+$/.test(name)
+        ? readFile(join(secretsDir, name), 'utf8').then(
+            (value) => value.trim(),
+            () => undefined,
+          )
+        : Promise.resolve(undefined),
+    logger,
+  });
+  const stop = new AbortController();
+  const building = parts.builder.run(stop.signal);
+  logger.info({ gateway: config.gatewayUrl }, 'webhook connector running');
+  return {
+    handler,
+    async stop() {
+      stop.abort();
+      await building;
+      await parts.close();
+    },
   };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { relative } from 'node:path';
 import { Command } from 'commander';
-import { FnbusError } from '../core/errors.js';
+import { FnbusError, ValidationError } from '../core/errors.js';
 import { pino } from 'pino';
 import { readConfig as readGatewayConfig } from '../gateway/config.js';
 import { readWorkerConfig } from '../queue/config.js';
@@ -11,7 +11,9 @@ import { registerClientCommands } from './client-commands.js';
 import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
 import { serveMetrics } from './metrics-server.js';
 import { registerTopicsCommand } from './topics-command.js';
-import { readConnectorConfig } from '../connectors/sdk/config.js';
+import { readWebhookConfig } from '../connectors/webhook/config.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { newFunction, templateLanguages } from './new-function.js';
 import { defaultStateDir, up } from './up.js';
@@ -86,7 +88,6 @@ program
     const connectors = parseConnectorKinds(
       options.connectors ?? process.env.FNBUS_CONNECTORS ?? connectorKinds.join(','),
     );
-    const connectorConfig = readConnectorConfig(process.env);
     const logger = pino({ name: 'fnbus' });
     const hub = await up({
       stackFile: options.yaml,
@@ -96,7 +97,7 @@ program
       queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
       worker,
       connectors,
-      connectorConfig,
+      connectorEnv: process.env,
     });
     logger.info({ port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
     const stop = (signal: NodeJS.Signals) => {
@@ -147,21 +148,26 @@ program
   )
   .action(async (kind: string, options: { gateway?: string; lease?: string }) => {
     const kinds = parseConnectorKinds(kind);
-    const config = readConnectorConfig({
-      ...process.env,
-      ...(options.gateway ? { gateway_url: options.gateway } : {}),
-    });
+    if (kinds.length !== 1) throw new ValidationError('name one connector: fnbus connector <kind>');
     const logger = pino({ name: 'fnbus-connector' });
     const registry = new Registry();
-    const metricsPort = Number(process.env.metrics_port ?? 8081);
-    const metrics = await serveMetrics(registry, metricsPort);
+    const metrics = await serveMetrics(registry, Number(process.env.metrics_port ?? 8081));
     const running = await startConnectors(kinds, {
-      config,
+      env: process.env,
+      gatewayUrl: options.gateway,
       logger,
       registry,
       leaseUrl: options.lease ?? process.env.lease_url,
     });
+    // The webhook connector alone serves POST /webhook/<topic> on a port of its own.
+    const server = running.webhook && createServer(running.webhook);
+    if (server) {
+      const { port } = readWebhookConfig(process.env);
+      await new Promise<void>((resolve) => server.listen(port, resolve));
+      logger.info({ port: (server.address() as AddressInfo).port }, 'webhooks listening');
+    }
     const stop = () => {
+      server?.close();
       running.stop().then(
         () => {
           metrics.close();

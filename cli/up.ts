@@ -1,12 +1,13 @@
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { Worker } from 'node:worker_threads';
 import { buildGateway } from '../gateway/app.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
-import type { ConnectorConfig } from '../connectors/sdk/config.js';
+import type { Env } from '../core/config.js';
+import { webhookPrefix } from '../connectors/webhook/webhook-handler.js';
 import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { startConnectors, type ConnectorKind, type RunningConnectors } from './connectors.js';
@@ -22,9 +23,9 @@ export interface UpOptions {
   /** The async queue's URL (`redis://`, `nats://`); default: the embedded one in stateDir. */
   queueUrl?: string;
   worker: WorkerConfig;
-  /** The connectors to run against this hub's gateway, with their env config. */
+  /** The connectors to run against this hub's gateway, and their env config. */
   connectors: readonly ConnectorKind[];
-  connectorConfig: ConnectorConfig;
+  connectorEnv: Env;
 }
 
 export interface RunningHub {
@@ -50,7 +51,7 @@ export async function up({
   queueUrl,
   worker: workerConfig,
   connectors: connectorKinds,
-  connectorConfig,
+  connectorEnv,
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
@@ -68,6 +69,20 @@ export async function up({
     queue,
     moreMetrics: async () =>
       `${(await worker?.metrics()) ?? ''}${await connectorMetrics.metrics()}`,
+    mounts: connectorKinds.includes('webhook')
+      ? [
+          {
+            prefix: webhookPrefix,
+            methods: ['POST'],
+            summary: 'A webhook: invokes every function whose topic annotation names <topic>',
+            // Connectors start once the gateway listens: until then, come back later.
+            handler: (req, res) => {
+              if (connectors?.webhook) connectors.webhook(req, res);
+              else res.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
+            },
+          },
+        ]
+      : [],
   });
   // Connectors stop sending, the worker's calls in flight finish (through the gateway), then
   // callers are turned away, then the functions stop.
@@ -93,11 +108,13 @@ export async function up({
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
     connectors = await startConnectors(connectorKinds, {
-      config: { ...connectorConfig, gatewayUrl: `http://127.0.0.1:${port}` },
+      env: connectorEnv,
+      gatewayUrl: `http://127.0.0.1:${port}`,
       logger,
       registry: connectorMetrics,
       leaseUrl: shared,
       stateDir,
+      secretsDir: resolve(stateDir, 'secrets'),
       authorization: credentials
         ? `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`
         : undefined,

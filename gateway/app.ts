@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError } from 'fastify';
 import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
@@ -43,6 +44,20 @@ export interface GatewayDeps {
   registry?: Registry;
   /** More Prometheus text for `/metrics`, from components elsewhere (a worker thread). */
   moreMetrics?: () => Promise<string>;
+  /** Handlers of other layers served on this port (`fnbus up`'s webhooks). */
+  mounts?: RawMount[];
+}
+
+/**
+ * A plain node:http handler served under `prefix` (any path below it, POST and the methods
+ * listed), given the raw request with its body unread: it answers everything itself.
+ */
+export interface RawMount {
+  /** Ends with `/`, e.g. `/webhook/`. */
+  prefix: string;
+  methods: ('GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE')[];
+  summary: string;
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 /** Where the gateway serves its OpenAPI document (behind basic auth, as all of `/system/*`). */
@@ -64,6 +79,7 @@ export function buildGateway({
   queue,
   registry,
   moreMetrics,
+  mounts = [],
 }: GatewayDeps) {
   const auth = config.basicAuth ? loadCredentials(config.secretMountPath, credentials) : undefined;
   const app = Fastify({
@@ -262,6 +278,23 @@ export function buildGateway({
   registerAsyncRoutes(app, { provider, queue, config });
   registerLogsRoutes(app, { provider, config });
   registerSecretsRoutes(app, { provider, config });
+  for (const mount of mounts) {
+    app.register((scope, _options, done) => {
+      // The body stays unread, for the handler to read (and limit) itself.
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', (_request, _payload, parsed) => parsed(null));
+      scope.route({
+        method: mount.methods,
+        url: `${mount.prefix}*`,
+        schema: { summary: mount.summary },
+        handler: (request, reply) => {
+          reply.hijack();
+          mount.handler(request.raw, reply.raw);
+        },
+      });
+      done();
+    });
+  }
 
   return app;
 }

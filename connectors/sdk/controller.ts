@@ -114,14 +114,19 @@ export class Controller {
     return responses;
   }
 
+  /** Whether `target` is invoked through `/async-function`: its annotation, else the default. */
+  isAsync(target: TopicTarget): boolean {
+    const mode = target.annotations[InvocationAnnotation]?.trim();
+    return mode === 'async' || (mode !== 'sync' && this.#options.asyncInvocation);
+  }
+
   async #deliverOne(
     event: SourceEvent,
     target: TopicTarget,
     signal: AbortSignal | undefined,
   ): Promise<InvokerResponse> {
     const { connector, contentType, logger } = this.#options;
-    const mode = target.annotations[InvocationAnnotation]?.trim();
-    const async = mode === 'async' || (mode !== 'sync' && this.#options.asyncInvocation);
+    const async = this.isAsync(target);
     const invoker = async ? this.#options.async : this.#options.sync;
     const { policy, problems } = policyFor(target.annotations, this.#options.retry);
     if (problems.length > 0) logger.warn({ function: target.function, problems }, 'ignored');

@@ -31,7 +31,15 @@ export class ResponseMetrics implements ResponseSubscriber {
   readonly #deliveries: Counter<'connector' | 'topic' | 'function_name' | 'code'>;
   readonly #seconds: Histogram<'connector' | 'function_name'>;
 
+  /** Connectors of one process share the registry's metrics (labelled by connector). */
   constructor(registry: Registry) {
+    const deliveries = registry.getSingleMetric('fnbus_connector_deliveries_total');
+    const seconds = registry.getSingleMetric('fnbus_connector_delivery_seconds');
+    if (deliveries instanceof Counter && seconds instanceof Histogram) {
+      this.#deliveries = deliveries as Counter<'connector' | 'topic' | 'function_name' | 'code'>;
+      this.#seconds = seconds as Histogram<'connector' | 'function_name'>;
+      return;
+    }
     this.#deliveries = new Counter({
       name: 'fnbus_connector_deliveries_total',
       help: 'Events delivered to functions, by status ("failed" when never answered)',
