@@ -78,7 +78,7 @@ export async function startConnectors(
       if (kind === 'webhook') {
         const webhook = await startWebhook(run);
         running.webhook = webhook.handler;
-        stops.push(webhook.stop);
+        stops.push(() => webhook.stop());
       }
     }
   } catch (error) {

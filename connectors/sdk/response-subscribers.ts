@@ -36,8 +36,8 @@ export class ResponseMetrics implements ResponseSubscriber {
     const deliveries = registry.getSingleMetric('fnbus_connector_deliveries_total');
     const seconds = registry.getSingleMetric('fnbus_connector_delivery_seconds');
     if (deliveries instanceof Counter && seconds instanceof Histogram) {
-      this.#deliveries = deliveries as Counter<'connector' | 'topic' | 'function_name' | 'code'>;
-      this.#seconds = seconds as Histogram<'connector' | 'function_name'>;
+      this.#deliveries = deliveries;
+      this.#seconds = seconds;
       return;
     }
     this.#deliveries = new Counter({
