@@ -111,6 +111,7 @@ async function startCron(run: ConnectorRun) {
     topicMap: () => parts.builder.map,
     controller: parts.controller,
     ledger,
+    registry: run.registry,
     callState: async (callId) =>
       (await parts.gateway.json<{ state?: string }>(`/system/calls/${encodeURIComponent(callId)}`))
         .state,

@@ -1,4 +1,5 @@
 import { CronTopic, OpenFaasAnnotation } from '../../core/openfaas-names.js';
+import { Histogram, type Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { SourceEvent } from '../../core/source.js';
 import type { Controller, InvokerResponse } from '../sdk/controller.js';
@@ -29,6 +30,8 @@ export interface CronConnectorOptions {
   callState?: (callId: string) => Promise<string | undefined>;
   /** How often the map is looked at for cron functions come and gone; default 1 s. */
   reconcileEveryMs?: number;
+  /** Where `fnbus_cron_firing_lateness_seconds` goes: how late each firing's call went out. */
+  registry?: Registry;
   logger?: Logger;
 }
 
@@ -36,6 +39,8 @@ export interface CronConnectorOptions {
 const maxCatchUp = 100;
 /** How long a slot's claim lasts: far longer than any clock skew between replicas. */
 const claimTtlMs = 10 * 60_000;
+/** How long before a slot its timer wakes, to wait out the rest precisely. */
+const earlyWakeMs = 2;
 /** A timer is never set further ahead than this (setTimeout's limit is ~24.8 days). */
 const maxTimerMs = 24 * 3600_000;
 
@@ -63,14 +68,23 @@ interface Entry {
  * deployed, changed or removed are picked up from the topic map.
  */
 export class CronConnector {
-  readonly #options: Required<Omit<CronConnectorOptions, 'callState'>> &
+  readonly #options: Required<Omit<CronConnectorOptions, 'callState' | 'registry'>> &
     Pick<CronConnectorOptions, 'callState'>;
+  readonly #lateness: Histogram | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #problems = new Set<string>();
   #signal: AbortSignal = AbortSignal.abort();
 
   constructor(options: CronConnectorOptions) {
     this.#options = { reconcileEveryMs: 1000, logger: silentLogger, ...options };
+    this.#lateness =
+      options.registry &&
+      new Histogram({
+        name: 'fnbus_cron_firing_lateness_seconds',
+        help: 'How long after its slot a cron firing’s call went out (claim included)',
+        buckets: [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+        registers: [options.registry],
+      });
   }
 
   /** Runs until `signal` aborts; firings in flight are left to finish. */
@@ -155,23 +169,40 @@ export class CronConnector {
     });
   }
 
+  /**
+   * Wakes up for the entry's next slot: a timer to ~2 ms before it (timers are late by a
+   * millisecond or so, and wake no earlier than asked), then the event loop's next turns until the
+   * slot's millisecond.
+   */
   #arm(entry: Entry): void {
-    const delayMs = Math.min(entry.nextSlotMs - Date.now(), maxTimerMs);
-    entry.timer = setTimeout(() => this.#onTimer(entry), Math.max(0, delayMs));
+    const delayMs = entry.nextSlotMs - Date.now();
+    if (delayMs > earlyWakeMs) {
+      entry.timer = setTimeout(
+        () => this.#onTimer(entry),
+        Math.min(delayMs - earlyWakeMs, maxTimerMs),
+      );
+    } else {
+      entry.timer = undefined;
+      setImmediate(() => this.#onTimer(entry));
+    }
   }
 
   #onTimer(entry: Entry): void {
     if (this.#entries.get(entry.id) !== entry || this.#signal.aborted) return;
-    const now = Date.now();
-    if (now < entry.nextSlotMs) return this.#arm(entry); // a long wait in steps, or woken early
+    if (Date.now() < entry.nextSlotMs) return this.#arm(entry);
     const slotMs = entry.nextSlotMs;
-    // Slots that passed while this process could not run (a pause, a blocked loop) are skipped;
-    // catching up is only done for downtime, and only when asked.
-    let next = entry.schedule.next(slotMs);
-    if (next <= now) next = entry.schedule.next(now);
-    entry.nextSlotMs = next;
-    this.#arm(entry);
     void this.#fire(entry, slotMs);
+    // The next slot once every firing of this moment is on its way (computing one takes a while).
+    setImmediate(() => {
+      if (this.#entries.get(entry.id) !== entry) return;
+      // Slots that passed while this process could not run (a pause, a blocked loop) are
+      // skipped; catching up is only done for downtime, and only when asked.
+      const now = Date.now();
+      let next = entry.schedule.next(slotMs);
+      if (next <= now) next = entry.schedule.next(now);
+      entry.nextSlotMs = next;
+      this.#arm(entry);
+    });
   }
 
   /** Fires the slots missed since the last firing any replica recorded (catch-up). */
@@ -187,23 +218,28 @@ export class CronConnector {
     }
     if (missed.length === 0) return;
     logger.info({ function: entry.target.function, slots: missed.length }, 'catching up');
-    for (const slot of missed) await this.#fire(entry, slot);
+    for (const slot of missed) await this.#fire(entry, slot, false);
   }
 
-  async #fire(entry: Entry, slotMs: number): Promise<void> {
+  async #fire(entry: Entry, slotMs: number, onTime = true): Promise<void> {
     const { ledger, controller, logger } = this.#options;
     const where = {
       function: entry.target.function,
       schedule: entry.schedule.text,
       slot: new Date(slotMs).toISOString(),
     };
+    let marked: Promise<void>;
     try {
       if (!(await ledger.claim(`${entry.id}@${slotMs}`, claimTtlMs))) return; // another replica's
-      await ledger.markFired(entry.id, slotMs);
       if (entry.overlap === 'skip' && (await this.#stillRunning(entry))) {
         logger.info(where, 'skipped: the last firing still runs');
+        await ledger.markFired(entry.id, slotMs);
         return;
       }
+      // Recorded while the call goes out, not before: the firing waits for nothing but its claim.
+      marked = ledger.markFired(entry.id, slotMs).catch((error: unknown) => {
+        logger.warn({ ...where, err: error }, 'last firing not recorded');
+      });
     } catch (error) {
       logger.error({ ...where, err: error }, 'cannot claim the slot: not fired');
       return;
@@ -216,6 +252,7 @@ export class CronConnector {
         [ScheduleHeader]: entry.schedule.text,
       },
     };
+    if (onTime) this.#lateness?.observe((Date.now() - slotMs) / 1000);
     const delivery = controller.deliver(event, [entry.target], this.#signal);
     entry.running = delivery;
     try {
@@ -226,6 +263,7 @@ export class CronConnector {
       logger.warn({ ...where, err: error }, 'firing not delivered');
     } finally {
       if (entry.running === delivery) entry.running = undefined;
+      await marked;
     }
   }
 

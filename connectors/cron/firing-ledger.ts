@@ -22,6 +22,8 @@ export class MemoryLedger implements FiringLedger {
   #last: Map<string, number> | undefined;
   readonly #file: string | undefined;
   #writing: Promise<void> = Promise.resolve();
+  /** The write not started yet, which later firings join. */
+  #flush: Promise<void> | undefined;
 
   constructor(file?: string) {
     this.#file = file;
@@ -44,14 +46,15 @@ export class MemoryLedger implements FiringLedger {
     if ((last.get(schedule) ?? 0) >= slotMs) return;
     last.set(schedule, slotMs);
     if (!this.#file) return;
+    // Firings of one moment share one write (the latest state), each whole: aside, then renamed.
     const file = this.#file;
-    const text = JSON.stringify(Object.fromEntries(last));
-    // One write at a time, each whole (write aside, then rename).
-    this.#writing = this.#writing.then(async () => {
-      await writeFile(`${file}.tmp`, text);
+    this.#flush ??= this.#writing.then(async () => {
+      this.#flush = undefined;
+      await writeFile(`${file}.tmp`, JSON.stringify(Object.fromEntries(last)));
       await rename(`${file}.tmp`, file);
     });
-    await this.#writing;
+    this.#writing = this.#flush;
+    await this.#flush;
   }
 
   async close(): Promise<void> {
