@@ -6,7 +6,7 @@ import type { FunctionDeployment, StringMap } from '../../core/function-types.js
 
 /** Annotation keys that make a function a template handler run in place (an fnbus addition). */
 export const FnbusAnnotation = {
-  /** The template: `node` or `python3`. */
+  /** The template: `node`, `python3` or `alexa`. */
   Lang: 'fnbus.lang',
   /** The handler's folder (or file), an absolute path on this machine. */
   Handler: 'fnbus.handler',
@@ -14,6 +14,7 @@ export const FnbusAnnotation = {
 
 const runners: Record<string, (repoRoot: string) => string[]> = {
   node: (root) => [process.execPath, join(root, 'templates', 'node', 'index.js')],
+  alexa: (root) => [process.execPath, join(root, 'templates', 'alexa', 'index.js')],
   python3: (root) => ['python3', join(root, 'templates', 'python3', 'index.py')],
 };
 

@@ -52,7 +52,7 @@ describe('fnbus new', () => {
     await fails(
       dir,
       ['new', 'fn', '--lang', 'cobol'],
-      /no template for "cobol"; choose one of: node, python3/,
+      /no template for "cobol"; choose one of: alexa, node, python3/,
     );
     assert.equal(existsSync(join(dir, 'fn')), false);
     assert.equal(existsSync(join(dir, 'stack.yml')), false);
