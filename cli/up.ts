@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { Worker } from 'node:worker_threads';
 import { buildGateway } from '../gateway/app.js';
+import { loadCredentials } from '../gateway/auth.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
 import type { Env } from '../core/config.js';
@@ -107,16 +108,20 @@ export async function up({
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
+    // The hub's own credentials, as its gateway checks them (files first, then the env's).
+    const system = config.basicAuth
+      ? loadCredentials(config.secretMountPath, credentials)
+      : credentials;
     connectors = await startConnectors(connectorKinds, {
-      env: connectorEnv,
+      env: { ...connectorEnv, basic_auth: 'false' },
       gatewayUrl: `http://127.0.0.1:${port}`,
       logger,
       registry: connectorMetrics,
       leaseUrl: shared,
       stateDir,
       secretsDir: resolve(stateDir, 'secrets'),
-      authorization: credentials
-        ? `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`
+      authorization: system
+        ? `Basic ${Buffer.from(`${system.user}:${system.password}`).toString('base64')}`
         : undefined,
     });
     return { port, stop };

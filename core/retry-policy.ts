@@ -1,3 +1,4 @@
+import type { EnvReader } from './config.js';
 import { parseDurationMs } from './duration.js';
 import { OpenFaasAnnotation } from './openfaas-names.js';
 
@@ -58,6 +59,29 @@ export function policyFor(
   }
   if (policy.maxWaitMs < policy.minWaitMs) policy.maxWaitMs = policy.minWaitMs;
   return { policy, problems };
+}
+
+/**
+ * A retry policy from env (`max_retry_attempts`, `retry_http_codes`, `initial_retry_wait`,
+ * `max_retry_wait`, OpenFaaS Pro's queue-worker names) over `defaults`; problems go to `read`.
+ */
+export function readRetryPolicy(read: EnvReader, defaults: RetryPolicy): RetryPolicy {
+  const codesText = read.string('retry_http_codes');
+  let retryCodes = defaults.retryCodes;
+  if (codesText !== undefined) {
+    const parsed = parseStatusList(codesText);
+    if (parsed) retryCodes = parsed;
+    else read.problem(`retry_http_codes: "${codesText}" is not a list of statuses (e.g. 429,503)`);
+  }
+  const minWaitMs = read.durationMs('initial_retry_wait', defaults.minWaitMs);
+  const maxWaitMs = read.durationMs('max_retry_wait', defaults.maxWaitMs);
+  if (maxWaitMs < minWaitMs) read.problem('max_retry_wait: shorter than initial_retry_wait');
+  return {
+    maxAttempts: read.integer('max_retry_attempts', defaults.maxAttempts, { min: 1 }),
+    retryCodes,
+    minWaitMs,
+    maxWaitMs,
+  };
 }
 
 /** `408,429, 503` → the set; undefined unless every item is an HTTP status. */

@@ -1,6 +1,6 @@
 import { EnvReader, type Env } from '../core/config.js';
 import type { CallbackOptions } from './callback.js';
-import { defaultRetryPolicy, parseStatusList, type RetryPolicy } from '../core/retry-policy.js';
+import { defaultRetryPolicy, readRetryPolicy, type RetryPolicy } from '../core/retry-policy.js';
 
 export interface WorkerConfig {
   /** The gateway the worker calls functions through (standalone `fnbus queue-worker`). */
@@ -30,25 +30,10 @@ export interface WorkerConfig {
  */
 export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
   const read = new EnvReader(env);
-  const codesText = read.string('retry_http_codes');
-  let retryCodes = defaultRetryPolicy.retryCodes;
-  if (codesText !== undefined) {
-    const parsed = parseStatusList(codesText);
-    if (parsed) retryCodes = parsed;
-    else read.problem(`retry_http_codes: "${codesText}" is not a list of statuses (e.g. 429,503)`);
-  }
-  const minWaitMs = read.durationMs('initial_retry_wait', defaultRetryPolicy.minWaitMs);
-  const maxWaitMs = read.durationMs('max_retry_wait', defaultRetryPolicy.maxWaitMs);
-  if (maxWaitMs < minWaitMs) read.problem('max_retry_wait: shorter than initial_retry_wait');
   return read.done({
     gatewayUrl: read.string('gateway_url', 'http://127.0.0.1:8080'),
     maxInflight: read.integer('max_inflight', 64, { min: 1, max: 10_000 }),
-    retry: {
-      maxAttempts: read.integer('max_retry_attempts', defaultRetryPolicy.maxAttempts, { min: 1 }),
-      retryCodes,
-      minWaitMs,
-      maxWaitMs,
-    },
+    retry: readRetryPolicy(read, defaultRetryPolicy),
     maxAgeMs: read.durationMs('max_age', 24 * 3600_000),
     upstreamTimeoutMs: read.durationMs('upstream_timeout', 60_000),
     callback: {

@@ -1,5 +1,5 @@
 import { EnvReader, type Env } from '../../core/config.js';
-import { defaultRetryPolicy, parseStatusList, type RetryPolicy } from '../../core/retry-policy.js';
+import { defaultRetryPolicy, readRetryPolicy, type RetryPolicy } from '../../core/retry-policy.js';
 
 export interface ConnectorConfig {
   gatewayUrl: string;
@@ -35,24 +35,14 @@ const connectorRetry: RetryPolicy = {
  * A connector's settings, by OpenFaaS's connector env names (`gateway_url`, `topics` is the
  * source's, `asynchronous_invocation`, `rebuild_interval`, `upstream_timeout`, `content_type`,
  * `basic_auth`, `secret_mount_path`, `print_response`, `print_response_body`) and the async
- * worker's retry names; every problem at once. `defaults` are the connector's own (cron invokes
- * asynchronously by default, as OpenFaaS's does).
+ * worker's retry names; every problem at once. `defaults` are the connector's own (webhooks
+ * invoke asynchronously unless told otherwise; cron, as OpenFaaS's, synchronously).
  */
 export function readConnectorConfig(
   env: Env,
   defaults: { asyncInvocation?: boolean; contentType?: string } = {},
 ): Readonly<ConnectorConfig> {
   const read = new EnvReader(env);
-  const codesText = read.string('retry_http_codes');
-  let retryCodes = connectorRetry.retryCodes;
-  if (codesText !== undefined) {
-    const parsed = parseStatusList(codesText);
-    if (parsed) retryCodes = parsed;
-    else read.problem(`retry_http_codes: "${codesText}" is not a list of statuses (e.g. 429,503)`);
-  }
-  const minWaitMs = read.durationMs('initial_retry_wait', connectorRetry.minWaitMs);
-  const maxWaitMs = read.durationMs('max_retry_wait', connectorRetry.maxWaitMs);
-  if (maxWaitMs < minWaitMs) read.problem('max_retry_wait: shorter than initial_retry_wait');
   const gatewayUrl = read.string('gateway_url', 'http://127.0.0.1:8080');
   if (!/^https?:\/\/[^/]/.test(gatewayUrl)) {
     read.problem(`gateway_url: "${gatewayUrl}" is not an http(s) URL`);
@@ -67,12 +57,7 @@ export function readConnectorConfig(
     secretMountPath: read.string('secret_mount_path', '/var/openfaas/secrets'),
     topicDelimiter: read.string('topic_delimiter', ','),
     maxInflight: read.integer('max_inflight', 64, { min: 1, max: 10_000 }),
-    retry: {
-      maxAttempts: read.integer('max_retry_attempts', connectorRetry.maxAttempts, { min: 1 }),
-      retryCodes,
-      minWaitMs,
-      maxWaitMs,
-    },
+    retry: readRetryPolicy(read, connectorRetry),
     printResponse: read.boolean('print_response', true),
     printResponseBody: read.boolean('print_response_body', false),
   });

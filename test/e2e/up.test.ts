@@ -18,7 +18,7 @@ describe('fnbus up', () => {
     const stateDir = makeTempDir('fnbus-up-');
     const { hub, url } = await startHub(['-f', join(root, 'examples', 'stack.yml')], stateDir);
     t.after(() => stopHub(hub));
-    for (const name of ['cat', 'sha512sum', 'hello-node', 'hello-python', 'orders'])
+    for (const name of ['cat', 'sha512sum', 'hello-node', 'hello-python', 'orders', 'every-minute'])
       await ready(url, name);
 
     const hash = await request(`${url}/function/sha512sum`, { method: 'POST', body: 'hello' });
@@ -97,6 +97,27 @@ describe('fnbus up', () => {
     });
     assert.equal(allowed.status, 200);
     assert.equal((await request(`${url}/healthz`)).status, 200);
+
+    // The connectors list functions with the hub's own credentials: a webhook reaches its topic.
+    const deployed = await request(`${url}/system/functions`, {
+      method: 'POST',
+      headers: { Authorization: authorization, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        service: 'hooked',
+        image: 'fnbus/cat',
+        envProcess: 'cat',
+        annotations: { topic: 'guarded', 'fnbus.connector.invocation': 'sync' },
+      }),
+    });
+    assert.equal(deployed.status, 202);
+    const answer = await waitFor(
+      async () => {
+        const res = await request(`${url}/webhook/guarded`, { method: 'POST', body: 'through' });
+        return res.status === 200 && res;
+      },
+      { timeoutMs: 15_000, what: 'the webhook to reach the function' },
+    );
+    assert.equal(answer.text, 'through');
   });
 
   it('refuses a broken stack file with one line naming the field, and exits 1', async () => {

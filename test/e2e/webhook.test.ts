@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startCli } from '../helpers/cli.js';
 import { freePort, request } from '../helpers/http.js';
-import { ready, startHub, stopHub } from '../helpers/hub.js';
+import { deployProcess, ready, startHub, stopHub } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
@@ -24,17 +24,7 @@ async function deploy(
   fprocess: string,
   annotations: Record<string, string>,
 ) {
-  const res = await request(`${url}/system/functions`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      service: name,
-      image: 'fnbus/recorder',
-      envProcess: fprocess,
-      annotations,
-    }),
-  });
-  assert.equal(res.status, 202, res.text);
+  await deployProcess(url, name, fprocess, annotations);
   await ready(url, name);
 }
 

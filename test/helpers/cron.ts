@@ -1,6 +1,5 @@
-import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { request } from './http.js';
+import { deployProcess } from './hub.js';
 
 /** What the recording function wrote for one firing. */
 export interface Firing {
@@ -34,21 +33,11 @@ export function firings(file: string): Firing[] {
 }
 
 /** Deploys `name` with `topic: cron-function` and `annotations`. */
-export async function deployCron(
+export function deployCron(
   url: string,
   name: string,
   process: string,
   annotations: Record<string, string>,
-) {
-  const res = await request(`${url}/system/functions`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      service: name,
-      image: 'fnbus/recorder',
-      envProcess: process,
-      annotations: { topic: 'cron-function', ...annotations },
-    }),
-  });
-  assert.equal(res.status, 202, res.text);
+): Promise<void> {
+  return deployProcess(url, name, process, { topic: 'cron-function', ...annotations });
 }

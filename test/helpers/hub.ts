@@ -110,3 +110,23 @@ export function writeTallyStack(
   );
   return file;
 }
+
+/** Deploys `name` running `fprocess` (one process per call) with `annotations`; a 202 or throws. */
+export async function deployProcess(
+  url: string,
+  name: string,
+  fprocess: string,
+  annotations: Record<string, string>,
+): Promise<void> {
+  const res = await request(`${url}/system/functions`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      service: name,
+      image: `fnbus/${name}`,
+      envProcess: fprocess,
+      annotations,
+    }),
+  });
+  assert.equal(res.status, 202, res.text);
+}
