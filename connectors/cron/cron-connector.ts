@@ -73,6 +73,10 @@ export class CronConnector {
   readonly #lateness: Histogram | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #problems = new Set<string>();
+  /** The map the entries were last made from. */
+  #reconciled: TopicMap | undefined;
+  /** Parsed schedules by zone and text: a rebuilt map mostly holds the same ones. */
+  readonly #parsed = new Map<string, Schedule[]>();
   #signal: AbortSignal = AbortSignal.abort();
 
   constructor(options: CronConnectorOptions) {
@@ -91,7 +95,7 @@ export class CronConnector {
   async run(signal: AbortSignal): Promise<void> {
     this.#signal = signal;
     while (!signal.aborted) {
-      await this.reconcile();
+      await this.#reconcile();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, this.#options.reconcileEveryMs);
         function done() {
@@ -106,20 +110,14 @@ export class CronConnector {
     this.#entries.clear();
   }
 
-  /** The schedules armed now, by id (for `fnbus topics` and tests). */
-  schedules(): { id: string; function: string; schedule: string; nextAt: string }[] {
-    return [...this.#entries.values()].map((entry) => ({
-      id: entry.id,
-      function: entry.target.function,
-      schedule: entry.schedule.text,
-      nextAt: new Date(entry.nextSlotMs).toISOString(),
-    }));
-  }
-
   /** Arms the schedules of cron functions new or changed, and disarms those gone. */
-  async reconcile(): Promise<void> {
+  async #reconcile(): Promise<void> {
+    // A map is immutable: the same one as last time needs no look (parsing costs a timer's worth).
+    const map = this.#options.topicMap();
+    if (map === this.#reconciled) return;
+    this.#reconciled = map;
     const wanted = new Map<string, Omit<Entry, 'nextSlotMs'>>();
-    for (const target of this.#options.topicMap().match(CronTopic)) {
+    for (const target of map.match(CronTopic)) {
       for (const entry of this.#entriesOf(target)) wanted.set(entry.id, entry);
     }
     for (const [id, entry] of this.#entries) {
@@ -157,11 +155,14 @@ export class CronConnector {
     if (missed !== 'skip' && missed !== 'catch-up') {
       return problem(`${CronAnnotation.Missed}: "${missed}" is neither skip nor catch-up`);
     }
-    let schedules: Schedule[];
-    try {
-      schedules = parseSchedules(text, zone);
-    } catch (error) {
-      return problem((error as Error).message);
+    let schedules = this.#parsed.get(`${zone}\n${text}`);
+    if (!schedules) {
+      try {
+        schedules = parseSchedules(text, zone);
+      } catch (error) {
+        return problem((error as Error).message);
+      }
+      this.#parsed.set(`${zone}\n${text}`, schedules);
     }
     return schedules.map((schedule) => {
       const id = `${target.function}|${schedule.text}|${zone}`;
