@@ -12,6 +12,7 @@ import { webhookPrefix } from '../connectors/webhook/webhook-handler.js';
 import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { startConnectors, type ConnectorKind, type RunningConnectors } from './connectors.js';
+import { wakingQueue } from './waking-queue.js';
 import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
 import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack, type Stack } from './stack.js';
@@ -61,13 +62,26 @@ export async function up({
   const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;
   const credentials = user && password ? { user, password } : undefined;
   let worker: WorkerThread | undefined;
+  let workerStarting: Promise<unknown> | undefined;
+  /** Starts the worker thread, once the gateway listens (until then, nothing can be queued). */
+  let startWorker = (): Promise<unknown> => Promise.resolve();
   let connectors: RunningConnectors | undefined;
+  // The embedded queue has no writer but this hub: its worker thread (a second V8, ~15 MB) starts
+  // with the first call queued, or at once when calls wait from an earlier run. A shared queue's
+  // worker starts at once: other gateways queue calls too.
+  const embedded = !queueUrl || queueUrl === 'local';
+  const wake = () => {
+    workerStarting ??= startWorker().catch((error: unknown) => {
+      workerStarting = undefined;
+      logger.error({ err: error }, 'the queue worker thread did not start');
+    });
+  };
   const connectorMetrics = new Registry();
   const gateway = buildGateway({
     provider,
     config,
     credentials,
-    queue,
+    queue: embedded ? wakingQueue(queue, wake) : queue,
     moreMetrics: async () =>
       `${(await worker?.metrics()) ?? ''}${await connectorMetrics.metrics()}`,
     mounts: connectorKinds.includes('webhook')
@@ -89,6 +103,7 @@ export async function up({
   // callers are turned away, then the functions stop.
   const stop = async () => {
     await connectors?.stop();
+    await workerStarting;
     await worker?.stop();
     await gateway.close();
     await queue.close();
@@ -100,10 +115,19 @@ export async function up({
     const port = typeof address === 'object' && address ? address.port : config.port;
     // The worker calls functions through this very gateway, as a separate worker would, from a
     // thread of its own: the second core, not this thread, carries the queue's work.
-    worker = await startWorkerThread(
-      { queueUrl, stateDir, gatewayUrl: `http://127.0.0.1:${port}`, config: workerConfig },
-      logger,
+    startWorker = async () => {
+      worker = await startWorkerThread(
+        { queueUrl, stateDir, gatewayUrl: `http://127.0.0.1:${port}`, config: workerConfig },
+        logger,
+      );
+    };
+    const waiting = Object.values(embedded ? await queue.stats() : {}).some(
+      (stats) => stats.queued + stats.running > 0,
     );
+    if (!embedded || waiting) {
+      workerStarting = startWorker();
+      await workerStarting;
+    }
     if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.

@@ -1,3 +1,5 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { FnbusError, ValidationError } from '../core/errors.js';
 
@@ -89,8 +91,8 @@ export class GatewayClient {
   async call(method: string, path: string, options: CallOptions = {}): Promise<GatewayResponse> {
     const res = await this.#send(method, path, options);
     try {
-      const body = Buffer.from(await res.body.arrayBuffer());
-      return { status: res.statusCode, headers: res.headers, body };
+      const body = Buffer.concat(await res.toArray());
+      return { status: res.statusCode ?? 0, headers: res.headers, body };
     } catch (error) {
       throw this.#unreachable(error);
     }
@@ -102,19 +104,24 @@ export class GatewayClient {
    */
   async stream(method: string, path: string, options: CallOptions = {}): Promise<GatewayStream> {
     const res = await this.#send(method, path, options);
-    if (res.statusCode < 200 || res.statusCode >= 300) {
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
       let body: Buffer;
       try {
-        body = Buffer.from(await res.body.arrayBuffer());
+        body = Buffer.concat(await res.toArray());
       } catch (error) {
         throw this.#unreachable(error);
       }
-      throw refusal({ status: res.statusCode, headers: res.headers, body });
+      throw refusal({ status, headers: res.headers, body });
     }
-    return { status: res.statusCode, headers: res.headers, body: res.body };
+    return { status, headers: res.headers, body: res };
   }
 
-  async #send(method: string, path: string, options: CallOptions) {
+  /**
+   * node:http, not undici: system calls are few, and a hub's connectors then load no HTTP client
+   * of their own (undici costs a process ~6 MB).
+   */
+  #send(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
     const url = new URL(this.target.url + path);
     const pairs = Array.isArray(options.query)
       ? options.query
@@ -126,18 +133,14 @@ export class GatewayClient {
     if (this.target.authorization && path.startsWith('/system/')) {
       headers.authorization = this.target.authorization;
     }
-    try {
-      // Loaded on first use: `fnbus up` shares this module and never calls a gateway.
-      const { request } = await import('undici');
-      return await request(url, {
-        method: method as 'GET',
-        headers,
-        body: options.body,
-        signal: options.signal,
-      });
-    } catch (error) {
-      throw this.#unreachable(error);
-    }
+    const body = options.body === undefined ? undefined : Buffer.from(options.body);
+    if (body) headers['content-length'] = String(body.length);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers, signal: options.signal }, resolve);
+      req.once('error', (error) => reject(this.#unreachable(error)));
+      req.end(body);
+    });
   }
 
   /** The one line for a gateway that could not be reached, or went away mid-answer. */
