@@ -13,6 +13,20 @@ export interface SourceEvent {
   headers: Record<string, string>;
   /** The source's id for the message (offset, message id), for logs and de-duplication. */
   id?: string;
+  /**
+   * Where the source takes an answer back (a NATS request's reply subject, an MQTT 5 response
+   * topic): the controller's reply publisher hands it each function's answer to a synchronous
+   * call. Absent when the source has no such thing.
+   */
+  reply?: (answer: SourceReply) => Promise<void>;
+}
+
+/** A function's answer, sent back through the source. */
+export interface SourceReply {
+  function: string;
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Uint8Array;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { ConnectorConfig } from './config.js';
 import { Controller, type ResponseSubscriber } from './controller.js';
 import { GatewayDeadLetters } from './gateway-dead-letters.js';
 import { TopicMapBuilder } from './map-builder.js';
-import { ResponseMetrics, ResponsePrinter } from './response-subscribers.js';
+import { ReplyPublisher, ResponseMetrics, ResponsePrinter } from './response-subscribers.js';
 import type { TopicMatcher } from './topic-matchers.js';
 
 export interface ConnectorParts {
@@ -64,7 +64,10 @@ export async function connectorParts(
     });
   const sync = invoker(false);
   const async = invoker(true);
-  const subscribers: ResponseSubscriber[] = [...(options.subscribers ?? [])];
+  const subscribers: ResponseSubscriber[] = [
+    ...(options.subscribers ?? []),
+    new ReplyPublisher(logger),
+  ];
   if (config.printResponse) subscribers.push(new ResponsePrinter(logger, config.printResponseBody));
   if (registry) subscribers.push(new ResponseMetrics(registry));
   const controller = new Controller({

@@ -10,6 +10,9 @@ import {
   type InvokerResponse,
 } from '../../connectors/sdk/controller.js';
 import { TopicMap, type ListedFunction } from '../../connectors/sdk/topic-map.js';
+import { ReplyPublisher } from '../../connectors/sdk/response-subscribers.js';
+import { silentLogger } from '../../core/logger.js';
+import type { SourceReply } from '../../core/source.js';
 
 /** An Invoker that answers from a script and records every call (the seam, not a server). */
 class ScriptedInvoker implements Invoker {
@@ -166,6 +169,26 @@ describe('connector controller', () => {
     await Promise.all(Array.from({ length: 12 }, () => c.emit(event())));
     assert.equal(sync.calls.length, 12);
     assert.equal(sync.maxInFlight, 3);
+  });
+
+  it('hands each synchronous answer to the event’s reply, where its source has one', async () => {
+    const sync = new ScriptedInvoker(() => ({
+      status: 201,
+      headers: { 'content-type': 'text/plain' },
+      body: Buffer.from('made'),
+    }));
+    const replies: SourceReply[] = [];
+    const c = controller(sync, { subscribers: [new ReplyPublisher(silentLogger)] });
+    await c.emit({
+      ...event(),
+      reply: (answer) => Promise.resolve(void replies.push(answer)),
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      replies.map((r) => [r.function, r.status, Buffer.from(r.body).toString()]),
+      [['a', 201, 'made']],
+      'b is invoked asynchronously: its 202 is not an answer',
+    );
   });
 
   it('does nothing for a topic no function takes', async () => {
