@@ -151,6 +151,53 @@ describe('webhook connector in fnbus up', () => {
     );
   });
 
+  it('verifies a topic named by webhook_verify: Stripe’s signature and timestamp', async (t) => {
+    const dir = makeTempDir('fnbus-webhook-');
+    const file = join(dir, 'calls');
+    const { hub, url } = await startHub([], join(dir, 'state'), {
+      ...env,
+      webhook_verify: 'payments=stripe:stripe-key',
+    });
+    t.after(() => stopHub(hub));
+    const secret = await request(`${url}/system/secrets`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'stripe-key', value: 'whsec_e2e' }),
+    });
+    assert.equal(secret.status, 201, secret.text);
+    await deploy(url, 'payments', recorder(file), { topic: 'payments' });
+    const body = '{"id":"evt_e2e","type":"charge.succeeded"}';
+    const stripe = (at: number, payload = body) => ({
+      'Stripe-Signature': `t=${at},v1=${createHmac('sha256', 'whsec_e2e').update(`${at}.${payload}`).digest('hex')}`,
+    });
+    const now = Math.floor(Date.now() / 1000);
+    await waitFor(
+      async () =>
+        (await request(`${url}/webhook/payments`, { method: 'POST', body: '{}' })).status === 401,
+      { what: 'the topic to be mapped' },
+    );
+    const stale = await request(`${url}/webhook/payments`, {
+      method: 'POST',
+      headers: stripe(now - 600),
+      body,
+    });
+    assert.equal(stale.status, 401);
+    assert.match(stale.text, /tolerance 300 s/);
+    const good = await request(`${url}/webhook/payments`, {
+      method: 'POST',
+      headers: stripe(now),
+      body,
+    });
+    assert.equal(good.status, 202, good.text);
+    const again = await request(`${url}/webhook/payments`, {
+      method: 'POST',
+      headers: stripe(now),
+      body,
+    });
+    assert.equal(again.status, 200, 'the same event id is taken once');
+    await waitFor(() => lines(file).length === 1, { what: 'the payment call' });
+  });
+
   it('runs alone as fnbus connector webhook, on its own port, against a gateway', async (t) => {
     const dir = makeTempDir('fnbus-webhook-');
     const file = join(dir, 'calls');
