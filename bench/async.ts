@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import type { CallRecord } from '../core/queue.js';
-import { startProcess, stopProcess, waitForPort } from './processes.js';
+import { gatewayApi, startProcess, stopProcess, waitForPort } from './processes.js';
 import { bareRate } from './bare-queues.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -93,15 +93,8 @@ async function measure(backend: string, index: number): Promise<Result> {
   const gateway = new Pool(`http://127.0.0.1:${hubPort}`, { connections: submitters });
   try {
     await waitForPort(hubPort);
-    const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
-      const res = await gateway.request({
-        method,
-        path,
-        headers: { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.statusCode, text: await res.body.text() };
-    };
+    const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
+      gatewayApi(gateway, method, path, body);
     await api('POST', '/system/functions', {
       service: 'noop',
       image: 'bench/echo',

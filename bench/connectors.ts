@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { startProcess, stopProcess, waitForPort } from './processes.js';
+import { gatewayApi, startProcess, stopProcess, waitForPort } from './processes.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cronSeconds = Number(process.env.BENCH_CRON_SECONDS ?? 30);
@@ -43,15 +43,8 @@ const hub = startProcess(
 );
 const gateway = new Pool(`http://127.0.0.1:${port}`, { connections: submitters });
 
-async function api(method: 'GET' | 'POST', path: string, body?: unknown) {
-  const res = await gateway.request({
-    method,
-    path,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.statusCode, text: await res.body.text() };
-}
+const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
+  gatewayApi(gateway, method, path, body);
 
 async function deploy(name: string, server: string, annotations: Record<string, string>) {
   const res = await api('POST', '/system/functions', {

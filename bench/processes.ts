@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Pool } from 'undici';
 
 /** Starts a long-running process for a benchmark; its output is discarded unless it fails. */
 export function startProcess(
@@ -67,4 +68,20 @@ export async function helperPids(pid: number): Promise<number[]> {
     pids.map((child) => readFile(`/proc/${child}/comm`, 'utf8').catch(() => '')),
   );
   return pids.filter((_, i) => names[i]?.trim() === 'fnbus-spawner');
+}
+
+/** A JSON call to a gateway over `pool`: its status and body text. */
+export async function gatewayApi(
+  pool: Pool,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; text: string }> {
+  const res = await pool.request({
+    method,
+    path,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.statusCode, text: await res.body.text() };
 }

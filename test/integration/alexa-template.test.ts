@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { sign } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -44,20 +44,12 @@ const { default: sampleHandler } = (await import(
 
 /** A CA, an intermediate and leaves, made with openssl for these tests. */
 const pki = makeTempDir('fnbus-alexa-pki-');
-const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, stdio: 'pipe' });
+/** `openssl` with the words of `command` (no quoting needed in them), then `more` arguments. */
+const openssl = (command: string, ...more: string[]) =>
+  execFileSync('openssl', [...command.split(' '), ...more], { cwd: pki, stdio: 'pipe' });
 function makeCa(name: string) {
   openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.pem`,
-    '-days',
-    '30',
+    `req -x509 -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.pem -days 30`,
     '-subj',
     `/CN=${name}`,
     '-addext',
@@ -68,34 +60,13 @@ function makeCa(name: string) {
 }
 function makeCert(name: string, issuer: string, ext: string) {
   openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
+    `req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr`,
     '-subj',
     `/CN=${name}`,
   );
-  execFileSync('sh', ['-c', `printf '%s\\n' '${ext}' > ${name}.ext`], { cwd: pki });
+  writeFileSync(join(pki, `${name}.ext`), `${ext}\n`);
   openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${issuer}.pem`,
-    '-CAkey',
-    `${issuer}.key`,
-    '-CAcreateserial',
-    '-out',
-    `${name}.pem`,
-    '-days',
-    '10',
-    '-extfile',
-    `${name}.ext`,
+    `x509 -req -in ${name}.csr -CA ${issuer}.pem -CAkey ${issuer}.key -CAcreateserial -out ${name}.pem -days 10 -extfile ${name}.ext`,
   );
 }
 makeCa('root');
