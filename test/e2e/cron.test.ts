@@ -129,6 +129,24 @@ describe('cron connector in fnbus up', () => {
     });
   });
 
+  it('skips a firing while the last one’s async call is queued or running, when asked', async (t) => {
+    const dir = makeTempDir('fnbus-cron-');
+    const file = join(dir, 'firings');
+    const { hub, url } = await startHub([], join(dir, 'state'), env);
+    t.after(() => stopHub(hub));
+    await deployCron(url, 'slow-async', recorderProcess(file, 2.5), {
+      schedule: '@every 1s',
+      'fnbus.cron.overlap': 'skip',
+      'fnbus.connector.invocation': 'async',
+    });
+    await waitFor(() => firings(file).length >= 3, { timeoutMs: 25_000, what: '3 firings' });
+    const runs = firings(file).map((firing) => firing.ranMs);
+    for (let i = 1; i < runs.length; i++) {
+      const gap = runs[i]! - runs[i - 1]!;
+      assert.ok(gap >= 2500, `run ${i} started ${gap} ms after the last`);
+    }
+  });
+
   it('catches up the slots missed while the hub was down, when asked', async () => {
     const dir = makeTempDir('fnbus-cron-');
     const file = join(dir, 'firings');
