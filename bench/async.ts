@@ -13,7 +13,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import type { CallRecord } from '../core/queue.js';
-import { gatewayApi, startProcess, stopProcess, waitForPort } from './processes.js';
+import {
+  gatewayApi,
+  percentile,
+  startProcess,
+  stopProcess,
+  until,
+  waitForPort,
+} from './processes.js';
 import { bareRate } from './bare-queues.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -35,10 +42,6 @@ interface Result {
   pipeline?: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
 /** POSTs `calls` one-byte calls from `submitters` connections at once; the call ids accepted. */
 async function submit(pool: Pool, path: string): Promise<string[]> {
   const accepted: string[] = [];
@@ -55,14 +58,6 @@ async function submit(pool: Pool, path: string): Promise<string[]> {
     }),
   );
   return accepted;
-}
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 300_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Starts the backend's server (redis-server, nats-server -js) on a port of its own. */

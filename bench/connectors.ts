@@ -14,25 +14,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { gatewayApi, startProcess, stopProcess, waitForPort } from './processes.js';
+import {
+  gatewayApi,
+  percentile,
+  startProcess,
+  stopProcess,
+  until,
+  waitForPort,
+} from './processes.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cronSeconds = Number(process.env.BENCH_CRON_SECONDS ?? 30);
 const cronFunctions = Number(process.env.BENCH_CRON_FUNCTIONS ?? 10);
 const calls = Number(process.env.BENCH_CALLS ?? 10_000);
 const submitters = 64;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 300_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const port = 18700;
 const stateDir = mkdtempSync(join(tmpdir(), 'fnbus-bench-connectors-'));

@@ -10,7 +10,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peakRssMb, startProcess, stopProcess, waitForPort } from './processes.js';
+import {
+  peakRssMb,
+  percentile,
+  startProcess,
+  stopProcess,
+  until,
+  waitForPort,
+} from './processes.js';
 import { wrk, type LoadResult } from './wrk.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -36,30 +43,21 @@ async function available(name: string): Promise<number> {
   return ((await res.json()) as { availableReplicas?: number }).availableReplicas ?? 0;
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
+/** Cold starts are timed by these waits: look often. */
+const fast = { timeoutMs: 30_000, everyMs: 5 };
 
 /** Deploys the function, then 20 times: scale to zero, time the first call. Sorted, in ms. */
 async function coldStarts(spec: { service: string } & Record<string, unknown>): Promise<number[]> {
   const name = spec.service;
   await api('/system/functions', { method: 'POST', body: JSON.stringify(spec) });
-  await until(async () => (await available(name)) === 1, `${name} to be ready`);
+  await until(async () => (await available(name)) === 1, `${name} to be ready`, fast);
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
     await api(`/system/scale-function/${name}`, {
       method: 'POST',
       body: JSON.stringify({ replicas: 0 }),
     });
-    await until(async () => (await available(name)) === 0, `${name} to reach zero`);
+    await until(async () => (await available(name)) === 0, `${name} to reach zero`, fast);
     const started = performance.now();
     const res = await fetch(`http://127.0.0.1:${hubPort}/function/${name}`, {
       method: 'POST',
@@ -102,7 +100,7 @@ async function main(): Promise<void> {
       },
     };
     await api('/system/functions', { method: 'POST', body: JSON.stringify(httpFunction) });
-    await until(async () => (await available('echo')) === 1, 'echo to be ready');
+    await until(async () => (await available('echo')) === 1, 'echo to be ready', fast);
     const throughGateway = await load(`http://127.0.0.1:${hubPort}/function/echo`);
     const hubRssMb = hub.pid ? await peakRssMb(hub.pid) : Number.NaN;
 

@@ -85,3 +85,21 @@ export async function gatewayApi(
   });
   return { status: res.statusCode, text: await res.body.text() };
 }
+
+/** The value at percentile `p` of ascending `sorted`; NaN when empty. */
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** Until `check` holds, looking every `everyMs`; throws after `timeoutMs`. */
+export async function until(
+  check: () => Promise<boolean>,
+  what: string,
+  { timeoutMs = 300_000, everyMs = 20 }: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}

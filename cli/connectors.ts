@@ -40,8 +40,8 @@ export interface ConnectorRun {
 }
 
 export interface RunningConnectors {
-  /** The webhook connector's `POST /webhook/<topic>` handler, when it runs. */
-  webhook?: RequestHandler;
+  /** The webhook connector, when it runs: its `POST /webhook/<topic>` handler, and its port alone. */
+  webhook?: { handle: RequestHandler; port: number };
   stop(): Promise<void>;
 }
 
@@ -77,7 +77,7 @@ export async function startConnectors(
       if (kind === 'cron') stops.push(await startCron(run));
       if (kind === 'webhook') {
         const webhook = await startWebhook(run);
-        running.webhook = webhook.handler;
+        running.webhook = { handle: webhook.handler, port: webhook.port };
         stops.push(() => webhook.stop());
       }
     }
@@ -96,15 +96,25 @@ function configOf(run: ConnectorRun, defaults: Parameters<typeof readConnectorCo
   );
 }
 
-async function startCron(run: ConnectorRun) {
-  const config = configOf(run, {});
-  const logger = run.logger.child({ connector: CronConnectorName });
+/** A connector's config, logger and parts (gateway client, map builder, controller). */
+async function partsFor(
+  run: ConnectorRun,
+  connector: string,
+  defaults: Parameters<typeof readConnectorConfig>[1],
+) {
+  const config = configOf(run, defaults);
+  const logger = run.logger.child({ connector });
   const parts = await connectorParts(config, {
-    connector: CronConnectorName,
+    connector,
     logger,
     registry: run.registry,
     authorization: run.authorization,
   });
+  return { config, logger, parts };
+}
+
+async function startCron(run: ConnectorRun) {
+  const { config, logger, parts } = await partsFor(run, CronConnectorName, {});
   const file = run.stateDir && join(run.stateDir, 'cron-last-fired.json');
   const ledger = await openLedger(run.leaseUrl, file);
   const cron = new CronConnector({
@@ -133,27 +143,16 @@ async function startCron(run: ConnectorRun) {
 
 /** Webhooks are queued (202) unless asked otherwise: the sender seldom waits for the work. */
 async function startWebhook(run: ConnectorRun) {
-  const config = configOf(run, { asyncInvocation: true, contentType: 'application/json' });
-  const webhookConfig = readWebhookConfig(run.env);
-  const logger = run.logger.child({ connector: WebhookConnectorName });
-  const parts = await connectorParts(config, {
-    connector: WebhookConnectorName,
-    logger,
-    registry: run.registry,
-    authorization: run.authorization,
+  const { config, logger, parts } = await partsFor(run, WebhookConnectorName, {
+    asyncInvocation: true,
+    contentType: 'application/json',
   });
-  const secretsDir = run.secretsDir ?? config.secretMountPath;
+  const webhookConfig = readWebhookConfig(run.env);
   const handler = createWebhookHandler({
     topicMap: () => parts.builder.map,
     controller: parts.controller,
     config: webhookConfig,
-    secret: (name) =>
-      /^[-._a-zA-Z0-9]+$/.test(name)
-        ? readFile(join(secretsDir, name), 'utf8').then(
-            (value) => value.trim(),
-            () => undefined,
-          )
-        : Promise.resolve(undefined),
+    secret: fileSecret(run.secretsDir ?? config.secretMountPath),
     logger,
   });
   const stop = new AbortController();
@@ -161,10 +160,22 @@ async function startWebhook(run: ConnectorRun) {
   logger.info({ gateway: config.gatewayUrl }, 'webhook connector running');
   return {
     handler,
+    port: webhookConfig.port,
     async stop() {
       stop.abort();
       await building;
       await parts.close();
     },
   };
+}
+
+/** A secret's value from its file in `dir` (trimmed); undefined when there is none. */
+function fileSecret(dir: string) {
+  return (name: string): Promise<string | undefined> =>
+    /^[-._a-zA-Z0-9]+$/.test(name)
+      ? readFile(join(dir, name), 'utf8').then(
+          (value) => value.trim(),
+          () => undefined,
+        )
+      : Promise.resolve(undefined);
 }

@@ -11,7 +11,7 @@ import { registerClientCommands } from './client-commands.js';
 import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
 import { serveMetrics } from './metrics-server.js';
 import { registerTopicsCommand } from './topics-command.js';
-import { readWebhookConfig } from '../connectors/webhook/config.js';
+import { readConnectorConfig } from '../connectors/sdk/config.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
@@ -151,7 +151,11 @@ program
     if (kinds.length !== 1) throw new ValidationError('name one connector: fnbus connector <kind>');
     const logger = pino({ name: 'fnbus-connector' });
     const registry = new Registry();
-    const metrics = await serveMetrics(registry, Number(process.env.metrics_port ?? 8081));
+    const { metricsPort } = readConnectorConfig({
+      ...process.env,
+      ...(options.gateway ? { gateway_url: options.gateway } : {}),
+    });
+    const metrics = await serveMetrics(registry, metricsPort);
     const running = await startConnectors(kinds, {
       env: process.env,
       gatewayUrl: options.gateway,
@@ -160,10 +164,10 @@ program
       leaseUrl: options.lease ?? process.env.lease_url,
     });
     // The webhook connector alone serves POST /webhook/<topic> on a port of its own.
-    const server = running.webhook && createServer(running.webhook);
-    if (server) {
-      const { port } = readWebhookConfig(process.env);
-      await new Promise<void>((resolve) => server.listen(port, resolve));
+    const webhook = running.webhook;
+    const server = webhook && createServer(webhook.handle);
+    if (webhook && server) {
+      await new Promise<void>((resolve) => server.listen(webhook.port, resolve));
       logger.info({ port: (server.address() as AddressInfo).port }, 'webhooks listening');
     }
     const stop = () => {

@@ -5,6 +5,7 @@ import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { Worker } from 'node:worker_threads';
 import { buildGateway } from '../gateway/app.js';
 import { loadCredentials } from '../gateway/auth.js';
+import { basicAuthorization } from '../client/gateway-client.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
 import type { Env } from '../core/config.js';
@@ -76,14 +77,15 @@ export async function up({
       logger.error({ err: error }, 'the queue worker thread did not start');
     });
   };
-  const connectorMetrics = new Registry();
+  // The gateway's metrics and the connectors', served together; the worker thread's come by message.
+  const registry = new Registry();
   const gateway = buildGateway({
     provider,
     config,
     credentials,
     queue: embedded ? wakingQueue(queue, wake) : queue,
-    moreMetrics: async () =>
-      `${(await worker?.metrics()) ?? ''}${await connectorMetrics.metrics()}`,
+    registry,
+    moreMetrics: async () => (await worker?.metrics()) ?? '',
     mounts: connectorKinds.includes('webhook')
       ? [
           {
@@ -92,7 +94,7 @@ export async function up({
             summary: 'A webhook: invokes every function whose topic annotation names <topic>',
             // Connectors start once the gateway listens: until then, come back later.
             handler: (req, res) => {
-              if (connectors?.webhook) connectors.webhook(req, res);
+              if (connectors?.webhook) connectors.webhook.handle(req, res);
               else res.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
             },
           },
@@ -137,16 +139,14 @@ export async function up({
       ? loadCredentials(config.secretMountPath, credentials)
       : credentials;
     connectors = await startConnectors(connectorKinds, {
-      env: { ...connectorEnv, basic_auth: 'false' },
+      env: connectorEnv,
       gatewayUrl: `http://127.0.0.1:${port}`,
       logger,
-      registry: connectorMetrics,
+      registry,
       leaseUrl: shared,
       stateDir,
       secretsDir: resolve(stateDir, 'secrets'),
-      authorization: system
-        ? `Basic ${Buffer.from(`${system.user}:${system.password}`).toString('base64')}`
-        : undefined,
+      authorization: system && basicAuthorization(system.user, system.password),
     });
     return { port, stop };
   } catch (error) {

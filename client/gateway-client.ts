@@ -43,12 +43,14 @@ export function resolveGateway(
   }
   const username = options.username ?? env.FNBUS_USERNAME;
   const password = options.password ?? env.FNBUS_PASSWORD;
-  let authorization: string | undefined;
-  if (username !== undefined || password !== undefined) {
-    const pair = `${username || 'admin'}:${password ?? ''}`;
-    authorization = `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
-  }
+  const asked = username !== undefined || password !== undefined;
+  const authorization = asked ? basicAuthorization(username || 'admin', password ?? '') : undefined;
   return { url: raw.replace(/\/+$/, ''), authorization };
+}
+
+/** The `Authorization` header value of HTTP basic auth. */
+export function basicAuthorization(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 }
 
 /** A call the gateway could not take or refused: one line for the user. */

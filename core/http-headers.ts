@@ -13,6 +13,13 @@ export const hopByHopHeaders: ReadonlySet<string> = new Set([
   'expect',
 ]);
 
+/** Never sent on by fnbus's own clients: hop-by-hop, and what a client sets for itself. */
+export const notSentOn: ReadonlySet<string> = new Set([
+  ...hopByHopHeaders,
+  'host',
+  'content-length',
+]);
+
 /**
  * A call's headers as an HTTP client sends them on, for fnbus's own clients (the queue worker,
  * callbacks): without hop-by-hop headers, nor `host` and `content-length`, which the client
@@ -23,10 +30,19 @@ export function headersToSend(
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    const lower = name.toLowerCase();
-    if (!hopByHopHeaders.has(lower) && lower !== 'host' && lower !== 'content-length') {
-      out[name] = value;
-    }
+    if (!notSentOn.has(name.toLowerCase())) out[name] = value;
   }
   return out;
+}
+
+/** The first value of header `name`, names compared without regard to case. */
+export function headerValue(
+  headers: Readonly<Record<string, string | string[] | undefined>> | undefined,
+  name: string,
+): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(headers ?? {})) {
+    if (key.toLowerCase() === wanted) return Array.isArray(value) ? value[0] : value;
+  }
+  return undefined;
 }

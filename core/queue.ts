@@ -184,3 +184,13 @@ export interface Queue {
    */
   close(): Promise<void>;
 }
+
+/** How many characters of an answer's body a call record or dead letter keeps. */
+const bodyExcerptChars = 512;
+
+/** The start of an answer's body, as records keep it (UTF-8, cut before decoding the rest). */
+export function bodyExcerpt(body: Uint8Array): string {
+  return Buffer.from(body.subarray(0, bodyExcerptChars * 4))
+    .toString('utf8')
+    .slice(0, bodyExcerptChars);
+}

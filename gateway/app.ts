@@ -39,7 +39,7 @@ export interface GatewayDeps {
   queue?: Queue;
   /**
    * Where the gateway's metrics go, and what `/metrics` serves: give one to serve other
-   * components' metrics beside them (the queue worker in `fnbus up`). Default: its own.
+   * components' metrics beside them (the connectors in `fnbus up`). Default: its own.
    */
   registry?: Registry;
   /** More Prometheus text for `/metrics`, from components elsewhere (a worker thread). */

@@ -36,12 +36,10 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
   const pools = new Map<string, Pool>();
   /** undici is loaded on the first remote call: a provider whose replicas are local never needs it. */
   let undici: Promise<typeof Undici> | undefined;
-  const poolFor = async (origin: string) => {
+  const createPool = async (origin: string) => {
+    const { Pool } = await (undici ??= import('undici'));
     let pool = pools.get(origin);
     if (!pool) {
-      const { Pool } = await (undici ??= import('undici'));
-      pool = pools.get(origin);
-      if (pool) return pool;
       pool = new Pool(origin, {
         connections: 256,
         headersTimeout: deps.config.upstreamTimeoutMs,
@@ -59,8 +57,18 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
   /** A ready replica: one serving in this process when the provider has them, else a URL. */
-  const locate = async (name: string, namespace: string | undefined) =>
+  const locate = (name: string, namespace: string | undefined) =>
     deps.provider.resolveLocal?.(name, namespace) ?? deps.provider.resolve(name, namespace);
+
+  /** A ready local replica, found without waiting (every call); undefined for none ready. */
+  const readyLocal = (name: string, namespace: string | undefined) => {
+    try {
+      return deps.provider.resolveLocal?.(name, namespace);
+    } catch (error) {
+      if (error instanceof UnavailableError) return undefined;
+      throw error;
+    }
+  };
 
   let held = 0;
   const resolveReplica = async (
@@ -117,7 +125,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
 
     let replica: LocalReplica | URL;
     try {
-      replica = await resolveReplica(name, namespace);
+      replica = readyLocal(name, namespace) ?? (await resolveReplica(name, namespace));
     } catch (error) {
       if (error instanceof NotFoundError) {
         return reply.code(404).headers(internal).send(`function not found: ${fullName}\n`);
@@ -129,7 +137,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     }
     const series = deps.metrics.function(fullName);
     series.start();
-    const call: CallContext = { callId, startTime, startedAt, series, done: false };
+    const call: CallContext = { callId, startTime, startedAt, series };
     const rest = request.params['*'] ?? '';
     const queryAt = request.raw.url?.indexOf('?') ?? -1;
     const path = `/${rest}${queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt) : ''}`;
@@ -182,9 +190,8 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
 
     let answer: Dispatcher.ResponseData;
     try {
-      answer = await (
-        await poolFor(upstream.origin)
-      ).request({
+      const pool = pools.get(upstream.origin) ?? (await createPool(upstream.origin));
+      answer = await pool.request({
         method: request.method,
         path,
         headers,
@@ -198,10 +205,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
         .send(`cannot reach ${upstream.origin}: ${(error as Error).message}\n`);
     }
     reply.hijack();
-    const out: Record<string, string | string[]> = {};
-    for (const [key, value] of Object.entries(answer.headers)) {
-      if (value !== undefined && !hopByHopHeaders.has(key)) out[key] = value;
-    }
+    const out = forwardable(answer.headers);
     out['x-call-id'] = call.callId;
     out['x-start-time'] = call.startTime;
     out['x-duration-seconds'] ??= ((performance.now() - call.startedAt) / 1000).toFixed(6);
@@ -229,13 +233,10 @@ interface CallContext {
   startTime: string;
   startedAt: number;
   series: FunctionSeries;
-  done: boolean;
 }
 
-/** Records the end of a call in the metrics, once (an error answer may come before the close). */
+/** Records the end of a call in the metrics (at its close, or when the proxy could not send it). */
 function finish(call: CallContext, code: number): void {
-  if (call.done) return;
-  call.done = true;
   call.series.finish(code, (performance.now() - call.startedAt) / 1000);
 }
 

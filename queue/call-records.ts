@@ -1,9 +1,6 @@
 import type { CallState, Settlement } from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
 
-/** How many characters of an answer's body a call record keeps. */
-export const bodyExcerptChars = 512;
-
 /** The request's own X-Call-Id (the gateway always sets one), whatever its case. */
 export function callIdOf(req: QueueRequest): string | undefined {
   for (const [name, values] of Object.entries(req.Header)) {

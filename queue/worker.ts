@@ -1,12 +1,18 @@
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { HeaderMap, InvokeResult, Invoker } from '../core/invoker.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import type { AttemptOutcome, Delivery, Queue, Settlement } from '../core/queue.js';
+import {
+  bodyExcerpt,
+  type AttemptOutcome,
+  type Delivery,
+  type Queue,
+  type Settlement,
+} from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
-import { bodyExcerptChars } from './call-records.js';
 import { postCallback, type CallbackOptions } from './callback.js';
 import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../core/retry-policy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
+import { headerValue } from '../core/http-headers.js';
 
 /** The annotation that caps how many of a function's calls one worker runs at once. */
 export const FunctionMaxInflightAnnotation = 'fnbus.queue.max_inflight';
@@ -111,14 +117,14 @@ export class QueueWorker {
         durationMs: Math.round(Date.now() - startedAt.getTime()),
         ...(result ? { status: result.status } : { error }),
       },
-      bodyExcerpt: result ? excerpt(result.body) : undefined,
+      bodyExcerpt: result ? bodyExcerpt(result.body) : undefined,
     };
-    this.#pace(slot, result);
+    const asked = result && retryAfterMs(headerValue(result.headers, 'retry-after'));
+    this.#pace(slot, result, asked);
 
     const inRound = attempt - delivery.priorAttempts;
     const retryable = result === undefined || isRetryable(result, policy);
     if (retryable && inRound < policy.maxAttempts) {
-      const asked = result && retryAfterMs(header(result.headers, 'retry-after'));
       const delayMs = Math.max(backoffMs(policy, inRound), asked ?? 0);
       metrics?.finished(fn, 'retry');
       return {
@@ -151,10 +157,12 @@ export class QueueWorker {
     return slot;
   }
 
-  /** A 429 pauses the function's calls (Retry-After, else a doubling pause); a success ends it. */
-  #pace(slot: FunctionSlot, result: InvokeResult | undefined): void {
+  /**
+   * A 429 pauses the function's calls (`asked`: its Retry-After, else a doubling pause); a success
+   * ends the pause.
+   */
+  #pace(slot: FunctionSlot, result: InvokeResult | undefined, asked: number | undefined): void {
     if (result?.status === 429) {
-      const asked = retryAfterMs(header(result.headers, 'retry-after'));
       slot.pausedUntil = Date.now() + (asked ?? slot.slowdownMs);
       slot.slowdownMs = Math.min(slot.slowdownMs * 2, this.#options.retry.maxWaitMs);
     } else if (result && result.status < 400) {
@@ -207,7 +215,7 @@ export class QueueWorker {
 /** Statuses in the policy, and any answer fnbus made itself (X-OpenFaaS-Internal). */
 function isRetryable(result: InvokeResult, policy: RetryPolicy): boolean {
   if (policy.retryCodes.has(result.status)) return true;
-  return result.status >= 400 && header(result.headers, 'x-openfaas-internal') !== undefined;
+  return result.status >= 400 && headerValue(result.headers, 'x-openfaas-internal') !== undefined;
 }
 
 function functionLimit(annotations: Record<string, string> | undefined, max: number): number {
@@ -227,17 +235,4 @@ function withRetryHeaders(
     [OpenFaasHeader.Retry]: String(retry),
     [OpenFaasHeader.RetryMax]: String(retryMax),
   };
-}
-
-function header(headers: HeaderMap, name: string): string | undefined {
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === name) return Array.isArray(value) ? value[0] : value;
-  }
-  return undefined;
-}
-
-function excerpt(body: Uint8Array): string {
-  return Buffer.from(body.subarray(0, bodyExcerptChars * 4))
-    .toString('utf8')
-    .slice(0, bodyExcerptChars);
 }

@@ -41,9 +41,10 @@ export interface ListeningAddresses {
 export class Watchdog {
   readonly #config: WatchdogConfig;
   readonly #deps: WatchdogDeps;
-  readonly #metrics = new WatchdogMetrics(() => this.#inFlight);
+  /** Only where served: a host that reports its own (the gateway) keeps none per call. */
+  readonly #metrics: WatchdogMetrics | undefined;
   readonly #server: Server;
-  readonly #metricsServer: Server;
+  readonly #metricsServer: Server | undefined;
   readonly #supervisor: FunctionSupervisor | undefined;
   readonly #proxy: HttpProxy | undefined;
   /** Until start() has prepared the mode (the process launcher, the file server). */
@@ -82,7 +83,11 @@ export class Watchdog {
       },
       (req, res) => this.serve(req, res),
     );
-    this.#metricsServer = createServer((req, res) => this.#onMetricsRequest(req, res));
+    if (deps.serveMetrics !== false) {
+      const metrics = new WatchdogMetrics(() => this.#inFlight);
+      this.#metrics = metrics;
+      this.#metricsServer = createServer((req, res) => this.#onMetricsRequest(metrics, req, res));
+    }
   }
 
   get inFlight(): number {
@@ -113,9 +118,7 @@ export class Watchdog {
     await this.#prepareMode();
     const host = this.#deps.host;
     await listen(this.#server, this.#config.port, host);
-    if (this.#deps.serveMetrics !== false) {
-      await listen(this.#metricsServer, this.#config.metricsPort, host);
-    }
+    if (this.#metricsServer) await listen(this.#metricsServer, this.#config.metricsPort, host);
     if (this.#supervisor) {
       this.#supervisor.start();
       await this.#supervisor.waitUntilReady(signal);
@@ -124,7 +127,7 @@ export class Watchdog {
     this.#accepting = true;
     return {
       port: (this.#server.address() as AddressInfo).port,
-      metricsPort: (this.#metricsServer.address() as AddressInfo | null)?.port ?? 0,
+      metricsPort: (this.#metricsServer?.address() as AddressInfo | null | undefined)?.port ?? 0,
     };
   }
 
@@ -178,9 +181,10 @@ export class Watchdog {
     await this.#supervisor?.stop();
     this.#proxy?.close();
     this.#launcher?.close();
-    if (this.#metricsServer.listening) {
-      this.#metricsServer.closeAllConnections();
-      await new Promise((resolve) => this.#metricsServer.close(resolve));
+    const metricsServer = this.#metricsServer;
+    if (metricsServer?.listening) {
+      metricsServer.closeAllConnections();
+      await new Promise((resolve) => metricsServer.close(resolve));
     }
   }
 
@@ -198,7 +202,7 @@ export class Watchdog {
     if (maxInflight > 0 && this.#inFlight >= maxInflight) {
       res.writeHead(429, { 'Content-Type': 'text/plain', [internalHeader]: internalValue });
       res.end(`Concurrent request limit exceeded. Max concurrent requests: ${maxInflight}\n`);
-      this.#metrics.observe(req.method ?? 'GET', 429, 0);
+      this.#metrics?.observe(req.method ?? 'GET', 429, 0);
       return;
     }
 
@@ -222,7 +226,7 @@ export class Watchdog {
     const { req, res } = call;
     this.#inFlight -= 1;
     const seconds = call.elapsedSeconds();
-    this.#metrics.observe(req.method ?? 'GET', res.statusCode, seconds);
+    this.#metrics?.observe(req.method ?? 'GET', res.statusCode, seconds);
     if (this.#config.logCallId || this.#config.writeDebug) {
       this.#deps.logger.info(
         {
@@ -291,12 +295,12 @@ export class Watchdog {
     res.writeHead(200, { 'Content-Type': 'text/plain' }).end('OK');
   }
 
-  #onMetricsRequest(req: IncomingMessage, res: ServerResponse): void {
+  #onMetricsRequest(metrics: WatchdogMetrics, req: IncomingMessage, res: ServerResponse): void {
     if (req.url?.split('?', 1)[0] !== '/metrics') {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'Content-Type': this.#metrics.contentType }).end(this.#metrics.render());
+    res.writeHead(200, { 'Content-Type': metrics.contentType }).end(metrics.render());
   }
 }
 

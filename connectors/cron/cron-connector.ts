@@ -1,4 +1,5 @@
 import { CronTopic, OpenFaasAnnotation } from '../../core/openfaas-names.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram, type Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { SourceEvent } from '../../core/source.js';
@@ -96,15 +97,7 @@ export class CronConnector {
     this.#signal = signal;
     while (!signal.aborted) {
       await this.#reconcile();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.#options.reconcileEveryMs);
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          resolve();
-        }
-        signal.addEventListener('abort', done, { once: true });
-      });
+      await sleep(this.#options.reconcileEveryMs, undefined, { signal }).catch(() => {});
     }
     for (const entry of this.#entries.values()) clearTimeout(entry.timer);
     this.#entries.clear();

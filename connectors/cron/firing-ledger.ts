@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 
 /**
@@ -74,4 +75,9 @@ export class MemoryLedger implements FiringLedger {
     this.#last ??= new Map(Object.entries(saved).filter(([, at]) => Number.isFinite(at)));
     return this.#last;
   }
+}
+
+/** A shared ledger's key for any schedule or slot text: fixed-size hex. */
+export function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -1,8 +1,7 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { FiringLedger } from './firing-ledger.js';
-import { digest } from './redis-ledger.js';
+import { digest, type FiringLedger } from './firing-ledger.js';
 
 /** How long a claim is kept in the claims bucket (its TTL): far longer than any clock skew. */
 const claimsTtlMs = 3600_000;

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { FiringLedger } from './firing-ledger.js';
+import { digest, type FiringLedger } from './firing-ledger.js';
 
 /** Cron replicas sharing one Redis: a claim is `SET NX PX`, the last firings plain keys. */
 export class RedisLedger implements FiringLedger {
@@ -37,9 +36,4 @@ export class RedisLedger implements FiringLedger {
   async close(): Promise<void> {
     await this.#redis.quit().catch(() => this.#redis.disconnect());
   }
-}
-
-/** Keys of any length and characters, as fixed-size hex. */
-export function digest(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }

@@ -21,6 +21,8 @@ export interface ConnectorConfig {
   retry: RetryPolicy;
   printResponse: boolean;
   printResponseBody: boolean;
+  /** Where `fnbus connector` serves its Prometheus metrics (metrics_port). */
+  metricsPort: number;
 }
 
 /** Retries for a connector's calls: fewer and shorter than the async worker's, as a source waits. */
@@ -60,5 +62,6 @@ export function readConnectorConfig(
     retry: readRetryPolicy(read, connectorRetry),
     printResponse: read.boolean('print_response', true),
     printResponseBody: read.boolean('print_response_body', false),
+    metricsPort: read.integer('metrics_port', 8081, { min: 0, max: 65535 }),
   });
 }

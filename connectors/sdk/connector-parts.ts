@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
-import { GatewayClient } from '../../client/gateway-client.js';
+import { basicAuthorization, GatewayClient } from '../../client/gateway-client.js';
 import { GatewayInvoker } from '../../client/gateway-invoker.js';
 import { ConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -10,7 +10,6 @@ import { Controller, type ResponseSubscriber } from './controller.js';
 import { GatewayDeadLetters } from './gateway-dead-letters.js';
 import { TopicMapBuilder } from './map-builder.js';
 import { ReplyPublisher, ResponseMetrics, ResponsePrinter } from './response-subscribers.js';
-import type { TopicMatcher } from './topic-matchers.js';
 
 export interface ConnectorParts {
   gateway: GatewayClient;
@@ -22,28 +21,26 @@ export interface ConnectorParts {
 export interface ConnectorPartsOptions {
   /** Sent as `X-Connector`. */
   connector: string;
-  matcher?: TopicMatcher;
   logger: Logger;
   registry?: Registry;
-  /** `Authorization` for the gateway's system API, when not read from basic_auth files. */
+  /** `Authorization` for the gateway's system API (else read from basic_auth files, if on). */
   authorization?: string;
-  subscribers?: ResponseSubscriber[];
 }
 
 /**
- * What every connector is made of, from its config: the gateway's client (system API, with basic
- * auth as OpenFaaS's connectors read it: `basic-auth-user` and `basic-auth-password` under
- * `secret_mount_path` when `basic_auth` is set), the topic map builder and the controller with
+ * What every connector is made of, from its config: the gateway's client (system API, with the
+ * `authorization` given, else basic auth as OpenFaaS's connectors read it: `basic-auth-user` and
+ * `basic-auth-password` under `secret_mount_path` when `basic_auth` is set), the topic map builder and the controller with
  * its invokers and response subscribers.
  */
 export async function connectorParts(
   config: ConnectorConfig,
   options: ConnectorPartsOptions,
 ): Promise<ConnectorParts> {
-  const { connector, matcher, logger, registry } = options;
-  const authorization = config.basicAuth
-    ? await readBasicAuth(config.secretMountPath)
-    : options.authorization;
+  const { connector, logger, registry } = options;
+  const authorization =
+    options.authorization ??
+    (config.basicAuth ? await readBasicAuth(config.secretMountPath) : undefined);
   const gateway = new GatewayClient({
     url: config.gatewayUrl.replace(/\/+$/, ''),
     authorization,
@@ -51,7 +48,6 @@ export async function connectorParts(
   const builder = new TopicMapBuilder({
     gateway,
     rebuildIntervalMs: config.rebuildIntervalMs,
-    matcher,
     delimiter: config.topicDelimiter,
     logger,
   });
@@ -64,10 +60,7 @@ export async function connectorParts(
     });
   const sync = invoker(false);
   const async = invoker(true);
-  const subscribers: ResponseSubscriber[] = [
-    ...(options.subscribers ?? []),
-    new ReplyPublisher(logger),
-  ];
+  const subscribers: ResponseSubscriber[] = [new ReplyPublisher(logger)];
   if (config.printResponse) subscribers.push(new ResponsePrinter(logger, config.printResponseBody));
   if (registry) subscribers.push(new ResponseMetrics(registry));
   const controller = new Controller({
@@ -100,7 +93,7 @@ async function readBasicAuth(dir: string): Promise<string> {
         (await readFile(join(dir, file), 'utf8')).trim(),
       ),
     );
-    return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    return basicAuthorization(user ?? '', password ?? '');
   } catch (error) {
     throw new ConfigError([
       `basic_auth is on but the credentials cannot be read from ${dir}/basic-auth-user and basic-auth-password: ${(error as Error).message}`,

@@ -6,6 +6,7 @@ import { OpenFaasHeader } from '../../core/openfaas-names.js';
 import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../../core/retry-policy.js';
 import type { SourceEvent } from '../../core/source.js';
 import type { TopicMap, TopicTarget } from './topic-map.js';
+import { headerValue } from '../../core/http-headers.js';
 
 /** A function's own choice of `sync` or `async` invocation, over the connector's. */
 export const InvocationAnnotation = 'fnbus.connector.invocation';
@@ -108,7 +109,10 @@ export class Controller {
       this.#options.logger.debug({ topic: event.topic }, 'no function takes this topic');
       return [];
     }
-    const responses = await Promise.all(targets.map((t) => this.#deliverOne(event, t, signal)));
+    const request = this.#requestFor(event);
+    const responses = await Promise.all(
+      targets.map((target) => this.#deliverOne(event, request, target, signal)),
+    );
     const failed = responses.filter((response) => response.error !== undefined);
     if (failed.length > 0) throw new DeliveryError(failed);
     return responses;
@@ -120,29 +124,28 @@ export class Controller {
     return mode === 'async' || (mode !== 'sync' && this.#options.asyncInvocation);
   }
 
+  /** The call every function of an event gets: its body and headers, and the connector's. */
+  #requestFor(event: SourceEvent): InvokeRequest {
+    const headers: HeaderMap = { ...event.headers };
+    if (headerValue(headers, 'content-type') === undefined) {
+      headers['Content-Type'] = this.#options.contentType;
+    }
+    headers[OpenFaasHeader.Topic] = event.topic;
+    headers[OpenFaasHeader.Connector] = this.#options.connector;
+    return { method: 'POST', path: '/', query: '', headers, body: event.body };
+  }
+
   async #deliverOne(
     event: SourceEvent,
+    request: InvokeRequest,
     target: TopicTarget,
     signal: AbortSignal | undefined,
   ): Promise<InvokerResponse> {
-    const { connector, contentType, logger } = this.#options;
+    const { connector, logger } = this.#options;
     const async = this.isAsync(target);
     const invoker = async ? this.#options.async : this.#options.sync;
     const { policy, problems } = policyFor(target.annotations, this.#options.retry);
     if (problems.length > 0) logger.warn({ function: target.function, problems }, 'ignored');
-    const headers: HeaderMap = { ...event.headers };
-    if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) {
-      headers['Content-Type'] = contentType;
-    }
-    headers[OpenFaasHeader.Topic] = event.topic;
-    headers[OpenFaasHeader.Connector] = connector;
-    const request: InvokeRequest = {
-      method: 'POST',
-      path: '/',
-      query: '',
-      headers,
-      body: event.body,
-    };
     const tries: AttemptRecord[] = [];
     const startedAt = performance.now();
     for (let attempt = 1; ; attempt++) {
@@ -249,9 +252,4 @@ export class Controller {
       logger.error({ ...where, err: error }, 'delivery failed and could not be dead-lettered');
     }
   }
-}
-
-function headerValue(headers: HeaderMap | undefined, name: string): string | undefined {
-  const value = headers?.[name];
-  return Array.isArray(value) ? value[0] : value;
 }

@@ -1,9 +1,6 @@
 import type { GatewayClient } from '../../client/gateway-client.js';
-import type { AttemptRecord } from '../../core/queue.js';
+import { bodyExcerpt } from '../../core/queue.js';
 import type { DeadLetterSink, InvokerResponse } from './controller.js';
-
-/** How much of a failed answer's body a dead letter keeps. */
-const excerptChars = 512;
 
 /**
  * Keeps failed deliveries in the gateway's dead-letter store (`POST /system/dead-letters`), with
@@ -19,19 +16,16 @@ export class GatewayDeadLetters implements DeadLetterSink {
   }
 
   async record(response: InvokerResponse): Promise<void> {
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(response.request.headers)) headers[name] = value;
-    const attempts: AttemptRecord[] = response.tries.map((attempt) => ({ ...attempt }));
     await this.#gateway.system('POST', '/system/dead-letters', {
       function: response.function,
       method: response.request.method,
       path: response.request.path,
       query: response.request.query,
-      headers,
+      headers: response.request.headers,
       body: Buffer.from(response.request.body).toString('base64'),
-      attempts,
+      attempts: response.tries,
       ...(response.status === undefined ? {} : { lastStatus: response.status }),
-      lastBodyExcerpt: Buffer.from(response.body).toString('utf8').slice(0, excerptChars),
+      lastBodyExcerpt: bodyExcerpt(response.body),
       reason: response.error ?? 'not delivered',
     });
   }

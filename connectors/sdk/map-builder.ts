@@ -43,8 +43,6 @@ export async function listFunctions(gateway: GatewayClient): Promise<ListedFunct
 export class TopicMapBuilder {
   readonly #options: Required<Omit<MapBuilderOptions, 'logger'>> & { logger: Logger };
   #map: TopicMap;
-  #built = false;
-  readonly #waiters = new Set<() => void>();
 
   constructor(options: MapBuilderOptions) {
     this.#options = { matcher: exactTopics, delimiter: ',', logger: silentLogger, ...options };
@@ -61,24 +59,7 @@ export class TopicMapBuilder {
     const { gateway, matcher, delimiter } = this.#options;
     const functions = await listFunctions(gateway);
     this.#map = TopicMap.fromFunctions(functions, { matcher, delimiter });
-    this.#built = true;
-    for (const wake of this.#waiters) wake();
-    this.#waiters.clear();
     return this.#map;
-  }
-
-  /** Resolves once a build has succeeded (at once if one has), or when `signal` aborts. */
-  ready(signal: AbortSignal): Promise<void> {
-    if (this.#built || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener('abort', done);
-        this.#waiters.delete(done);
-        resolve();
-      };
-      this.#waiters.add(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
   }
 
   /** Rebuilds until `signal` aborts. */

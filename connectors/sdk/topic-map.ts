@@ -54,6 +54,8 @@ export class TopicMap {
 
   /** The functions `topic` reaches, each once, whichever of its patterns matched. */
   match(topic: string): TopicTarget[] {
+    // Exact matching is a lookup: a pattern lists each function once.
+    if (this.#matcher === exactTopics) return [...(this.#byPattern.get(topic) ?? [])];
     const found = new Map<string, TopicTarget>();
     for (const [pattern, targets] of this.#byPattern) {
       if (!this.#matcher(pattern, topic)) continue;

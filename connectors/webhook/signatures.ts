@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { headerValue } from '../../core/http-headers.js';
 
 /** The verification schemes a topic can require. */
 export const signatureSchemes = ['github', 'stripe', 'slack', 'hmac'] as const;
@@ -46,11 +47,6 @@ export function verifySignature(check: SignatureCheck, headers: Headers, body: B
   }
 }
 
-function header(headers: Headers, name: string): string | undefined {
-  const value = headers[name.toLowerCase()];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 function hmacHex(algorithm: 'sha256' | 'sha1', secret: string, ...parts: (string | Buffer)[]) {
   const mac = createHmac(algorithm, secret);
   for (const part of parts) mac.update(part);
@@ -65,18 +61,18 @@ function sameHex(expected: string, given: string): boolean {
 }
 
 function verifyGithub(check: SignatureCheck, headers: Headers, body: Buffer): Verdict {
-  const given = header(headers, 'x-hub-signature-256');
+  const given = headerValue(headers, 'x-hub-signature-256');
   if (!given) return { ok: false, reason: 'no X-Hub-Signature-256 header' };
   if (!given.startsWith('sha256='))
     return { ok: false, reason: 'X-Hub-Signature-256 is not sha256=…' };
   if (!sameHex(hmacHex('sha256', check.secret, body), given.slice(7))) {
     return { ok: false, reason: 'X-Hub-Signature-256 does not match the body' };
   }
-  return { ok: true, deliveryId: header(headers, 'x-github-delivery') };
+  return { ok: true, deliveryId: headerValue(headers, 'x-github-delivery') };
 }
 
 function verifyStripe(check: SignatureCheck, headers: Headers, body: Buffer): Verdict {
-  const given = header(headers, 'stripe-signature');
+  const given = headerValue(headers, 'stripe-signature');
   if (!given) return { ok: false, reason: 'no Stripe-Signature header' };
   let timestamp: string | undefined;
   const signatures: string[] = [];
@@ -101,8 +97,8 @@ function verifyStripe(check: SignatureCheck, headers: Headers, body: Buffer): Ve
 }
 
 function verifySlack(check: SignatureCheck, headers: Headers, body: Buffer): Verdict {
-  const given = header(headers, 'x-slack-signature');
-  const timestamp = header(headers, 'x-slack-request-timestamp');
+  const given = headerValue(headers, 'x-slack-signature');
+  const timestamp = headerValue(headers, 'x-slack-request-timestamp');
   if (!given) return { ok: false, reason: 'no X-Slack-Signature header' };
   if (!timestamp || !/^\d+$/.test(timestamp)) {
     return { ok: false, reason: 'no X-Slack-Request-Timestamp header' };
@@ -117,7 +113,7 @@ function verifySlack(check: SignatureCheck, headers: Headers, body: Buffer): Ver
 }
 
 function verifyHmac(check: SignatureCheck, headers: Headers, body: Buffer): Verdict {
-  const given = header(headers, check.header);
+  const given = headerValue(headers, check.header);
   if (!given) return { ok: false, reason: `no ${check.header} header` };
   const at = given.indexOf('=');
   const algorithm = given.slice(0, at);
@@ -127,7 +123,7 @@ function verifyHmac(check: SignatureCheck, headers: Headers, body: Buffer): Verd
   if (!sameHex(hmacHex(algorithm, check.secret, body), given.slice(at + 1))) {
     return { ok: false, reason: `${check.header} does not match the body` };
   }
-  return { ok: true, deliveryId: header(headers, 'x-delivery-id') };
+  return { ok: true, deliveryId: headerValue(headers, 'x-delivery-id') };
 }
 
 function outsideTolerance(check: SignatureCheck, timestamp: number): Verdict | undefined {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { hopByHopHeaders } from '../../core/http-headers.js';
+import { headersToSend, notSentOn } from '../../core/http-headers.js';
 import { parseDurationMs } from '../../core/duration.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
@@ -42,9 +42,6 @@ export interface WebhookHandlerOptions {
   secret: (name: string) => Promise<string | undefined>;
   logger?: Logger;
 }
-
-/** Not passed on to functions: hop-by-hop, and what the gateway call sets itself. */
-const notForwarded = new Set([...hopByHopHeaders, 'host', 'content-length']);
 
 class WebhookRefusal extends Error {
   constructor(
@@ -173,7 +170,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
     }
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (value === undefined || notForwarded.has(name)) continue;
+      if (value === undefined || notSentOn.has(name)) continue;
       headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
     const event: SourceEvent = { topic, body, headers, ...(deliveryId ? { id: deliveryId } : {}) };
@@ -189,11 +186,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
     }
     const [only] = responses;
     if (responses.length === 1 && only && !only.async) {
-      const out: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(only.headers)) {
-        if (!notForwarded.has(name.toLowerCase())) out[name] = value;
-      }
-      res.writeHead(only.status ?? 502, out).end(only.body);
+      res.writeHead(only.status ?? 502, headersToSend(only.headers)).end(only.body);
       return;
     }
     const calls = responses.map(callOf);

@@ -12,9 +12,15 @@ export const FnbusAnnotation = {
   Handler: 'fnbus.handler',
 } as const;
 
+/** A node template's runner, run by this node. */
+const nodeRunner = (template: string) => (root: string) => [
+  process.execPath,
+  join(root, 'templates', template, 'index.js'),
+];
+
 const runners: Record<string, (repoRoot: string) => string[]> = {
-  node: (root) => [process.execPath, join(root, 'templates', 'node', 'index.js')],
-  alexa: (root) => [process.execPath, join(root, 'templates', 'alexa', 'index.js')],
+  node: nodeRunner('node'),
+  alexa: nodeRunner('alexa'),
   python3: (root) => ['python3', join(root, 'templates', 'python3', 'index.py')],
 };
 

@@ -87,10 +87,6 @@ export class Replica {
     return `http://127.0.0.1:${this.#port}`;
   }
 
-  get port(): number {
-    return this.#port;
-  }
-
   /** The function's long-running process (http mode), if one runs. */
   get pid(): number | undefined {
     return this.#watchdog?.functionPid;
@@ -98,10 +94,6 @@ export class Replica {
 
   get restarts(): number {
     return this.#watchdog?.restarts ?? 0;
-  }
-
-  get stopping(): boolean {
-    return this.#stopping;
   }
 
   /** Serves one call in this process; the request's url is the path the function sees. */

@@ -149,15 +149,16 @@ export class LocalQueue implements Queue {
       if (seen) return { callId: seen.call_id, duplicate: true };
     }
     const callId = callIdOf(req) ?? randomUUID();
-    if (this.#statements.get.get(callId)) {
-      return new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-    }
-    this.#statements.insert.run({
+    // A taken id inserts nothing: no read of the row first.
+    const { changes } = this.#statements.insert.run({
       call_id: callId,
       function: req.Function,
       request: JSON.stringify(req),
       now,
     });
+    if (changes === 0) {
+      return new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+    }
     if (key !== undefined) {
       this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs);
     }
@@ -182,7 +183,7 @@ export class LocalQueue implements Queue {
         const run = this.#deliver(row, handle).finally(() => inFlight.delete(run));
         inFlight.add(run);
       }
-      if (rows.length > 0 && rows.length === free) continue;
+      if (rows.length > 0 && rows.length === Math.min(free, claimBatch)) continue;
       await this.#sleepUntilWork(signal, inFlight.size < concurrency);
     }
     // Closed under it (a process going away): what is in flight is abandoned, and runs again
@@ -307,8 +308,9 @@ export class LocalQueue implements Queue {
 
   bury(call: BuriedCall): Promise<string> {
     const callId = callIdOf(call.request) ?? randomUUID();
+    let changes: number;
     try {
-      this.#statements.bury.run({
+      ({ changes } = this.#statements.bury.run({
         call_id: callId,
         function: call.request.Function,
         request: JSON.stringify(call.request),
@@ -317,13 +319,11 @@ export class LocalQueue implements Queue {
         last_status: call.lastStatus ?? null,
         last_body: call.lastBodyExcerpt ?? null,
         reason: call.reason,
-      });
+      }));
     } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-        return Promise.reject(new ConflictError(`call id ${callId} is taken`));
-      }
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+    if (changes === 0) return Promise.reject(new ConflictError(`call id ${callId} is taken`));
     return Promise.resolve(callId);
   }
 
@@ -448,13 +448,15 @@ function prepare(db: Database.Database) {
     insert: db.prepare(
       `INSERT INTO calls (call_id, function, state, request, enqueued_at, updated_at, next_at,
          queued_at)
-       VALUES (@call_id, @function, 'queued', @request, @now, @now, @now, @now)`,
+       VALUES (@call_id, @function, 'queued', @request, @now, @now, @now, @now)
+       ON CONFLICT (call_id) DO NOTHING`,
     ),
     bury: db.prepare(
       `INSERT INTO calls (call_id, function, state, request, enqueued_at, updated_at, next_at,
          queued_at, attempts, last_status, last_body, reason)
        VALUES (@call_id, @function, 'dead-lettered', @request, @now, @now, @now, @now, @attempts,
-         @last_status, @last_body, @reason)`,
+         @last_status, @last_body, @reason)
+       ON CONFLICT (call_id) DO NOTHING`,
     ),
     // Oldest due first; rowid breaks ties in arrival order.
     claim: db.prepare(

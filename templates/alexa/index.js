@@ -31,6 +31,24 @@ async function loadHandler(file) {
   return handler;
 }
 
+/**
+ * The runner's port, as the node template's: PORT, else the port of the watchdog's upstream_url,
+ * else 3000.
+ */
+function listenPort(env) {
+  if (env.PORT) return Number(env.PORT);
+  const upstream = env.http_upstream_url || env.upstream_url;
+  if (upstream) {
+    try {
+      const port = new URL(upstream).port;
+      if (port) return Number(port);
+    } catch {
+      // Not a URL: the watchdog reports that itself.
+    }
+  }
+  return 3000;
+}
+
 /** The skill request as the handler sees it. */
 export function toSkillRequest(envelope) {
   const request = envelope.request ?? {};
@@ -97,8 +115,7 @@ export function createSkillServer({ handler, verify = createVerifier(), skillId,
       let envelope;
       try {
         const body = await readBody(req);
-        if (verify) await verify(req.headers, body);
-        envelope = JSON.parse(body.toString('utf8'));
+        envelope = verify ? await verify(req.headers, body) : JSON.parse(body.toString('utf8'));
       } catch (error) {
         const why =
           error instanceof VerificationError
@@ -132,8 +149,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     verify: env.ALEXA_VERIFY === 'false' ? null : createVerifier(),
     skillId: env.ALEXA_SKILL_ID || undefined,
   });
-  const port = Number(env.PORT || new URL(env.upstream_url || 'http://x:3000').port || 3000);
-  server.listen(port, env.HOST || '127.0.0.1');
+  server.listen(listenPort(env), env.HOST || '127.0.0.1');
   const stop = () => server.close(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -99,13 +99,9 @@ export function createVerifier({
     return loading;
   };
 
-  const checkChain = (chain) => {
-    const at = now();
-    for (const cert of chain) {
-      if (Date.parse(cert.validFrom) > at || Date.parse(cert.validTo) < at) {
-        throw new VerificationError(`certificate "${cert.subject}" is not valid now`);
-      }
-    }
+  /** What does not change with time: the name, the signatures, the CA. Once per chain fetched. */
+  const checkedChains = new WeakMap();
+  const checkSigners = (chain) => {
     const names = (chain[0].subjectAltName ?? '').split(',').map((name) => name.trim());
     if (!names.includes(`DNS:${signingName}`)) {
       throw new VerificationError(`the signing certificate is not for ${signingName}`);
@@ -126,7 +122,29 @@ export function createVerifier({
     if (!trusted) throw new VerificationError('the certificate chain leads to no trusted CA');
   };
 
-  /** Resolves when the request is Amazon's, fresh and untouched; else a VerificationError. */
+  const checkChain = (chain) => {
+    const at = now();
+    for (const cert of chain) {
+      if (Date.parse(cert.validFrom) > at || Date.parse(cert.validTo) < at) {
+        throw new VerificationError(`certificate "${cert.subject}" is not valid now`);
+      }
+    }
+    if (!checkedChains.has(chain)) {
+      try {
+        checkSigners(chain);
+        checkedChains.set(chain, undefined);
+      } catch (error) {
+        checkedChains.set(chain, error);
+      }
+    }
+    const refused = checkedChains.get(chain);
+    if (refused) throw refused;
+  };
+
+  /**
+   * Resolves with the parsed request when it is Amazon's, fresh and untouched; else rejects with
+   * a VerificationError.
+   */
   return async function verify(headers, body) {
     const urlHeader = headers['signaturecertchainurl'];
     const signature = headers['signature-256'];
@@ -141,14 +159,17 @@ export function createVerifier({
       Buffer.from(String(signature), 'base64'),
     );
     if (!signed) throw new VerificationError('Signature-256 does not match the body');
+    let envelope;
     let timestamp;
     try {
-      timestamp = Date.parse(JSON.parse(body.toString('utf8')).request.timestamp);
+      envelope = JSON.parse(body.toString('utf8'));
+      timestamp = Date.parse(envelope.request.timestamp);
     } catch {
       throw new VerificationError('the body is not a skill request with request.timestamp');
     }
     if (Number.isNaN(timestamp) || Math.abs(now() - timestamp) > toleranceSeconds * 1000) {
       throw new VerificationError(`request.timestamp is more than ${toleranceSeconds} s from now`);
     }
+    return envelope;
   };
 }
