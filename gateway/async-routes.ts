@@ -7,6 +7,7 @@ import {
   ValidationError,
 } from '../core/errors.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import { headerValue } from '../core/http-headers.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
 import type { AttemptRecord, DeadLetterFilter, Queue } from '../core/queue.js';
@@ -239,12 +240,13 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
     },
     async (request, reply) => {
       const letter = request.body;
-      const header: Record<string, string[]> = {};
+      // The call's own X-Call-Id (sent in any case) names the letter, under one header.
+      const callId = headerValue(letter.headers, OpenFaasHeader.CallId) || randomUUID();
+      const header: Record<string, string[]> = { [OpenFaasHeader.CallId]: [callId] };
       for (const [name, value] of Object.entries(letter.headers ?? {})) {
+        if (name.toLowerCase() === 'x-call-id') continue;
         header[name] = Array.isArray(value) ? value : [value];
       }
-      const callId = header[OpenFaasHeader.CallId]?.[0] ?? randomUUID();
-      header[OpenFaasHeader.CallId] = [callId];
       const stored = await need().bury({
         request: {
           Header: header,

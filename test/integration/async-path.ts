@@ -409,6 +409,18 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       assert.deepEqual(letter.request.Header['X-Topic'], ['orders']);
       assert.equal(letter.reason, 'not delivered: 503 after 1 attempts');
 
+      const named = await post({
+        function: fn,
+        headers: { 'x-call-id': `sent-${key}` },
+        attempts: [],
+        reason: 'x',
+      });
+      assert.deepEqual(JSON.parse(named.text), { callId: `sent-${key}` });
+      const kept = JSON.parse(
+        (await request(`${url}/system/dead-letters/sent-${key}`)).text,
+      ) as DeadLetter;
+      assert.deepEqual(kept.request.Header, { 'X-Call-Id': [`sent-${key}`] }, 'one X-Call-Id');
+
       const redrive = await request(`${url}/system/dead-letters/redrive`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
