@@ -8,6 +8,14 @@ import { freePort, request } from './http.js';
 import { waitFor } from './wait.js';
 import { repoRoot } from './watchdog.js';
 
+/** The credentials every test hub is started with (FNBUS_USERNAME / FNBUS_PASSWORD). */
+export const hubCredentials = { user: 'admin', password: 'fnbus-test-password' } as const;
+
+/** Headers for a test hub's authenticated routes (`/system/*`, call status, cancel). */
+export const systemAuth = {
+  Authorization: `Basic ${Buffer.from(`${hubCredentials.user}:${hubCredentials.password}`).toString('base64')}`,
+} as const;
+
 export interface RunningHub {
   hub: ChildProcess;
   url: string;
@@ -31,7 +39,12 @@ export async function startHub(
     [cliMain, 'up', '--port', String(listen), '--state-dir', stateDir, ...args],
     {
       cwd: repoRoot,
-      env: { ...process.env, ...env },
+      env: {
+        ...process.env,
+        FNBUS_USERNAME: hubCredentials.user,
+        FNBUS_PASSWORD: hubCredentials.password,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -73,7 +86,7 @@ export function processesUsing(stateDir: string): number[] {
 export const ready = (url: string, name: string) =>
   waitFor(
     async () => {
-      const res = await request(`${url}/system/function/${name}`);
+      const res = await request(`${url}/system/function/${name}`, { headers: systemAuth });
       return (
         res.status === 200 &&
         (JSON.parse(res.text) as { availableReplicas: number }).availableReplicas > 0
@@ -120,7 +133,7 @@ export async function deployProcess(
 ): Promise<void> {
   const res = await request(`${url}/system/functions`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...systemAuth },
     body: JSON.stringify({
       service: name,
       image: `fnbus/${name}`,
