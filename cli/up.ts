@@ -92,6 +92,16 @@ export async function up({
             prefix: webhookPrefix,
             methods: ['POST'],
             summary: 'A webhook: invokes every function whose topic annotation names <topic>',
+            statuses: {
+              202: 'the calls, queued or answered',
+              400: 'a bad path',
+              401: 'a signature refused',
+              404: 'no function takes the topic',
+              413: 'body over the limit',
+              502: 'a delivery failed (dead-lettered): send again',
+              503: 'starting',
+              default: "one sync function's own answer",
+            },
             // Connectors start once the gateway listens: until then, come back later.
             handler: (req, res) => {
               if (connectors?.webhook) connectors.webhook.handle(req, res);

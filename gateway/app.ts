@@ -57,6 +57,8 @@ export interface RawMount {
   prefix: string;
   methods: ('GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE')[];
   summary: string;
+  /** For the OpenAPI document, as a route's `statuses`. */
+  statuses?: Partial<Record<number | 'default', string>>;
   handler: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
@@ -102,8 +104,27 @@ export function buildGateway({
     }
     return replicas;
   });
-  const openApi = collectOpenApi(app, { title: 'fnbus gateway', version });
+  const openApi = collectOpenApi(app, {
+    title: 'fnbus gateway',
+    version,
+    ...(auth ? { authenticated: (url: string) => url.startsWith('/system/') } : {}),
+  });
   if (auth) registerBasicAuth(app, auth);
+
+  // A path some route serves, asked with a method none takes: 405 with the methods that are
+  // (RFC 9110), where a 404 would say the path does not exist.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0] ?? '';
+    const allowed = openApi.allowedMethods(path);
+    if (allowed.length > 0) {
+      return reply
+        .code(405)
+        .header('Allow', allowed.join(', '))
+        .type('text/plain')
+        .send(`${request.method} is not allowed here: ${allowed.join(', ')}\n`);
+    }
+    return reply.code(404).type('text/plain').send(`no route: ${request.method} ${path}\n`);
+  });
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
     if (error instanceof FnbusError) {
@@ -127,36 +148,56 @@ export function buildGateway({
     invocationCount: counts.get(joinFunctionName(status.name, status.namespace)) ?? 0,
   });
 
-  app.get('/healthz', { schema: { summary: 'Health' } }, async (_request, reply) =>
-    reply.type('text/plain').send('OK'),
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Health', statuses: { 200: 'OK' } } },
+    async (_request, reply) => reply.type('text/plain').send('OK'),
   );
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics (text exposition format)' } },
+    {
+      schema: {
+        summary: 'Prometheus metrics (text exposition format)',
+        statuses: { 200: 'the metrics' },
+      },
+    },
     async (_request, reply) => {
       const { contentType, body } = await metrics.text();
       return reply.type(contentType).send(moreMetrics ? body + (await moreMetrics()) : body);
     },
   );
 
-  app.get(openApiPath, { schema: { summary: 'This document' } }, (_request, reply) =>
-    reply.send(openApi.document()),
+  app.get(
+    openApiPath,
+    { schema: { summary: 'This document', statuses: { 200: 'OpenAPI 3.1, JSON' } } },
+    (_request, reply) => reply.send(openApi.document()),
   );
 
-  app.get('/system/info', { schema: { summary: 'Gateway and provider info' } }, async () => ({
-    provider: await provider.info(),
-    version: { release: version, sha: 'unknown', commit_message: '' },
-    arch: process.arch === 'x64' ? 'x86_64' : process.arch,
-  }));
+  app.get(
+    '/system/info',
+    { schema: { summary: 'Gateway and provider info', statuses: { 200: 'GatewayInfo' } } },
+    async () => ({
+      provider: await provider.info(),
+      version: { release: version, sha: 'unknown', commit_message: '' },
+      arch: process.arch === 'x64' ? 'x86_64' : process.arch,
+    }),
+  );
 
-  app.get('/system/namespaces', { schema: { summary: 'Namespaces' } }, namespaces);
+  app.get(
+    '/system/namespaces',
+    { schema: { summary: 'Namespaces', statuses: { 200: 'the namespaces' } } },
+    namespaces,
+  );
   // Creating, changing and removing namespaces is no provider's capability yet: 501, as
   // faas-provider answers when it has no namespace handler.
   app.route({
     method: ['GET', 'POST', 'PUT', 'DELETE'],
     url: '/system/namespace/:name',
-    schema: { summary: 'Manage one namespace (not implemented: 501)' },
+    schema: {
+      summary: 'Manage one namespace (not implemented: 501)',
+      statuses: { 501: 'not implemented' },
+    },
     handler: () => {
       throw new NotImplementedError('namespaces cannot be managed on this gateway');
     },
@@ -164,7 +205,13 @@ export function buildGateway({
 
   app.get(
     '/system/functions',
-    { schema: { querystring: NamespaceQuerySchema, summary: 'List functions' } },
+    {
+      schema: {
+        querystring: NamespaceQuerySchema,
+        summary: 'List functions',
+        statuses: { 200: 'FunctionStatus[]' },
+      },
+    },
     async (request) => {
       const [functions, counts] = await Promise.all([
         provider.list(namespaceOf(request.query)),
@@ -286,7 +333,7 @@ export function buildGateway({
       scope.route({
         method: mount.methods,
         url: `${mount.prefix}*`,
-        schema: { summary: mount.summary },
+        schema: { summary: mount.summary, statuses: mount.statuses ?? { default: 'its answer' } },
         handler: (request, reply) => {
           reply.hijack();
           mount.handler(request.raw, reply.raw);

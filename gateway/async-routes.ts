@@ -157,6 +157,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         400: 'a bad X-Callback-Url',
         404: 'no such function',
         413: 'body over max_async_body_bytes',
+        501: 'this gateway has no queue',
       },
     };
     // No automatic HEAD route: a HEAD must not queue a call.
@@ -178,7 +179,15 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       {
         schema: {
           summary: 'Cancel a queued call',
-          statuses: { 202: 'cancelled', 404: 'no such call', 409: 'running or over' },
+          statuses: {
+            202: 'cancelled',
+            404: 'no such call',
+            409: 'running or over',
+            501: 'this gateway has no queue',
+          },
+          // An alias: DELETE /system/calls/:callId is the documented way, and the paths'
+          // templates would be the same as the submit route's, which OpenAPI forbids.
+          hide: true,
         },
       },
       async (request, reply) => {
@@ -196,7 +205,12 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
 
   app.get<{ Params: { callId: string } }>(
     '/system/calls/:callId',
-    { schema: { summary: 'Where an async call is: state, attempts, last status' } },
+    {
+      schema: {
+        summary: 'Where an async call is: state, attempts, last status',
+        statuses: { 200: 'the call', 404: 'no such call', 501: 'this gateway has no queue' },
+      },
+    },
     async (request) => {
       const record = await need().status(request.params.callId);
       if (!record) throw new NotFoundError(`no call ${request.params.callId}`);
@@ -214,6 +228,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
           additionalProperties: false,
           properties: { function: { type: 'string' }, callId: { type: 'string' } },
         },
+        statuses: { 200: 'the letters', 501: 'this gateway has no queue' },
       },
     },
     async (request) => need().deadLetters(filterOf(request.query)),
@@ -221,7 +236,12 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
 
   app.get<{ Params: { callId: string } }>(
     '/system/dead-letters/:callId',
-    { schema: { summary: 'One dead letter' } },
+    {
+      schema: {
+        summary: 'One dead letter',
+        statuses: { 200: 'the letter', 404: 'no such letter', 501: 'this gateway has no queue' },
+      },
+    },
     async (request) => {
       const [letter] = await need().deadLetters({ callId: request.params.callId });
       if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
@@ -235,7 +255,11 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       schema: {
         summary: 'Keep a call that failed elsewhere (a connector’s) as a dead letter',
         body: newDeadLetterSchema,
-        statuses: { 201: 'stored: callId names it', 409: 'its X-Call-Id is taken' },
+        statuses: {
+          201: 'stored: callId names it',
+          409: 'its X-Call-Id is taken',
+          501: 'this gateway has no queue',
+        },
       },
     },
     async (request, reply) => {
@@ -272,6 +296,11 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       schema: {
         summary: 'Queue dead letters again: one (callId), a function’s, or all (all: true)',
         body: selectionSchema,
+        statuses: {
+          202: 'queued again: callIds',
+          400: 'no selection',
+          501: 'this gateway has no queue',
+        },
       },
     },
     async (request, reply) => {
@@ -286,6 +315,11 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       schema: {
         summary: 'Delete dead letters: one (callId), a function’s, or all (all: true)',
         body: selectionSchema,
+        statuses: {
+          200: 'purged: how many',
+          400: 'no selection',
+          501: 'this gateway has no queue',
+        },
       },
     },
     async (request) => ({ purged: await need().purge(selectionOf(request.body)) }),

@@ -218,7 +218,8 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
   const schema = {
     summary: 'Invoke a function (any method; bodies and headers pass through)',
     statuses: {
-      200: "the function's own status and answer",
+      200: "the function's answer",
+      default: "the function's own status and answer, whatever they are",
       404: 'no such function',
       502: 'the replica failed or passed upstream_timeout',
       503: 'no replica is ready',

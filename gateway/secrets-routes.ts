@@ -34,7 +34,13 @@ export function registerSecretsRoutes(
 
   app.get(
     '/system/secrets',
-    { schema: { querystring: NamespaceQuerySchema, summary: 'List secrets (names only)' } },
+    {
+      schema: {
+        querystring: NamespaceQuerySchema,
+        summary: 'List secrets (names only)',
+        statuses: { 200: 'the names', 501: 'no secrets in this provider' },
+      },
+    },
     async (request) => store().list(namespaceOf(request.query)),
   );
   app.post(
