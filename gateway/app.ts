@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError } from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
 import { FnbusError, NotFoundError, NotImplementedError, ValidationError } from '../core/errors.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
@@ -112,8 +112,9 @@ export function buildGateway({
   if (auth) registerBasicAuth(app, auth);
 
   // A path some route serves, asked with a method none takes: 405 with the methods that are
-  // (RFC 9110), where a 404 would say the path does not exist.
-  app.setNotFoundHandler((request, reply) => {
+  // (RFC 9110), where a 404 would say the path does not exist. Answered on request, before
+  // fastify looks at the body (a QUERY without Content-Type would be a 400 otherwise).
+  const unrouted = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?', 1)[0] ?? '';
     const allowed = openApi.allowedMethods(path);
     if (allowed.length > 0) {
@@ -124,7 +125,11 @@ export function buildGateway({
         .send(`${request.method} is not allowed here: ${allowed.join(', ')}\n`);
     }
     return reply.code(404).type('text/plain').send(`no route: ${request.method} ${path}\n`);
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return unrouted(request, reply);
   });
+  app.setNotFoundHandler(unrouted);
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
     if (error instanceof FnbusError) {

@@ -18,9 +18,10 @@ declare module 'fastify' {
 
 type JsonObject = Record<string, unknown>;
 
-const documentedMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+// No route serves OPTIONS (the invoke routes answer it 405 themselves), nor the WebDAV methods.
+const documentedMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 /** Methods whose body fastify reads (and may refuse with 400 or 413). */
-const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface OpenApiOptions {
   title: string;
@@ -35,6 +36,8 @@ export interface OpenApiOptions {
 /** One registered URL pattern (fastify's syntax) and every method served on it. */
 interface KnownRoute {
   pattern: RegExp;
+  /** No parameter: it matches one path, and wins over the patterns that also match it. */
+  exact: boolean;
   methods: Set<string>;
 }
 
@@ -54,13 +57,19 @@ export function collectOpenApi(app: FastifyInstance, options: OpenApiOptions) {
   let anyAuthenticated = false;
   app.addHook('onRoute', (route: RouteOptions) => {
     const allMethods = Array.isArray(route.method) ? route.method : [route.method];
-    const seen = known.get(route.url) ?? { pattern: patternOf(route.url), methods: new Set() };
+    const schema = route.schema ?? {};
+    // A hidden alias is left out of `Allow` too: it must list what the document lists.
+    if (schema.hide) return;
+    const seen = known.get(route.url) ?? {
+      pattern: patternOf(route.url),
+      exact: !/[:*]/.test(route.url),
+      methods: new Set(),
+    };
     for (const method of allMethods) seen.methods.add(method);
     known.set(route.url, seen);
 
-    const schema = route.schema ?? {};
     const methods = allMethods.filter((m) => documentedMethods.has(m));
-    if (methods.length === 0 || schema.hide) return;
+    if (methods.length === 0) return;
     const path = route.url.replace(/:(\w+)/g, '{$1}').replace(/\*$/, '{path}');
     const parameters: JsonObject[] = [];
     for (const [where, source] of [
@@ -127,12 +136,14 @@ export function collectOpenApi(app: FastifyInstance, options: OpenApiOptions) {
             : {}),
         }),
       ) as JsonObject,
-    /** The methods served on `path` (no query), by any route whose pattern matches it. */
+    /**
+     * The methods served on `path` (no query): those of the route registered for exactly this
+     * path, else of every route whose pattern matches it. None: no route knows the path.
+     */
     allowedMethods(path: string): string[] {
-      const methods = new Set<string>();
-      for (const route of known.values()) {
-        if (route.pattern.test(path)) for (const method of route.methods) methods.add(method);
-      }
+      const matched = [...known.values()].filter((route) => route.pattern.test(path));
+      const exact = matched.filter((route) => route.exact);
+      const methods = new Set((exact.length > 0 ? exact : matched).flatMap((r) => [...r.methods]));
       return [...methods].sort();
     },
   };

@@ -150,7 +150,13 @@ describe('the OpenAPI document, and 405 for a method no route takes', () => {
       ['PUT', '/system/info', 'GET, HEAD'],
       ['DELETE', '/system/function/echo', 'GET, HEAD'],
       ['GET', '/system/scale-function/echo', 'POST'],
-      ['PUT', '/system/dead-letters/redrive', 'GET, HEAD, POST'],
+      // The route of this very path, not /system/dead-letters/:callId's GET.
+      ['PUT', '/system/dead-letters/redrive', 'POST'],
+      // The hidden cancel alias's DELETE is not advertised; nor is a HEAD that would queue.
+      ['OPTIONS', '/async-function/echo', 'GET, PATCH, POST, PUT'],
+      // Without a Content-Type, fastify would refuse a QUERY with a 400 before routing it.
+      ['QUERY', '/healthz', 'GET, HEAD'],
+      ['QUERY', '/system/functions', 'DELETE, GET, HEAD, POST, PUT'],
       ['PATCH', '/system/calls/abc', 'GET, HEAD'],
       ['GET', '/webhook/topic', 'POST'],
     ] as const) {
