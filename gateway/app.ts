@@ -126,8 +126,10 @@ export function buildGateway({
     }
     return reply.code(404).type('text/plain').send(`no route: ${request.method} ${path}\n`);
   };
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.is404) return unrouted(request, reply);
+  // A callback hook, not an async one: it runs on every request.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.is404) unrouted(request, reply);
+    else done();
   });
   app.setNotFoundHandler(unrouted);
 
