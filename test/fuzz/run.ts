@@ -343,7 +343,11 @@ async function checkDrain(): Promise<void> {
         }
         return pending.size === 0;
       },
-      { timeoutMs: 120_000, intervalMs: 500, what: 'the fuzzing’s calls to end' },
+      {
+        timeoutMs: options.short ? 60_000 : 120_000,
+        intervalMs: 500,
+        what: 'the fuzzing’s calls to end',
+      },
     );
   } catch {
     failures.push(`async: ${pending.size} calls accepted during the fuzzing never ended`);
@@ -378,7 +382,7 @@ async function checkDrain(): Promise<void> {
         const ran = new Set(readFileSync(tallyFile, 'utf8').split('\n'));
         return fresh.every((callId) => ran.has(callId));
       },
-      { timeoutMs: 60_000, intervalMs: 200, what: 'fresh calls to run' },
+      { timeoutMs: options.short ? 30_000 : 60_000, intervalMs: 200, what: 'fresh calls to run' },
     );
     drain.freshCalls = `${fresh.length}/${fresh.length} ran`;
   } catch {
