@@ -8,6 +8,7 @@ import { readWorkerConfig } from '../queue/config.js';
 import { runQueueWorker } from './queue-worker.js';
 import { registerAsyncCommands } from './async-commands.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerLoginCommands } from './login-commands.js';
 import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
 import { serveMetrics } from './metrics-server.js';
 import { registerTopicsCommand } from './topics-command.js';
@@ -16,6 +17,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { newFunction, templateLanguages } from './new-function.js';
+import { defaultHost } from './listen-host.js';
 import { defaultStateDir, up } from './up.js';
 import { version } from '../watchdog/version.js';
 
@@ -56,6 +58,7 @@ program
 interface UpCommandOptions {
   yaml?: string;
   port?: string;
+  host?: string;
   stateDir: string;
   queue?: string;
   connectors?: string;
@@ -66,6 +69,10 @@ program
   .description('run the hub (gateway + process provider) on this machine, deploying a stack')
   .option('-f, --yaml <file>', 'the stack file to deploy')
   .option('-p, --port <port>', 'the gateway port (default: $port, else 8080)')
+  .option(
+    '--host <address>',
+    `the address to listen on, e.g. 0.0.0.0 for every network (default: $FNBUS_HOST, else ${defaultHost}: this machine only)`,
+  )
   .option(
     '--state-dir <dir>',
     'where deployed functions are kept between runs',
@@ -89,9 +96,12 @@ program
       options.connectors ?? process.env.FNBUS_CONNECTORS ?? connectorKinds.join(','),
     );
     const logger = pino({ name: 'fnbus' });
+    // Brackets are a URL's way of writing an IPv6 address, not listen()'s.
+    const host = (options.host || process.env.FNBUS_HOST || defaultHost).replace(/^\[|\]$/g, '');
     const hub = await up({
       stackFile: options.yaml,
       config,
+      host,
       stateDir: options.stateDir,
       logger,
       queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
@@ -99,7 +109,7 @@ program
       connectors,
       connectorEnv: process.env,
     });
-    logger.info({ port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
+    logger.info({ host, port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
     const stop = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'stopping');
       hub.stop().then(
@@ -191,6 +201,7 @@ program
 registerClientCommands(program);
 registerAsyncCommands(program);
 registerTopicsCommand(program);
+registerLoginCommands(program);
 
 try {
   await program.parseAsync(process.argv);

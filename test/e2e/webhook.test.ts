@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startCli } from '../helpers/cli.js';
 import { freePort, request } from '../helpers/http.js';
-import { deployProcess, ready, startHub, stopHub } from '../helpers/hub.js';
+import {
+  connectorAuthEnv,
+  deployProcess,
+  ready,
+  startHub,
+  stopHub,
+  systemAuth,
+} from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
@@ -104,7 +111,7 @@ describe('webhook connector in fnbus up', () => {
     t.after(() => stopHub(hub));
     const secret = await request(`${url}/system/secrets`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...systemAuth },
       body: JSON.stringify({ name: 'gh-hook', value: 'hook-secret\n' }),
     });
     assert.equal(secret.status, 201, secret.text);
@@ -161,7 +168,7 @@ describe('webhook connector in fnbus up', () => {
     t.after(() => stopHub(hub));
     const secret = await request(`${url}/system/secrets`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...systemAuth },
       body: JSON.stringify({ name: 'stripe-key', value: 'whsec_e2e' }),
     });
     assert.equal(secret.status, 201, secret.text);
@@ -206,6 +213,7 @@ describe('webhook connector in fnbus up', () => {
     await deploy(url, 'alone', recorder(file), { topic: 'standalone' });
     const port = await freePort();
     const connector = startCli(['connector', 'webhook', '--gateway', url], {
+      ...connectorAuthEnv(),
       webhook_port: String(port),
       metrics_port: '0',
     });
