@@ -13,7 +13,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Env } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import {
@@ -37,7 +37,8 @@ export interface HubCredentials {
 
 /** `<stateDir>/auth/basic-auth-password`: where `fnbus up` keeps the password it made. */
 export function generatedPasswordFile(stateDir: string): string {
-  return join(stateDir, 'auth', basicAuthPasswordFile);
+  // Absolute: the log-in hint must work from any folder.
+  return resolve(stateDir, 'auth', basicAuthPasswordFile);
 }
 
 /**
@@ -75,7 +76,7 @@ export function hubCredentials(
 /** The password kept in the state folder; made (and kept) when there is none yet. */
 function keptPassword(stateDir: string): { password: string; file: string; generated: boolean } {
   const file = generatedPasswordFile(stateDir);
-  const dir = join(stateDir, 'auth');
+  const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // mkdir leaves the mode of a folder that exists, and umask may have widened none: set it.
   chmodSync(dir, 0o700);
