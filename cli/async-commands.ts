@@ -11,7 +11,8 @@ interface SelectionOptions extends GatewayOptions {
 
 /**
  * The async path's commands: `call CALL_ID` (where a queued call is), `cancel CALL_ID` (one that
- * still waits) and `dlq list|show|redrive|purge` (the dead letters). `invoke --async` is with invoke.
+ * still waits) and `dlq list|show|redrive|purge` (the dead letters). `invoke --async` is with
+ * invoke.
  */
 export function registerAsyncCommands(program: Command): void {
   gatewayOptions(

@@ -99,8 +99,9 @@ const selectionSchema = {
  * function, 413 past max_async_body_bytes, 400 for an X-Callback-Url that is not an http(s) URL.
  * An `Idempotency-Key` makes a resubmission answer the first call's id. `DELETE
  * /system/calls/:callId` cancels a call still waiting (`DELETE /async-function/:callId` too, an
- * undocumented alias, as authenticated); `GET /system/calls/:callId` tells where a call is; `/system/dead-letters` lists, redrives and purges what was given up. Without a queue,
- * every one of them answers 501.
+ * undocumented alias, as authenticated); `GET /system/calls/:callId` tells where a call is;
+ * `/system/dead-letters` lists, redrives and purges what was given up. Without a queue, every one
+ * of them answers 501.
  */
 export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, config }: AsyncDeps) {
   const need = (): Queue => {

@@ -61,7 +61,7 @@ export function loadCredentials(
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 /** Whether a request needs credentials: all of `/system` (matched or not), and routes marked so. */
-export function needsAuth(request: FastifyRequest): boolean {
+function needsAuth(request: FastifyRequest): boolean {
   if (request.routeOptions.config?.systemAuth === true) return true;
   const path = request.routeOptions.url ?? request.url;
   return path.startsWith('/system/') || path === '/system' || path.startsWith('/system?');
@@ -69,8 +69,9 @@ export function needsAuth(request: FastifyRequest): boolean {
 
 /**
  * Basic auth on every `/system/*` route and the routes marked `config: { systemAuth: true }`
- * (OpenFaaS's scope: function routes, async submission, `/healthz` and `/metrics` stay open). Both fields are compared in constant time, on equal-length digests so
- * neither their content nor their length leaks. Failure: 401, `WWW-Authenticate`, `invalid
+ * (OpenFaaS's scope: function routes, async submission, `/healthz` and `/metrics` stay open).
+ * Both fields are compared in constant time, on equal-length digests so neither their content
+ * nor their length leaks. Failure: 401, `WWW-Authenticate`, `invalid
  * credentials`.
  */
 export function registerBasicAuth(app: FastifyInstance, credentials: BasicAuthCredentials): void {
