@@ -13,6 +13,7 @@ import { connectorKinds, parseConnectorKinds, startConnectors } from './connecto
 import { serveMetrics } from './metrics-server.js';
 import { registerTopicsCommand } from './topics-command.js';
 import { readConnectorConfig } from '../connectors/sdk/config.js';
+import { resolveGateway } from '../client/gateway-client.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
@@ -161,10 +162,15 @@ program
     if (kinds.length !== 1) throw new ValidationError('name one connector: fnbus connector <kind>');
     const logger = pino({ name: 'fnbus-connector' });
     const registry = new Registry();
-    const { metricsPort } = readConnectorConfig({
+    const { metricsPort, basicAuth, gatewayUrl } = readConnectorConfig({
       ...process.env,
       ...(options.gateway ? { gateway_url: options.gateway } : {}),
     });
+    // OpenFaaS's way first (basic_auth=true: the secret files); else the credentials every fnbus
+    // command uses: FNBUS_USERNAME / FNBUS_PASSWORD, or the login saved for this gateway.
+    const authorization = basicAuth
+      ? undefined
+      : resolveGateway({ gateway: gatewayUrl }, process.env).authorization;
     const metrics = await serveMetrics(registry, metricsPort);
     const running = await startConnectors(kinds, {
       env: process.env,
@@ -172,6 +178,7 @@ program
       logger,
       registry,
       leaseUrl: options.lease ?? process.env.lease_url,
+      ...(authorization ? { authorization } : {}),
     });
     // The webhook connector alone serves POST /webhook/<topic> on a port of its own.
     const webhook = running.webhook;
