@@ -94,7 +94,13 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
             status.annotations?.['com.openfaas.scale.min'] ??
             1,
         );
-        await deps.provider.scale(name, Math.max(min, 1), namespace);
+        try {
+          await deps.provider.scale(name, Math.max(min, 1), namespace);
+        } catch (error) {
+          // At a cap (or any refusal): the caller gets "no replica", not the operator's 4xx.
+          if (error instanceof NotFoundError) throw error;
+          throw new UnavailableError(`cannot start ${name}`, { cause: error });
+        }
       }
       const deadline = Date.now() + scaleFromZeroWaitMs;
       for (;;) {

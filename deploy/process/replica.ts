@@ -103,8 +103,10 @@ export class Replica {
 
   start(): void {
     this.#running ??= this.#run().catch((error: unknown) => {
-      this.#options.onLine(this.instance, `cannot start: ${(error as Error).message}`);
-      this.#options.logger.error({ err: error, instance: this.instance }, 'replica failed');
+      // An errno error's message holds a path of the state folder: its code says enough.
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      this.#options.onLine(this.instance, `cannot start: ${reason}`);
+      this.#options.logger.error({ reason, instance: this.instance }, 'replica failed');
     });
   }
 
