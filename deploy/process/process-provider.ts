@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ConflictError,
@@ -75,8 +75,17 @@ interface FunctionEntry {
   deleted: boolean;
   /** The last write of its record: writes run one after another, each of the latest record. */
   saving: Promise<void>;
-  /** Why its replicas are not running (kept from the state folder, over a cap): not ready. */
-  notStarted: string | undefined;
+  /**
+   * Why its replicas are not running (kept from the state folder over a cap, or no longer valid):
+   * it is listed, not ready, until a change starts it or removes it.
+   */
+  notStarted: NotStarted | undefined;
+}
+
+interface NotStarted {
+  reason: string;
+  /** The cap it is over, if that is why: a scale or update starts it once it fits. */
+  cap?: 'max_functions' | 'max_total_replicas';
 }
 
 /** What one replica is doing, for diagnostics and tests. */
@@ -152,7 +161,7 @@ export class ProcessProvider implements Provider {
     try {
       records = await this.#state.loadAll((file, error) =>
         this.#logger.error(
-          { file, reason: safeReason(error) },
+          { file: basename(file), reason: safeReason(error) },
           'cannot read a saved function: skipped',
         ),
       );
@@ -163,26 +172,37 @@ export class ProcessProvider implements Provider {
     for (const record of records) {
       const name = record.spec.service;
       if (!isDnsLabel(name) || this.#functions.has(name)) continue;
-      if (this.#functions.size >= maxFunctions) {
-        overCap.push(name);
-        continue;
-      }
       const entry = this.#newEntry(record, { env: {}, needsUpstreamPort: false });
-      this.#functions.set(name, entry);
       try {
+        const { replicas } = record;
+        if (!Number.isSafeInteger(replicas) || replicas < 0) {
+          throw new ValidationError(`saved replicas ${replicas} is not a whole number`);
+        }
         entry.record = { ...record, spec: this.#normalize(record.spec) };
         entry.plan = this.#validate(entry.record.spec);
-        if (!this.#fits(entry, record.replicas)) {
-          entry.notStarted = `not started: over max_total_replicas (${maxTotalReplicas})`;
+        if (this.#countedFunctions() >= maxFunctions) {
+          entry.notStarted = {
+            reason: `over max_functions (${maxFunctions})`,
+            cap: 'max_functions',
+          };
+        } else if (!this.#fits(entry, replicas)) {
+          entry.notStarted = {
+            reason: `over max_total_replicas (${maxTotalReplicas})`,
+            cap: 'max_total_replicas',
+          };
+        }
+        this.#functions.set(name, entry);
+        if (entry.notStarted) {
           overCap.push(name);
           continue;
         }
         await onDisk(`cannot copy the secrets of "${name}"`, () =>
-          this.#writeSecrets(name, record.spec.secrets),
+          this.#writeSecrets(name, entry.record.spec.secrets),
         );
         this.#reconcile(entry);
       } catch (error) {
-        entry.notStarted = `not started: ${safeReason(error)}`;
+        this.#functions.set(name, entry);
+        entry.notStarted = { reason: safeReason(error) };
         this.#logger.error(
           { fn: name, reason: safeReason(error) },
           'cannot bring back a saved function',
@@ -237,7 +257,7 @@ export class ProcessProvider implements Provider {
         );
       }
       const { maxFunctions } = this.#limits;
-      if (this.#functions.size >= maxFunctions) {
+      if (this.#countedFunctions() >= maxFunctions) {
         throw new LimitError(
           `cannot deploy "${name}": ${maxFunctions} functions are deployed, the most this hub takes (max_functions)`,
         );
@@ -268,7 +288,7 @@ export class ProcessProvider implements Provider {
       this.#checkOpen();
       const entry = this.#entry(spec.service, undefined);
       if (entry.notStarted !== undefined) {
-        this.#checkTotal(entry, entry.record.replicas, `cannot start "${spec.service}"`);
+        this.#admit(entry, entry.record.replicas, `cannot start "${spec.service}"`);
       }
       await onDisk(`cannot copy the secrets of "${spec.service}"`, () =>
         this.#writeSecrets(spec.service, spec.secrets),
@@ -327,11 +347,12 @@ export class ProcessProvider implements Provider {
     }
     await this.#serialized(name, async () => {
       const entry = this.#entry(name, namespace);
-      this.#checkTotal(entry, replicas, `cannot scale "${name}" to ${replicas}`);
+      this.#admit(entry, replicas, `cannot scale "${name}" to ${replicas}`);
       entry.record = { ...entry.record, replicas };
       await this.#persist(entry);
-      // A function kept from the state folder over the cap starts once it fits, if it can run.
-      if (entry.notStarted?.includes('max_total_replicas')) entry.notStarted = undefined;
+      // A function kept from the state folder over a cap starts once it fits (an invalid one
+      // waits for an update).
+      if (entry.notStarted?.cap !== undefined) entry.notStarted = undefined;
       this.#reconcile(entry);
     });
   }
@@ -349,7 +370,11 @@ export class ProcessProvider implements Provider {
     const entry = this.#entry(name, namespace);
     if (entry.notStarted !== undefined) {
       // Not an UnavailableError: waiting (scale from zero) would not help.
-      throw new FnbusError('not_started', 503, `function "${name}" is ${entry.notStarted}`);
+      throw new FnbusError(
+        'not_started',
+        503,
+        `function "${name}" is not started: ${entry.notStarted.reason}`,
+      );
     }
     const { replicas } = entry;
     // A scan from the cursor rather than a filtered copy: this runs on every call.
@@ -595,6 +620,26 @@ export class ProcessProvider implements Provider {
 
   #fits(entry: FunctionEntry, replicas: number): boolean {
     return this.#totalReplicas(entry) + replicas <= this.#limits.maxTotalReplicas;
+  }
+
+  /** Functions that count against max_functions: all but those kept over it. */
+  #countedFunctions(): number {
+    let count = 0;
+    for (const entry of this.#functions.values()) {
+      if (entry.notStarted?.cap !== 'max_functions') count++;
+    }
+    return count;
+  }
+
+  /** A LimitError (409) unless `entry`, kept from the state folder over a cap, and `replicas` fit now. */
+  #admit(entry: FunctionEntry, replicas: number, what: string): void {
+    const { maxFunctions } = this.#limits;
+    if (entry.notStarted?.cap === 'max_functions' && this.#countedFunctions() >= maxFunctions) {
+      throw new LimitError(
+        `${what}: ${maxFunctions} functions run, the most this hub takes (max_functions)`,
+      );
+    }
+    this.#checkTotal(entry, replicas, what);
   }
 
   /** A LimitError (409) unless `replicas` more for `entry` fit under max_total_replicas. */

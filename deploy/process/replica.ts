@@ -122,7 +122,13 @@ export class Replica {
     this.#setReady(false);
     await this.#running;
     await this.#watchdog?.stop();
-    await rm(this.#options.workDir, { recursive: true, force: true });
+    // Never rejects: a stop runs unawaited (a retired replica), and its folder is not worth a crash.
+    await rm(this.#options.workDir, { recursive: true, force: true }).catch((error: unknown) =>
+      this.#options.logger.warn(
+        { reason: (error as NodeJS.ErrnoException).code, instance: this.instance },
+        'cannot remove the replica folder',
+      ),
+    );
   }
 
   async #run(): Promise<void> {

@@ -282,4 +282,57 @@ describe('caps on functions and replicas', () => {
     assert.equal((await scale('cap-a', 1)).statusCode, 202);
     assert.equal((await scale('cap-b', 2)).statusCode, 202);
   });
+
+  it('brings back from the state folder what fits the caps; the rest is listed, not ready, until it fits', async () => {
+    const stateDir = makeTempDir('fnbus-caps-state-');
+    const first = await startGateway(stateDir);
+    for (const name of ['keep-a', 'keep-b', 'keep-c']) {
+      assert.equal(
+        (await deploy(first, { service: name, image: 'x', envProcess: 'cat' })).statusCode,
+        202,
+      );
+    }
+    await first.close();
+    const second = await startGateway(stateDir, { maxFunctions: 2 });
+    try {
+      const ready = () =>
+        waitFor(
+          async () => {
+            const listed = (
+              await second.gateway.inject({ method: 'GET', url: '/system/functions' })
+            ).json<{ name: string; availableReplicas: number }[]>();
+            const running = listed.filter((fn) => fn.availableReplicas > 0).map((fn) => fn.name);
+            return running.length === 2 && listed.length === 3 && running;
+          },
+          { timeoutMs: 15_000, what: 'two of three functions ready' },
+        );
+      assert.deepEqual(await ready(), ['keep-a', 'keep-b']);
+      const parked = await request(`${second.url}/function/keep-c`, { method: 'POST', body: 'x' });
+      assert.equal(parked.status, 503);
+      assert.match(parked.text, /max_functions/);
+      const scale = () =>
+        second.gateway.inject({
+          method: 'POST',
+          url: '/system/scale-function/keep-c',
+          payload: { replicas: 1 },
+        });
+      assert.equal((await scale()).statusCode, 409);
+      assert.equal(
+        (await deploy(second, { service: 'keep-d', image: 'x', envProcess: 'cat' })).statusCode,
+        409,
+      );
+      const removed = await second.gateway.inject({
+        method: 'DELETE',
+        url: '/system/functions',
+        payload: { functionName: 'keep-a' },
+      });
+      assert.equal(removed.statusCode, 202);
+      assert.equal((await scale()).statusCode, 202);
+      await waitReady(second, 'keep-c');
+      const call = await request(`${second.url}/function/keep-c`, { method: 'POST', body: 'back' });
+      assert.equal(call.text, 'back');
+    } finally {
+      await second.close();
+    }
+  });
 });
