@@ -35,7 +35,11 @@ function statusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
  */
 async function peakGrowth(pid: number, work: () => Promise<void>): Promise<number> {
   const before = statusBytes(pid, 'VmRSS');
-  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    // Not allowed here: the high-water mark since start still bounds this work's peak from above.
+  }
   await work();
   return statusBytes(pid, 'VmHWM') - before;
 }
@@ -161,9 +165,11 @@ describe('the hub under a low open-file limit', () => {
     const fit = 32;
     const port = await freePort();
     const hub = spawn(
-      'prlimit',
+      'sh',
       [
-        '--nofile=384:384',
+        '-c',
+        // Soft and hard both (node raises its soft limit to the hard one), then the hub itself.
+        'ulimit -n 384 && exec "$0" "$@"',
         process.execPath,
         cliMain,
         'up',
