@@ -17,7 +17,7 @@ import {
   systemAuth,
 } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
+import { fixture, makeTempDir, repoRoot } from '../helpers/watchdog.js';
 
 const mib = 1024 * 1024;
 
@@ -91,9 +91,10 @@ describe('the hub keeps its memory bounded whatever the bodies', () => {
     const size = 256 * mib;
     await deployProcess(url, 'sink', 'wc -c', {});
     await deployProcess(url, 'big', `head -c ${size} /dev/zero`, {});
-    for (const [name, fprocess] of [
-      ['echo-stream', 'cat'],
-      ['big-stream', `head -c ${size} /dev/zero`],
+    for (const [name, fprocess, mode] of [
+      ['echo-stream', 'cat', 'streaming'],
+      ['big-stream', `head -c ${size} /dev/zero`, 'streaming'],
+      ['echo-http', `${process.execPath} ${fixture('node-http-server.cjs')}`, 'http'],
     ] as const) {
       const res = await request(`${url}/system/functions`, {
         method: 'POST',
@@ -102,12 +103,14 @@ describe('the hub keeps its memory bounded whatever the bodies', () => {
           service: name,
           image: `fnbus/${name}`,
           envProcess: fprocess,
-          envVars: { mode: 'streaming' },
+          envVars: { mode },
         }),
       });
       assert.equal(res.status, 202, res.text);
     }
-    for (const name of ['sink', 'big', 'echo-stream', 'big-stream']) await ready(url, name);
+    for (const name of ['sink', 'big', 'echo-stream', 'big-stream', 'echo-http']) {
+      await ready(url, name);
+    }
     const pid = hub.pid as number;
     // Figures seen: 30 to 60 MB of garbage for 256 MB through; before the bounds, 225 MB (upload)
     // and 500 MB (fork output) or more. 128 MB leaves room for a loaded machine's lazy GC.
@@ -135,6 +138,13 @@ describe('the hub keeps its memory bounded whatever the bodies', () => {
     assert.equal(result.received, size);
     assert.ok(output < bound, `streaming output: +${Math.round(output / mib)} MB`);
 
+    const http = await peakGrowth(pid, async () => {
+      result = await transfer(`${url}/function/echo-http/stream-echo`, size);
+    });
+    assert.equal(result.status, 200);
+    assert.equal(result.received, size);
+    assert.ok(http < bound, `http echo: +${Math.round(http / mib)} MB`);
+
     const capped = await peakGrowth(pid, async () => {
       result = await transfer(`${url}/function/big`, 0);
     });
@@ -142,7 +152,7 @@ describe('the hub keeps its memory bounded whatever the bodies', () => {
     assert.match(result.text, /max_response_bytes/);
     assert.ok(capped < bound, `fork output: +${Math.round(capped / mib)} MB`);
     t.diagnostic(
-      `RSS peak growth for ${size / mib} MB: fork upload ${Math.round(upload / mib)} MB, streaming echo ${Math.round(echo / mib)} MB, streaming output ${Math.round(output / mib)} MB, fork output over the cap ${Math.round(capped / mib)} MB`,
+      `RSS peak growth for ${size / mib} MB: fork upload ${Math.round(upload / mib)} MB, streaming echo ${Math.round(echo / mib)} MB, streaming output ${Math.round(output / mib)} MB, http echo ${Math.round(http / mib)} MB, fork output over the cap ${Math.round(capped / mib)} MB`,
     );
   });
 });
