@@ -151,6 +151,8 @@ describe('deployment bodies: null fields and bad names', () => {
       const started = Date.now();
       const call = await request(`${other.url}/function/nul`, { method: 'POST', body: 'x' });
       assert.equal(call.status, 503);
+      assert.equal(call.headers['x-openfaas-internal'], 'gateway');
+      assert.match(call.text, /not started: invalid deployment: envProcess/);
       assert.ok(Date.now() - started < 5000, 'answered at once, not after a wait');
       assert.doesNotMatch(call.text, new RegExp(stateDir));
       // It can be removed.
