@@ -168,6 +168,40 @@ describe('deployment bodies: null fields and bad names', () => {
   });
 });
 
+describe('a state folder that holds anything', () => {
+  it('lets the provider start and the gateway answer /healthz', async () => {
+    const notAFolder = makeTempDir('fnbus-junk-');
+    writeFileSync(join(notAFolder, 'functions'), 'not a folder');
+    const junk = makeTempDir('fnbus-junk-');
+    mkdirSync(join(junk, 'functions'));
+    writeFileSync(join(junk, 'functions', 'a.json'), '{not json');
+    writeFileSync(
+      join(junk, 'functions', 'b.json'),
+      JSON.stringify({ spec: { service: 'b' }, replicas: -1 }),
+    );
+    writeFileSync(
+      join(junk, 'functions', 'c.json'),
+      JSON.stringify({ spec: { service: 'c', envVars: 'x', envProcess: 5 }, replicas: 1 }),
+    );
+    mkdirSync(join(junk, 'functions', 'd.json'));
+    for (const stateDir of [notAFolder, junk]) {
+      const running = await startGateway(stateDir);
+      try {
+        assert.equal(
+          (await running.gateway.inject({ method: 'GET', url: '/healthz' })).statusCode,
+          200,
+        );
+        const listed = (
+          await running.gateway.inject({ method: 'GET', url: '/system/functions' })
+        ).json<{ name: string; availableReplicas: number }[]>();
+        assert.ok(listed.every((fn) => fn.availableReplicas === 0));
+      } finally {
+        await running.close();
+      }
+    }
+  });
+});
+
 describe('deploy and remove of one name at the same time', () => {
   let running: Running;
   let stateDir: string;
