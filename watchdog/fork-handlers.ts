@@ -81,9 +81,10 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
     // The answer is sent once the process exits (its status depends on the exit): the output is
     // held until then, up to max_response_bytes; past that the process is killed and 502 told.
     const keep = (chunk: Buffer) => {
+      const over = outputBytes > config.maxResponseBytes;
       outputBytes += chunk.length;
       if (outputBytes <= config.maxResponseBytes) output.push(chunk);
-      else if (output.length > 0) {
+      else if (!over) {
         output = [];
         child.kill('SIGKILL');
       }

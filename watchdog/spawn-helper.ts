@@ -36,6 +36,8 @@ const enum Frame {
 }
 
 const headerBytes = 12;
+/** Bytes of frames held for one tick's write before a job's stdin waits for it to go. */
+const maxBatchBytes = 64 * 1024;
 const protocolVersion = 1;
 const envInheritFlag = 2;
 
@@ -166,6 +168,7 @@ export class SpawnHelper implements ProcessLauncher {
   #closing = false;
   #wasReady = false;
   #outgoing: Buffer[] = [];
+  #outgoingBytes = 0;
   /** Jobs' stdin writes waiting for the pipe to the helper to drain. */
   #waitingForRoom: (() => void)[] = [];
   ready!: Promise<boolean>;
@@ -233,12 +236,14 @@ export class SpawnHelper implements ProcessLauncher {
   /** Frames sent in one tick go to the helper in one write. */
   readonly #send = (type: Frame, id: number, payload?: Buffer): void => {
     this.#outgoing.push(frame(type, id, payload));
+    this.#outgoingBytes += headerBytes + (payload?.length ?? 0);
     if (this.#outgoing.length === 1) process.nextTick(this.#flush);
   };
 
   readonly #flush = (): void => {
     const frames = this.#outgoing;
     this.#outgoing = [];
+    this.#outgoingBytes = 0;
     const stdin = this.#helper.stdin;
     if (
       stdin?.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames)) !== false
@@ -249,8 +254,10 @@ export class SpawnHelper implements ProcessLauncher {
 
   readonly #whenPipeHasRoom = (callback: () => void): void => {
     const stdin = this.#helper.stdin;
-    // Frames of this tick are flushed on the next: wait for that flush, then for a drain if needed.
-    if (stdin && !stdin.destroyed && (stdin.writableNeedDrain || this.#outgoing.length > 0)) {
+    // A small body goes on at once (its frames leave in the tick's one write, as ever); past a
+    // batch's worth, wait for the tick's flush, then for a drain if the pipe is full.
+    const full = stdin?.writableNeedDrain === true || this.#outgoingBytes > maxBatchBytes;
+    if (stdin && !stdin.destroyed && full) {
       this.#waitingForRoom.push(callback);
     } else callback();
   };

@@ -278,6 +278,18 @@ describe('fork mode: bodies held in memory are bounded', () => {
     assert.equal(whole.body.length, 65536);
   });
 
+  it('kills the process as soon as its output passes the cap, even in its first write', async (t) => {
+    const watchdog = await startWatchdog({
+      fprocess: fprocess('sh', '-c', 'echo over; exec sleep 20'),
+      max_response_bytes: '1',
+    });
+    t.after(() => watchdog.stop());
+    const started = Date.now();
+    const res = await request(`${watchdog.url}/`, { method: 'POST', timeoutMs: 15_000 });
+    assert.equal(res.status, 502);
+    assert.ok(Date.now() - started < 10_000, 'answered without waiting for the process to end');
+  });
+
   it('answers 413 past max_request_bytes where the body is read whole (marshal_request)', async (t) => {
     const watchdog = await startWatchdog({
       fprocess: 'cat',
