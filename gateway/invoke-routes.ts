@@ -8,6 +8,7 @@ import { NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { LocalReplica, Provider } from '../core/provider.js';
+import { callUrlParts } from './call-url.js';
 import type { GatewayConfig } from './config.js';
 import type { FunctionSeries, GatewayMetrics } from './metrics.js';
 
@@ -138,9 +139,9 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     const series = deps.metrics.function(fullName);
     series.start();
     const call: CallContext = { callId, startTime, startedAt, series };
-    const rest = request.params['*'] ?? '';
-    const queryAt = request.raw.url?.indexOf('?') ?? -1;
-    const path = `/${rest}${queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt) : ''}`;
+    // Raw, as the caller sent it: an encoded `?` (%3F) stays in the path, never the query.
+    const parts = callUrlParts(request.raw.url ?? '');
+    const path = `${parts.path || '/'}${parts.query === undefined ? '' : `?${parts.query}`}`;
     if (replica instanceof URL) return proxy(request, reply, replica, path, call);
     serveLocally(request, reply, replica, path, call);
   };
