@@ -199,6 +199,12 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
         body: hasBody ? request.raw : null,
       });
     } catch (error) {
+      // undici keeps a pool slot for good after refusing a request: start that pool afresh.
+      if ((error as { code?: string }).code === 'UND_ERR_INVALID_ARG') {
+        const pool = pools.get(upstream.origin);
+        pools.delete(upstream.origin);
+        pool?.close().catch(() => {});
+      }
       finish(call, 502);
       return reply
         .code(502)
