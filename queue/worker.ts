@@ -182,12 +182,8 @@ export class QueueWorker {
     return { outcome: 'ack', attempt: outcome };
   }
 
-  /** An attempt's deadline: call_timeout, else the function's own timeout and time to start. */
   #deadlineMs(req: QueueRequest): number {
-    const { callTimeoutMs, upstreamTimeoutMs = 60_000 } = this.#options;
-    if (callTimeoutMs !== undefined && callTimeoutMs > 0) return callTimeoutMs;
-    const own = req.FunctionTimeoutMs;
-    return (typeof own === 'number' && own > 0 ? own : upstreamTimeoutMs) + startAllowanceMs;
+    return attemptDeadlineMs(req, this.#options);
   }
 
   /** Gives up a call that can never be sent: dead-lettered at once, with why; never run. */
@@ -269,6 +265,22 @@ export class QueueWorker {
       );
     }
   }
+}
+
+/**
+ * The deadline of one attempt of `req`: call_timeout when set, else the function's own timeout
+ * (recorded when queued; upstream_timeout when unknown) plus the time it may take to start.
+ */
+export function attemptDeadlineMs(
+  req: Pick<QueueRequest, 'FunctionTimeoutMs'>,
+  {
+    callTimeoutMs,
+    upstreamTimeoutMs = 60_000,
+  }: Pick<WorkerOptions, 'callTimeoutMs' | 'upstreamTimeoutMs'>,
+): number {
+  if (callTimeoutMs !== undefined && callTimeoutMs > 0) return callTimeoutMs;
+  const own = req.FunctionTimeoutMs;
+  return (typeof own === 'number' && own > 0 ? own : upstreamTimeoutMs) + startAllowanceMs;
 }
 
 /** Statuses in the policy, and any answer fnbus made itself (X-OpenFaaS-Internal). */
