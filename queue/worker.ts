@@ -104,7 +104,7 @@ export class QueueWorker {
     };
     // A call no HTTP request can carry (stored before it was checked, or by another writer)
     // would fail the same way forever: it is given up at once, and nothing is sent.
-    const unsendable = requestProblems({ ...request, path: req.Path });
+    const unsendable = requestProblems(request);
     if (unsendable.length > 0) return this.#unsendable(req, delivery, policy, unsendable);
     const slot = this.#slot(fn);
     const limit = functionLimit(req.Annotations, this.#options.maxInflight);
@@ -120,7 +120,7 @@ export class QueueWorker {
     let result: InvokeResult | undefined;
     let error: string | undefined;
     let refused: string | undefined;
-    const deadlineMs = this.#deadlineMs(req);
+    const deadlineMs = attemptDeadlineMs(req, this.#options);
     const deadline = AbortSignal.timeout(deadlineMs);
     try {
       result = await this.#options.invoker.invoke(
@@ -180,10 +180,6 @@ export class QueueWorker {
     }
     metrics?.finished(fn, result && result.status < 300 ? 'success' : 'failure');
     return { outcome: 'ack', attempt: outcome };
-  }
-
-  #deadlineMs(req: QueueRequest): number {
-    return attemptDeadlineMs(req, this.#options);
   }
 
   /** Gives up a call that can never be sent: dead-lettered at once, with why; never run. */
