@@ -58,11 +58,9 @@ export class GatewayInvoker implements Invoker {
   }
 
   /** Another pool for the calls to come; the old one closes once its calls are over. */
-  #replacePool(old: Pool): void {
-    void this.#pool?.then((current) => {
-      if (current === old) this.#pool = undefined;
-    });
-    old.close().catch(() => {});
+  #replacePool(old: Promise<Pool>, pool: Pool): void {
+    if (this.#pool === old) this.#pool = undefined;
+    pool.close().catch(() => {});
   }
 
   /**
@@ -78,7 +76,8 @@ export class GatewayInvoker implements Invoker {
     const { timeoutMs } = this.#options;
     const deadline = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
     const abort = deadline && signal ? AbortSignal.any([deadline, signal]) : (deadline ?? signal);
-    const pool = await this.#connect();
+    const pooled = this.#connect();
+    const pool = await pooled;
     let answer: Awaited<ReturnType<Pool['request']>>;
     try {
       answer = await pool.request({
@@ -89,7 +88,8 @@ export class GatewayInvoker implements Invoker {
         signal: abort,
       });
     } catch (error) {
-      if (refusedCodes.has((error as { code?: string }).code ?? '')) this.#replacePool(pool);
+      if (refusedCodes.has((error as { code?: string }).code ?? ''))
+        this.#replacePool(pooled, pool);
       throw error;
     }
     let body: Uint8Array;
