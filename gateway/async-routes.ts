@@ -10,7 +10,14 @@ import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { headerValue } from '../core/http-headers.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
-import type { AttemptRecord, DeadLetterFilter, Queue } from '../core/queue.js';
+import {
+  deadLetterPageDefault,
+  deadLetterPageMax,
+  type AttemptRecord,
+  type DeadLetterFilter,
+  type DeadLetterQuery,
+  type Queue,
+} from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
 import type { GatewayConfig } from './config.js';
 
@@ -157,6 +164,8 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         400: 'a bad X-Callback-Url',
         404: 'no such function',
         413: 'body over max_async_body_bytes',
+        422: 'Idempotency-Key already used for another request to this function',
+        429: 'the queue holds max_queued_calls calls: nothing queued; Retry-After',
       },
     };
     // No automatic HEAD route: a HEAD must not queue a call.
@@ -204,28 +213,47 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
     },
   );
 
-  app.get<{ Querystring: { function?: string; callId?: string } }>(
+  app.get<{ Querystring: { function?: string; limit?: string; cursor?: string } }>(
     '/system/dead-letters',
     {
       schema: {
-        summary: 'Dead letters: calls given up, with their requests and attempts',
+        summary:
+          'Dead letters, oldest first, a page at a time ({items, next}; pass next as cursor): ' +
+          'records and request summaries, no bodies',
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { function: { type: 'string' }, callId: { type: 'string' } },
+          properties: {
+            function: { type: 'string' },
+            limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+            cursor: { type: 'string', maxLength: 1024 },
+          },
         },
       },
     },
-    async (request) => need().deadLetters(filterOf(request.query)),
+    async (request) => need().deadLetters(pageOf(request.query)),
   );
 
   app.get<{ Params: { callId: string } }>(
     '/system/dead-letters/:callId',
-    { schema: { summary: 'One dead letter' } },
+    { schema: { summary: 'One dead letter, whole: its request with headers and body (base64)' } },
     async (request) => {
-      const [letter] = await need().deadLetters({ callId: request.params.callId });
+      const letter = await need().deadLetter(request.params.callId);
       if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
       return letter;
+    },
+  );
+
+  app.get<{ Params: { callId: string } }>(
+    '/system/dead-letters/:callId/body',
+    { schema: { summary: 'A dead letter’s request body, as bytes, with its Content-Type' } },
+    async (request, reply) => {
+      const letter = await need().deadLetter(request.params.callId);
+      if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
+      const type = headerValue(letter.request.Header, 'content-type');
+      return reply
+        .type(type || 'application/octet-stream')
+        .send(Buffer.from(letter.request.Body, 'base64'));
     },
   );
 
@@ -323,6 +351,18 @@ function filterOf(query: { function?: string; callId?: string }): DeadLetterFilt
   if (query.function) filter.function = query.function;
   if (query.callId) filter.callId = query.callId;
   return filter;
+}
+
+/** A page's query: `limit` between 1 and deadLetterPageMax (default deadLetterPageDefault). */
+function pageOf(query: { function?: string; limit?: string; cursor?: string }): DeadLetterQuery {
+  const limit = query.limit === undefined ? deadLetterPageDefault : Number(query.limit);
+  if (limit < 1 || limit > deadLetterPageMax) {
+    throw new ValidationError(`limit: between 1 and ${deadLetterPageMax}, not ${limit}`);
+  }
+  const page: DeadLetterQuery = { limit };
+  if (query.function) page.function = query.function;
+  if (query.cursor) page.cursor = query.cursor;
+  return page;
 }
 
 /** Redrive and purge act on everything only when asked in so many words. */

@@ -6,9 +6,13 @@ import { asyncPathSuite } from './async-path.js';
 asyncPathSuite('BullMQ (Redis)', async () => {
   const server = await startRedis();
   return {
-    open: () =>
+    open: (options) =>
       Promise.resolve(
-        new BullmqQueue({ url: server.url, name: `async-${randomBytes(4).toString('hex')}` }),
+        new BullmqQueue({
+          url: server.url,
+          name: `async-${randomBytes(4).toString('hex')}`,
+          ...options,
+        }),
       ),
     close: () => server.stop(),
   };

@@ -5,8 +5,10 @@ import { asyncPathSuite } from './async-path.js';
 
 asyncPathSuite('the local queue', () =>
   Promise.resolve({
-    open: () =>
-      Promise.resolve(new LocalQueue({ file: join(makeTempDir('fnbus-async-local-'), 'q.db') })),
+    open: (options) =>
+      Promise.resolve(
+        new LocalQueue({ file: join(makeTempDir('fnbus-async-local-'), 'q.db'), ...options }),
+      ),
     close: () => Promise.resolve(),
   }),
 );

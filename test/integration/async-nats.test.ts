@@ -6,10 +6,16 @@ import { asyncPathSuite } from './async-path.js';
 asyncPathSuite('NATS JetStream', async () => {
   const server = await startNats();
   return {
-    open: () =>
+    open: (options) =>
       Promise.resolve(
-        new NatsQueue({ url: server.url, name: `async-${randomBytes(4).toString('hex')}` }),
+        new NatsQueue({
+          url: server.url,
+          name: `async-${randomBytes(4).toString('hex')}`,
+          ...options,
+        }),
       ),
     close: () => server.stop(),
+    // A request travels as one message: the server's max_payload (1 MiB) less room for the record.
+    letterBytes: 700 * 1024,
   };
 });

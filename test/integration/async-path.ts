@@ -71,8 +71,10 @@ class CallbackReceiver {
 
 export interface AsyncPathSubject {
   /** A fresh queue on the backend under test (a new queue name each time). */
-  open(): Promise<Queue>;
+  open(options?: { maxQueuedCalls?: number }): Promise<Queue>;
   close(): Promise<void>;
+  /** The largest dead letter's body the backend keeps (default 1 MiB). */
+  letterBytes?: number;
 }
 
 /**

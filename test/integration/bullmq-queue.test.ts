@@ -25,8 +25,10 @@ queueContract(
   () => {
     const name = randomName();
     return Promise.resolve({
-      open: () =>
-        Promise.resolve<Queue>(new BullmqQueue({ url: server.url, name, lockDurationMs })),
+      open: (options) =>
+        Promise.resolve<Queue>(
+          new BullmqQueue({ url: server.url, name, lockDurationMs, ...options }),
+        ),
       // Closing a queue under its consumers drops their connections without settling anything,
       // as a kill would: the lock is no longer renewed, and the stalled check redelivers.
       abandon: (queue) => queue.close(),

@@ -6,7 +6,7 @@ import { queueContract } from './queue-contract.js';
 queueContract('LocalQueue', () => {
   const file = join(makeTempDir('fnbus-local-queue-'), 'queue.db');
   return Promise.resolve({
-    open: () => Promise.resolve(new LocalQueue({ file })),
+    open: (options) => Promise.resolve(new LocalQueue({ file, ...options })),
     // Closing the database without settling is what a kill leaves: the committed state.
     abandon: (queue) => queue.close(),
     close: () => Promise.resolve(),
