@@ -239,7 +239,7 @@ export const deadLetterPageMax = 1000;
  * How many bytes of stored letters one page may read (at least one letter is read): a page of
  * large letters is cut short, so that a listing's memory stays bounded whatever the letters hold.
  */
-export const deadLetterPageBytes = 16 * 1024 * 1024;
+export const deadLetterPageBytes = 8 * 1024 * 1024;
 
 /** The size of a base64 text's bytes, from its length and its last two characters. */
 export function base64Bytes(length: number, tail: string): number {
