@@ -5,6 +5,8 @@ import Database from 'better-sqlite3';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
 import {
   base64Bytes,
+  summarizeRequest,
+  type RequestSummary,
   type BuriedCall,
   type AttemptRecord,
   type CallRecord,
@@ -81,6 +83,7 @@ const isLocalCursor = (value: unknown): value is LocalCursor =>
 /** A dead letter as a page reads it: its record, and its request's summary made in SQL. */
 interface LetterRow extends CallRow {
   seq: number;
+  summary: string | null;
   method: string | null;
   path: string | null;
   query: string | null;
@@ -269,15 +272,20 @@ export class LocalQueue implements Queue {
     } catch {
       settlement = { outcome: 'defer', delayMs: afterHandlerErrorMs };
     }
-    this.#settle(row.call_id, attempts, settlement);
+    this.#settle(row.call_id, req, attempts, settlement);
   }
 
   /**
    * Settlements are committed together once per turn, as enqueues are: a settlement lost to a
    * crash before its commit only means the call runs again (at least once).
    */
-  #settle(callId: string, attempts: AttemptRecord[], settlement: Settlement): void {
-    this.#settlements.push(() => this.#writeSettlement(callId, attempts, settlement));
+  #settle(
+    callId: string,
+    req: QueueRequest,
+    attempts: AttemptRecord[],
+    settlement: Settlement,
+  ): void {
+    this.#settlements.push(() => this.#writeSettlement(callId, req, attempts, settlement));
     if (this.#settlements.length === 1) setImmediate(this.#commitSettlements);
   }
 
@@ -289,7 +297,12 @@ export class LocalQueue implements Queue {
     this.#notify();
   };
 
-  #writeSettlement(callId: string, attempts: AttemptRecord[], settlement: Settlement): void {
+  #writeSettlement(
+    callId: string,
+    req: QueueRequest,
+    attempts: AttemptRecord[],
+    settlement: Settlement,
+  ): void {
     const now = Date.now();
     if (settlement.outcome === 'defer') {
       this.#statements.requeue.run({
@@ -327,6 +340,7 @@ export class LocalQueue implements Queue {
       reason: settlement.outcome === 'dead-letter' ? settlement.reason : null,
       // Finished calls keep only their record; dead letters keep the request to be replayed.
       keep_request: state === 'dead-lettered' ? 1 : 0,
+      summary: state === 'dead-lettered' ? JSON.stringify(summarizeRequest(req)) : null,
     });
   }
 
@@ -364,12 +378,14 @@ export class LocalQueue implements Queue {
     ) as LetterRow[];
     const items = rows.slice(0, query.limit).map((row) => ({
       ...toRecord(row),
-      request: {
-        Method: row.method ?? '',
-        Path: row.path ?? '',
-        QueryString: row.query ?? '',
-        BodyBytes: base64Bytes(row.body_length ?? 0, row.body_tail ?? ''),
-      },
+      request: row.summary
+        ? (JSON.parse(row.summary) as RequestSummary)
+        : {
+            Method: row.method ?? '',
+            Path: row.path ?? '',
+            QueryString: row.query ?? '',
+            BodyBytes: base64Bytes(row.body_length ?? 0, row.body_tail ?? ''),
+          },
     }));
     const last = rows[query.limit - 1];
     const page: DeadLetterPage = { items };
@@ -440,6 +456,7 @@ export class LocalQueue implements Queue {
         last_status: call.lastStatus ?? null,
         last_body: call.lastBodyExcerpt ?? null,
         reason: call.reason,
+        summary: JSON.stringify(summarizeRequest(call.request)),
       }));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -565,7 +582,9 @@ CREATE TABLE IF NOT EXISTS calls (
   prior_attempts INTEGER NOT NULL DEFAULT 0,
   last_status INTEGER,
   last_body TEXT,
-  reason TEXT
+  reason TEXT,
+  -- Dead letters: their request as listings show it (JSON), so that a listing reads no body.
+  summary TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_due ON calls (state, next_at);
 DROP INDEX IF EXISTS calls_function;
@@ -619,6 +638,10 @@ function migrate(db: Database.Database): void {
     if (!columns.some((column) => column.name === 'fingerprint')) {
       db.exec(`ALTER TABLE idempotency_keys ADD COLUMN fingerprint TEXT`);
     }
+    const callColumns = db.prepare(`PRAGMA table_info(calls)`).all() as { name: string }[];
+    if (!callColumns.some((column) => column.name === 'summary')) {
+      db.exec(`ALTER TABLE calls ADD COLUMN summary TEXT`);
+    }
     if (!counted) {
       db.exec(`INSERT INTO call_counts (function, state, count)
                SELECT function, state, count(*) FROM calls GROUP BY function, state`);
@@ -626,13 +649,17 @@ function migrate(db: Database.Database): void {
   }).immediate();
 }
 
-/** What a dead-letter page selects: the record, and the request's summary made by SQLite. */
+/**
+ * What a dead-letter page selects: the record and the request's summary, kept with the letter
+ * (or, for a letter an older fnbus kept, made by SQLite from the request).
+ */
 const letterColumns = `call_id, function, state, enqueued_at, updated_at, next_at, attempts,
-  last_status, last_body, reason, rowid AS seq,
-  json_extract(request, '$.Method') AS method, json_extract(request, '$.Path') AS path,
-  json_extract(request, '$.QueryString') AS query,
-  length(json_extract(request, '$.Body')) AS body_length,
-  substr(json_extract(request, '$.Body'), -2) AS body_tail`;
+  last_status, last_body, reason, rowid AS seq, summary,
+  CASE WHEN summary IS NULL THEN json_extract(request, '$.Method') END AS method,
+  CASE WHEN summary IS NULL THEN json_extract(request, '$.Path') END AS path,
+  CASE WHEN summary IS NULL THEN json_extract(request, '$.QueryString') END AS query,
+  CASE WHEN summary IS NULL THEN length(json_extract(request, '$.Body')) END AS body_length,
+  CASE WHEN summary IS NULL THEN substr(json_extract(request, '$.Body'), -2) END AS body_tail`;
 
 function prepare(db: Database.Database) {
   return {
@@ -644,9 +671,9 @@ function prepare(db: Database.Database) {
     ),
     bury: db.prepare(
       `INSERT INTO calls (call_id, function, state, request, enqueued_at, updated_at, next_at,
-         queued_at, attempts, last_status, last_body, reason)
+         queued_at, attempts, last_status, last_body, reason, summary)
        VALUES (@call_id, @function, 'dead-lettered', @request, @now, @now, @now, @now, @attempts,
-         @last_status, @last_body, @reason)
+         @last_status, @last_body, @reason, @summary)
        ON CONFLICT (call_id) DO NOTHING`,
     ),
     // Oldest due first; rowid breaks ties in arrival order.
@@ -666,7 +693,7 @@ function prepare(db: Database.Database) {
     finish: db.prepare(
       `UPDATE calls SET state = @state, attempts = @attempts, updated_at = @now,
          last_status = @last_status, last_body = @last_body, reason = @reason,
-         request = CASE WHEN @keep_request = 1 THEN request ELSE NULL END
+         request = CASE WHEN @keep_request = 1 THEN request ELSE NULL END, summary = @summary
        WHERE call_id = @call_id AND state = 'running'`,
     ),
     requeueRunning: db.prepare(
