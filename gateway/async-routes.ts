@@ -104,10 +104,10 @@ const selectionSchema = {
  * method, path, query, headers and body are kept, where OpenFaaS's worker turns every call into a
  * POST) and answers 202 with its X-Call-Id once the queue has it durably; 404 for an unknown
  * function, 413 past max_async_body_bytes, 400 for an X-Callback-Url that is not an http(s) URL.
- * An `Idempotency-Key` makes a resubmission answer the first call's id. `DELETE
- * /async-function/:callId` cancels a call still waiting. `/system/calls/:callId` tells where a
- * call is; `/system/dead-letters` lists, redrives and purges what was given up. Without a queue,
- * every one of them answers 501.
+ * An `Idempotency-Key` makes a resubmission answer the first call's id (422 when the key comes
+ * back with another request to the function). `DELETE /async-function/:callId` cancels a call
+ * still waiting. `/system/calls/:callId` tells where a call is; `/system/dead-letters` pages,
+ * shows, redrives and purges what was given up. Without a queue, every one of them answers 501.
  */
 export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, config }: AsyncDeps) {
   const need = (): Queue => {
