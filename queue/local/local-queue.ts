@@ -163,8 +163,13 @@ export class LocalQueue implements Queue {
       results = this.#db
         .transaction(() => {
           // Counted once per batch (a sum over the per-function counters), then kept up here.
-          const counted = { queued: this.#queuedNow() };
-          return batch.map((item) => this.#enqueueOne(item.req, item.key, counted));
+          const counted = { queued: this.#queuedNow(), added: new Map<string, number>() };
+          const enqueued = batch.map((item) => this.#enqueueOne(item.req, item.key, counted));
+          // The batch's calls tallied once per function, not by a trigger per insert.
+          for (const [fn, n] of counted.added) {
+            this.#statements.tally.run({ function: fn, kind: 'live', n });
+          }
+          return enqueued;
         })
         .immediate();
     } catch (error) {
@@ -184,7 +189,7 @@ export class LocalQueue implements Queue {
   #enqueueOne(
     req: QueueRequest,
     sentKey: string | undefined,
-    counted: { queued: number },
+    counted: { queued: number; added: Map<string, number> },
   ): Enqueued | Error {
     const now = Date.now();
     const key = sentKey === undefined ? undefined : scopedIdempotencyKey(req, sentKey);
@@ -217,6 +222,7 @@ export class LocalQueue implements Queue {
       return new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
     }
     counted.queued += 1;
+    counted.added.set(req.Function, (counted.added.get(req.Function) ?? 0) + 1);
     if (key !== undefined) {
       this.#statements.rememberKey.run(
         key,
@@ -447,7 +453,7 @@ export class LocalQueue implements Queue {
     const callId = callIdOf(call.request) ?? randomUUID();
     let changes: number;
     try {
-      ({ changes } = this.#statements.bury.run({
+      ({ changes } = this.#bury({
         call_id: callId,
         function: call.request.Function,
         request: JSON.stringify(call.request),
@@ -465,33 +471,44 @@ export class LocalQueue implements Queue {
     return Promise.resolve(callId);
   }
 
+  /** Inserts a dead letter and tallies it, together. */
+  readonly #bury = (params: Record<string, unknown>): { changes: number } =>
+    this.#db.transaction(() => {
+      const { changes } = this.#statements.bury.run(params);
+      if (changes === 1) {
+        this.#statements.tally.run({ function: params.function, kind: 'dead', n: 1 });
+      }
+      return { changes };
+    })();
+
   /**
    * From the per-function counters the triggers keep, and one index lookup per function with
    * calls waiting: the cost grows with the functions, not with the backlog.
    */
   stats(): Promise<Record<string, FunctionQueueStats>> {
     const now = Date.now();
-    const rows = this.#statements.stats.all() as {
+    const out: Record<string, FunctionQueueStats> = {};
+    const entry = (fn: string) =>
+      (out[fn] ??= { queued: 0, running: 0, deadLettered: 0, oldestQueuedAgeMs: 0 });
+    const tallies = this.#statements.tallies.all() as {
       function: string;
-      state: CallState;
+      kind: 'live' | 'dead';
       count: number;
     }[];
-    const out: Record<string, FunctionQueueStats> = {};
-    for (const row of rows) {
-      const entry = (out[row.function] ??= {
-        queued: 0,
-        running: 0,
-        deadLettered: 0,
-        oldestQueuedAgeMs: 0,
-      });
-      if (row.state === 'queued') {
-        entry.queued = row.count;
-        const { oldest } = this.#statements.oldestQueued.get(row.function) as {
-          oldest: number | null;
-        };
-        if (oldest !== null) entry.oldestQueuedAgeMs = Math.max(0, now - oldest);
-      } else if (row.state === 'running') entry.running = row.count;
-      else if (row.state === 'dead-lettered') entry.deadLettered = row.count;
+    for (const row of tallies) {
+      if (row.kind === 'live') entry(row.function).queued = row.count;
+      else entry(row.function).deadLettered = row.count;
+    }
+    const running = this.#statements.running.all() as { function: string; count: number }[];
+    for (const row of running) {
+      const stats = entry(row.function);
+      stats.running = row.count;
+      stats.queued = Math.max(0, stats.queued - row.count);
+    }
+    for (const [fn, stats] of Object.entries(out)) {
+      if (stats.queued === 0) continue;
+      const { oldest } = this.#statements.oldestQueued.get(fn) as { oldest: number | null };
+      if (oldest !== null) stats.oldestQueuedAgeMs = Math.max(0, now - oldest);
     }
     return Promise.resolve(out);
   }
@@ -567,6 +584,12 @@ function toRecord(row: CallRow): CallRecord {
   return record;
 }
 
+/** What a call in `row`'s state is tallied as: live, dead, or nothing (finished). */
+function kindOf(row: 'old' | 'new'): string {
+  return `(CASE ${row}.state WHEN 'queued' THEN 'live' WHEN 'running' THEN 'live'
+    WHEN 'dead-lettered' THEN 'dead' END)`;
+}
+
 const schema = `
 CREATE TABLE IF NOT EXISTS calls (
   call_id TEXT PRIMARY KEY,
@@ -600,26 +623,29 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   expires_at INTEGER NOT NULL,
   fingerprint TEXT
 );
--- How many calls each function has in each state, kept by triggers in the writes' own
--- transactions: stats and the cap read these, not the calls.
-CREATE TABLE IF NOT EXISTS call_counts (
+-- Per function, how many calls are live (queued or running) and dead-lettered, kept in the
+-- writes' own transactions: the cap and stats read these, not the calls. Inserts are tallied by
+-- the code, once per function per batch (enqueue, bury); state changes and deletes by triggers.
+-- A claim (queued to running) changes no tally: a call that succeeds costs its batch's share of
+-- one tally and one trigger at its finish.
+CREATE TABLE IF NOT EXISTS call_tallies (
   function TEXT NOT NULL,
-  state TEXT NOT NULL,
+  kind TEXT NOT NULL,
   count INTEGER NOT NULL,
-  PRIMARY KEY (function, state)
+  PRIMARY KEY (function, kind)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS calls_counted_insert AFTER INSERT ON calls BEGIN
-  INSERT INTO call_counts VALUES (new.function, new.state, 1)
-    ON CONFLICT (function, state) DO UPDATE SET count = count + 1;
+CREATE TRIGGER IF NOT EXISTS calls_tallied_update AFTER UPDATE OF state ON calls
+  WHEN ${kindOf('old')} IS NOT ${kindOf('new')} BEGIN
+  UPDATE call_tallies SET count = count - 1
+    WHERE function = old.function AND kind = ${kindOf('old')};
+  INSERT INTO call_tallies SELECT new.function, ${kindOf('new')}, 1
+    WHERE ${kindOf('new')} IS NOT NULL
+    ON CONFLICT (function, kind) DO UPDATE SET count = count + 1;
 END;
-CREATE TRIGGER IF NOT EXISTS calls_counted_update AFTER UPDATE OF state ON calls
-  WHEN old.state <> new.state BEGIN
-  UPDATE call_counts SET count = count - 1 WHERE function = old.function AND state = old.state;
-  INSERT INTO call_counts VALUES (new.function, new.state, 1)
-    ON CONFLICT (function, state) DO UPDATE SET count = count + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS calls_counted_delete AFTER DELETE ON calls BEGIN
-  UPDATE call_counts SET count = count - 1 WHERE function = old.function AND state = old.state;
+CREATE TRIGGER IF NOT EXISTS calls_tallied_delete AFTER DELETE ON calls
+  WHEN ${kindOf('old')} IS NOT NULL BEGIN
+  UPDATE call_tallies SET count = count - 1
+    WHERE function = old.function AND kind = ${kindOf('old')};
 END;
 `;
 
@@ -631,7 +657,7 @@ END;
 function migrate(db: Database.Database): void {
   db.transaction(() => {
     const counted = db
-      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_counts'`)
+      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_tallies'`)
       .get();
     db.exec(schema);
     const columns = db.prepare(`PRAGMA table_info(idempotency_keys)`).all() as { name: string }[];
@@ -643,8 +669,9 @@ function migrate(db: Database.Database): void {
       db.exec(`ALTER TABLE calls ADD COLUMN summary TEXT`);
     }
     if (!counted) {
-      db.exec(`INSERT INTO call_counts (function, state, count)
-               SELECT function, state, count(*) FROM calls GROUP BY function, state`);
+      db.exec(`INSERT INTO call_tallies (function, kind, count)
+               SELECT function, ${kindOf('new').replaceAll('new.', '')} AS kind, count(*) FROM calls
+               WHERE state IN ('queued', 'running', 'dead-lettered') GROUP BY function, kind`);
     }
   }).immediate();
 }
@@ -734,17 +761,22 @@ function prepare(db: Database.Database) {
       `DELETE FROM calls WHERE state = 'dead-lettered'
          AND (@call_id IS NULL OR call_id = @call_id) AND (@function IS NULL OR function = @function)`,
     ),
-    stats: db.prepare(
-      `SELECT function, state, count FROM call_counts
-       WHERE count > 0 AND state IN ('queued', 'running', 'dead-lettered')`,
+    tallies: db.prepare(`SELECT function, kind, count FROM call_tallies WHERE count > 0`),
+    tally: db.prepare(
+      `INSERT INTO call_tallies (function, kind, count) VALUES (@function, @kind, @n)
+       ON CONFLICT (function, kind) DO UPDATE SET count = count + @n`,
+    ),
+    // Running calls are few (at most the workers' max_inflight): counted from the calls.
+    running: db.prepare(
+      `SELECT function, count(*) AS count FROM calls WHERE state = 'running' GROUP BY function`,
     ),
     oldestQueued: db.prepare(
       `SELECT min(enqueued_at) AS oldest FROM calls WHERE function = ? AND state = 'queued'`,
     ),
     queuedNow: db.prepare(
-      `SELECT coalesce(sum(count), 0) AS n FROM call_counts WHERE state IN ('queued', 'running')`,
+      `SELECT coalesce(sum(count), 0) AS n FROM call_tallies WHERE kind = 'live'`,
     ),
-    forgetEmptyCounts: db.prepare(`DELETE FROM call_counts WHERE count <= 0`),
+    forgetEmptyCounts: db.prepare(`DELETE FROM call_tallies WHERE count <= 0`),
     nextDue: db.prepare(`SELECT min(next_at) AS next_at FROM calls WHERE state = 'queued'`),
     prune: db.prepare(
       `DELETE FROM calls WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?`,
