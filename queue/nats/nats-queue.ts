@@ -318,7 +318,12 @@ export class NatsQueue implements Queue {
     const { entries, next } = await this.#deadPage(backend, query, deadLetterPageBytes);
     const items = entries.map(({ call }) => ({
       ...toCallRecord(call),
-      request: call.letter ?? summarizeRequest(call.request!),
+      // (Neither: a letter whose writer died between its record and its request.)
+      request:
+        call.letter ??
+        (call.request
+          ? summarizeRequest(call.request)
+          : { Method: '', Path: '', QueryString: '', BodyBytes: 0 }),
     }));
     return next === undefined ? { items } : { items, next };
   }
