@@ -22,6 +22,8 @@ import {
   type DeadLetterFilter,
   type DeadLetterPage,
   type DeadLetterQuery,
+  type DeadLetterSummary,
+  type RequestSummary,
   type DeliveryHandler,
   type Enqueued,
   type EnqueueOptions,
@@ -102,6 +104,35 @@ const afterHandlerErrorMs = 1000;
 const claimTtlMs = 5 * 60_000;
 
 /**
+ * A dead letter's listing, kept in its job's hash beside BullMQ's fields, so that a page reads
+ * it and not the job's data (which holds the request's body).
+ */
+const summaryField = 'fnbus-summary';
+
+interface LetterSummary {
+  function: string;
+  updatedAt: number;
+  attempts: AttemptRecord[];
+  lastStatus?: number;
+  lastBodyExcerpt?: string;
+  reason?: string;
+  request: RequestSummary;
+}
+
+function letterSummary(data: CallData): string {
+  const summary: LetterSummary = {
+    function: data.request.Function,
+    updatedAt: data.updatedAt,
+    attempts: data.attempts,
+    lastStatus: data.lastStatus,
+    lastBodyExcerpt: data.lastBodyExcerpt,
+    reason: data.reason,
+    request: summarizeRequest(data.request),
+  };
+  return JSON.stringify(summary);
+}
+
+/**
  * Checks an enqueue: returns `{'duplicate', first}` for an Idempotency-Key seen within the window
  * (`first`: the first call's id and request fingerprint, as JSON), `{'full'}` when the calls
  * waiting or running (BullMQ's wait, paused, prioritized, delayed and active sets, each counted in
@@ -161,7 +192,8 @@ while true do
     local id = batch[i]
     local key = ARGV[6] .. id
     if ARGV[3] == '' or redis.call('HGET', key, 'name') == ARGV[3] then
-      local size = redis.call('HSTRLEN', key, 'data')
+      local size = redis.call('HSTRLEN', key, '${summaryField}')
+      if size == 0 then size = redis.call('HSTRLEN', key, 'data') end
       if #ids > 0 and bytes + size > budget then return {ids, lastId, lastScore} end
       ids[#ids + 1] = id
       bytes = bytes + size
@@ -504,12 +536,14 @@ export class BullmqQueue implements Queue {
     const outcome = settlement.outcome === 'defer' ? undefined : settlement.attempt;
     if (outcome) next.attempts = [...data.attempts, outcome.record];
     if (settlement.outcome === 'dead-letter') {
-      await job.updateData({
+      const dead: CallData = {
         ...next,
         lastStatus: outcome?.record.status,
         lastBodyExcerpt: outcome?.bodyExcerpt,
         reason: settlement.reason,
-      });
+      };
+      await job.updateData(dead);
+      await this.#client.hset(this.#queue.toKey(String(job.id)), summaryField, letterSummary(dead));
       // To BullMQ's failed set, whatever its own attempts: that is where dead letters are kept.
       throw new UnrecoverableError(settlement.reason);
     }
@@ -569,7 +603,7 @@ export class BullmqQueue implements Queue {
     for (const id of ids) {
       pipeline.hmget(
         this.#queue.toKey(id),
-        'data',
+        summaryField,
         'timestamp',
         'processedOn',
         'finishedOn',
@@ -577,20 +611,36 @@ export class BullmqQueue implements Queue {
       );
     }
     const rows = (await execOrThrow(pipeline)) as (string | null)[][];
-    const items = ids.flatMap((callId, i) => {
-      const [data, timestamp, processedOn, finishedOn, failedReason] = rows[i] ?? [];
-      if (!data) return []; // removed since the page was read
-      const parsed = JSON.parse(data) as CallData;
-      const record = toCallRecord({
+    const items: DeadLetterSummary[] = [];
+    for (const [i, callId] of ids.entries()) {
+      const [kept, timestamp, processedOn, finishedOn, failedReason] = rows[i] ?? [];
+      // A letter an older fnbus kept has no summary: made from its data, read for it alone.
+      const summary = kept
+        ? (JSON.parse(kept) as LetterSummary)
+        : await this.#client
+            .hget(this.#queue.toKey(callId), 'data')
+            .then(
+              (data) =>
+                data && (JSON.parse(letterSummary(JSON.parse(data) as CallData)) as LetterSummary),
+            );
+      if (!summary) continue; // removed since the page was read
+      const record: DeadLetterSummary = {
         callId,
-        data: parsed,
+        function: summary.function,
         state: 'dead-lettered',
-        enqueuedAt: Number(timestamp),
-        updatedAt: Math.max(parsed.updatedAt, Number(processedOn ?? 0), Number(finishedOn ?? 0)),
-        reason: parsed.reason ?? failedReason ?? undefined,
-      });
-      return [{ ...record, request: summarizeRequest(parsed.request) }];
-    });
+        enqueuedAt: new Date(Number(timestamp)).toISOString(),
+        updatedAt: new Date(
+          Math.max(summary.updatedAt, Number(processedOn ?? 0), Number(finishedOn ?? 0)),
+        ).toISOString(),
+        attempts: summary.attempts,
+        request: summary.request,
+      };
+      if (summary.lastStatus !== undefined) record.lastStatus = summary.lastStatus;
+      if (summary.lastBodyExcerpt !== undefined) record.lastBodyExcerpt = summary.lastBodyExcerpt;
+      const reason = summary.reason ?? failedReason ?? undefined;
+      if (reason !== undefined) record.reason = reason;
+      items.push(record);
+    }
     return next === undefined ? { items } : { items, next };
   }
 
@@ -622,10 +672,11 @@ export class BullmqQueue implements Queue {
     return lastId === '' ? { ids } : { ids, next: encodeCursor([lastId, lastScore]) };
   }
 
-  /** Each page of the matching dead letters, until none is left. */
-  async *#deadBatches(filter: DeadLetterFilter): AsyncGenerator<CallJob[]> {
+  /** The ids of the matching dead letters, a page at a time, until none is left. */
+  async *#deadBatches(filter: DeadLetterFilter): AsyncGenerator<string[]> {
     if (filter.callId !== undefined) {
-      yield await this.#deadJobs({ ...filter, callId: filter.callId });
+      const jobs = await this.#deadJobs({ ...filter, callId: filter.callId });
+      yield jobs.map((job) => String(job.id));
       return;
     }
     let cursor: string | undefined;
@@ -638,12 +689,7 @@ export class BullmqQueue implements Queue {
         },
         Number.MAX_SAFE_INTEGER,
       );
-      const jobs: CallJob[] = [];
-      for (const id of page.ids) {
-        const job = await this.#queue.getJob(id);
-        if (job) jobs.push(job);
-      }
-      yield jobs;
+      yield page.ids;
       cursor = page.next;
     } while (cursor !== undefined);
   }
@@ -651,7 +697,11 @@ export class BullmqQueue implements Queue {
   async redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
     const ids: string[] = [];
     for await (const batch of this.#deadBatches(filter)) {
-      for (const job of batch) await this.#redriveOne(job, ids);
+      for (const id of batch) {
+        // One job's data at a time (the request is replayed from it).
+        const job = await this.#queue.getJob(id);
+        if (job) await this.#redriveOne(job, ids);
+      }
     }
     return ids;
   }
@@ -688,8 +738,7 @@ export class BullmqQueue implements Queue {
   async purge(filter: DeadLetterFilter = {}): Promise<number> {
     let purged = 0;
     for await (const batch of this.#deadBatches(filter)) {
-      for (const job of batch) {
-        const id = String(job.id);
+      for (const id of batch) {
         // Out of the failed set first, in one step: a call redriven meanwhile is not deleted.
         if ((await this.#client.zrem(this.#queue.toKey('failed'), id)) === 0) continue;
         await this.#queue.remove(id).catch(() => {});
@@ -727,6 +776,7 @@ export class BullmqQueue implements Queue {
         removeOnFail: false,
         stackTraceLimit: 0,
       });
+      await this.#client.hset(this.#queue.toKey(callId), summaryField, letterSummary(data));
       const moved = await this.#client.eval(
         buryScript,
         3,
