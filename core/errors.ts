@@ -41,6 +41,30 @@ export class LimitError extends FnbusError {
   }
 }
 
+/**
+ * An Idempotency-Key reused for a different request (another method, path, query or body) to the
+ * same function: 422, as the IETF idempotency-key draft and Stripe answer it.
+ */
+export class IdempotencyKeyReusedError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('idempotency_key_reused', 422, message, options);
+  }
+}
+
+/**
+ * The queue holds as many calls as it may (`max_queued_calls`): 429 with `Retry-After`, so that
+ * clients and connectors back off and try again once it drains; nothing was queued.
+ */
+export class QueueFullError extends FnbusError {
+  /** What the answer's Retry-After says. */
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds = 1, options?: ErrorOptions) {
+    super('queue_full', 429, message, options);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** A capability this backend lacks; answered 501, never faked. */
 export class NotImplementedError extends FnbusError {
   constructor(message: string, options?: ErrorOptions) {

@@ -2,7 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError } from 'fastify';
 import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
-import { FnbusError, NotFoundError, NotImplementedError, ValidationError } from '../core/errors.js';
+import {
+  FnbusError,
+  NotFoundError,
+  NotImplementedError,
+  QueueFullError,
+  ValidationError,
+} from '../core/errors.js';
 import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Logger } from '../core/logger.js';
@@ -108,6 +114,9 @@ export function buildGateway({
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
     if (error instanceof FnbusError) {
+      if (error instanceof QueueFullError) {
+        reply.header('Retry-After', String(error.retryAfterSeconds));
+      }
       return reply.code(error.status).type('text/plain').send(`${error.message}\n`);
     }
     const fastifyError = error;

@@ -12,7 +12,14 @@ import { requestProblems } from '../core/http-request-check.js';
 import { parseDurationMs } from '../core/duration.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
-import type { AttemptRecord, DeadLetterFilter, Queue } from '../core/queue.js';
+import {
+  deadLetterPageDefault,
+  deadLetterPageMax,
+  type AttemptRecord,
+  type DeadLetterFilter,
+  type DeadLetterQuery,
+  type Queue,
+} from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
 import { callUrlParts } from './call-url.js';
 import type { GatewayConfig } from './config.js';
@@ -100,11 +107,11 @@ const selectionSchema = {
  * method, path, query, headers and body are kept, where OpenFaaS's worker turns every call into a
  * POST) and answers 202 with its X-Call-Id once the queue has it durably; 404 for an unknown
  * function, 413 past max_async_body_bytes, 400 for an X-Callback-Url that is not an http(s) URL.
- * An `Idempotency-Key` makes a resubmission answer the first call's id. `DELETE
- * /system/calls/:callId` cancels a call still waiting (`DELETE /async-function/:callId` too, an
- * undocumented alias, as authenticated); `GET /system/calls/:callId` tells where a call is;
- * `/system/dead-letters` lists, redrives and purges what was given up. Without a queue, every one
- * of them answers 501.
+ * An `Idempotency-Key` makes a resubmission answer the first call's id (422 when the key comes
+ * back with another request to the function). `DELETE /system/calls/:callId` cancels a call
+ * still waiting (`DELETE /async-function/:callId` too, an undocumented alias, as authenticated);
+ * `GET /system/calls/:callId` tells where a call is; `/system/dead-letters` pages, shows,
+ * redrives and purges what was given up. Without a queue, every one of them answers 501.
  */
 export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, config }: AsyncDeps) {
   const need = (): Queue => {
@@ -181,6 +188,8 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         400: 'a bad X-Callback-Url, or a path, query or header that cannot be replayed',
         404: 'no such function',
         413: 'body over max_async_body_bytes',
+        422: 'Idempotency-Key already used for another request to this function',
+        429: 'the queue holds max_queued_calls calls: nothing queued; Retry-After',
       },
     };
     // No automatic HEAD route: a HEAD must not queue a call.
@@ -223,28 +232,47 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
     },
   );
 
-  app.get<{ Querystring: { function?: string; callId?: string } }>(
+  app.get<{ Querystring: { function?: string; limit?: string; cursor?: string } }>(
     '/system/dead-letters',
     {
       schema: {
-        summary: 'Dead letters: calls given up, with their requests and attempts',
+        summary:
+          'Dead letters, oldest first, a page at a time ({items, next}; pass next as cursor): ' +
+          'records and request summaries, no bodies',
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { function: { type: 'string' }, callId: { type: 'string' } },
+          properties: {
+            function: { type: 'string' },
+            limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+            cursor: { type: 'string', maxLength: 1024 },
+          },
         },
       },
     },
-    async (request) => need().deadLetters(filterOf(request.query)),
+    async (request) => need().deadLetters(pageOf(request.query)),
   );
 
   app.get<{ Params: { callId: string } }>(
     '/system/dead-letters/:callId',
-    { schema: { summary: 'One dead letter' } },
+    { schema: { summary: 'One dead letter, whole: its request with headers and body (base64)' } },
     async (request) => {
-      const [letter] = await need().deadLetters({ callId: request.params.callId });
+      const letter = await need().deadLetter(request.params.callId);
       if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
       return letter;
+    },
+  );
+
+  app.get<{ Params: { callId: string } }>(
+    '/system/dead-letters/:callId/body',
+    { schema: { summary: 'A dead letter’s request body, as bytes, with its Content-Type' } },
+    async (request, reply) => {
+      const letter = await need().deadLetter(request.params.callId);
+      if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
+      const type = headerValue(letter.request.Header, 'content-type');
+      return reply
+        .type(type || 'application/octet-stream')
+        .send(Buffer.from(letter.request.Body, 'base64'));
     },
   );
 
@@ -378,6 +406,18 @@ function filterOf(query: { function?: string; callId?: string }): DeadLetterFilt
   if (query.function) filter.function = query.function;
   if (query.callId) filter.callId = query.callId;
   return filter;
+}
+
+/** A page's query: `limit` between 1 and deadLetterPageMax (default deadLetterPageDefault). */
+function pageOf(query: { function?: string; limit?: string; cursor?: string }): DeadLetterQuery {
+  const limit = query.limit === undefined ? deadLetterPageDefault : Number(query.limit);
+  if (limit < 1 || limit > deadLetterPageMax) {
+    throw new ValidationError(`limit: between 1 and ${deadLetterPageMax}, not ${limit}`);
+  }
+  const page: DeadLetterQuery = { limit };
+  if (query.function) page.function = query.function;
+  if (query.cursor) page.cursor = query.cursor;
+  return page;
 }
 
 /** Redrive and purge act on everything only when asked in so many words. */

@@ -73,6 +73,30 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
     };
     assert.equal(letter.request.Path, '/flaky');
 
+    // Two more letters: `dlq list` pages through them, one page at a time when asked.
+    for (const reason of ['second', 'third']) {
+      const stored = await request(`${url}/system/dead-letters`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...systemAuth },
+        body: JSON.stringify({ function: 'flaky', attempts: [], reason }),
+      });
+      assert.equal(stored.status, 201, stored.text);
+    }
+    const first = await runCli(['dlq', 'list', '--limit', '1'], env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, new RegExp(`^CALL.*\\n${deadId}\\s`));
+    const cursor = /^next: --cursor (\S+)$/m.exec(first.stdout)?.[1];
+    assert.ok(cursor, first.stdout);
+    const second = await runCli(['dlq', 'list', '--limit', '1', '--cursor', cursor], env);
+    assert.match(second.stdout, /second/);
+    assert.doesNotMatch(second.stdout, new RegExp(deadId));
+    const everyPage = await runCli(['dlq', 'list', '--json', '--limit', '1'], env);
+    assert.equal((JSON.parse(everyPage.stdout) as { items: unknown[] }).items.length, 1);
+    const all = JSON.parse((await runCli(['dlq', 'list', '--json'], env)).stdout) as {
+      reason: string;
+    }[];
+    assert.deepEqual(all.map((item) => item.reason).slice(1), ['second', 'third']);
+
     const vague = await runCli(['dlq', 'redrive'], env);
     assert.equal(vague.code, 1);
     assert.match(vague.stderr, /name one call id, or --function NAME, or --all/);

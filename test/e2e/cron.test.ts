@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DeadLetter } from '../../core/queue.js';
+import type { DeadLetter, DeadLetterPage } from '../../core/queue.js';
 import { describe, it } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { deployCron, firings, recorderProcess } from '../helpers/cron.js';
@@ -102,17 +102,23 @@ describe('cron connector in fnbus up', () => {
         schedule: '@every 1s',
       },
     );
-    const letters = await waitFor(
+    const summaries = await waitFor(
       async () => {
         const res = await request(`${url}/system/dead-letters?function=failing.openfaas-fn`, {
           headers: systemAuth,
         });
-        const list = JSON.parse(res.text) as DeadLetter[];
-        return list.length > 0 && list;
+        const page = JSON.parse(res.text) as DeadLetterPage;
+        return page.items.length > 0 && page.items;
       },
       { timeoutMs: 20_000, what: 'a dead letter' },
     );
-    const letter = letters[0]!;
+    const letter = JSON.parse(
+      (
+        await request(`${url}/system/dead-letters/${summaries[0]!.callId}`, {
+          headers: systemAuth,
+        })
+      ).text,
+    ) as DeadLetter;
     assert.equal(letter.state, 'dead-lettered');
     assert.equal(letter.lastStatus, 500);
     assert.match(letter.lastBodyExcerpt ?? '', /broken/);

@@ -6,8 +6,10 @@ import { unsendableCallsSuite } from './async-unsendable.js';
 
 const subject = (): Promise<AsyncPathSubject> =>
   Promise.resolve({
-    open: () =>
-      Promise.resolve(new LocalQueue({ file: join(makeTempDir('fnbus-async-local-'), 'q.db') })),
+    open: (options) =>
+      Promise.resolve(
+        new LocalQueue({ file: join(makeTempDir('fnbus-async-local-'), 'q.db'), ...options }),
+      ),
     close: () => Promise.resolve(),
   });
 asyncPathSuite('the local queue', subject);

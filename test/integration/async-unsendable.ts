@@ -147,7 +147,7 @@ export function unsendableCallsSuite(
 
       const letter = callIdOf(await submit(`${fn}/flaky?key=${randomUUID()}&fail=9`));
       assert.equal((await settled(letter)).state, 'dead-lettered');
-      const [kept] = await queue.deadLetters({ callId: letter });
+      const kept = await queue.deadLetter(letter);
       assert.equal(kept?.request.FunctionTimeoutMs, 20_000, "the function's own timeout");
 
       // What the function got: the path as sent, its %3F still in the path, not the query.
@@ -250,7 +250,7 @@ export function unsendableCallsSuite(
         { timeoutMs: 10_000, what: 'the redriven letter to be given up again' },
       );
       assert.equal(again.attempts.length, 0);
-      const [kept] = await queue.deadLetters({ callId });
+      const kept = await queue.deadLetter(callId);
       assert.equal(kept?.request.Path, '/a b', 'kept as it was, for an operator to see');
       await goodCallMs();
     });
