@@ -8,7 +8,14 @@ import {
   type JobState,
 } from 'bullmq';
 import { Redis } from 'ioredis';
-import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import {
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type {
   AttemptRecord,
@@ -178,6 +185,14 @@ export class BullmqQueue implements Queue {
   }
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    try {
+      return await this.#enqueue(req, options);
+    } catch (error) {
+      throw redisError(error);
+    }
+  }
+
+  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
     const callId = callIdOf(req) ?? randomUUID();
     // BullMQ refuses these as job ids; the gateway's own ids are UUIDs.
     if (String(parseInt(callId, 10)) === callId || callId.includes(':')) {
@@ -574,6 +589,46 @@ export class BullmqQueue implements Queue {
     client.on('error', (error: Error) => this.#logger.debug({ err: error }, 'Redis error'));
     return client;
   }
+}
+
+/** Redis refusing writes for want of room: `maxmemory` reached, or no disk to persist to. */
+const noRoom = /^(OOM|MISCONF)\b/;
+/** Redis not taking commands now: loading, a replica, failing over, busy with a script. */
+const notNow = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|BUSY|TRYAGAIN)\b/;
+/** Connection errors, as ioredis and the system report them. */
+const unreachableCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/**
+ * What a failed enqueue means to the caller: Redis out of room is a 507, Redis that cannot be
+ * reached (ioredis gave up retrying: ~10 s) or cannot take writes now a 503; anything else stays
+ * as it is.
+ */
+function redisError(error: unknown): unknown {
+  if (error instanceof FnbusError || !(error instanceof Error)) return error;
+  if (noRoom.test(error.message)) {
+    return new InsufficientStorageError('the queue cannot store calls: Redis has no room left', {
+      cause: error,
+    });
+  }
+  const code = (error as { code?: unknown }).code;
+  if (
+    error.name === 'MaxRetriesPerRequestError' ||
+    error.message === 'Connection is closed.' ||
+    (typeof code === 'string' && unreachableCodes.has(code)) ||
+    notNow.test(error.message)
+  ) {
+    return new UnavailableError('the queue (Redis) cannot be reached', { cause: error });
+  }
+  return error;
 }
 
 /** Where a record's attempts and last answer come from: the job's data, or an acked call. */

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConflictError, NotFoundError } from '../../core/errors.js';
+import {
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+} from '../../core/errors.js';
 import type {
   BuriedCall,
   AttemptRecord,
@@ -117,7 +123,7 @@ export class LocalQueue implements Queue {
     const batch = this.#enqueues;
     this.#enqueues = [];
     if (this.#closed) {
-      for (const item of batch) item.reject(new Error('the queue is closed'));
+      for (const item of batch) item.reject(new UnavailableError('the queue is closed'));
       return;
     }
     let results: (Enqueued | Error)[];
@@ -128,8 +134,7 @@ export class LocalQueue implements Queue {
         .transaction(() => batch.map((item) => this.#enqueueOne(item.req, item.key)))
         .immediate();
     } catch (error) {
-      for (const item of batch)
-        item.reject(error instanceof Error ? error : new Error(String(error)));
+      for (const item of batch) item.reject(storeError(error));
       return;
     }
     batch.forEach((item, i) => {
@@ -293,10 +298,15 @@ export class LocalQueue implements Queue {
   }
 
   redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
-    const rows = this.#statements.redrive.all({
-      now: Date.now(),
-      ...filterParams(filter),
-    }) as { call_id: string }[];
+    let rows: { call_id: string }[];
+    try {
+      rows = this.#statements.redrive.all({
+        now: Date.now(),
+        ...filterParams(filter),
+      }) as { call_id: string }[];
+    } catch (error) {
+      return Promise.reject(storeError(error));
+    }
     if (rows.length > 0) this.#notify();
     return Promise.resolve(rows.map((row) => row.call_id));
   }
@@ -321,7 +331,7 @@ export class LocalQueue implements Queue {
         reason: call.reason,
       }));
     } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      return Promise.reject(storeError(error));
     }
     if (changes === 0) return Promise.reject(new ConflictError(`call id ${callId} is taken`));
     return Promise.resolve(callId);
@@ -392,9 +402,39 @@ export class LocalQueue implements Queue {
 
   #prune(): void {
     const now = Date.now();
-    this.#statements.prune.run(now - this.#retentionMs);
-    this.#statements.forgetExpiredKeys.run(now);
+    // On a timer: a full or locked disk must not throw out of it (it would end the process);
+    // the next round prunes.
+    try {
+      this.#statements.prune.run(now - this.#retentionMs);
+      this.#statements.forgetExpiredKeys.run(now);
+    } catch {
+      return;
+    }
   }
+}
+
+/** SQLite's codes for a database it cannot use now (locked, unreadable, damaged, read-only). */
+const unusableCodes =
+  /^SQLITE_(BUSY|LOCKED|IOERR|CORRUPT|NOTADB|CANTOPEN|READONLY|PERM|PROTOCOL|NOMEM)(_|$)/;
+
+/**
+ * What a failed write means to the caller: a full disk is a 507 (nothing can be kept until room
+ * is made), a database that cannot be used now a 503; anything else (a bug) stays as it is.
+ */
+function storeError(error: unknown): Error {
+  if (error instanceof FnbusError || !(error instanceof Error)) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+  const code = (error as { code?: unknown }).code;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    return new InsufficientStorageError('the queue cannot store calls: its disk is full', {
+      cause: error,
+    });
+  }
+  if (typeof code === 'string' && unusableCodes.test(code)) {
+    return new UnavailableError(`the queue cannot store calls now (${code})`, { cause: error });
+  }
+  return error;
 }
 
 function filterParams(filter: DeadLetterFilter) {

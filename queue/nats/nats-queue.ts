@@ -17,15 +17,28 @@ import { Kvm, type KV } from '@nats-io/kv';
 import {
   AuthorizationError,
   ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
   InvalidArgumentError,
   InvalidSubjectError,
+  NoRespondersError,
   PermissionViolationError,
+  RequestError,
+  TimeoutError,
   connect,
   headers,
   nanos,
   type NatsConnection,
 } from '@nats-io/transport-node';
-import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import {
+  ConfigError,
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type {
   BuriedCall,
@@ -148,6 +161,14 @@ export class NatsQueue implements Queue {
   }
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    try {
+      return await this.#enqueue(req, options);
+    } catch (error) {
+      throw serverError(error);
+    }
+  }
+
+  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
     const backend = await this.#connected();
     const data = JSON.stringify(req);
     // The request travels as one message, and a dead letter keeps it in one record beside the
@@ -773,6 +794,37 @@ function isPermanent(error: unknown): boolean {
     AuthorizationError,
   ].some((type) => error instanceof type);
 }
+
+/**
+ * What a failed enqueue means to the caller: JetStream out of storage is a 507, a server that
+ * cannot be reached (or a queue closing) a 503; anything else stays as it is.
+ */
+function serverError(error: unknown): unknown {
+  if (error instanceof FnbusError) return error;
+  if (
+    error instanceof JetStreamApiError &&
+    (error.code === insufficientResources || /maximum bytes|insufficient/i.test(error.message))
+  ) {
+    return new InsufficientStorageError('the queue cannot store calls: NATS has no room left', {
+      cause: error,
+    });
+  }
+  const unreachable = [
+    ConnectionError,
+    ClosedConnectionError,
+    DrainingConnectionError,
+    NoRespondersError,
+    RequestError,
+    TimeoutError,
+  ].some((type) => error instanceof type);
+  if (unreachable || (error instanceof Error && error.message === 'the queue is closed')) {
+    return new UnavailableError('the queue (NATS) cannot be reached', { cause: error });
+  }
+  return error;
+}
+
+/** JetStream's "insufficient resources": the server's storage limit is reached. */
+const insufficientResources = 10047;
 
 function isNotFound(error: unknown): boolean {
   return (
