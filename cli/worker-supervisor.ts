@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../core/logger.js';
 import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
@@ -76,8 +75,8 @@ export class WorkerSupervisor {
   async metrics(): Promise<string> {
     const thread = this.#thread;
     if (!thread) return '';
-    const late = sleep(this.#metricsTimeoutMs, '', { ref: false });
-    return Promise.race([thread.metrics(), late]);
+    const text = await within(thread.metrics(), this.#metricsTimeoutMs);
+    return typeof text === 'string' ? text : '';
   }
 
   /**

@@ -90,6 +90,8 @@ interface Consumer {
 
 /** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
 const afterHandlerErrorMs = 1000;
+/** How long an enqueue waits for a Redis connection that is down before it answers 503. */
+const reachWaitMs = 5000;
 /** How long an enqueue holds its call id between its checks and the job's creation. */
 const claimTtlMs = 5 * 60_000;
 
@@ -186,10 +188,31 @@ export class BullmqQueue implements Queue {
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
     try {
+      await this.#reachable();
       return await this.#enqueue(req, options);
     } catch (error) {
       throw redisError(error);
     }
+  }
+
+  /**
+   * Resolves once the connection is up, waiting `reachWaitMs` at most: while Redis is down a
+   * caller gets a 503 in seconds, where ioredis would hold the call through all its reconnects
+   * (a minute and more).
+   */
+  async #reachable(): Promise<void> {
+    if (this.#client.status === 'ready') return;
+    const client = this.#client;
+    let onReady!: () => void;
+    let timer: NodeJS.Timeout | undefined;
+    const up = await new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true);
+      client.once('ready', onReady);
+      timer = setTimeout(resolve, reachWaitMs, false);
+    });
+    client.off('ready', onReady);
+    clearTimeout(timer);
+    if (!up) throw new UnavailableError('the queue (Redis) cannot be reached');
   }
 
   async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {

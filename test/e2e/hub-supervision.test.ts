@@ -1,58 +1,18 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  truncateSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { LocalQueue } from '../../queue/local/local-queue.js';
+import { fillDisk, mountTmpfs } from '../helpers/disk.js';
 import { request, type HttpResult } from '../helpers/http.js';
-import { ready, startHub, stopHub, systemAuth, writeTallyStack } from '../helpers/hub.js';
+import { processesUsing, ready, startHub, stopHub, writeTallyStack } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
 const lines = (file: string) =>
   existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
-
-/** A small tmpfs at `dir` (root only: CI runs as root); false when it cannot be mounted. */
-function mountTmpfs(dir: string, size: string): boolean {
-  mkdirSync(dir, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Writes `file` until its file system is full; returns the bytes written. */
-function fill(file: string): number {
-  const fd = openSync(file, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  let written = 0;
-  try {
-    for (let size = chunk.length; size > 0;) {
-      try {
-        written += writeSync(fd, chunk, 0, size);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-        size = size >> 1; // the last few pages, in smaller writes
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return written;
-}
 
 /** One async call to `fn` with `body`. */
 const submit = (url: string, fn: string, body: string | Buffer = 'x'): Promise<HttpResult> =>
@@ -64,11 +24,12 @@ describe('fnbus up supervises its queue worker', () => {
   it('answers 507 on a full disk, reports the worker down, and runs the calls once room is back', async (t) => {
     const dir = makeTempDir('fnbus-full-');
     const state = join(dir, 'state');
-    if (!mountTmpfs(state, '24m')) {
+    const unmount = mountTmpfs(state, '24m');
+    if (!unmount) {
       t.skip('cannot mount a tmpfs here (needs root)');
       return;
     }
-    t.after(() => execFileSync('umount', ['-l', state]));
+    t.after(unmount);
     const tally = join(dir, 'tally.txt');
     const running = await startHub(['-f', writeTallyStack(dir, tally, 0)], state, {
       FNBUS_CONNECTORS: 'none',
@@ -83,7 +44,7 @@ describe('fnbus up supervises its queue worker', () => {
     // The disk full but for room to store one big call, and not for the worker to claim it
     // (SQLite rewrites the whole row): the worker thread fails on SQLITE_FULL.
     const filler = join(state, 'filler');
-    truncateSync(filler, fill(filler) - 250 * 1024);
+    truncateSync(filler, fillDisk(filler) - 250 * 1024);
     const big = Buffer.alloc(128 * 1024, 'a');
     const stored = await submit(url, 'tally', big);
     assert.equal(stored.status, 202, stored.text);
@@ -120,9 +81,120 @@ describe('fnbus up supervises its queue worker', () => {
       what: 'the hub to be healthy again',
     });
   });
-});
 
-void once;
-void Database;
-void LocalQueue;
-void systemAuth;
+  it('restarts the worker after it fails on a locked queue file, and runs the calls', async (t) => {
+    const dir = makeTempDir('fnbus-locked-');
+    const state = join(dir, 'state');
+    const tally = join(dir, 'tally.txt');
+    const running = await startHub(['-f', writeTallyStack(dir, tally, 0)], state, {
+      FNBUS_CONNECTORS: 'none',
+    });
+    const { hub, url } = running;
+    t.after(() => stopHub(hub));
+    await ready(url, 'tally');
+    const first = await submit(url, 'tally');
+    assert.equal(first.status, 202, first.text);
+    await waitFor(() => lines(tally).length === 1, { what: 'the first call to run' });
+
+    // Another program holds the queue's write lock (an sqlite3 shell in a transaction, a backup
+    // tool): the worker's next write waits SQLite's busy timeout, fails with SQLITE_BUSY, and the
+    // thread ends; its restarts fail the same way until the lock is released.
+    const db = new Database(join(state, 'queue.db'));
+    db.exec('BEGIN IMMEDIATE');
+    t.after(() => {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      db.close();
+    });
+    const down = await waitFor(
+      async () => {
+        const res = await health(url);
+        return res.status === 503 && res.text;
+      },
+      { timeoutMs: 20_000, what: '/healthz to report the worker down' },
+    );
+    assert.match(down, /queue worker down \(SQLITE_BUSY\)/, running.output());
+    // /metrics answers in time whatever the thread does (it may be stuck in a busy wait).
+    const asked = Date.now();
+    const metrics = await request(`${url}/metrics`, { timeoutMs: 5000 });
+    assert.equal(metrics.status, 200);
+    t.diagnostic(`/metrics answered in ${Date.now() - asked} ms with the worker down`);
+    // Nothing can be stored meanwhile: 503 (not 202, not 500).
+    const refused = await submit(url, 'tally');
+    assert.equal(refused.status, 503, refused.text);
+
+    db.exec('COMMIT');
+    const after = await submit(url, 'tally');
+    assert.equal(after.status, 202, after.text);
+    await waitFor(() => lines(tally).includes(String(after.headers['x-call-id'])), {
+      timeoutMs: 40_000,
+      intervalMs: 100,
+      what: 'the call queued after the lock to run',
+    });
+    await waitFor(async () => (await health(url)).status === 200, {
+      timeoutMs: 20_000,
+      what: 'the hub to be healthy again',
+    });
+    assert.match(running.output(), /the queue worker is running again/);
+  });
+
+  it('on SIGTERM stops accepting at once and exits 0 within shutdown_timeout, a call stuck', async (t) => {
+    const dir = makeTempDir('fnbus-shutdown-');
+    const state = join(dir, 'state');
+    const tally = join(dir, 'tally.txt');
+    // tally hangs for an hour after writing the call's id.
+    const running = await startHub(['-f', writeTallyStack(dir, tally, 3600)], state, {
+      FNBUS_CONNECTORS: 'none',
+      shutdown_timeout: '2s',
+    });
+    const { hub, url } = running;
+    t.after(() => {
+      if (hub.exitCode === null) hub.kill('SIGKILL');
+    });
+    await ready(url, 'tally');
+    const queued = await submit(url, 'tally');
+    assert.equal(queued.status, 202, queued.text);
+    // A sync call stuck too, on a connection of its own.
+    const sync = request(`${url}/function/tally`, { method: 'POST', body: 'x', timeoutMs: 30_000 });
+    const syncAnswer = sync.then(
+      (res) => res.status,
+      (error: NodeJS.ErrnoException) => error.code ?? error.message,
+    );
+    await waitFor(() => lines(tally).length === 2, { what: 'both calls to be in the function' });
+
+    const exited = once(hub, 'exit');
+    const signalled = Date.now();
+    hub.kill('SIGTERM');
+    await waitFor(() => running.output().includes('"stopping"'), {
+      what: 'the hub to log stopping',
+    });
+    // From here on: no new connection, or a 503; nothing queued.
+    const late = await submit(url, 'tally').then(
+      (res) => res.status,
+      (error: NodeJS.ErrnoException) => error.code,
+    );
+    assert.ok(late === 'ECONNREFUSED' || late === 503, `refused after stopping: ${late}`);
+    const [code] = (await Promise.race([
+      exited,
+      waitFor(() => false, { timeoutMs: 15_000, what: 'the hub to exit' }),
+    ])) as [number | null];
+    const tookMs = Date.now() - signalled;
+    t.diagnostic(
+      `stopped in ${tookMs} ms (shutdown_timeout 2s); the sync call got ${await syncAnswer}`,
+    );
+    assert.equal(code, 0, running.output());
+    assert.ok(tookMs < 10_000, `stopped in ${tookMs} ms`);
+    assert.deepEqual(processesUsing(state), [], 'no function process left behind');
+    // The queue holds the call accepted before (it runs again at the next start), and no other.
+    const queue = new LocalQueue({ file: join(state, 'queue.db') });
+    try {
+      const stats = await queue.stats();
+      assert.deepEqual(
+        Object.fromEntries(Object.entries(stats).map(([fn, s]) => [fn, s.queued + s.running])),
+        { tally: 1 },
+      );
+      assert.equal((await queue.status(String(queued.headers['x-call-id'])))?.state, 'queued');
+    } finally {
+      await queue.close();
+    }
+  });
+});
