@@ -36,6 +36,9 @@ export interface RunningHub {
   stop(): Promise<void>;
 }
 
+/** How long closing takes at most once shutdown_timeout has passed (stopping processes). */
+const closeGraceMs = 5000;
+
 /** Where `fnbus up` keeps deployed functions between runs, unless told otherwise. */
 export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'fnbus');
@@ -126,10 +129,14 @@ export async function up({
     if ((await within(drained, left())) === timedOut) {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'calls still in flight: cut');
       gateway.server.closeAllConnections();
-      await drained;
+      await within(drained, closeGraceMs);
     }
-    await queue.close();
-    await provider.close();
+    // The queue's connection and the functions' processes, bounded too (a broker that is down
+    // must not hold the exit), with a few seconds for the processes to be stopped.
+    const closed = Promise.all([queue.close(), provider.close()]);
+    if ((await within(closed, Math.max(left(), closeGraceMs))) === timedOut) {
+      logger.warn('the queue or the functions did not close in time');
+    }
   };
   try {
     await gateway.listen({ port: config.port, host: '0.0.0.0' });
