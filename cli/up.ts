@@ -120,8 +120,11 @@ export async function up({
     stopping = true;
     const deadline = Date.now() + config.shutdownTimeoutMs;
     const left = () => Math.max(0, deadline - Date.now());
-    if (gateway.server.listening) gateway.server.close();
-    const drained = gateway.close();
+    // No new connection from now on; resolves once every connection has ended.
+    const drained = new Promise<void>((resolve) => gateway.server.close(() => resolve()));
+    // A connection is closed as soon as its call is over, not kept alive for another.
+    const idle = setInterval(() => gateway.server.closeIdleConnections(), 50);
+    const closing = gateway.close();
     await Promise.all([
       within(connectors?.stop() ?? Promise.resolve(), left()),
       worker.stop(left()),
@@ -129,8 +132,9 @@ export async function up({
     if ((await within(drained, left())) === timedOut) {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'calls still in flight: cut');
       gateway.server.closeAllConnections();
-      await within(drained, closeGraceMs);
     }
+    clearInterval(idle);
+    await within(closing, closeGraceMs);
     // The queue's connection and the functions' processes, bounded too (a broker that is down
     // must not hold the exit), with a few seconds for the processes to be stopped.
     const closed = Promise.all([queue.close(), provider.close()]);

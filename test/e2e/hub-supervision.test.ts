@@ -105,6 +105,12 @@ describe('fnbus up supervises its queue worker', () => {
       if (db.inTransaction) db.exec('ROLLBACK');
       db.close();
     });
+    // The thread is stuck in SQLite's busy wait: /metrics answers without its part, in time.
+    const stuckAsked = Date.now();
+    assert.equal((await request(`${url}/metrics`, { timeoutMs: 10_000 })).status, 200);
+    const stuckMs = Date.now() - stuckAsked;
+    t.diagnostic(`/metrics answered in ${stuckMs} ms with the worker stuck`);
+    assert.ok(stuckMs < 4000, `/metrics answered in ${stuckMs} ms`);
     const down = await waitFor(
       async () => {
         const res = await health(url);
@@ -141,16 +147,23 @@ describe('fnbus up supervises its queue worker', () => {
     const dir = makeTempDir('fnbus-shutdown-');
     const state = join(dir, 'state');
     const tally = join(dir, 'tally.txt');
-    // tally hangs for an hour after writing the call's id.
-    const running = await startHub(['-f', writeTallyStack(dir, tally, 3600)], state, {
+    // tally hangs for an hour after writing the call's id; brief answers after a second.
+    const brief = join(dir, 'brief.txt');
+    const stack = writeTallyStack(dir, tally, 3600, [
+      '  brief:',
+      '    image: fnbus/brief',
+      `    fprocess: sh -c 'echo started >> ${brief}; sleep 1; echo brief-done'`,
+    ]);
+    const running = await startHub(['-f', stack], state, {
       FNBUS_CONNECTORS: 'none',
-      shutdown_timeout: '2s',
+      shutdown_timeout: '3s',
     });
     const { hub, url } = running;
     t.after(() => {
       if (hub.exitCode === null) hub.kill('SIGKILL');
     });
     await ready(url, 'tally');
+    await ready(url, 'brief');
     const queued = await submit(url, 'tally');
     assert.equal(queued.status, 202, queued.text);
     // A sync call stuck too, on a connection of its own.
@@ -159,7 +172,15 @@ describe('fnbus up supervises its queue worker', () => {
       (res) => res.status,
       (error: NodeJS.ErrnoException) => error.code ?? error.message,
     );
-    await waitFor(() => lines(tally).length === 2, { what: 'both calls to be in the function' });
+    // And a call that ends within the bound: it is drained, not cut.
+    const drained = request(`${url}/function/brief`, {
+      method: 'POST',
+      body: 'x',
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => lines(tally).length === 2 && lines(brief).length === 1, {
+      what: 'the calls to be in their functions',
+    });
 
     const exited = once(hub, 'exit');
     const signalled = Date.now();
@@ -179,10 +200,13 @@ describe('fnbus up supervises its queue worker', () => {
     ])) as [number | null];
     const tookMs = Date.now() - signalled;
     t.diagnostic(
-      `stopped in ${tookMs} ms (shutdown_timeout 2s); the sync call got ${await syncAnswer}`,
+      `stopped in ${tookMs} ms (shutdown_timeout 3s); the sync call got ${await syncAnswer}`,
     );
     assert.equal(code, 0, running.output());
     assert.ok(tookMs < 10_000, `stopped in ${tookMs} ms`);
+    const finished = await drained;
+    assert.equal(finished.status, 200);
+    assert.equal(finished.text.trim(), 'brief-done');
     assert.deepEqual(processesUsing(state), [], 'no function process left behind');
     // The queue holds the call accepted before (it runs again at the next start), and no other.
     const queue = new LocalQueue({ file: join(state, 'queue.db') });
