@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { LocalQueue } from '../../queue/local/local-queue.js';
-import { fillDisk, mountTmpfs } from '../helpers/disk.js';
+import { fillDisk, mountSmallDisk } from '../helpers/disk.js';
 import { request, type HttpResult } from '../helpers/http.js';
 import { processesUsing, ready, startHub, stopHub, writeTallyStack } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
@@ -24,9 +24,9 @@ describe('fnbus up supervises its queue worker', () => {
   it('answers 507 on a full disk, reports the worker down, and runs the calls once room is back', async (t) => {
     const dir = makeTempDir('fnbus-full-');
     const state = join(dir, 'state');
-    const unmount = mountTmpfs(state, '24m');
+    const unmount = mountSmallDisk(state, 24);
     if (!unmount) {
-      t.skip('cannot mount a tmpfs here (needs root)');
+      t.skip('cannot mount a small file system here (tmpfs or loop: needs root)');
       return;
     }
     t.after(unmount);

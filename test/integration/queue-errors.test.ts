@@ -10,7 +10,7 @@ import { InsufficientStorageError, UnavailableError, statusOf } from '../../core
 import { BullmqQueue } from '../../queue/bullmq/bullmq-queue.js';
 import { LocalQueue } from '../../queue/local/local-queue.js';
 import { NatsQueue } from '../../queue/nats/nats-queue.js';
-import { fillDisk, mountTmpfs } from '../helpers/disk.js';
+import { fillDisk, mountSmallDisk } from '../helpers/disk.js';
 import { freePort } from '../helpers/http.js';
 import { startNats, startRedis, type RunningServer } from '../helpers/servers.js';
 import { makeTempDir } from '../helpers/watchdog.js';
@@ -35,24 +35,26 @@ async function rejectsAs(
 }
 
 describe('a queue that cannot take a call says why: 507 when full, 503 when unreachable', () => {
-  it('local: SQLITE_FULL on a full disk is a 507; calls are taken again once room is made', async (t) => {
-    const dir = join(makeTempDir('fnbus-queue-full-'), 'disk');
-    const unmount = mountTmpfs(dir, '4m');
-    if (!unmount) {
-      t.skip('cannot mount a tmpfs here (needs root)');
-      return;
-    }
-    t.after(unmount);
-    const queue = new LocalQueue({ file: join(dir, 'queue.db') });
-    t.after(() => queue.close());
-    await queue.enqueue(queueRequest('fn'));
-    const filler = join(dir, 'filler');
-    fillDisk(filler);
-    await rejectsAs(queue.enqueue(bigCall(256 * 1024)), InsufficientStorageError, 507);
-    rmSync(filler);
-    const { callId } = await queue.enqueue(bigCall(256 * 1024));
-    assert.equal((await queue.status(callId))?.state, 'queued');
-  });
+  for (const kind of ['tmpfs', 'loop'] as const) {
+    it(`local: SQLITE_FULL on a full disk (${kind}) is a 507; calls are taken again once room is made`, async (t) => {
+      const dir = join(makeTempDir('fnbus-queue-full-'), 'disk');
+      const unmount = mountSmallDisk(dir, 4, [kind]);
+      if (!unmount) {
+        t.skip(`cannot mount a ${kind} file system here (needs root)`);
+        return;
+      }
+      t.after(unmount);
+      const queue = new LocalQueue({ file: join(dir, 'queue.db') });
+      t.after(() => queue.close());
+      await queue.enqueue(queueRequest('fn'));
+      const filler = join(dir, 'filler');
+      fillDisk(filler);
+      await rejectsAs(queue.enqueue(bigCall(256 * 1024)), InsufficientStorageError, 507);
+      rmSync(filler);
+      const { callId } = await queue.enqueue(bigCall(256 * 1024));
+      assert.equal((await queue.status(callId))?.state, 'queued');
+    });
+  }
 
   it('local: a closed queue takes nothing (503)', async () => {
     const queue = new LocalQueue({ file: ':memory:' });
