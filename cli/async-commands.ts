@@ -10,8 +10,9 @@ interface SelectionOptions extends GatewayOptions {
 }
 
 /**
- * The async path's commands: `call CALL_ID` (where a queued call is) and `dlq list|show|redrive|
- * purge` (the dead letters). `invoke --async` is with invoke.
+ * The async path's commands: `call CALL_ID` (where a queued call is), `cancel CALL_ID` (one that
+ * still waits) and `dlq list|show|redrive|purge` (the dead letters). `invoke --async` is with
+ * invoke.
  */
 export function registerAsyncCommands(program: Command): void {
   gatewayOptions(
@@ -20,6 +21,9 @@ export function registerAsyncCommands(program: Command): void {
       .description('show an async call: state, attempts, last status')
       .option('--json', 'the gateway’s JSON'),
   ).action(showCall);
+  gatewayOptions(
+    program.command('cancel <callId>').description('cancel an async call that still waits'),
+  ).action(cancelCall);
 
   const dlq = program.command('dlq').description('dead letters: list, show, redrive, purge');
   gatewayOptions(
@@ -77,6 +81,11 @@ async function showCall(callId: string, options: GatewayOptions & { json?: boole
     }
   }
   print(text);
+}
+
+async function cancelCall(callId: string, options: GatewayOptions) {
+  await client(options).system('DELETE', `/system/calls/${encodeURIComponent(callId)}`);
+  print(`cancelled ${callId}\n`);
 }
 
 async function listDeadLetters(options: GatewayOptions & { function?: string; json?: boolean }) {

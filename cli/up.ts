@@ -3,8 +3,9 @@ import { join, resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { buildGateway } from '../gateway/app.js';
-import { loadCredentials } from '../gateway/auth.js';
-import { basicAuthorization } from '../client/gateway-client.js';
+import { basicAuthorization, defaultGateway } from '../client/gateway-client.js';
+import { generatedUser, hubCredentials } from './hub-credentials.js';
+import { defaultHost, isLoopback, localHost } from './listen-host.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
 import type { Env } from '../core/config.js';
@@ -21,6 +22,8 @@ import { loadStack, type Stack } from './stack.js';
 export interface UpOptions {
   stackFile: string | undefined;
   config: GatewayConfig;
+  /** The address to listen on; default 127.0.0.1 (this machine only). */
+  host?: string;
   stateDir: string;
   logger: Logger;
   /** The async queue's URL (`redis://`, `nats://`); default: the embedded one in stateDir. */
@@ -52,6 +55,7 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
 export async function up({
   stackFile,
   config,
+  host = defaultHost,
   stateDir,
   logger,
   queueUrl,
@@ -60,11 +64,22 @@ export async function up({
   connectorEnv,
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
+  const auth = hubCredentials(config, process.env, stateDir);
+  const credentials = auth.credentials;
+  if (auth.generated && auth.passwordFile) {
+    // Said once, by the start that made the password (before anything else can fail), never the
+    // password itself.
+    const url = `http://${localHost(host)}:${config.port}`;
+    const gatewayFlag = url === defaultGateway || config.port === 0 ? '' : ` --gateway ${url}`;
+    logger.info(
+      { user: generatedUser, passwordFile: auth.passwordFile },
+      `basic auth is on for /system: a password was generated for user ${generatedUser}; log in with: ` +
+        `cat ${auth.passwordFile} | fnbus login --username ${generatedUser} --password-stdin${gatewayFlag}`,
+    );
+  }
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
   const provider = new ProcessProvider({ stateDir, namespace: config.functionNamespace, logger });
   await provider.start();
-  const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;
-  const credentials = user && password ? { user, password } : undefined;
   /** Set once the gateway listens (until then, nothing can be queued). */
   let gatewayUrl: string | undefined;
   // The worker thread, restarted with backoff whenever it ends on its own.
@@ -143,12 +158,21 @@ export async function up({
     }
   };
   try {
-    await gateway.listen({ port: config.port, host: '0.0.0.0' });
+    await gateway.listen({ port: config.port, host });
     const address = gateway.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
+    // The worker and the connectors reach this gateway as any client on this machine would.
+    const selfUrl = `http://${localHost(host)}:${port}`;
+    if (!credentials) {
+      const open = isLoopback(host) ? 'this machine' : 'the network';
+      logger.warn(
+        { host, port },
+        `basic_auth is off: anyone on ${open} who reaches this port can deploy functions, and so run commands as this user`,
+      );
+    }
     // The worker calls functions through this very gateway, as a separate worker would, from a
     // thread of its own: the second core, not this thread, carries the queue's work.
-    gatewayUrl = `http://127.0.0.1:${port}`;
+    gatewayUrl = selfUrl;
     const waiting = Object.values(embedded ? await queue.stats() : {}).some(
       (stats) => stats.queued + stats.running > 0,
     );
@@ -157,19 +181,15 @@ export async function up({
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
-    // The hub's own credentials, as its gateway checks them (files first, then the env's).
-    const system = config.basicAuth
-      ? loadCredentials(config.secretMountPath, credentials)
-      : credentials;
     connectors = await startConnectors(connectorKinds, {
       env: connectorEnv,
-      gatewayUrl: `http://127.0.0.1:${port}`,
+      gatewayUrl: selfUrl,
       logger,
       registry,
       leaseUrl: shared,
       stateDir,
       secretsDir: resolve(stateDir, 'secrets'),
-      authorization: system && basicAuthorization(system.user, system.password),
+      authorization: credentials && basicAuthorization(credentials.user, credentials.password),
     });
     return { port, stop };
   } catch (error) {

@@ -6,6 +6,7 @@ export interface GatewayConfig {
   writeTimeoutMs: number;
   /** How long the gateway waits for a function's answer before a 502. */
   upstreamTimeoutMs: number;
+  /** Basic auth on `/system/*`, call status and cancel; on unless `basic_auth=false`. */
   basicAuth: boolean;
   secretMountPath: string;
   scaleFromZero: boolean;
@@ -29,7 +30,8 @@ export function readConfig(env: Env): Readonly<GatewayConfig> {
     readTimeoutMs: read.durationMs('read_timeout', 60_000),
     writeTimeoutMs: read.durationMs('write_timeout', 60_000),
     upstreamTimeoutMs: read.durationMs('upstream_timeout', 60_000),
-    basicAuth: read.boolean('basic_auth', false),
+    // Secure by default, as OpenFaaS: anyone who reaches /system can run commands on the host.
+    basicAuth: read.boolean('basic_auth', true),
     secretMountPath: read.string('secret_mount_path', '/run/secrets/'),
     scaleFromZero: read.boolean('scale_from_zero', true),
     functionNamespace: read.string('function_namespace', 'openfaas-fn'),

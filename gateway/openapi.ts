@@ -6,6 +6,8 @@ declare module 'fastify' {
     summary?: string;
     /** Status → meaning, for the OpenAPI document's `responses`. */
     statuses?: Record<number, string>;
+    /** Left out of the OpenAPI document (an alias kept for older clients). */
+    hide?: boolean;
   }
 }
 
@@ -25,7 +27,7 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
     const methods = (Array.isArray(route.method) ? route.method : [route.method]).filter((m) =>
       documentedMethods.has(m),
     );
-    if (methods.length === 0) return;
+    if (methods.length === 0 || route.schema?.hide === true) return;
     const path = route.url.replace(/:(\w+)/g, '{$1}').replace(/\*$/, '{path}');
     const schema = route.schema ?? {};
     const parameters: JsonObject[] = [];

@@ -6,7 +6,14 @@ import { describe, it } from 'node:test';
 import type { CallRecord } from '../../core/queue.js';
 import { runCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
-import { ready, startHub, stopHub, writeTallyStack } from '../helpers/hub.js';
+import {
+  hubCliEnv,
+  ready,
+  startHub,
+  stopHub,
+  systemAuth,
+  writeTallyStack,
+} from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { fixture, makeTempDir } from '../helpers/watchdog.js';
 
@@ -31,7 +38,7 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
     t.after(() => stopHub(hub));
     await ready(url, 'flaky');
     await ready(url, 'tally');
-    const env = { FNBUS_GATEWAY: url };
+    const env = { FNBUS_GATEWAY: url, ...hubCliEnv };
 
     const queued = await runCli(['invoke', '--async', 'tally'], env, 'hello');
     assert.equal(queued.code, 0, queued.stderr);
@@ -133,8 +140,11 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
     for (const id of accepted) {
       await waitFor(
         async () =>
-          (JSON.parse((await request(`${second.url}/system/calls/${id}`)).text) as CallRecord)
-            .state === 'succeeded',
+          (
+            JSON.parse(
+              (await request(`${second.url}/system/calls/${id}`, { headers: systemAuth })).text,
+            ) as CallRecord
+          ).state === 'succeeded',
         { timeoutMs: 10_000, what: `call ${id} to be recorded succeeded` },
       );
     }

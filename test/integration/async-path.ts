@@ -135,7 +135,7 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       const registry = new Registry();
       gateway = buildGateway({
         provider,
-        config: readConfig({ max_async_body_bytes: '1000' }),
+        config: readConfig({ max_async_body_bytes: '1000', basic_auth: 'false' }),
         queue,
         registry,
       });
@@ -471,17 +471,17 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       // now and then; caught in that instant it answers 409 for a moment.
       const cancel = await waitFor(
         async () => {
-          const res = await request(`${url}/async-function/${waiting}`, { method: 'DELETE' });
+          const res = await request(`${url}/system/calls/${waiting}`, { method: 'DELETE' });
           return res.status !== 409 && res;
         },
         { what: 'the waiting call to be cancelled' },
       );
       assert.equal(cancel.status, 202);
-      const busy = await request(`${url}/async-function/${running}`, { method: 'DELETE' });
+      const busy = await request(`${url}/system/calls/${running}`, { method: 'DELETE' });
       assert.equal(busy.status, 409);
       assert.equal((await settled(running)).state, 'succeeded');
       assert.equal((await settled(waiting)).state, 'cancelled');
-      const unknown = await request(`${url}/async-function/${randomUUID()}`, { method: 'DELETE' });
+      const unknown = await request(`${url}/system/calls/${randomUUID()}`, { method: 'DELETE' });
       assert.equal(unknown.status, 404);
     });
 

@@ -56,7 +56,11 @@ for (const { path, remote } of paths) {
       gateway = buildGateway({
         // Without resolveLocal, the gateway proxies to the replica's loopback port, as to a container.
         provider: remote ? baseProvider(provider) : provider,
-        config: readConfig({ upstream_timeout: '1s', scale_from_zero: 'false' }),
+        config: readConfig({
+          upstream_timeout: '1s',
+          scale_from_zero: 'false',
+          basic_auth: 'false',
+        }),
       });
       await gateway.listen({ port: 0, host: '127.0.0.1' });
       url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
