@@ -632,8 +632,8 @@ const unreachableCodes = new Set([
 
 /**
  * What a failed enqueue means to the caller: Redis out of room is a 507, Redis that cannot be
- * reached (ioredis gave up retrying: ~10 s) or cannot take writes now a 503; anything else stays
- * as it is.
+ * reached (the connection lost mid-call, and ioredis gave up retrying it) or cannot take writes
+ * now a 503; anything else stays as it is.
  */
 function redisError(error: unknown): unknown {
   if (error instanceof FnbusError || !(error instanceof Error)) return error;

@@ -408,7 +408,7 @@ export class LocalQueue implements Queue {
       this.#statements.prune.run(now - this.#retentionMs);
       this.#statements.forgetExpiredKeys.run(now);
     } catch {
-      return;
+      // left for the next round
     }
   }
 }
@@ -422,9 +422,8 @@ const unusableCodes =
  * is made), a database that cannot be used now a 503; anything else (a bug) stays as it is.
  */
 function storeError(error: unknown): Error {
-  if (error instanceof FnbusError || !(error instanceof Error)) {
-    return error instanceof Error ? error : new Error(String(error));
-  }
+  if (!(error instanceof Error)) return new Error(String(error));
+  if (error instanceof FnbusError) return error;
   const code = (error as { code?: unknown }).code;
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
     return new InsufficientStorageError('the queue cannot store calls: its disk is full', {
