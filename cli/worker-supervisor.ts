@@ -2,6 +2,9 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../core/logger.js';
 import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
 
+/** How long stop() waits for a terminated thread to be gone. */
+const terminateWaitMs = 2000;
+
 /** One queue worker thread (cli/queue-worker-thread.ts), as the supervisor drives it. */
 export interface WorkerThread {
   /** Its Prometheus text; may never answer if the thread is stuck. */
@@ -98,7 +101,8 @@ export class WorkerSupervisor {
         'the queue worker did not stop in time: its calls in flight will run again',
       );
     }
-    await thread.terminate();
+    // Bounded too: a thread inside a long native call ends only once it returns.
+    await within(thread.terminate(), terminateWaitMs);
     this.#thread = undefined;
   }
 
