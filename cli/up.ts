@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
+import { readProviderLimits } from '../deploy/process/limits.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { buildGateway } from '../gateway/app.js';
 import { basicAuthorization, defaultGateway } from '../client/gateway-client.js';
@@ -77,8 +78,14 @@ export async function up({
         `cat ${auth.passwordFile} | fnbus login --username ${generatedUser} --password-stdin${gatewayFlag}`,
     );
   }
+  const limits = readProviderLimits(process.env);
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
-  const provider = new ProcessProvider({ stateDir, namespace: config.functionNamespace, logger });
+  const provider = new ProcessProvider({
+    stateDir,
+    namespace: config.functionNamespace,
+    logger,
+    ...limits,
+  });
   await provider.start();
   /** Set once the gateway listens (until then, nothing can be queued). */
   let gatewayUrl: string | undefined;

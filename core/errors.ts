@@ -34,6 +34,13 @@ export class ConflictError extends FnbusError {
   }
 }
 
+/** A configured cap (functions, replicas) would be passed: refused, nothing changed. */
+export class LimitError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('limit_reached', 409, message, options);
+  }
+}
+
 /** A capability this backend lacks; answered 501, never faked. */
 export class NotImplementedError extends FnbusError {
   constructor(message: string, options?: ErrorOptions) {

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError } from 'fastify';
 import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
 import { FnbusError, NotFoundError, NotImplementedError, ValidationError } from '../core/errors.js';
+import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
@@ -121,7 +122,11 @@ export function buildGateway({
       return reply.code(400).type('text/plain').send(`invalid ${where}: ${fastifyError.message}\n`);
     }
     const status = fastifyError.statusCode ?? 500;
-    if (status >= 500) app.log.error(error);
+    if (status >= 500) {
+      app.log.error(error);
+      // An unexpected error's message may name files of this machine: not for the caller.
+      return reply.code(status).type('text/plain').send('internal error\n');
+    }
     return reply.code(status).type('text/plain').send(`${fastifyError.message}\n`);
   });
 
@@ -313,6 +318,8 @@ export function buildGateway({
 
 function toDeployment(body: FunctionDeploymentBody, defaultNamespace: string): FunctionDeployment {
   // registryAuth and network are deprecated by OpenFaaS and ignored.
-  const { registryAuth: _registryAuth, network: _network, ...deployment } = body;
-  return { ...deployment, namespace: body.namespace ?? defaultNamespace } as FunctionDeployment;
+  const { registryAuth: _registryAuth, network: _network, ...given } = withoutNulls(body);
+  const deployment = { ...given, namespace: given.namespace ?? defaultNamespace };
+  checkDeployment(deployment as FunctionDeployment);
+  return deployment as FunctionDeployment;
 }

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type * as Undici from 'undici';
 import type { Dispatcher, Pool } from 'undici';
-import { NotFoundError, UnavailableError } from '../core/errors.js';
+import { FnbusError, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { LocalReplica, Provider } from '../core/provider.js';
@@ -94,7 +94,13 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
             status.annotations?.['com.openfaas.scale.min'] ??
             1,
         );
-        await deps.provider.scale(name, Math.max(min, 1), namespace);
+        try {
+          await deps.provider.scale(name, Math.max(min, 1), namespace);
+        } catch (error) {
+          // At a cap (or any refusal): the caller gets "no replica", not the operator's 4xx.
+          if (error instanceof NotFoundError) throw error;
+          throw new UnavailableError(`cannot start ${name}`, { cause: error });
+        }
       }
       const deadline = Date.now() + scaleFromZeroWaitMs;
       for (;;) {
@@ -132,6 +138,10 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
       }
       if (error instanceof UnavailableError) {
         return reply.code(503).headers(internal).send(`no replica of ${fullName} is ready\n`);
+      }
+      // Another refusal of the provider's (a function it keeps but did not start): its own word.
+      if (error instanceof FnbusError) {
+        return reply.code(error.status).headers(internal).send(`${error.message}\n`);
       }
       throw error;
     }
