@@ -115,6 +115,8 @@ interface Claim {
 const afterHandlerErrorMs = 1000;
 /** How long enqueue and settlements keep retrying through a lost connection. */
 const persistForMs = 15_000;
+/** How long an enqueue waits for a lost connection to come back before it answers 503. */
+const reachWaitMs = 5000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
 const sweepEveryMs = 10 * 60_000;
 const callIdHeader = 'Fnbus-Call-Id';
@@ -146,6 +148,9 @@ export class NatsQueue implements Queue {
   /** Aborts when the queue closes: consume loops and retries stop at once. */
   readonly #closing = new AbortController();
   readonly #sweeper: NodeJS.Timeout;
+  /** Whether the connection is up (see #follow); enqueue waits a little for it, then says 503. */
+  #online = true;
+  readonly #onReconnect = new Set<() => void>();
 
   constructor(options: NatsQueueOptions) {
     this.#url = options.url;
@@ -162,6 +167,7 @@ export class NatsQueue implements Queue {
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
     try {
+      await this.#reachable();
       return await this.#enqueue(req, options);
     } catch (error) {
       throw serverError(error);
@@ -422,6 +428,39 @@ export class NatsQueue implements Queue {
     await backend?.nc.close();
   }
 
+  /**
+   * Resolves at once while connected; else waits for the connection to come back, `reachWaitMs`
+   * at most: while the server is down a caller gets a 503 in seconds, where the writes would
+   * wait out their timeouts and retries.
+   */
+  async #reachable(): Promise<void> {
+    if (this.#online) return;
+    let timer: NodeJS.Timeout | undefined;
+    let back!: () => void;
+    const up = await new Promise<boolean>((resolve) => {
+      back = () => resolve(true);
+      this.#onReconnect.add(back);
+      timer = setTimeout(resolve, reachWaitMs, false);
+    });
+    this.#onReconnect.delete(back);
+    clearTimeout(timer);
+    if (!up) throw new UnavailableError('the queue (NATS) cannot be reached');
+  }
+
+  /** Follows whether `nc` is connected (it reconnects on its own), for #reachable. */
+  #follow(nc: NatsConnection): void {
+    this.#online = true;
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') this.#online = false;
+        if (status.type === 'reconnect') {
+          this.#online = true;
+          for (const back of this.#onReconnect) back();
+        }
+      }
+    })().catch(() => undefined);
+  }
+
   /** The connection and everything on the server, made once; tried again after a failure. */
   #connected(): Promise<Backend> {
     if (this.#closing.signal.aborted) return Promise.reject(new Error('the queue is closed'));
@@ -443,6 +482,7 @@ export class NatsQueue implements Queue {
       // the hub's time per call under load.
       noAsyncTraces: true,
     });
+    this.#follow(nc);
     try {
       const jsm = await jetstreamManager(nc);
       await this.#ensureWorkQueue(jsm);

@@ -9,6 +9,7 @@ import { fillDisk, mountSmallDisk } from '../helpers/disk.js';
 import { request, type HttpResult } from '../helpers/http.js';
 import { processesUsing, ready, startHub, stopHub, writeTallyStack } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
+import { startNats, startRedis } from '../helpers/servers.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
 const lines = (file: string) =>
@@ -221,4 +222,39 @@ describe('fnbus up supervises its queue worker', () => {
       await queue.close();
     }
   });
+
+  for (const backend of ['redis', 'nats'] as const) {
+    it(`on ${backend === 'redis' ? 'Redis' : 'NATS'} down: 503 to async calls, and a bounded stop`, async (t) => {
+      const server = backend === 'redis' ? await startRedis() : await startNats();
+      t.after(() => server.stop());
+      const dir = makeTempDir(`fnbus-${backend}-down-`);
+      const running = await startHub(
+        ['-f', writeTallyStack(dir, join(dir, 'tally.txt'), 0), '--queue', server.url],
+        join(dir, 'state'),
+        { FNBUS_CONNECTORS: 'none', shutdown_timeout: '2s' },
+      );
+      const { hub, url } = running;
+      t.after(() => {
+        if (hub.exitCode === null) hub.kill('SIGKILL');
+      });
+      await ready(url, 'tally');
+      assert.equal((await submit(url, 'tally')).status, 202);
+      await server.stop();
+      const asked = Date.now();
+      const refused = await submit(url, 'tally');
+      t.diagnostic(`${refused.status} "${refused.text.trim()}" in ${Date.now() - asked} ms`);
+      assert.equal(refused.status, 503, refused.text);
+      assert.match(refused.text, /cannot be reached/);
+      // The worker cannot reach its queue either: the stop is bounded all the same.
+      const exited = once(hub, 'exit');
+      const signalled = Date.now();
+      hub.kill('SIGTERM');
+      const [code] = (await Promise.race([
+        exited,
+        waitFor(() => false, { timeoutMs: 15_000, what: 'the hub to exit' }),
+      ])) as [number | null];
+      t.diagnostic(`stopped in ${Date.now() - signalled} ms`);
+      assert.equal(code, 0, running.output());
+    });
+  }
 });
