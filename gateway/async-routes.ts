@@ -8,10 +8,13 @@ import {
 } from '../core/errors.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { headerValue } from '../core/http-headers.js';
+import { requestProblems } from '../core/http-request-check.js';
+import { parseDurationMs } from '../core/duration.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
 import type { AttemptRecord, DeadLetterFilter, Queue } from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
+import { callUrlParts } from './call-url.js';
 import type { GatewayConfig } from './config.js';
 
 interface AsyncDeps {
@@ -147,19 +150,23 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       const header = groupHeaders(request.raw.rawHeaders);
       header[OpenFaasHeader.CallId] = [callId];
       header[OpenFaasHeader.StartTime] = [`${BigInt(Date.now()) * 1_000_000n}`];
-      const queryAt = request.raw.url?.indexOf('?') ?? -1;
+      // Path and query raw, as sent: the worker replays them byte for byte.
+      const parts = callUrlParts(request.raw.url ?? '');
+      const timeoutMs = functionTimeoutMs(status.envVars);
       const message: QueueRequest = {
         Header: header,
         Host: request.headers.host ?? '',
         Body: Buffer.isBuffer(request.body) ? request.body.toString('base64') : '',
         Method: request.method,
-        Path: request.params['*'] ? `/${request.params['*']}` : '',
-        QueryString: queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt + 1) : '',
+        Path: parts.path,
+        QueryString: parts.query ?? '',
         Function: request.params.name,
+        ...(timeoutMs ? { FunctionTimeoutMs: timeoutMs } : {}),
         ...(status.annotations ? { Annotations: status.annotations } : {}),
         ...(status.labels ? { Labels: status.labels } : {}),
         ...(callbackUrl ? { CallbackUrl: callbackUrl } : {}),
       };
+      refuseUnsendable(message);
       const key = request.headers['idempotency-key'];
       const enqueued = await queued.enqueue(message, {
         freshCallId: sentCallId === undefined,
@@ -171,7 +178,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       summary: 'Queue a call to a function (GET, POST, PUT, PATCH); 202 once stored',
       statuses: {
         202: 'queued: X-Call-Id names the call',
-        400: 'a bad X-Callback-Url',
+        400: 'a bad X-Callback-Url, or a path, query or header that cannot be replayed',
         404: 'no such function',
         413: 'body over max_async_body_bytes',
       },
@@ -247,7 +254,11 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       schema: {
         summary: 'Keep a call that failed elsewhere (a connector’s) as a dead letter',
         body: newDeadLetterSchema,
-        statuses: { 201: 'stored: callId names it', 409: 'its X-Call-Id is taken' },
+        statuses: {
+          201: 'stored: callId names it',
+          400: 'a path, query or header that cannot be replayed',
+          409: 'its X-Call-Id is taken',
+        },
       },
     },
     async (request, reply) => {
@@ -259,16 +270,19 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         if (name.toLowerCase() === 'x-call-id') continue;
         header[name] = Array.isArray(value) ? value : [value];
       }
+      const call: QueueRequest = {
+        Header: header,
+        Host: request.headers.host ?? '',
+        Body: letter.body ?? '',
+        Method: letter.method ?? 'POST',
+        Path: letter.path && letter.path !== '/' ? letter.path : '',
+        QueryString: letter.query ?? '',
+        Function: letter.function,
+      };
+      // A letter a redrive could never send is refused now, not kept to fail forever.
+      refuseUnsendable(call);
       const stored = await need().bury({
-        request: {
-          Header: header,
-          Host: request.headers.host ?? '',
-          Body: letter.body ?? '',
-          Method: letter.method ?? 'POST',
-          Path: letter.path && letter.path !== '/' ? letter.path : '',
-          QueryString: letter.query ?? '',
-          Function: letter.function,
-        },
+        request: call,
         attempts: letter.attempts,
         lastStatus: letter.lastStatus,
         lastBodyExcerpt: letter.lastBodyExcerpt,
@@ -313,6 +327,35 @@ function callbackUrlOf(value: string | string[] | undefined): string | undefined
     if (url.protocol === 'http:' || url.protocol === 'https:') return url.href;
   }
   throw new ValidationError(`X-Callback-Url: "${String(text)}" is not an http or https URL`);
+}
+
+/**
+ * A call the worker could never send (a path, query or header no HTTP request can carry) is
+ * refused at the door, naming each problem, rather than queued to fail forever.
+ */
+function refuseUnsendable(message: QueueRequest): void {
+  const problems = requestProblems({
+    method: message.Method,
+    path: message.Path,
+    query: message.QueryString,
+    headers: message.Header,
+  });
+  if (problems.length > 0) throw new ValidationError(`cannot be replayed: ${problems.join('; ')}`);
+}
+
+/**
+ * The function's own timeout, from its watchdog settings (the longest of `write_timeout` and
+ * `exec_timeout`): the worker's deadline for a call follows it. Undefined when it sets none.
+ */
+function functionTimeoutMs(envVars: Record<string, string> | undefined): number | undefined {
+  const longest = Math.max(
+    0,
+    ...['write_timeout', 'exec_timeout'].map((name) => {
+      const text = envVars?.[name];
+      return text === undefined ? 0 : (parseDurationMs(text) ?? 0);
+    }),
+  );
+  return longest > 0 ? longest : undefined;
 }
 
 /** Raw headers as Go's http.Header: names as sent, values of a repeated name together. */

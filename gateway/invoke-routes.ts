@@ -8,6 +8,7 @@ import { FnbusError, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { LocalReplica, Provider } from '../core/provider.js';
+import { callUrlParts } from './call-url.js';
 import type { GatewayConfig } from './config.js';
 import type { FunctionSeries, GatewayMetrics } from './metrics.js';
 
@@ -148,9 +149,9 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     const series = deps.metrics.function(fullName);
     series.start();
     const call: CallContext = { callId, startTime, startedAt, series };
-    const rest = request.params['*'] ?? '';
-    const queryAt = request.raw.url?.indexOf('?') ?? -1;
-    const path = `/${rest}${queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt) : ''}`;
+    // Raw, as the caller sent it: an encoded `?` (%3F) stays in the path, never the query.
+    const parts = callUrlParts(request.raw.url ?? '');
+    const path = `${parts.path || '/'}${parts.query === undefined ? '' : `?${parts.query}`}`;
     if (replica instanceof URL) return proxy(request, reply, replica, path, call);
     serveLocally(request, reply, replica, path, call);
   };
@@ -208,6 +209,12 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
         body: hasBody ? request.raw : null,
       });
     } catch (error) {
+      // undici keeps a pool slot for good after refusing a request: start that pool afresh.
+      if ((error as { code?: string }).code === 'UND_ERR_INVALID_ARG') {
+        const pool = pools.get(upstream.origin);
+        pools.delete(upstream.origin);
+        pool?.close().catch(() => {});
+      }
       finish(call, 502);
       return reply
         .code(502)

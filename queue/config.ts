@@ -10,8 +10,13 @@ export interface WorkerConfig {
   retry: RetryPolicy;
   /** A call waiting longer than this is dead-lettered, not run; 0: no limit. */
   maxAgeMs: number;
-  /** Longest wait for a function's answer. */
+  /** Longest wait for a function's answer, when its own timeout is not known. */
   upstreamTimeoutMs: number;
+  /**
+   * The deadline of each attempt (`call_timeout`); 0: the function's own timeout (else
+   * upstream_timeout) plus 30 s for it to start.
+   */
+  callTimeoutMs: number;
   callback: CallbackOptions;
   /** Where a standalone worker serves its Prometheus metrics. */
   metricsPort: number;
@@ -36,6 +41,7 @@ export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
     retry: readRetryPolicy(read, defaultRetryPolicy),
     maxAgeMs: read.durationMs('max_age', 24 * 3600_000),
     upstreamTimeoutMs: read.durationMs('upstream_timeout', 60_000),
+    callTimeoutMs: read.durationMs('call_timeout', 0),
     callback: {
       attempts: read.integer('callback_attempts', 5, { min: 1, max: 100 }),
       firstWaitMs: read.durationMs('callback_retry_wait', 1000),

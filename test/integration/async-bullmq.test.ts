@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { BullmqQueue } from '../../queue/bullmq/bullmq-queue.js';
 import { startRedis } from '../helpers/servers.js';
 import { asyncPathSuite } from './async-path.js';
+import { unsendableCallsSuite } from './async-unsendable.js';
 
-asyncPathSuite('BullMQ (Redis)', async () => {
+const subject = async () => {
   const server = await startRedis();
   return {
     open: () =>
@@ -12,4 +13,6 @@ asyncPathSuite('BullMQ (Redis)', async () => {
       ),
     close: () => server.stop(),
   };
-});
+};
+asyncPathSuite('BullMQ (Redis)', subject);
+unsendableCallsSuite('BullMQ (Redis)', subject);

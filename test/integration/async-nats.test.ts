@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { NatsQueue } from '../../queue/nats/nats-queue.js';
 import { startNats } from '../helpers/servers.js';
 import { asyncPathSuite } from './async-path.js';
+import { unsendableCallsSuite } from './async-unsendable.js';
 
-asyncPathSuite('NATS JetStream', async () => {
+const subject = async () => {
   const server = await startNats();
   return {
     open: () =>
@@ -12,4 +13,6 @@ asyncPathSuite('NATS JetStream', async () => {
       ),
     close: () => server.stop(),
   };
-});
+};
+asyncPathSuite('NATS JetStream', subject);
+unsendableCallsSuite('NATS JetStream', subject);

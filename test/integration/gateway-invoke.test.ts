@@ -103,6 +103,22 @@ for (const { path, remote } of paths) {
       assert.equal(teapot.headers['x-from'], 'function');
     });
 
+    it('passes the path on raw: an encoded ? (%3F) stays in the path, never the query', async () => {
+      const res = await request(`${url}/function/${server}/a%3Fb/c%20d%2Fe?x=1`);
+      assert.equal((JSON.parse(res.text) as Echo).url, '/a%3Fb/c%20d%2Fe?x=1');
+      const envFn = uniqueName('env');
+      await provider.deploy({
+        service: envFn,
+        image: 'fnbus/env-dump',
+        envProcess: fprocess('sh', fixture('env-dump.sh')),
+      });
+      await ready(envFn, 1);
+      const env = (await request(`${url}/function/${envFn}/a%3Fb`)).text.split('\n');
+      assert.ok(env.includes('Http_Path=/a%3Fb'), env.filter((l) => l.startsWith('Http_')).join());
+      assert.ok(!env.some((line) => line.startsWith('Http_Query=')), 'no query');
+      await provider.remove(envFn);
+    });
+
     it('streams a large body both ways', async () => {
       const body = randomBytes(8 * 1024 * 1024);
       const res = await request(`${url}/function/${server}/stream-echo`, {
