@@ -72,10 +72,20 @@ export class NotImplementedError extends FnbusError {
   }
 }
 
-/** No replica can take the call right now. */
+/** No replica can take the call right now, or no queue can keep it (unreachable, stopping). */
 export class UnavailableError extends FnbusError {
   constructor(message: string, options?: ErrorOptions) {
     super('unavailable', 503, message, options);
+  }
+}
+
+/**
+ * Where calls are stored is full (a disk: SQLITE_FULL, ENOSPC; a broker out of memory or disk):
+ * nothing new can be kept until room is made. 507, as WebDAV's Insufficient Storage.
+ */
+export class InsufficientStorageError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('insufficient_storage', 507, message, options);
   }
 }
 

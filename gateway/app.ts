@@ -51,6 +51,11 @@ export interface GatewayDeps {
   registry?: Registry;
   /** More Prometheus text for `/metrics`, from components elsewhere (a worker thread). */
   moreMetrics?: () => Promise<string>;
+  /**
+   * Why the gateway is not healthy (a worker down, stopping), or undefined when it is: `/healthz`
+   * answers 503 with the reason meanwhile.
+   */
+  health?: () => string | undefined;
   /** Handlers of other layers served on this port (`fnbus up`'s webhooks). */
   mounts?: RawMount[];
 }
@@ -86,6 +91,7 @@ export function buildGateway({
   queue,
   registry,
   moreMetrics,
+  health,
   mounts = [],
 }: GatewayDeps) {
   const auth = config.basicAuth ? loadCredentials(config.secretMountPath, credentials) : undefined;
@@ -141,8 +147,14 @@ export function buildGateway({
     invocationCount: counts.get(joinFunctionName(status.name, status.namespace)) ?? 0,
   });
 
-  app.get('/healthz', { schema: { summary: 'Health' } }, async (_request, reply) =>
-    reply.type('text/plain').send('OK'),
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Health', statuses: { 200: 'OK', 503: 'unhealthy: the reason' } } },
+    async (_request, reply) => {
+      const unhealthy = health?.();
+      if (unhealthy) return reply.code(503).type('text/plain').send(`${unhealthy}\n`);
+      return reply.type('text/plain').send('OK');
+    },
   );
 
   app.get(

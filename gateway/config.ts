@@ -15,6 +15,11 @@ export interface GatewayConfig {
   maxSystemBodyBytes: number;
   /** Largest body of an async call (413 beyond); default 1 MiB. */
   maxAsyncBodyBytes: number;
+  /**
+   * How long a stopping hub lets calls in flight finish (its worker's included) before it cuts
+   * them; default 30 s.
+   */
+  shutdownTimeoutMs: number;
 }
 
 /** The gateway's settings, named as OpenFaaS's gateway names them; every problem at once. */
@@ -32,5 +37,6 @@ export function readConfig(env: Env): Readonly<GatewayConfig> {
     functionNamespace: read.string('function_namespace', 'openfaas-fn'),
     maxSystemBodyBytes: read.integer('max_system_body_bytes', 1024 * 1024, { min: 1024 }),
     maxAsyncBodyBytes: read.integer('max_async_body_bytes', 1024 * 1024, { min: 1 }),
+    shutdownTimeoutMs: read.durationMs('shutdown_timeout', 30_000),
   });
 }

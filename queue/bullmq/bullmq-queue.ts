@@ -8,7 +8,14 @@ import {
   type JobState,
 } from 'bullmq';
 import { Redis } from 'ioredis';
-import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import {
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import {
   deadLetterPageBytes,
@@ -100,6 +107,8 @@ interface Consumer {
 
 /** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
 const afterHandlerErrorMs = 1000;
+/** How long an enqueue waits for a Redis connection that is down before it answers 503. */
+const reachWaitMs = 5000;
 /** How long an enqueue holds its call id between its checks and the job's creation. */
 const claimTtlMs = 5 * 60_000;
 
@@ -344,6 +353,35 @@ export class BullmqQueue implements Queue {
   }
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    try {
+      await this.#reachable();
+      return await this.#enqueue(req, options);
+    } catch (error) {
+      throw redisError(error);
+    }
+  }
+
+  /**
+   * Resolves once the connection is up, waiting `reachWaitMs` at most: while Redis is down a
+   * caller gets a 503 in seconds, where ioredis would hold the call through all its reconnects
+   * (a minute and more).
+   */
+  async #reachable(): Promise<void> {
+    if (this.#client.status === 'ready') return;
+    const client = this.#client;
+    let onReady!: () => void;
+    let timer: NodeJS.Timeout | undefined;
+    const up = await new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true);
+      client.once('ready', onReady);
+      timer = setTimeout(resolve, reachWaitMs, false);
+    });
+    client.off('ready', onReady);
+    clearTimeout(timer);
+    if (!up) throw new UnavailableError('the queue (Redis) cannot be reached');
+  }
+
+  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
     const callId = callIdOf(req) ?? randomUUID();
     // BullMQ refuses these as job ids; the gateway's own ids are UUIDs.
     if (String(parseInt(callId, 10)) === callId || callId.includes(':')) {
@@ -853,6 +891,46 @@ export class BullmqQueue implements Queue {
     client.on('error', (error: Error) => this.#logger.debug({ err: error }, 'Redis error'));
     return client;
   }
+}
+
+/** Redis refusing writes for want of room: `maxmemory` reached, or no disk to persist to. */
+const noRoom = /^(OOM|MISCONF)\b/;
+/** Redis not taking commands now: loading, a replica, failing over, busy with a script. */
+const notNow = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|BUSY|TRYAGAIN)\b/;
+/** Connection errors, as ioredis and the system report them. */
+const unreachableCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/**
+ * What a failed enqueue means to the caller: Redis out of room is a 507, Redis that cannot be
+ * reached (the connection lost mid-call, and ioredis gave up retrying it) or cannot take writes
+ * now a 503; anything else stays as it is.
+ */
+function redisError(error: unknown): unknown {
+  if (error instanceof FnbusError || !(error instanceof Error)) return error;
+  if (noRoom.test(error.message)) {
+    return new InsufficientStorageError('the queue cannot store calls: Redis has no room left', {
+      cause: error,
+    });
+  }
+  const code = (error as { code?: unknown }).code;
+  if (
+    error.name === 'MaxRetriesPerRequestError' ||
+    error.message === 'Connection is closed.' ||
+    (typeof code === 'string' && unreachableCodes.has(code)) ||
+    notNow.test(error.message)
+  ) {
+    return new UnavailableError('the queue (Redis) cannot be reached', { cause: error });
+  }
+  return error;
 }
 
 /** Where a record's attempts and last answer come from: the job's data, or an acked call. */

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConflictError, NotFoundError } from '../../core/errors.js';
+import {
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+} from '../../core/errors.js';
 import {
   base64Bytes,
   summarizeRequest,
@@ -153,7 +159,7 @@ export class LocalQueue implements Queue {
     const batch = this.#enqueues;
     this.#enqueues = [];
     if (this.#closed) {
-      for (const item of batch) item.reject(new Error('the queue is closed'));
+      for (const item of batch) item.reject(new UnavailableError('the queue is closed'));
       return;
     }
     let results: (Enqueued | Error)[];
@@ -173,8 +179,7 @@ export class LocalQueue implements Queue {
         })
         .immediate();
     } catch (error) {
-      for (const item of batch)
-        item.reject(error instanceof Error ? error : new Error(String(error)));
+      for (const item of batch) item.reject(storeError(error));
       return;
     }
     batch.forEach((item, i) => {
@@ -410,37 +415,41 @@ export class LocalQueue implements Queue {
 
   /** A batch at a time, each within the room left under the cap. */
   redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
-    const ids: string[] = [];
-    let full = false;
-    for (;;) {
-      const batch = this.#db
-        .transaction(() => {
-          const room = this.#maxQueuedCalls - this.#queuedNow();
-          const limit = Math.min(redriveBatch, Math.max(0, room));
-          const rows =
-            limit === 0
-              ? []
-              : (this.#statements.redrive.all({
-                  now: Date.now(),
-                  limit,
-                  ...filterParams(filter),
-                }) as { call_id: string }[]);
-          // Full when letters are left that no room took.
-          full =
-            rows.length === limit &&
-            limit < redriveBatch &&
-            this.#statements.anyDeadLetter.get(filterParams(filter)) !== undefined;
-          return rows;
-        })
-        .immediate();
-      for (const row of batch) ids.push(row.call_id);
-      if (batch.length > 0) this.#notify();
-      if (full) {
-        const error = queueFull(this.#maxQueuedCalls);
-        error.message = `${error.message} (${ids.length} dead letters were queued again first)`;
-        return Promise.reject(error);
+    try {
+      const ids: string[] = [];
+      let full = false;
+      for (;;) {
+        const batch = this.#db
+          .transaction(() => {
+            const room = this.#maxQueuedCalls - this.#queuedNow();
+            const limit = Math.min(redriveBatch, Math.max(0, room));
+            const rows =
+              limit === 0
+                ? []
+                : (this.#statements.redrive.all({
+                    now: Date.now(),
+                    limit,
+                    ...filterParams(filter),
+                  }) as { call_id: string }[]);
+            // Full when letters are left that no room took.
+            full =
+              rows.length === limit &&
+              limit < redriveBatch &&
+              this.#statements.anyDeadLetter.get(filterParams(filter)) !== undefined;
+            return rows;
+          })
+          .immediate();
+        for (const row of batch) ids.push(row.call_id);
+        if (batch.length > 0) this.#notify();
+        if (full) {
+          const error = queueFull(this.#maxQueuedCalls);
+          error.message = `${error.message} (${ids.length} dead letters were queued again first)`;
+          return Promise.reject(error);
+        }
+        if (batch.length < redriveBatch) return Promise.resolve(ids);
       }
-      if (batch.length < redriveBatch) return Promise.resolve(ids);
+    } catch (error) {
+      return Promise.reject(storeError(error));
     }
   }
 
@@ -465,7 +474,7 @@ export class LocalQueue implements Queue {
         summary: JSON.stringify(summarizeRequest(call.request)),
       }));
     } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      return Promise.reject(storeError(error));
     }
     if (changes === 0) return Promise.reject(new ConflictError(`call id ${callId} is taken`));
     return Promise.resolve(callId);
@@ -558,10 +567,39 @@ export class LocalQueue implements Queue {
 
   #prune(): void {
     const now = Date.now();
-    this.#statements.prune.run(now - this.#retentionMs);
-    this.#statements.forgetExpiredKeys.run(now);
-    this.#statements.forgetEmptyCounts.run();
+    // On a timer: a full or locked disk must not throw out of it (it would end the process);
+    // the next round prunes.
+    try {
+      this.#statements.prune.run(now - this.#retentionMs);
+      this.#statements.forgetExpiredKeys.run(now);
+      this.#statements.forgetEmptyCounts.run();
+    } catch {
+      // left for the next round
+    }
   }
+}
+
+/** SQLite's codes for a database it cannot use now (locked, unreadable, damaged, read-only). */
+const unusableCodes =
+  /^SQLITE_(BUSY|LOCKED|IOERR|CORRUPT|NOTADB|CANTOPEN|READONLY|PERM|PROTOCOL|NOMEM)(_|$)/;
+
+/**
+ * What a failed write means to the caller: a full disk is a 507 (nothing can be kept until room
+ * is made), a database that cannot be used now a 503; anything else (a bug) stays as it is.
+ */
+function storeError(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  if (error instanceof FnbusError) return error;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    return new InsufficientStorageError('the queue cannot store calls: its disk is full', {
+      cause: error,
+    });
+  }
+  if (typeof code === 'string' && unusableCodes.test(code)) {
+    return new UnavailableError(`the queue cannot store calls now (${code})`, { cause: error });
+  }
+  return error;
 }
 
 function filterParams(filter: DeadLetterFilter) {

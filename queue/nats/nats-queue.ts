@@ -19,15 +19,28 @@ import { Kvm, type KV } from '@nats-io/kv';
 import {
   AuthorizationError,
   ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
   InvalidArgumentError,
   InvalidSubjectError,
+  NoRespondersError,
   PermissionViolationError,
+  RequestError,
+  TimeoutError,
   connect,
   headers,
   nanos,
   type NatsConnection,
 } from '@nats-io/transport-node';
-import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import {
+  ConfigError,
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import {
   deadLetterPageBytes,
@@ -122,6 +135,8 @@ interface Claim {
 const afterHandlerErrorMs = 1000;
 /** How long enqueue and settlements keep retrying through a lost connection. */
 const persistForMs = 15_000;
+/** How long an enqueue waits for a lost connection to come back before it answers 503. */
+const reachWaitMs = 5000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
 const sweepEveryMs = 10 * 60_000;
 const callIdHeader = 'Fnbus-Call-Id';
@@ -159,6 +174,9 @@ export class NatsQueue implements Queue {
   /** Aborts when the queue closes: consume loops and retries stop at once. */
   readonly #closing = new AbortController();
   readonly #sweeper: NodeJS.Timeout;
+  /** Whether the connection is up (see #follow); enqueue waits a little for it, then says 503. */
+  #online = true;
+  readonly #onReconnect = new Set<() => void>();
 
   constructor(options: NatsQueueOptions) {
     this.#url = options.url;
@@ -175,6 +193,15 @@ export class NatsQueue implements Queue {
   }
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    try {
+      await this.#reachable();
+      return await this.#enqueue(req, options);
+    } catch (error) {
+      throw serverError(error);
+    }
+  }
+
+  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
     const backend = await this.#connected();
     const data = JSON.stringify(req);
     // The request travels as one message, and a dead letter keeps it in one record beside the
@@ -480,6 +507,39 @@ export class NatsQueue implements Queue {
     await backend?.nc.close();
   }
 
+  /**
+   * Resolves at once while connected; else waits for the connection to come back, `reachWaitMs`
+   * at most: while the server is down a caller gets a 503 in seconds, where the writes would
+   * wait out their timeouts and retries.
+   */
+  async #reachable(): Promise<void> {
+    if (this.#online) return;
+    let timer: NodeJS.Timeout | undefined;
+    let back!: () => void;
+    const up = await new Promise<boolean>((resolve) => {
+      back = () => resolve(true);
+      this.#onReconnect.add(back);
+      timer = setTimeout(resolve, reachWaitMs, false);
+    });
+    this.#onReconnect.delete(back);
+    clearTimeout(timer);
+    if (!up) throw new UnavailableError('the queue (NATS) cannot be reached');
+  }
+
+  /** Follows whether `nc` is connected (it reconnects on its own), for #reachable. */
+  #follow(nc: NatsConnection): void {
+    this.#online = true;
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') this.#online = false;
+        if (status.type === 'reconnect') {
+          this.#online = true;
+          for (const back of this.#onReconnect) back();
+        }
+      }
+    })().catch(() => undefined);
+  }
+
   /** The connection and everything on the server, made once; tried again after a failure. */
   #connected(): Promise<Backend> {
     if (this.#closing.signal.aborted) return Promise.reject(new Error('the queue is closed'));
@@ -501,6 +561,7 @@ export class NatsQueue implements Queue {
       // the hub's time per call under load.
       noAsyncTraces: true,
     });
+    this.#follow(nc);
     try {
       const jsm = await jetstreamManager(nc);
       await this.#ensureWorkQueue(jsm);
@@ -957,6 +1018,37 @@ function isPermanent(error: unknown): boolean {
     AuthorizationError,
   ].some((type) => error instanceof type);
 }
+
+/**
+ * What a failed enqueue means to the caller: JetStream out of storage is a 507, a server that
+ * cannot be reached (or a queue closing) a 503; anything else stays as it is.
+ */
+function serverError(error: unknown): unknown {
+  if (error instanceof FnbusError) return error;
+  if (
+    error instanceof JetStreamApiError &&
+    (error.code === insufficientResources || /maximum bytes|insufficient/i.test(error.message))
+  ) {
+    return new InsufficientStorageError('the queue cannot store calls: NATS has no room left', {
+      cause: error,
+    });
+  }
+  const unreachable = [
+    ConnectionError,
+    ClosedConnectionError,
+    DrainingConnectionError,
+    NoRespondersError,
+    RequestError,
+    TimeoutError,
+  ].some((type) => error instanceof type);
+  if (unreachable || (error instanceof Error && error.message === 'the queue is closed')) {
+    return new UnavailableError('the queue (NATS) cannot be reached', { cause: error });
+  }
+  return error;
+}
+
+/** JetStream's "insufficient resources": the server's storage limit is reached. */
+const insufficientResources = 10047;
 
 function isNotFound(error: unknown): boolean {
   return (
