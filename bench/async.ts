@@ -83,7 +83,8 @@ async function measure(backend: string, index: number): Promise<Result> {
   const hub = startProcess(
     join(root, 'bin', 'fnbus'),
     ['up', '--port', String(hubPort), '--state-dir', stateDir, '--queue', queueUrl],
-    { ...process.env, max_inflight: process.env.BENCH_MAX_INFLIGHT ?? '128' },
+    // On loopback, set up through /system without credentials.
+    { ...process.env, basic_auth: 'false', max_inflight: process.env.BENCH_MAX_INFLIGHT ?? '128' },
   );
   const gateway = new Pool(`http://127.0.0.1:${hubPort}`, { connections: submitters });
   try {

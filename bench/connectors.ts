@@ -34,7 +34,14 @@ const stateDir = mkdtempSync(join(tmpdir(), 'fnbus-bench-connectors-'));
 const hub = startProcess(
   join(root, 'bin', 'fnbus'),
   ['up', '--port', String(port), '--state-dir', stateDir],
-  { ...process.env, rebuild_interval: '500ms', print_response: 'false', max_inflight: '128' },
+  // On loopback, set up through /system without credentials.
+  {
+    ...process.env,
+    basic_auth: 'false',
+    rebuild_interval: '500ms',
+    print_response: 'false',
+    max_inflight: '128',
+  },
 );
 const gateway = new Pool(`http://127.0.0.1:${port}`, { connections: submitters });
 

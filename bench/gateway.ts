@@ -85,7 +85,8 @@ async function main(): Promise<void> {
   const hub = startProcess(
     join(root, 'bin', 'fnbus'),
     ['up', '--port', String(hubPort), '--state-dir', stateDir],
-    { ...process.env },
+    // On loopback, set up through /system without credentials.
+    { ...process.env, basic_auth: 'false' },
   );
   try {
     await waitForPort(hubPort);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ValidationError } from '../core/errors.js';
-import type { CallRecord, DeadLetter } from '../core/queue.js';
+import type { CallRecord, DeadLetter, DeadLetterPage } from '../core/queue.js';
 import { client, gatewayOptions, print, table } from './client-commands.js';
 import type { GatewayOptions } from '../client/gateway-client.js';
 
@@ -9,9 +9,17 @@ interface SelectionOptions extends GatewayOptions {
   all?: boolean;
 }
 
+interface ListOptions extends GatewayOptions {
+  function?: string;
+  json?: boolean;
+  limit?: string;
+  cursor?: string;
+}
+
 /**
- * The async path's commands: `call CALL_ID` (where a queued call is) and `dlq list|show|redrive|
- * purge` (the dead letters). `invoke --async` is with invoke.
+ * The async path's commands: `call CALL_ID` (where a queued call is), `cancel CALL_ID` (one that
+ * still waits) and `dlq list|show|redrive|purge` (the dead letters). `invoke --async` is with
+ * invoke.
  */
 export function registerAsyncCommands(program: Command): void {
   gatewayOptions(
@@ -20,15 +28,22 @@ export function registerAsyncCommands(program: Command): void {
       .description('show an async call: state, attempts, last status')
       .option('--json', 'the gateway’s JSON'),
   ).action(showCall);
+  gatewayOptions(
+    program.command('cancel <callId>').description('cancel an async call that still waits'),
+  ).action(cancelCall);
 
   const dlq = program.command('dlq').description('dead letters: list, show, redrive, purge');
   gatewayOptions(
     dlq
       .command('list')
       .alias('ls')
-      .description('list the dead letters')
+      .description(
+        'list the dead letters, oldest first, every page (or one: --limit, --cursor); no bodies',
+      )
       .option('--function <name>', 'only this function’s')
-      .option('--json', 'the gateway’s JSON'),
+      .option('--limit <n>', 'one page of at most n letters (1-1000); its next cursor printed last')
+      .option('--cursor <cursor>', 'one page, from where an earlier page ended')
+      .option('--json', 'the gateway’s JSON (every page: one array of letters)'),
   ).action(listDeadLetters);
   gatewayOptions(
     dlq.command('show <callId>').description('one dead letter, whole, as JSON'),
@@ -79,28 +94,58 @@ async function showCall(callId: string, options: GatewayOptions & { json?: boole
   print(text);
 }
 
-async function listDeadLetters(options: GatewayOptions & { function?: string; json?: boolean }) {
-  const letters = await client(options).json<DeadLetter[]>(
-    '/system/dead-letters',
-    options.function ? { function: options.function } : undefined,
-  );
+async function cancelCall(callId: string, options: GatewayOptions) {
+  await client(options).system('DELETE', `/system/calls/${encodeURIComponent(callId)}`);
+  print(`cancelled ${callId}\n`);
+}
+
+/**
+ * One page when asked (`--limit`, `--cursor`), else every page in turn, each printed as it comes:
+ * the gateway pages the letters, so neither side holds them all.
+ */
+async function listDeadLetters(options: ListOptions) {
+  const gateway = client(options);
+  const onePage = options.limit !== undefined || options.cursor !== undefined;
+  const header = ['CALL', 'FUNCTION', 'ATTEMPTS', 'STATUS', 'SINCE', 'REASON'];
+  let cursor = options.cursor;
+  let listed = 0;
+  if (options.json && !onePage) print('[');
+  do {
+    const page = await gateway.json<DeadLetterPage>('/system/dead-letters', {
+      ...(options.function ? { function: options.function } : {}),
+      ...(options.limit ? { limit: options.limit } : {}),
+      ...(cursor ? { cursor } : {}),
+    });
+    cursor = page.next;
+    if (options.json) {
+      if (onePage) print(`${JSON.stringify(page, null, 2)}\n`);
+      else {
+        for (const letter of page.items) {
+          print(`${listed === 0 ? '\n' : ',\n'}${JSON.stringify(letter)}`);
+          listed += 1;
+        }
+      }
+    } else if (page.items.length > 0) {
+      const rows = page.items.map((letter) => [
+        letter.callId,
+        letter.function,
+        String(letter.attempts.length),
+        letter.lastStatus === undefined ? '-' : String(letter.lastStatus),
+        letter.updatedAt,
+        letter.reason ?? '',
+      ]);
+      const text = table([header, ...rows]);
+      // The header once, above the first page.
+      print(listed === 0 ? text : text.slice(text.indexOf('\n') + 1));
+      listed += rows.length;
+    }
+  } while (cursor !== undefined && !onePage);
   if (options.json) {
-    print(`${JSON.stringify(letters, null, 2)}\n`);
+    if (!onePage) print(listed === 0 ? ']\n' : '\n]\n');
     return;
   }
-  if (letters.length === 0) {
-    print('no dead letters\n');
-    return;
-  }
-  const rows = letters.map((letter) => [
-    letter.callId,
-    letter.function,
-    String(letter.attempts.length),
-    letter.lastStatus === undefined ? '-' : String(letter.lastStatus),
-    letter.updatedAt,
-    letter.reason ?? '',
-  ]);
-  print(table([['CALL', 'FUNCTION', 'ATTEMPTS', 'STATUS', 'SINCE', 'REASON'], ...rows]));
+  if (listed === 0) print('no dead letters\n');
+  if (onePage && cursor !== undefined) print(`next: --cursor ${cursor}\n`);
 }
 
 async function showDeadLetter(callId: string, options: GatewayOptions) {

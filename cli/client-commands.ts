@@ -148,8 +148,12 @@ export function gatewayOptions(command: Command): Command {
       '-g, --gateway <url>',
       'the gateway (default: $FNBUS_GATEWAY, else $OPENFAAS_URL, else http://127.0.0.1:8080)',
     )
-    .option('--username <user>', 'basic-auth user (default: $FNBUS_USERNAME)')
-    .option('--password <password>', 'basic-auth password (default: $FNBUS_PASSWORD)');
+    .option('--username <user>', 'basic-auth user (default: $FNBUS_USERNAME, else fnbus login’s)')
+    .option(
+      '--password <password>',
+      'basic-auth password (default: $FNBUS_PASSWORD, else fnbus login’s)',
+    )
+    .option('--tls-no-verify', 'https: take any certificate');
 }
 
 function collect(value: string, previous: string[]): string[] {

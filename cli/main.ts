@@ -8,14 +8,17 @@ import { readWorkerConfig } from '../queue/config.js';
 import { runQueueWorker } from './queue-worker.js';
 import { registerAsyncCommands } from './async-commands.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerLoginCommands } from './login-commands.js';
 import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
 import { serveMetrics } from './metrics-server.js';
 import { registerTopicsCommand } from './topics-command.js';
 import { readConnectorConfig } from '../connectors/sdk/config.js';
+import { resolveGateway } from '../client/gateway-client.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { newFunction, templateLanguages } from './new-function.js';
+import { defaultHost } from './listen-host.js';
 import { defaultStateDir, up } from './up.js';
 import { version } from '../watchdog/version.js';
 
@@ -56,6 +59,7 @@ program
 interface UpCommandOptions {
   yaml?: string;
   port?: string;
+  host?: string;
   stateDir: string;
   queue?: string;
   connectors?: string;
@@ -66,6 +70,10 @@ program
   .description('run the hub (gateway + process provider) on this machine, deploying a stack')
   .option('-f, --yaml <file>', 'the stack file to deploy')
   .option('-p, --port <port>', 'the gateway port (default: $port, else 8080)')
+  .option(
+    '--host <address>',
+    `the address to listen on, e.g. 0.0.0.0 for every network (default: $FNBUS_HOST, else ${defaultHost}: this machine only)`,
+  )
   .option(
     '--state-dir <dir>',
     'where deployed functions are kept between runs',
@@ -89,9 +97,12 @@ program
       options.connectors ?? process.env.FNBUS_CONNECTORS ?? connectorKinds.join(','),
     );
     const logger = pino({ name: 'fnbus' });
+    // Brackets are a URL's way of writing an IPv6 address, not listen()'s.
+    const host = (options.host || process.env.FNBUS_HOST || defaultHost).replace(/^\[|\]$/g, '');
     const hub = await up({
       stackFile: options.yaml,
       config,
+      host,
       stateDir: options.stateDir,
       logger,
       queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
@@ -99,7 +110,7 @@ program
       connectors,
       connectorEnv: process.env,
     });
-    logger.info({ port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
+    logger.info({ host, port: hub.port, stateDir: options.stateDir }, 'fnbus is up');
     const stop = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'stopping');
       hub.stop().then(
@@ -151,10 +162,15 @@ program
     if (kinds.length !== 1) throw new ValidationError('name one connector: fnbus connector <kind>');
     const logger = pino({ name: 'fnbus-connector' });
     const registry = new Registry();
-    const { metricsPort } = readConnectorConfig({
+    const { metricsPort, basicAuth, gatewayUrl } = readConnectorConfig({
       ...process.env,
       ...(options.gateway ? { gateway_url: options.gateway } : {}),
     });
+    // OpenFaaS's way first (basic_auth=true: the secret files); else the credentials every fnbus
+    // command uses: FNBUS_USERNAME / FNBUS_PASSWORD, or the login saved for this gateway.
+    const authorization = basicAuth
+      ? undefined
+      : resolveGateway({ gateway: gatewayUrl }, process.env).authorization;
     const metrics = await serveMetrics(registry, metricsPort);
     const running = await startConnectors(kinds, {
       env: process.env,
@@ -162,6 +178,7 @@ program
       logger,
       registry,
       leaseUrl: options.lease ?? process.env.lease_url,
+      ...(authorization ? { authorization } : {}),
     });
     // The webhook connector alone serves POST /webhook/<topic> on a port of its own.
     const webhook = running.webhook;
@@ -191,6 +208,7 @@ program
 registerClientCommands(program);
 registerAsyncCommands(program);
 registerTopicsCommand(program);
+registerLoginCommands(program);
 
 try {
   await program.parseAsync(process.argv);

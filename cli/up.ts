@@ -1,11 +1,12 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
+import { readProviderLimits } from '../deploy/process/limits.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
-import { Worker } from 'node:worker_threads';
 import { buildGateway } from '../gateway/app.js';
-import { loadCredentials } from '../gateway/auth.js';
-import { basicAuthorization } from '../client/gateway-client.js';
+import { basicAuthorization, defaultGateway } from '../client/gateway-client.js';
+import { generatedUser, hubCredentials } from './hub-credentials.js';
+import { defaultHost, isLoopback, localHost } from './listen-host.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
 import type { Env } from '../core/config.js';
@@ -14,13 +15,16 @@ import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { startConnectors, type ConnectorKind, type RunningConnectors } from './connectors.js';
 import { wakingQueue } from './waking-queue.js';
-import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
+import { refusingQueue } from './refusing-queue.js';
+import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
 import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack, type Stack } from './stack.js';
 
 export interface UpOptions {
   stackFile: string | undefined;
   config: GatewayConfig;
+  /** The address to listen on; default 127.0.0.1 (this machine only). */
+  host?: string;
   stateDir: string;
   logger: Logger;
   /** The async queue's URL (`redis://`, `nats://`); default: the embedded one in stateDir. */
@@ -36,6 +40,9 @@ export interface RunningHub {
   stop(): Promise<void>;
 }
 
+/** How long closing takes at most once shutdown_timeout has passed (stopping processes). */
+const closeGraceMs = 5000;
+
 /** Where `fnbus up` keeps deployed functions between runs, unless told otherwise. */
 export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'fnbus');
@@ -49,6 +56,7 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
 export async function up({
   stackFile,
   config,
+  host = defaultHost,
   stateDir,
   logger,
   queueUrl,
@@ -57,25 +65,47 @@ export async function up({
   connectorEnv,
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
+  const auth = hubCredentials(config, process.env, stateDir);
+  const credentials = auth.credentials;
+  if (auth.generated && auth.passwordFile) {
+    // Said once, by the start that made the password (before anything else can fail), never the
+    // password itself.
+    const url = `http://${localHost(host)}:${config.port}`;
+    const gatewayFlag = url === defaultGateway || config.port === 0 ? '' : ` --gateway ${url}`;
+    logger.info(
+      { user: generatedUser, passwordFile: auth.passwordFile },
+      `basic auth is on for /system: a password was generated for user ${generatedUser}; log in with: ` +
+        `cat ${auth.passwordFile} | fnbus login --username ${generatedUser} --password-stdin${gatewayFlag}`,
+    );
+  }
+  const limits = readProviderLimits(process.env);
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
-  const provider = new ProcessProvider({ stateDir, namespace: config.functionNamespace, logger });
+  const provider = new ProcessProvider({
+    stateDir,
+    namespace: config.functionNamespace,
+    logger,
+    ...limits,
+  });
   await provider.start();
-  const { FNBUS_USERNAME: user, FNBUS_PASSWORD: password } = process.env;
-  const credentials = user && password ? { user, password } : undefined;
-  let worker: WorkerThread | undefined;
-  let workerStarting: Promise<unknown> | undefined;
-  /** Starts the worker thread, once the gateway listens (until then, nothing can be queued). */
-  let startWorker = (): Promise<unknown> => Promise.resolve();
+  /** Set once the gateway listens (until then, nothing can be queued). */
+  let gatewayUrl: string | undefined;
+  // The worker thread, restarted with backoff whenever it ends on its own.
+  const worker = new WorkerSupervisor(
+    () =>
+      startWorkerThread(
+        { queueUrl, stateDir, gatewayUrl: gatewayUrl ?? '', config: workerConfig },
+        logger,
+      ),
+    { logger },
+  );
   let connectors: RunningConnectors | undefined;
+  let stopping = false;
   // The embedded queue has no writer but this hub: its worker thread (a second V8, ~15 MB) starts
   // with the first call queued, or at once when calls wait from an earlier run. A shared queue's
   // worker starts at once: other gateways queue calls too.
   const embedded = !queueUrl || queueUrl === 'local';
   const wake = () => {
-    workerStarting ??= startWorker().catch((error: unknown) => {
-      workerStarting = undefined;
-      logger.error({ err: error }, 'the queue worker thread did not start');
-    });
+    if (gatewayUrl) void worker.start();
   };
   // The gateway's metrics and the connectors', served together; the worker thread's come by message.
   const registry = new Registry();
@@ -83,9 +113,12 @@ export async function up({
     provider,
     config,
     credentials,
-    queue: embedded ? wakingQueue(queue, wake) : queue,
+    queue: refusingQueue(embedded ? wakingQueue(queue, wake) : queue, () =>
+      stopping ? 'the hub is stopping' : undefined,
+    ),
     registry,
-    moreMetrics: async () => (await worker?.metrics()) ?? '',
+    moreMetrics: () => worker.metrics(),
+    health: () => worker.health(),
     mounts: connectorKinds.includes('webhook')
       ? [
           {
@@ -111,104 +144,75 @@ export async function up({
         ]
       : [],
   });
-  // Connectors stop sending, the worker's calls in flight finish (through the gateway), then
-  // callers are turned away, then the functions stop.
+  // Callers are turned away first (no new connection; a request on an open one is answered 503;
+  // nothing more is queued), while the calls in flight finish, the worker's included (its
+  // connections stay open): for shutdownTimeoutMs at most, then they are cut and the worker
+  // thread terminated (its calls run again at the next start). Then the functions stop.
   const stop = async () => {
-    await connectors?.stop();
-    await workerStarting;
-    await worker?.stop();
-    await gateway.close();
-    await queue.close();
-    await provider.close();
+    stopping = true;
+    const deadline = Date.now() + config.shutdownTimeoutMs;
+    const left = () => Math.max(0, deadline - Date.now());
+    // No new connection from now on; resolves once every connection has ended.
+    const drained = new Promise<void>((resolve) => gateway.server.close(() => resolve()));
+    // A connection is closed as soon as its call is over, not kept alive for another.
+    const idle = setInterval(() => gateway.server.closeIdleConnections(), 50);
+    const closing = gateway.close();
+    await Promise.all([
+      within(connectors?.stop() ?? Promise.resolve(), left()),
+      worker.stop(left()),
+    ]);
+    if ((await within(drained, left())) === timedOut) {
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'calls still in flight: cut');
+      gateway.server.closeAllConnections();
+    }
+    clearInterval(idle);
+    await within(closing, closeGraceMs);
+    // The queue's connection and the functions' processes, bounded too (a broker that is down
+    // must not hold the exit), with a few seconds for the processes to be stopped.
+    const closed = Promise.all([queue.close(), provider.close()]);
+    if ((await within(closed, Math.max(left(), closeGraceMs))) === timedOut) {
+      logger.warn('the queue or the functions did not close in time');
+    }
   };
   try {
-    await gateway.listen({ port: config.port, host: '0.0.0.0' });
+    await gateway.listen({ port: config.port, host });
     const address = gateway.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
+    // The worker and the connectors reach this gateway as any client on this machine would.
+    const selfUrl = `http://${localHost(host)}:${port}`;
+    if (!credentials) {
+      const open = isLoopback(host) ? 'this machine' : 'the network';
+      logger.warn(
+        { host, port },
+        `basic_auth is off: anyone on ${open} who reaches this port can deploy functions, and so run commands as this user`,
+      );
+    }
     // The worker calls functions through this very gateway, as a separate worker would, from a
     // thread of its own: the second core, not this thread, carries the queue's work.
-    startWorker = async () => {
-      worker = await startWorkerThread(
-        { queueUrl, stateDir, gatewayUrl: `http://127.0.0.1:${port}`, config: workerConfig },
-        logger,
-      );
-    };
+    gatewayUrl = selfUrl;
     const waiting = Object.values(embedded ? await queue.stats() : {}).some(
       (stats) => stats.queued + stats.running > 0,
     );
-    if (!embedded || waiting) {
-      workerStarting = startWorker();
-      await workerStarting;
-    }
+    if (!embedded || waiting) await worker.start();
     if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
-    // The hub's own credentials, as its gateway checks them (files first, then the env's).
-    const system = config.basicAuth
-      ? loadCredentials(config.secretMountPath, credentials)
-      : credentials;
     connectors = await startConnectors(connectorKinds, {
       env: connectorEnv,
-      gatewayUrl: `http://127.0.0.1:${port}`,
+      gatewayUrl: selfUrl,
       logger,
       registry,
       leaseUrl: shared,
       stateDir,
       secretsDir: resolve(stateDir, 'secrets'),
-      authorization: system && basicAuthorization(system.user, system.password),
+      authorization: credentials && basicAuthorization(credentials.user, credentials.password),
     });
     return { port, stop };
   } catch (error) {
     await stop();
     throw error;
   }
-}
-
-interface WorkerThread {
-  metrics(): Promise<string>;
-  stop(): Promise<void>;
-}
-
-/** Starts cli/queue-worker-thread.ts; resolves once its queue is open. */
-async function startWorkerThread(data: WorkerThreadData, logger: Logger): Promise<WorkerThread> {
-  const thread = new Worker(new URL('./queue-worker-thread.js', import.meta.url), {
-    workerData: data,
-  });
-  const answers = new Map<number, (text: string) => void>();
-  let nextId = 1;
-  let stopped!: () => void;
-  const done = new Promise<void>((resolve) => (stopped = resolve));
-  thread.on('message', (message: FromWorkerThread) => {
-    if (message.type === 'metrics') answers.get(message.id)?.(message.text);
-    if (message.type === 'stopped') stopped();
-  });
-  thread.on('error', (error) => logger.error({ err: error }, 'the queue worker thread failed'));
-  thread.once('exit', () => {
-    stopped();
-    for (const answer of answers.values()) answer('');
-  });
-  await new Promise<void>((resolve, reject) => {
-    thread.once('message', () => resolve());
-    thread.once('error', reject);
-  });
-  return {
-    metrics() {
-      const id = nextId++;
-      return new Promise((resolve) => {
-        answers.set(id, (text) => {
-          answers.delete(id);
-          resolve(text);
-        });
-        thread.postMessage({ type: 'metrics', id } satisfies ToWorkerThread);
-      });
-    },
-    async stop() {
-      thread.postMessage({ type: 'stop' } satisfies ToWorkerThread);
-      await done;
-      await thread.terminate();
-    },
-  };
 }
 
 async function deployStack(

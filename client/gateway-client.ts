@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { FnbusError, ValidationError } from '../core/errors.js';
+import { lookupCredentials } from './openfaas-config.js';
 
 /** faas-cli's default gateway. */
 export const defaultGateway = 'http://127.0.0.1:8080';
@@ -10,6 +11,8 @@ export interface GatewayOptions {
   gateway?: string;
   username?: string;
   password?: string;
+  /** https: take any certificate (faas-cli's --tls-no-verify). */
+  tlsNoVerify?: boolean;
 }
 
 export interface GatewayTarget {
@@ -17,19 +20,39 @@ export interface GatewayTarget {
   url: string;
   /** The value of the Authorization header, when credentials were given. */
   authorization: string | undefined;
+  /** https: take any certificate. */
+  tlsNoVerify?: boolean;
 }
 
 /**
  * Where the client commands send their calls: `--gateway`, else `FNBUS_GATEWAY`, else
  * `OPENFAAS_URL`, else `fallback` (a stack file's `provider.gateway`), else faas-cli's default.
- * Credentials come from `--username`/`--password`, else `FNBUS_USERNAME`/`FNBUS_PASSWORD`; the
- * user defaults to `admin`, OpenFaaS's, when only a password is given.
+ * Credentials come from `--username`/`--password`, else `FNBUS_USERNAME`/`FNBUS_PASSWORD` (the
+ * user defaults to `admin`, OpenFaaS's, when only a password is given), else the login saved for
+ * this gateway in faas-cli's config file (`fnbus login` or `faas-cli login`).
  */
 export function resolveGateway(
   options: GatewayOptions,
   env: Readonly<Record<string, string | undefined>>,
   fallback?: string,
 ): GatewayTarget {
+  const url = gatewayUrl(options, env, fallback);
+  const username = options.username ?? env.FNBUS_USERNAME;
+  const password = options.password ?? env.FNBUS_PASSWORD;
+  const asked = username !== undefined || password !== undefined;
+  const saved = asked ? undefined : lookupCredentials(url, env);
+  const authorization = asked
+    ? basicAuthorization(username || 'admin', password ?? '')
+    : saved && basicAuthorization(saved.user, saved.password);
+  return { url, authorization, ...(options.tlsNoVerify ? { tlsNoVerify: true } : {}) };
+}
+
+/** The gateway's base URL (no trailing slash), chosen as `resolveGateway` says. */
+export function gatewayUrl(
+  options: { gateway?: string },
+  env: Readonly<Record<string, string | undefined>>,
+  fallback?: string,
+): string {
   const raw =
     options.gateway || env.FNBUS_GATEWAY || env.OPENFAAS_URL || fallback || defaultGateway;
   let parsed: URL;
@@ -41,11 +64,7 @@ export function resolveGateway(
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ValidationError(`the gateway "${raw}" must be an http:// or https:// URL`);
   }
-  const username = options.username ?? env.FNBUS_USERNAME;
-  const password = options.password ?? env.FNBUS_PASSWORD;
-  const asked = username !== undefined || password !== undefined;
-  const authorization = asked ? basicAuthorization(username || 'admin', password ?? '') : undefined;
-  return { url: raw.replace(/\/+$/, ''), authorization };
+  return raw.replace(/\/+$/, '');
 }
 
 /** The `Authorization` header value of HTTP basic auth. */
@@ -137,9 +156,11 @@ export class GatewayClient {
     }
     const body = options.body === undefined ? undefined : Buffer.from(options.body);
     if (body) headers['content-length'] = String(body.length);
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const https = url.protocol === 'https:';
+    const send = https ? httpsRequest : httpRequest;
+    const tls = https && this.target.tlsNoVerify ? { rejectUnauthorized: false } : {};
     return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers, signal: options.signal }, resolve);
+      const req = send(url, { method, headers, signal: options.signal, ...tls }, resolve);
       req.once('error', (error) => reject(this.#unreachable(error)));
       req.end(body);
     });
@@ -183,7 +204,7 @@ export function refusal(res: GatewayResponse): GatewayError {
   if (res.status === 401) {
     return new GatewayError(
       401,
-      'the gateway refused the credentials (401): use --username/--password or FNBUS_USERNAME/FNBUS_PASSWORD',
+      'the gateway refused the credentials (401): log in with fnbus login, or use --username/--password or FNBUS_USERNAME/FNBUS_PASSWORD',
     );
   }
   const message = oneLine(res.body.toString('utf8'));

@@ -1,11 +1,16 @@
 import type { Pool } from 'undici';
+import { ValidationError } from '../core/errors.js';
 import { headersToSend } from '../core/http-headers.js';
+import { requestProblems } from '../core/http-request-check.js';
 import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 
 export interface GatewayInvokerOptions {
   /** The gateway, e.g. `http://127.0.0.1:8080`. */
   gatewayUrl: string;
-  /** Longest wait for a function's answer; 0 for none. */
+  /**
+   * Longest wait for a function's whole answer, from the moment the call is made (a wait for a
+   * free connection included); 0 for none. A call's own `signal` may end it sooner.
+   */
   timeoutMs: number;
   /** Connections kept to the gateway; default 128. */
   connections?: number;
@@ -13,10 +18,19 @@ export interface GatewayInvokerOptions {
   async?: boolean;
 }
 
+/** undici's codes for a request it refused to send: its pool may not get that slot back. */
+const refusedCodes: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
+
 /**
  * Calls functions through a gateway's `/function/<name>` (or `/async-function/<name>`), over
  * kept-alive connections: how the queue worker and the connectors run a call, whether the gateway
  * is in their process (`fnbus up`) or not.
+ *
+ * No call depends on a connection coming back: a call that cannot be sent is refused before
+ * undici sees it (undici keeps a pool slot busy for good after refusing one), every call has a
+ * deadline that aborts it wherever it is (waiting for a connection, for headers, for the body),
+ * every answer's body is read or destroyed, and should undici refuse a call all the same, the
+ * pool is replaced.
  */
 export class GatewayInvoker implements Invoker {
   readonly #options: GatewayInvokerOptions;
@@ -43,19 +57,48 @@ export class GatewayInvoker implements Invoker {
     return this.#pool;
   }
 
+  /** Another pool for the calls to come; the old one closes once its calls are over. */
+  #replacePool(old: Promise<Pool>, pool: Pool): void {
+    if (this.#pool === old) this.#pool = undefined;
+    pool.close().catch(() => {});
+  }
+
+  /**
+   * `request.path` is raw (percent-encoded) and sent as is. Throws a ValidationError, without
+   * sending anything, for a call no HTTP request can carry.
+   */
   async invoke(fn: string, request: InvokeRequest, signal?: AbortSignal): Promise<InvokeResult> {
     const startedAt = performance.now();
-    const path = request.path.startsWith('/') ? request.path : `/${request.path}`;
+    const path = request.path === '/' ? '' : request.path;
+    const problems = requestProblems({ ...request, path });
+    if (problems.length > 0) throw new ValidationError(`cannot be sent: ${problems.join('; ')}`);
     const query = request.query ? `?${request.query}` : '';
-    const pool = await this.#connect();
-    const answer = await pool.request({
-      method: request.method,
-      path: `${this.#base}${encodeURIComponent(fn)}${path === '/' ? '' : path}${query}`,
-      headers: headersToSend(request.headers),
-      body: request.body.length > 0 ? request.body : null,
-      signal,
-    });
-    const body = new Uint8Array(await answer.body.arrayBuffer());
+    const { timeoutMs } = this.#options;
+    const deadline = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
+    const abort = deadline && signal ? AbortSignal.any([deadline, signal]) : (deadline ?? signal);
+    const pooled = this.#connect();
+    const pool = await pooled;
+    let answer: Awaited<ReturnType<Pool['request']>>;
+    try {
+      answer = await pool.request({
+        method: request.method,
+        path: `${this.#base}${encodeURIComponent(fn)}${path}${query}`,
+        headers: headersToSend(request.headers),
+        body: request.body.length > 0 ? request.body : null,
+        signal: abort,
+      });
+    } catch (error) {
+      if (refusedCodes.has((error as { code?: string }).code ?? ''))
+        this.#replacePool(pooled, pool);
+      throw error;
+    }
+    let body: Uint8Array;
+    try {
+      body = new Uint8Array(await answer.body.arrayBuffer());
+    } catch (error) {
+      answer.body.destroy();
+      throw error;
+    }
     const out: HeaderMap = {};
     for (const [name, value] of Object.entries(answer.headers)) {
       if (value !== undefined) out[name] = value;

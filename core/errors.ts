@@ -34,6 +34,37 @@ export class ConflictError extends FnbusError {
   }
 }
 
+/** A configured cap (functions, replicas) would be passed: refused, nothing changed. */
+export class LimitError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('limit_reached', 409, message, options);
+  }
+}
+
+/**
+ * An Idempotency-Key reused for a different request (another method, path, query or body) to the
+ * same function: 422, as the IETF idempotency-key draft and Stripe answer it.
+ */
+export class IdempotencyKeyReusedError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('idempotency_key_reused', 422, message, options);
+  }
+}
+
+/**
+ * The queue holds as many calls as it may (`max_queued_calls`): 429 with `Retry-After`, so that
+ * clients and connectors back off and try again once it drains; nothing was queued.
+ */
+export class QueueFullError extends FnbusError {
+  /** What the answer's Retry-After says. */
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds = 1, options?: ErrorOptions) {
+    super('queue_full', 429, message, options);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** A capability this backend lacks; answered 501, never faked. */
 export class NotImplementedError extends FnbusError {
   constructor(message: string, options?: ErrorOptions) {
@@ -41,10 +72,20 @@ export class NotImplementedError extends FnbusError {
   }
 }
 
-/** No replica can take the call right now. */
+/** No replica can take the call right now, or no queue can keep it (unreachable, stopping). */
 export class UnavailableError extends FnbusError {
   constructor(message: string, options?: ErrorOptions) {
     super('unavailable', 503, message, options);
+  }
+}
+
+/**
+ * Where calls are stored is full (a disk: SQLITE_FULL, ENOSPC; a broker out of memory or disk):
+ * nothing new can be kept until room is made. 507, as WebDAV's Insufficient Storage.
+ */
+export class InsufficientStorageError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('insufficient_storage', 507, message, options);
   }
 }
 

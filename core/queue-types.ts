@@ -14,12 +14,20 @@ export interface QueueRequest {
   Body: string;
   /** The original method. OpenFaaS's worker always replays with POST. */
   Method: string;
-  /** The path after `/async-function/<name>`, e.g. `/orders/1`; empty for none. */
+  /**
+   * The path after `/async-function/<name>`, raw as sent (percent-encoded: `/a%20b`, `/a%3Fb`),
+   * e.g. `/orders/1`; empty for none.
+   */
   Path: string;
   /** The raw query string, without `?`. */
   QueryString: string;
   /** The function, as `name` or `name.namespace`. */
   Function: string;
+  /**
+   * The function's own timeout when the call was queued (the longest of its `write_timeout` and
+   * `exec_timeout`), in ms: the worker's deadline for each attempt follows it. fnbus's own field.
+   */
+  FunctionTimeoutMs?: number;
   /** A named queue other than the default one. */
   QueueName?: string;
   Annotations?: Record<string, string>;

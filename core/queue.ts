@@ -47,10 +47,47 @@ export interface DeadLetter extends CallRecord {
   request: QueueRequest;
 }
 
+/** A dead letter's request as listings show it: no headers, no body, the body's size. */
+export interface RequestSummary {
+  Method: string;
+  Path: string;
+  QueryString: string;
+  /** The body's size in bytes (decoded). */
+  BodyBytes: number;
+}
+
+/** A dead letter as a listing shows it: its record, and its request without body or headers. */
+export interface DeadLetterSummary extends CallRecord {
+  request: RequestSummary;
+}
+
+/** One page of dead letters. */
+export interface DeadLetterQuery {
+  /** `name` or `name.namespace`, as requests named it. */
+  function?: string;
+  /** The most letters the page holds (it may hold fewer and still have a `next`). */
+  limit: number;
+  /** Where the last page ended (its `next`); none: from the oldest. */
+  cursor?: string;
+}
+
+/**
+ * Dead letters, oldest first. `next` is there while more may follow: pass it as the next query's
+ * `cursor`. A page may be short, even empty, and still have a `next`: every page reads a bounded
+ * number of records (and bytes), so that listing never loads every letter at once. Letters
+ * changed while paging may be missed or shown twice: a listing is not a snapshot.
+ */
+export interface DeadLetterPage {
+  items: DeadLetterSummary[];
+  next?: string;
+}
+
 export interface EnqueueOptions {
   /**
-   * An `Idempotency-Key`: within the queue's idempotency window, an enqueue with a key already
-   * seen stores nothing and returns the first call's id.
+   * An `Idempotency-Key`, scoped to the request's function: within the queue's idempotency
+   * window, an enqueue to the same function with a key already seen stores nothing and returns
+   * the first call's id, if its method, path, query and body are the first call's
+   * (IdempotencyKeyReusedError otherwise). The same key to another function is another key.
    */
   idempotencyKey?: string;
   /**
@@ -154,7 +191,11 @@ export interface FunctionQueueStats {
  * contract test suite runs against every implementation.
  */
 export interface Queue {
-  /** Stores the message durably before resolving: once it resolves, the gateway may answer 202. */
+  /**
+   * Stores the message durably before resolving: once it resolves, the gateway may answer 202.
+   * QueueFullError when the queue already holds its most calls waiting or running
+   * (`maxQueuedCalls`): nothing is stored.
+   */
   enqueue(req: QueueRequest, options?: EnqueueOptions): Promise<Enqueued>;
   /**
    * Hands messages to `handle` until `signal` aborts, then stops taking new ones, waits for the
@@ -169,10 +210,16 @@ export interface Queue {
    * (nothing changes then); NotFoundError when unknown.
    */
   cancel(callId: string): Promise<boolean>;
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
-  /** Queues the matching dead letters again, as they were; returns their call ids. */
+  /** A page of dead letters, without their bodies: see DeadLetterPage. */
+  deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage>;
+  /** One dead letter, whole (its request with headers and body); undefined when there is none. */
+  deadLetter(callId: string): Promise<DeadLetter | undefined>;
+  /**
+   * Queues the matching dead letters again, as they were, a bounded batch at a time; returns
+   * their call ids. Up to the queue's cap: past it, QueueFullError (those before it are queued).
+   */
   redrive(filter?: DeadLetterFilter): Promise<string[]>;
-  /** Deletes the matching dead letters; returns how many. */
+  /** Deletes the matching dead letters, a bounded batch at a time; returns how many. */
   purge(filter?: DeadLetterFilter): Promise<number>;
   /** Stores a dead letter made elsewhere (see BuriedCall); returns its call id. */
   bury(call: BuriedCall): Promise<string>;
@@ -183,6 +230,32 @@ export interface Queue {
    * consume() returns at once, and what it held is delivered again later (not settled here).
    */
   close(): Promise<void>;
+}
+
+/** The default and the largest `limit` of a dead-letter page. */
+export const deadLetterPageDefault = 100;
+export const deadLetterPageMax = 1000;
+/**
+ * How many bytes of stored letters one page may read (at least one letter is read): a page of
+ * large letters is cut short, so that a listing's memory stays bounded whatever the letters hold.
+ */
+export const deadLetterPageBytes = 8 * 1024 * 1024;
+
+/** The size of a base64 text's bytes, from its length and its last two characters. */
+export function base64Bytes(length: number, tail: string): number {
+  if (length === 0) return 0;
+  const padding = tail.endsWith('==') ? 2 : tail.endsWith('=') ? 1 : 0;
+  return Math.floor(length / 4) * 3 - padding;
+}
+
+/** A dead letter's request, as listings show it. */
+export function summarizeRequest(req: QueueRequest): RequestSummary {
+  return {
+    Method: req.Method,
+    Path: req.Path,
+    QueryString: req.QueryString,
+    BodyBytes: base64Bytes(req.Body.length, req.Body.slice(-2)),
+  };
 }
 
 /** How many characters of an answer's body a call record or dead letter keeps. */

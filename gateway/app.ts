@@ -1,8 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyReply,
+  type FastifyRequest,
+  type RouteOptions,
+} from 'fastify';
 import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
-import { FnbusError, NotFoundError, NotImplementedError, ValidationError } from '../core/errors.js';
+import {
+  FnbusError,
+  NotFoundError,
+  NotImplementedError,
+  QueueFullError,
+  ValidationError,
+} from '../core/errors.js';
+import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
@@ -44,6 +56,11 @@ export interface GatewayDeps {
   registry?: Registry;
   /** More Prometheus text for `/metrics`, from components elsewhere (a worker thread). */
   moreMetrics?: () => Promise<string>;
+  /**
+   * Why the gateway is not healthy (a worker down, stopping), or undefined when it is: `/healthz`
+   * answers 503 with the reason meanwhile.
+   */
+  health?: () => string | undefined;
   /** Handlers of other layers served on this port (`fnbus up`'s webhooks). */
   mounts?: RawMount[];
 }
@@ -81,6 +98,7 @@ export function buildGateway({
   queue,
   registry,
   moreMetrics,
+  health,
   mounts = [],
 }: GatewayDeps) {
   const auth = config.basicAuth ? loadCredentials(config.secretMountPath, credentials) : undefined;
@@ -107,7 +125,13 @@ export function buildGateway({
   const openApi = collectOpenApi(app, {
     title: 'fnbus gateway',
     version,
-    ...(auth ? { authenticated: (url: string) => url.startsWith('/system/') } : {}),
+    // As registerBasicAuth decides: all of /system, and routes marked systemAuth.
+    ...(auth
+      ? {
+          authenticated: (route: RouteOptions) =>
+            route.url.startsWith('/system/') || route.config?.systemAuth === true,
+        }
+      : {}),
   });
   if (auth) registerBasicAuth(app, auth);
 
@@ -135,6 +159,9 @@ export function buildGateway({
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
     if (error instanceof FnbusError) {
+      if (error instanceof QueueFullError) {
+        reply.header('Retry-After', String(error.retryAfterSeconds));
+      }
       return reply.code(error.status).type('text/plain').send(`${error.message}\n`);
     }
     const fastifyError = error;
@@ -143,7 +170,11 @@ export function buildGateway({
       return reply.code(400).type('text/plain').send(`invalid ${where}: ${fastifyError.message}\n`);
     }
     const status = fastifyError.statusCode ?? 500;
-    if (status >= 500) app.log.error(error);
+    if (status >= 500) {
+      app.log.error(error);
+      // An unexpected error's message may name files of this machine: not for the caller.
+      return reply.code(status).type('text/plain').send('internal error\n');
+    }
     return reply.code(status).type('text/plain').send(`${fastifyError.message}\n`);
   });
 
@@ -157,8 +188,12 @@ export function buildGateway({
 
   app.get(
     '/healthz',
-    { schema: { summary: 'Health', statuses: { 200: 'OK' } } },
-    async (_request, reply) => reply.type('text/plain').send('OK'),
+    { schema: { summary: 'Health', statuses: { 200: 'OK', 503: 'unhealthy: the reason' } } },
+    async (_request, reply) => {
+      const unhealthy = health?.();
+      if (unhealthy) return reply.code(503).type('text/plain').send(`${unhealthy}\n`);
+      return reply.type('text/plain').send('OK');
+    },
   );
 
   app.get(
@@ -256,7 +291,7 @@ export function buildGateway({
       schema: {
         body: FunctionDeploymentSchema,
         summary: 'Deploy a function',
-        statuses: { 202: 'accepted', 409: 'it exists' },
+        statuses: { 202: 'accepted', 409: 'it exists, or max_functions is reached' },
       },
     },
     async (request, reply) => {
@@ -271,7 +306,7 @@ export function buildGateway({
       schema: {
         body: FunctionDeploymentSchema,
         summary: 'Update a function',
-        statuses: { 202: 'accepted', 404: 'no such function' },
+        statuses: { 202: 'accepted', 404: 'no such function', 409: 'a replica cap is reached' },
       },
     },
     async (request, reply) => {
@@ -307,7 +342,7 @@ export function buildGateway({
         body: ScaleServiceRequestSchema,
         querystring: NamespaceQuerySchema,
         summary: 'Set the desired replicas of a function',
-        statuses: { 202: 'accepted', 404: 'no such function' },
+        statuses: { 202: 'accepted', 404: 'no such function', 409: 'a replica cap is reached' },
       },
     },
     async (request, reply) => {
@@ -355,6 +390,8 @@ export function buildGateway({
 
 function toDeployment(body: FunctionDeploymentBody, defaultNamespace: string): FunctionDeployment {
   // registryAuth and network are deprecated by OpenFaaS and ignored.
-  const { registryAuth: _registryAuth, network: _network, ...deployment } = body;
-  return { ...deployment, namespace: body.namespace ?? defaultNamespace } as FunctionDeployment;
+  const { registryAuth: _registryAuth, network: _network, ...given } = withoutNulls(body);
+  const deployment = { ...given, namespace: given.namespace ?? defaultNamespace };
+  checkDeployment(deployment as FunctionDeployment);
+  return deployment as FunctionDeployment;
 }

@@ -8,10 +8,20 @@ import {
 } from '../core/errors.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { headerValue } from '../core/http-headers.js';
+import { requestProblems } from '../core/http-request-check.js';
+import { parseDurationMs } from '../core/duration.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
-import type { AttemptRecord, DeadLetterFilter, Queue } from '../core/queue.js';
+import {
+  deadLetterPageDefault,
+  deadLetterPageMax,
+  type AttemptRecord,
+  type DeadLetterFilter,
+  type DeadLetterQuery,
+  type Queue,
+} from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
+import { callUrlParts } from './call-url.js';
 import type { GatewayConfig } from './config.js';
 
 interface AsyncDeps {
@@ -20,7 +30,7 @@ interface AsyncDeps {
   config: GatewayConfig;
 }
 
-/** These methods queue a call; DELETE with a call id cancels one. */
+/** These methods queue a call; DELETE with a call id cancels one (the old route). */
 const queuedMethods = ['GET', 'POST', 'PUT', 'PATCH'] as const;
 
 /** The body of redrive and purge: which dead letters. */
@@ -97,15 +107,37 @@ const selectionSchema = {
  * method, path, query, headers and body are kept, where OpenFaaS's worker turns every call into a
  * POST) and answers 202 with its X-Call-Id once the queue has it durably; 404 for an unknown
  * function, 413 past max_async_body_bytes, 400 for an X-Callback-Url that is not an http(s) URL.
- * An `Idempotency-Key` makes a resubmission answer the first call's id. `DELETE
- * /async-function/:callId` cancels a call still waiting. `/system/calls/:callId` tells where a
- * call is; `/system/dead-letters` lists, redrives and purges what was given up. Without a queue,
- * every one of them answers 501.
+ * An `Idempotency-Key` makes a resubmission answer the first call's id (422 when the key comes
+ * back with another request to the function). `DELETE /system/calls/:callId` cancels a call
+ * still waiting (`DELETE /async-function/:callId` too, an undocumented alias, as authenticated);
+ * `GET /system/calls/:callId` tells where a call is; `/system/dead-letters` pages, shows,
+ * redrives and purges what was given up. Without a queue, every one of them answers 501.
  */
 export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, config }: AsyncDeps) {
   const need = (): Queue => {
     if (!queue) throw new NotImplementedError('this gateway has no queue: async calls are off');
     return queue;
+  };
+  /** What any route of the queue may answer besides its own statuses. */
+  const queueStatuses = {
+    501: 'this gateway has no queue',
+    503: 'the queue cannot be reached',
+  } as const;
+  const cancelSchema = {
+    summary: 'Cancel a queued call',
+    statuses: { 202: 'cancelled', 404: 'no such call', 409: 'running or over', ...queueStatuses },
+  };
+  const cancel = async (
+    request: FastifyRequest<{ Params: { callId: string } }>,
+    reply: FastifyReply,
+  ) => {
+    const cancelled = await need().cancel(request.params.callId);
+    if (!cancelled) {
+      throw new ConflictError(
+        `call ${request.params.callId} is running or over: it cannot be cancelled`,
+      );
+    }
+    return reply.code(202).send();
   };
 
   app.register((scope, _options, done) => {
@@ -130,19 +162,23 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       const header = groupHeaders(request.raw.rawHeaders);
       header[OpenFaasHeader.CallId] = [callId];
       header[OpenFaasHeader.StartTime] = [`${BigInt(Date.now()) * 1_000_000n}`];
-      const queryAt = request.raw.url?.indexOf('?') ?? -1;
+      // Path and query raw, as sent: the worker replays them byte for byte.
+      const parts = callUrlParts(request.raw.url ?? '');
+      const timeoutMs = functionTimeoutMs(status.envVars);
       const message: QueueRequest = {
         Header: header,
         Host: request.headers.host ?? '',
         Body: Buffer.isBuffer(request.body) ? request.body.toString('base64') : '',
         Method: request.method,
-        Path: request.params['*'] ? `/${request.params['*']}` : '',
-        QueryString: queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt + 1) : '',
+        Path: parts.path,
+        QueryString: parts.query ?? '',
         Function: request.params.name,
+        ...(timeoutMs ? { FunctionTimeoutMs: timeoutMs } : {}),
         ...(status.annotations ? { Annotations: status.annotations } : {}),
         ...(status.labels ? { Labels: status.labels } : {}),
         ...(callbackUrl ? { CallbackUrl: callbackUrl } : {}),
       };
+      refuseUnsendable(message);
       const key = request.headers['idempotency-key'];
       const enqueued = await queued.enqueue(message, {
         freshCallId: sentCallId === undefined,
@@ -154,10 +190,13 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       summary: 'Queue a call to a function (GET, POST, PUT, PATCH); 202 once stored',
       statuses: {
         202: 'queued: X-Call-Id names the call',
-        400: 'a bad X-Callback-Url',
+        400: 'a bad X-Callback-Url, or a path, query or header that cannot be replayed',
         404: 'no such function',
         413: 'body over max_async_body_bytes',
-        501: 'this gateway has no queue',
+        422: 'Idempotency-Key already used for another request to this function',
+        429: 'the queue holds max_queued_calls calls: nothing queued; Retry-After',
+        ...queueStatuses,
+        507: 'the queue cannot store the call (disk full)',
       },
     };
     // No automatic HEAD route: a HEAD must not queue a call.
@@ -174,41 +213,28 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       ...options,
       handler: submit,
     });
+    // The old cancel route, kept for clients of earlier releases: behind basic auth as the new one
+    // (call ids are not secrets: they are in webhook answers and callbacks), out of the document.
     scope.delete<{ Params: { callId: string } }>(
       '/async-function/:callId',
-      {
-        schema: {
-          summary: 'Cancel a queued call',
-          statuses: {
-            202: 'cancelled',
-            404: 'no such call',
-            409: 'running or over',
-            501: 'this gateway has no queue',
-          },
-          // An alias: DELETE /system/calls/:callId is the documented way, and the paths'
-          // templates would be the same as the submit route's, which OpenAPI forbids.
-          hide: true,
-        },
-      },
-      async (request, reply) => {
-        const cancelled = await need().cancel(request.params.callId);
-        if (!cancelled) {
-          throw new ConflictError(
-            `call ${request.params.callId} is running or over: it cannot be cancelled`,
-          );
-        }
-        return reply.code(202).send();
-      },
+      { schema: { ...cancelSchema, hide: true }, config: { systemAuth: true } },
+      cancel,
     );
     done();
   });
+
+  app.delete<{ Params: { callId: string } }>(
+    '/system/calls/:callId',
+    { schema: cancelSchema },
+    cancel,
+  );
 
   app.get<{ Params: { callId: string } }>(
     '/system/calls/:callId',
     {
       schema: {
         summary: 'Where an async call is: state, attempts, last status',
-        statuses: { 200: 'the call', 404: 'no such call', 501: 'this gateway has no queue' },
+        statuses: { 200: 'the call', 404: 'no such call', ...queueStatuses },
       },
     },
     async (request) => {
@@ -218,34 +244,58 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
     },
   );
 
-  app.get<{ Querystring: { function?: string; callId?: string } }>(
+  app.get<{ Querystring: { function?: string; limit?: string; cursor?: string } }>(
     '/system/dead-letters',
     {
       schema: {
-        summary: 'Dead letters: calls given up, with their requests and attempts',
+        summary:
+          'Dead letters, oldest first, a page at a time ({items, next}; pass next as cursor): ' +
+          'records and request summaries, no bodies',
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { function: { type: 'string' }, callId: { type: 'string' } },
+          properties: {
+            function: { type: 'string' },
+            limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+            cursor: { type: 'string', maxLength: 1024 },
+          },
         },
-        statuses: { 200: 'the letters', 501: 'this gateway has no queue' },
+        statuses: { 200: '{items, next}', 400: 'a bad limit or cursor', ...queueStatuses },
       },
     },
-    async (request) => need().deadLetters(filterOf(request.query)),
+    async (request) => need().deadLetters(pageOf(request.query)),
   );
 
   app.get<{ Params: { callId: string } }>(
     '/system/dead-letters/:callId',
     {
       schema: {
-        summary: 'One dead letter',
-        statuses: { 200: 'the letter', 404: 'no such letter', 501: 'this gateway has no queue' },
+        summary: 'One dead letter, whole: its request with headers and body (base64)',
+        statuses: { 200: 'the letter', 404: 'no such letter', ...queueStatuses },
       },
     },
     async (request) => {
-      const [letter] = await need().deadLetters({ callId: request.params.callId });
+      const letter = await need().deadLetter(request.params.callId);
       if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
       return letter;
+    },
+  );
+
+  app.get<{ Params: { callId: string } }>(
+    '/system/dead-letters/:callId/body',
+    {
+      schema: {
+        summary: 'A dead letter’s request body, as bytes, with its Content-Type',
+        statuses: { 200: 'the body', 404: 'no such letter', ...queueStatuses },
+      },
+    },
+    async (request, reply) => {
+      const letter = await need().deadLetter(request.params.callId);
+      if (!letter) throw new NotFoundError(`no dead letter ${request.params.callId}`);
+      const type = headerValue(letter.request.Header, 'content-type');
+      return reply
+        .type(type || 'application/octet-stream')
+        .send(Buffer.from(letter.request.Body, 'base64'));
     },
   );
 
@@ -257,8 +307,10 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         body: newDeadLetterSchema,
         statuses: {
           201: 'stored: callId names it',
+          400: 'a path, query or header that cannot be replayed',
           409: 'its X-Call-Id is taken',
-          501: 'this gateway has no queue',
+          ...queueStatuses,
+          507: 'the queue cannot store the letter (disk full)',
         },
       },
     },
@@ -271,16 +323,19 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         if (name.toLowerCase() === 'x-call-id') continue;
         header[name] = Array.isArray(value) ? value : [value];
       }
+      const call: QueueRequest = {
+        Header: header,
+        Host: request.headers.host ?? '',
+        Body: letter.body ?? '',
+        Method: letter.method ?? 'POST',
+        Path: letter.path && letter.path !== '/' ? letter.path : '',
+        QueryString: letter.query ?? '',
+        Function: letter.function,
+      };
+      // A letter a redrive could never send is refused now, not kept to fail forever.
+      refuseUnsendable(call);
       const stored = await need().bury({
-        request: {
-          Header: header,
-          Host: request.headers.host ?? '',
-          Body: letter.body ?? '',
-          Method: letter.method ?? 'POST',
-          Path: letter.path && letter.path !== '/' ? letter.path : '',
-          QueryString: letter.query ?? '',
-          Function: letter.function,
-        },
+        request: call,
         attempts: letter.attempts,
         lastStatus: letter.lastStatus,
         lastBodyExcerpt: letter.lastBodyExcerpt,
@@ -299,7 +354,9 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         statuses: {
           202: 'queued again: callIds',
           400: 'no selection',
-          501: 'this gateway has no queue',
+          429: 'the queue holds max_queued_calls calls; Retry-After',
+          ...queueStatuses,
+          507: 'the queue cannot store the calls (disk full)',
         },
       },
     },
@@ -315,11 +372,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       schema: {
         summary: 'Delete dead letters: one (callId), a function’s, or all (all: true)',
         body: selectionSchema,
-        statuses: {
-          200: 'purged: how many',
-          400: 'no selection',
-          501: 'this gateway has no queue',
-        },
+        statuses: { 200: 'purged: how many', 400: 'no selection', ...queueStatuses },
       },
     },
     async (request) => ({ purged: await need().purge(selectionOf(request.body)) }),
@@ -335,6 +388,35 @@ function callbackUrlOf(value: string | string[] | undefined): string | undefined
     if (url.protocol === 'http:' || url.protocol === 'https:') return url.href;
   }
   throw new ValidationError(`X-Callback-Url: "${String(text)}" is not an http or https URL`);
+}
+
+/**
+ * A call the worker could never send (a path, query or header no HTTP request can carry) is
+ * refused at the door, naming each problem, rather than queued to fail forever.
+ */
+function refuseUnsendable(message: QueueRequest): void {
+  const problems = requestProblems({
+    method: message.Method,
+    path: message.Path,
+    query: message.QueryString,
+    headers: message.Header,
+  });
+  if (problems.length > 0) throw new ValidationError(`cannot be replayed: ${problems.join('; ')}`);
+}
+
+/**
+ * The function's own timeout, from its watchdog settings (the longest of `write_timeout` and
+ * `exec_timeout`): the worker's deadline for a call follows it. Undefined when it sets none.
+ */
+function functionTimeoutMs(envVars: Record<string, string> | undefined): number | undefined {
+  const longest = Math.max(
+    0,
+    ...['write_timeout', 'exec_timeout'].map((name) => {
+      const text = envVars?.[name];
+      return text === undefined ? 0 : (parseDurationMs(text) ?? 0);
+    }),
+  );
+  return longest > 0 ? longest : undefined;
 }
 
 /** Raw headers as Go's http.Header: names as sent, values of a repeated name together. */
@@ -357,6 +439,18 @@ function filterOf(query: { function?: string; callId?: string }): DeadLetterFilt
   if (query.function) filter.function = query.function;
   if (query.callId) filter.callId = query.callId;
   return filter;
+}
+
+/** A page's query: `limit` between 1 and deadLetterPageMax (default deadLetterPageDefault). */
+function pageOf(query: { function?: string; limit?: string; cursor?: string }): DeadLetterQuery {
+  const limit = query.limit === undefined ? deadLetterPageDefault : Number(query.limit);
+  if (limit < 1 || limit > deadLetterPageMax) {
+    throw new ValidationError(`limit: between 1 and ${deadLetterPageMax}, not ${limit}`);
+  }
+  const page: DeadLetterQuery = { limit };
+  if (query.function) page.function = query.function;
+  if (query.cursor) page.cursor = query.cursor;
+  return page;
 }
 
 /** Redrive and purge act on everything only when asked in so many words. */

@@ -1,8 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConfigError } from '../core/errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Behind basic auth though outside `/system/` (the cancel alias on `/async-function`). */
+    systemAuth?: boolean;
+  }
+}
 
 export interface BasicAuthCredentials {
   user: string;
@@ -53,18 +60,25 @@ export function loadCredentials(
 
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
+/** Whether a request needs credentials: all of `/system` (matched or not), and routes marked so. */
+function needsAuth(request: FastifyRequest): boolean {
+  if (request.routeOptions.config?.systemAuth === true) return true;
+  const path = request.routeOptions.url ?? request.url;
+  return path.startsWith('/system/') || path === '/system' || path.startsWith('/system?');
+}
+
 /**
- * Basic auth on every `/system/*` route (OpenFaaS's scope: function routes, `/healthz` and
- * `/metrics` stay open). Both fields are compared in constant time, on equal-length digests so
- * neither their content nor their length leaks. Failure: 401, `WWW-Authenticate`, `invalid
+ * Basic auth on every `/system/*` route and the routes marked `config: { systemAuth: true }`
+ * (OpenFaaS's scope: function routes, async submission, `/healthz` and `/metrics` stay open).
+ * Both fields are compared in constant time, on equal-length digests so neither their content
+ * nor their length leaks. Failure: 401, `WWW-Authenticate`, `invalid
  * credentials`.
  */
 export function registerBasicAuth(app: FastifyInstance, credentials: BasicAuthCredentials): void {
   const user = digest(credentials.user);
   const password = digest(credentials.password);
   app.addHook('onRequest', async (request, reply) => {
-    const path = request.routeOptions.url ?? request.url;
-    if (!path.startsWith('/system/') && path !== '/system') return;
+    if (!needsAuth(request)) return;
     const given = parseBasic(request.headers.authorization);
     // Both comparisons always run: no early exit tells a right user from a wrong one.
     const userOk = timingSafeEqual(digest(given?.user ?? ''), user);

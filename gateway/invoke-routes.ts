@@ -4,10 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type * as Undici from 'undici';
 import type { Dispatcher, Pool } from 'undici';
-import { NotFoundError, UnavailableError } from '../core/errors.js';
+import { FnbusError, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { LocalReplica, Provider } from '../core/provider.js';
+import { callUrlParts } from './call-url.js';
 import type { GatewayConfig } from './config.js';
 import type { FunctionSeries, GatewayMetrics } from './metrics.js';
 
@@ -94,7 +95,13 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
             status.annotations?.['com.openfaas.scale.min'] ??
             1,
         );
-        await deps.provider.scale(name, Math.max(min, 1), namespace);
+        try {
+          await deps.provider.scale(name, Math.max(min, 1), namespace);
+        } catch (error) {
+          // At a cap (or any refusal): the caller gets "no replica", not the operator's 4xx.
+          if (error instanceof NotFoundError) throw error;
+          throw new UnavailableError(`cannot start ${name}`, { cause: error });
+        }
       }
       const deadline = Date.now() + scaleFromZeroWaitMs;
       for (;;) {
@@ -133,14 +140,18 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
       if (error instanceof UnavailableError) {
         return reply.code(503).headers(internal).send(`no replica of ${fullName} is ready\n`);
       }
+      // Another refusal of the provider's (a function it keeps but did not start): its own word.
+      if (error instanceof FnbusError) {
+        return reply.code(error.status).headers(internal).send(`${error.message}\n`);
+      }
       throw error;
     }
     const series = deps.metrics.function(fullName);
     series.start();
     const call: CallContext = { callId, startTime, startedAt, series };
-    const rest = request.params['*'] ?? '';
-    const queryAt = request.raw.url?.indexOf('?') ?? -1;
-    const path = `/${rest}${queryAt >= 0 ? (request.raw.url ?? '').slice(queryAt) : ''}`;
+    // Raw, as the caller sent it: an encoded `?` (%3F) stays in the path, never the query.
+    const parts = callUrlParts(request.raw.url ?? '');
+    const path = `${parts.path || '/'}${parts.query === undefined ? '' : `?${parts.query}`}`;
     if (replica instanceof URL) return proxy(request, reply, replica, path, call);
     serveLocally(request, reply, replica, path, call);
   };
@@ -198,6 +209,12 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
         body: hasBody ? request.raw : null,
       });
     } catch (error) {
+      // undici keeps a pool slot for good after refusing a request: start that pool afresh.
+      if ((error as { code?: string }).code === 'UND_ERR_INVALID_ARG') {
+        const pool = pools.get(upstream.origin);
+        pools.delete(upstream.origin);
+        pool?.close().catch(() => {});
+      }
       finish(call, 502);
       return reply
         .code(502)

@@ -6,9 +6,9 @@ declare module 'fastify' {
     summary?: string;
     /**
      * Status → meaning, for the OpenAPI document's `responses`: every status the route answers
-     * itself (none declared: just 200). 400 (a schema or body refused), 401 (authenticated routes) and 413 (routes with a
-     * body) are added where they apply; `default` is for a route that passes another program's
-     * answer through (a function's).
+     * itself (none declared: just 200). 400 (a schema or body refused), 401 (authenticated
+     * routes) and 413 (routes with a body) are added where they apply; `default` is for a route
+     * that passes another program's answer through (a function's).
      */
     statuses?: Partial<Record<number | 'default', string>>;
     /** Served but left out of the OpenAPI document (an alias kept for old clients). */
@@ -30,7 +30,7 @@ export interface OpenApiOptions {
    * Whether a route needs basic auth: its operations then carry the `basicAuth` security scheme
    * and a 401. Not given: no route does (auth off).
    */
-  authenticated?: (url: string) => boolean;
+  authenticated?: (route: RouteOptions) => boolean;
 }
 
 /** One registered URL pattern (fastify's syntax) and every method served on it. */
@@ -93,7 +93,7 @@ export function collectOpenApi(app: FastifyInstance, options: OpenApiOptions) {
       if (!parameters.some((p) => p.name === named[1] && p.in === 'path'))
         parameters.push({ name: named[1], in: 'path', required: true, schema: { type: 'string' } });
     }
-    const secured = authenticated(route.url);
+    const secured = authenticated(route);
     anyAuthenticated ||= secured;
     paths[path] ??= {};
     for (const method of methods) {

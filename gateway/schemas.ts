@@ -1,4 +1,4 @@
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 
 /**
  * Request schemas of the OpenFaaS gateway API (faas-provider `types`), field for field. They
@@ -17,13 +17,15 @@ const secretName = Type.String({
 });
 const namespace = Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 });
 const stringMap = Type.Record(Type.String(), Type.String());
+/** An optional field that may also be `null`: OpenFaaS's Go decoder reads null as absent. */
+const nullable = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
 const resources = Type.Object(
   {
-    memory: Type.Optional(Type.String()),
-    cpu: Type.Optional(Type.String()),
-    'nvidia.com/gpu': Type.Optional(Type.String()),
-    'amd.com/gpu': Type.Optional(Type.String()),
-    'intel.com/gpu': Type.Optional(Type.String()),
+    memory: nullable(Type.String()),
+    cpu: nullable(Type.String()),
+    'nvidia.com/gpu': nullable(Type.String()),
+    'amd.com/gpu': nullable(Type.String()),
+    'intel.com/gpu': nullable(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -32,19 +34,19 @@ export const FunctionDeploymentSchema = Type.Object(
   {
     service: name,
     image: Type.String({ minLength: 1 }),
-    namespace: Type.Optional(namespace),
-    envProcess: Type.Optional(Type.String()),
-    envVars: Type.Optional(Type.Union([stringMap, Type.Null()])),
-    constraints: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Null()])),
-    secrets: Type.Optional(Type.Union([Type.Array(secretName), Type.Null()])),
-    labels: Type.Optional(Type.Union([stringMap, Type.Null()])),
-    annotations: Type.Optional(Type.Union([stringMap, Type.Null()])),
-    limits: Type.Optional(Type.Union([resources, Type.Null()])),
-    requests: Type.Optional(Type.Union([resources, Type.Null()])),
-    readOnlyRootFilesystem: Type.Optional(Type.Boolean()),
+    namespace: nullable(namespace),
+    envProcess: nullable(Type.String()),
+    envVars: nullable(stringMap),
+    constraints: nullable(Type.Array(Type.String())),
+    secrets: nullable(Type.Array(secretName)),
+    labels: nullable(stringMap),
+    annotations: nullable(stringMap),
+    limits: nullable(resources),
+    requests: nullable(resources),
+    readOnlyRootFilesystem: nullable(Type.Boolean()),
     // Deprecated by OpenFaaS and ignored, but faas-cli may still send them.
-    registryAuth: Type.Optional(Type.String()),
-    network: Type.Optional(Type.String()),
+    registryAuth: nullable(Type.String()),
+    network: nullable(Type.String()),
   },
   { additionalProperties: false },
 );

@@ -1,13 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HeaderMap } from '../core/invoker.js';
 import { headersToSend } from '../core/http-headers.js';
+import { headerProblems } from '../core/http-request-check.js';
 
 export interface CallbackOptions {
   /** Tries in all (the first included); default 5. */
   attempts: number;
   /** The first wait between tries; doubles each time. */
   firstWaitMs: number;
-  /** Longest wait for the receiver's answer. */
+  /** The deadline of each try: the receiver's whole answer, a wait for a connection included. */
   timeoutMs: number;
 }
 
@@ -32,10 +33,16 @@ export async function postCallback(
   signal?: AbortSignal,
 ): Promise<CallbackResult> {
   const sent = headersToSend(headers);
+  // What no request can carry is never handed to undici (it would hold a connection slot for good).
+  const problems = [...headerProblems(sent), ...urlProblems(url)];
+  if (problems.length > 0) {
+    return { delivered: false, tries: 0, last: `cannot be sent: ${problems.join('; ')}` };
+  }
   // Loaded when first needed, as the invoker's pool: most hubs post no callback.
   const { request } = await import('undici');
   let last = 'not tried';
   for (let tries = 1; tries <= options.attempts; tries++) {
+    const deadline = AbortSignal.timeout(options.timeoutMs);
     try {
       const answer = await request(url, {
         method: 'POST',
@@ -43,9 +50,12 @@ export async function postCallback(
         body,
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs,
-        signal,
+        signal: signal ? AbortSignal.any([deadline, signal]) : deadline,
       });
-      await answer.body.dump();
+      // Read to the end (or destroyed, past the deadline): the connection goes back either way.
+      await answer.body
+        .dump({ limit: 64 * 1024, signal: deadline })
+        .catch(() => answer.body.destroy());
       last = `status ${answer.statusCode}`;
       if (answer.statusCode >= 200 && answer.statusCode < 300) {
         return { delivered: true, tries, last };
@@ -60,11 +70,23 @@ export async function postCallback(
       }
     } catch (error) {
       if (signal?.aborted) return { delivered: false, tries, last: 'aborted' };
-      last = (error as Error).message;
+      last = deadline.aborted
+        ? `no answer within ${options.timeoutMs} ms`
+        : (error as Error).message;
     }
     if (tries < options.attempts) {
       await sleep(options.firstWaitMs * 2 ** (tries - 1), undefined, { signal }).catch(() => {});
     }
   }
   return { delivered: false, tries: options.attempts, last };
+}
+
+/** An X-Callback-Url must be an http(s) URL whose path and query a request can carry. */
+function urlProblems(text: string): string[] {
+  if (!URL.canParse(text)) return [`callback URL ${JSON.stringify(text)} is not a URL`];
+  const url = new URL(text);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return [`callback URL ${JSON.stringify(text)} is not http or https`];
+  }
+  return [];
 }

@@ -10,8 +10,13 @@ export interface WorkerConfig {
   retry: RetryPolicy;
   /** A call waiting longer than this is dead-lettered, not run; 0: no limit. */
   maxAgeMs: number;
-  /** Longest wait for a function's answer. */
+  /** Longest wait for a function's answer, when its own timeout is not known. */
   upstreamTimeoutMs: number;
+  /**
+   * The deadline of each attempt (`call_timeout`); 0: the function's own timeout (else
+   * upstream_timeout) plus 30 s for it to start.
+   */
+  callTimeoutMs: number;
   callback: CallbackOptions;
   /** Where a standalone worker serves its Prometheus metrics. */
   metricsPort: number;
@@ -21,6 +26,24 @@ export interface WorkerConfig {
   idempotencyWindowMs: number;
   /** How long a finished call's record answers /system/calls. */
   retentionMs: number;
+  /**
+   * Most calls waiting or running at once in the queue (`max_queued_calls`): past it an async
+   * call is refused with 429. Unset: the backend's default for this machine (see openQueue).
+   */
+  maxQueuedCalls: number | undefined;
+}
+
+/** The cap on a shared queue (Redis, NATS) whose machine this process cannot see. */
+export const sharedQueueMaxCalls = 100_000;
+
+/**
+ * The embedded queue's default cap, for a state folder with `freeBytes` free: as many calls as
+ * half of that holds at 256 KiB each (a quarter of the largest async body), between 1,000 and
+ * 100,000, so that a backlog cannot fill the disk the hub needs.
+ */
+export function localQueueMaxCalls(freeBytes: number): number {
+  const fits = Math.floor(freeBytes / 2 / (256 * 1024));
+  return Math.min(sharedQueueMaxCalls, Math.max(1_000, fits));
 }
 
 /**
@@ -36,6 +59,7 @@ export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
     retry: readRetryPolicy(read, defaultRetryPolicy),
     maxAgeMs: read.durationMs('max_age', 24 * 3600_000),
     upstreamTimeoutMs: read.durationMs('upstream_timeout', 60_000),
+    callTimeoutMs: read.durationMs('call_timeout', 0),
     callback: {
       attempts: read.integer('callback_attempts', 5, { min: 1, max: 100 }),
       firstWaitMs: read.durationMs('callback_retry_wait', 1000),
@@ -45,5 +69,8 @@ export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
     ackWaitMs: read.durationMs('ack_wait', 30_000),
     idempotencyWindowMs: read.durationMs('idempotency_window', 24 * 3600_000),
     retentionMs: read.durationMs('call_retention', 24 * 3600_000),
+    maxQueuedCalls: read.raw('max_queued_calls')
+      ? read.integer('max_queued_calls', sharedQueueMaxCalls, { min: 1, max: 1_000_000_000 })
+      : undefined,
   });
 }

@@ -1,7 +1,8 @@
-import { join } from 'node:path';
+import { statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ValidationError } from '../core/errors.js';
 import type { Queue } from '../core/queue.js';
-import type { WorkerConfig } from './config.js';
+import { localQueueMaxCalls, sharedQueueMaxCalls, type WorkerConfig } from './config.js';
 
 /**
  * The queue a URL names: `redis://…` (BullMQ), `nats://…` (JetStream), or `local` / nothing (the
@@ -23,22 +24,30 @@ export interface OpenQueueOptions {
   idempotencyWindowMs?: number;
   /** How long a finished call's record is kept (each backend's default: 24 h). */
   retentionMs?: number;
+  /**
+   * Most calls waiting or running at once (429 past it). Default: for the local queue, from the
+   * state folder's free disk (`localQueueMaxCalls`); for Redis and NATS, 100,000.
+   */
+  maxQueuedCalls?: number;
 }
 
 export async function openQueue(
   url: string | undefined,
   stateDir: string,
-  { leaseMs, pollMs, idempotencyWindowMs, retentionMs }: OpenQueueOptions = {},
+  { leaseMs, pollMs, idempotencyWindowMs, retentionMs, maxQueuedCalls }: OpenQueueOptions = {},
 ): Promise<Queue> {
   const kept = {
     ...(idempotencyWindowMs ? { idempotencyWindowMs } : {}),
     ...(retentionMs ? { retentionMs } : {}),
+    maxQueuedCalls: maxQueuedCalls ?? sharedQueueMaxCalls,
   };
   if (url === undefined || url === '' || url === 'local') {
     const { LocalQueue } = await import('./local/local-queue.js');
+    const file = join(stateDir, 'queue.db');
     return new LocalQueue({
-      file: join(stateDir, 'queue.db'),
+      file,
       ...kept,
+      maxQueuedCalls: maxQueuedCalls ?? localQueueMaxCalls(freeBytes(dirname(file))),
       ...(pollMs ? { pollMs } : {}),
     });
   }
@@ -56,11 +65,27 @@ export async function openQueue(
   );
 }
 
-/** The queue settings of the worker's env (`ack_wait`, `idempotency_window`, `call_retention`). */
+/**
+ * The queue settings of the worker's env (`ack_wait`, `idempotency_window`, `call_retention`,
+ * `max_queued_calls`).
+ */
 export function queueOptions(config: WorkerConfig): OpenQueueOptions {
   return {
     leaseMs: config.ackWaitMs,
     idempotencyWindowMs: config.idempotencyWindowMs,
     retentionMs: config.retentionMs,
+    ...(config.maxQueuedCalls === undefined ? {} : { maxQueuedCalls: config.maxQueuedCalls }),
   };
+}
+
+/** Free bytes where `dir` is (or would be: its nearest existing parent); 0 when unknown. */
+function freeBytes(dir: string): number {
+  for (let at = dir; ; at = dirname(at)) {
+    try {
+      const stats = statfsSync(at);
+      return stats.bavail * stats.bsize;
+    } catch {
+      if (dirname(at) === at) return 0;
+    }
+  }
 }

@@ -18,7 +18,13 @@ export function workerFromConfig(
   registry: Registry,
   logger: Logger,
 ): { worker: QueueWorker; invoker: GatewayInvoker } {
-  const invoker = new GatewayInvoker({ gatewayUrl, timeoutMs: config.upstreamTimeoutMs });
+  // No deadline of the invoker's own: the worker gives each call one (call_timeout, or the
+  // function's). A connection for every call in flight: none waits for another to come back.
+  const invoker = new GatewayInvoker({
+    gatewayUrl,
+    timeoutMs: 0,
+    connections: Math.max(128, config.maxInflight),
+  });
   const worker = new QueueWorker({
     queue,
     invoker,
@@ -26,6 +32,8 @@ export function workerFromConfig(
     retry: config.retry,
     maxAgeMs: config.maxAgeMs,
     callback: config.callback,
+    callTimeoutMs: config.callTimeoutMs,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
     metrics: new WorkerMetrics(registry, queue),
     logger,
   });

@@ -12,7 +12,9 @@ import type { QueueRequest } from '../core/queue-types.js';
 import { postCallback, type CallbackOptions } from './callback.js';
 import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../core/retry-policy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
+import { ValidationError } from '../core/errors.js';
 import { headerValue } from '../core/http-headers.js';
+import { requestProblems } from '../core/http-request-check.js';
 
 /** The annotation that caps how many of a function's calls one worker runs at once. */
 export const FunctionMaxInflightAnnotation = 'fnbus.queue.max_inflight';
@@ -27,6 +29,14 @@ export interface WorkerOptions {
   /** A call older than this (from when it was queued) is dead-lettered, not run; 0: no limit. */
   maxAgeMs: number;
   callback: CallbackOptions;
+  /**
+   * The deadline of each attempt (call_timeout), waits for a connection included; 0 or absent:
+   * the function's own timeout (recorded when queued), else `upstreamTimeoutMs`, plus the time a
+   * function may take to start.
+   */
+  callTimeoutMs?: number;
+  /** A function's answer when its own timeout is unknown; default 60 s. */
+  upstreamTimeoutMs?: number;
   metrics?: WorkerMetrics;
   logger?: Logger;
 }
@@ -38,6 +48,8 @@ export interface WorkerOptions {
 const deferMs = 100;
 /** How long a function is slowed down after a 429 without Retry-After, at first. */
 const firstSlowdownMs = 100;
+/** The time a call may wait for its function to start: the gateway holds it that long at most. */
+const startAllowanceMs = 30_000;
 
 /** One function's share of the worker: calls in flight, and a pause after 429s. */
 interface FunctionSlot {
@@ -84,6 +96,16 @@ export class QueueWorker {
     if (problems.length > 0) {
       this.#options.logger.warn({ function: fn, problems }, 'retry annotations ignored');
     }
+    const request = {
+      method: req.Method || 'POST',
+      path: req.Path || '/',
+      query: req.QueryString,
+      headers: req.Header,
+    };
+    // A call no HTTP request can carry (stored before it was checked, or by another writer)
+    // would fail the same way forever: it is given up at once, and nothing is sent.
+    const unsendable = requestProblems(request);
+    if (unsendable.length > 0) return this.#unsendable(req, delivery, policy, unsendable);
     const slot = this.#slot(fn);
     const limit = functionLimit(req.Annotations, this.#options.maxInflight);
     const now = Date.now();
@@ -97,18 +119,30 @@ export class QueueWorker {
     const startedAt = new Date();
     let result: InvokeResult | undefined;
     let error: string | undefined;
+    let refused: string | undefined;
+    const deadlineMs = attemptDeadlineMs(req, this.#options);
+    const deadline = AbortSignal.timeout(deadlineMs);
     try {
-      result = await this.#options.invoker.invoke(fn, {
-        method: req.Method || 'POST',
-        path: req.Path || '/',
-        query: req.QueryString,
-        headers: withRetryHeaders(req.Header, attempt - 1, policy.maxAttempts - 1),
-        body: Buffer.from(req.Body, 'base64'),
-      });
+      result = await this.#options.invoker.invoke(
+        fn,
+        {
+          ...request,
+          headers: withRetryHeaders(req.Header, attempt - 1, policy.maxAttempts - 1),
+          body: Buffer.from(req.Body, 'base64'),
+        },
+        deadline,
+      );
     } catch (failure) {
-      error = (failure as Error).message;
+      // The invoker refuses, unsent, what it could never send: as above, given up at once.
+      if (failure instanceof ValidationError) refused = failure.message;
+      else if (deadline.aborted) error = `no answer within the deadline (${deadlineMs} ms)`;
+      else error = (failure as Error).message;
     } finally {
       slot.inFlight -= 1;
+    }
+    if (refused !== undefined) {
+      metrics?.finished(fn, 'dead-letter');
+      return this.#unsendable(req, delivery, policy, [refused]);
     }
     const outcome: AttemptOutcome = {
       record: {
@@ -146,6 +180,23 @@ export class QueueWorker {
     }
     metrics?.finished(fn, result && result.status < 300 ? 'success' : 'failure');
     return { outcome: 'ack', attempt: outcome };
+  }
+
+  /** Gives up a call that can never be sent: dead-lettered at once, with why; never run. */
+  async #unsendable(
+    req: QueueRequest,
+    delivery: Delivery,
+    policy: RetryPolicy,
+    problems: string[],
+  ): Promise<Settlement> {
+    const reason = `cannot be sent, not tried: ${problems.join('; ')}`;
+    this.#options.logger.warn(
+      { callId: delivery.callId, function: req.Function, reason },
+      'call dead-lettered',
+    );
+    this.#options.metrics?.deadLettered(req.Function);
+    await this.#callback(req, delivery, policy, undefined, reason, delivery.attempts.length);
+    return { outcome: 'dead-letter', reason };
   }
 
   #slot(fn: string): FunctionSlot {
@@ -210,6 +261,22 @@ export class QueueWorker {
       );
     }
   }
+}
+
+/**
+ * The deadline of one attempt of `req`: call_timeout when set, else the function's own timeout
+ * (recorded when queued; upstream_timeout when unknown) plus the time it may take to start.
+ */
+export function attemptDeadlineMs(
+  req: Pick<QueueRequest, 'FunctionTimeoutMs'>,
+  {
+    callTimeoutMs,
+    upstreamTimeoutMs = 60_000,
+  }: Pick<WorkerOptions, 'callTimeoutMs' | 'upstreamTimeoutMs'>,
+): number {
+  if (callTimeoutMs !== undefined && callTimeoutMs > 0) return callTimeoutMs;
+  const own = req.FunctionTimeoutMs;
+  return (typeof own === 'number' && own > 0 ? own : upstreamTimeoutMs) + startAllowanceMs;
 }
 
 /** Statuses in the policy, and any answer fnbus made itself (X-OpenFaaS-Internal). */

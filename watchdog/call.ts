@@ -102,15 +102,36 @@ export class Call {
   }
 }
 
-/** Collects a request body into one Buffer (a callback, not a promise: it is on the hot path). */
+/** A body over the limit given to readBody. */
+export class BodyTooLarge extends Error {}
+
+/**
+ * Collects a request body into one Buffer, up to `maxBytes` (past it: BodyTooLarge, and the
+ * rest is not kept). A callback, not a promise: it is on the hot path.
+ */
 export function readBody(
   req: IncomingMessage,
+  maxBytes: number,
   done: (error: Error | undefined, body: Buffer) => void,
 ): void {
-  const chunks: Buffer[] = [];
-  req.on('data', (chunk: Buffer) => chunks.push(chunk));
-  req.once('end', () =>
-    done(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
-  );
-  req.once('error', (error) => done(error, Buffer.alloc(0)));
+  let chunks: Buffer[] = [];
+  let bytes = 0;
+  let over = false;
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (over) return;
+    if (bytes > maxBytes) {
+      over = true;
+      chunks = [];
+      done(new BodyTooLarge(), Buffer.alloc(0));
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.once('end', () => {
+    if (!over) done(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+  });
+  req.once('error', (error) => {
+    if (!over) done(error, Buffer.alloc(0));
+  });
 }

@@ -42,6 +42,10 @@ export interface WatchdogConfig {
   readyPath: string | undefined;
   /** Fork through fnbus-spawner when it is built (false: node's child_process). */
   forkHelper: boolean;
+  /** `fork`/`serializing`: most output kept for the response (it is sent once the process exits). */
+  maxResponseBytes: number;
+  /** `marshal_request`: most request body read into memory (elsewhere the body streams to stdin). */
+  maxRequestBytes: number;
 }
 
 /**
@@ -56,6 +60,8 @@ export const unsupportedVariables: Readonly<Record<string, string>> = {
 };
 
 const defaultTimeoutMs = 30_000;
+/** Bodies the watchdog has to hold whole: enough for any JSON or image answer; stream bigger. */
+export const defaultMaxBufferedBytes = 32 * 1024 * 1024;
 
 /** Reads the watchdog's settings from an OpenFaaS-style environment; reports every problem. */
 export function readConfig(env: Env): Readonly<WatchdogConfig> {
@@ -117,6 +123,8 @@ export function readConfig(env: Env): Readonly<WatchdogConfig> {
     bufferHttp: read.boolean(['buffer_http', 'http_buffer_req_body'], false),
     readyPath: read.string('ready_path'),
     forkHelper: read.boolean('fork_helper', true),
+    maxResponseBytes: read.integer('max_response_bytes', defaultMaxBufferedBytes, { min: 1 }),
+    maxRequestBytes: read.integer('max_request_bytes', defaultMaxBufferedBytes, { min: 1 }),
   };
   if (config.logBufferSize === 0)
     read.problem('log_buffer_size: must be -1 (unbuffered) or more than 0');

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { WatchdogConfig } from './config.js';
-import { type Call, readBody } from './call.js';
+import { BodyTooLarge, type Call, readBody } from './call.js';
 import { cgiEnvironment, marshalRequest } from './cgi-env.js';
 import { logOutput, logTimestamp } from './output-log.js';
 import { describeExit, type FunctionProcess, type ProcessLauncher } from './spawner.js';
@@ -20,7 +20,10 @@ function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): Funct
   // Past the deadline, or once the caller has gone away (nobody is left to read the answer).
   call.work = { cancel: () => child.kill('SIGKILL') };
   if (config.marshalRequest) {
-    readBody(call.req, (error, body) => {
+    readBody(call.req, config.maxRequestBytes, (error, body) => {
+      if (error instanceof BodyTooLarge) {
+        call.failInternally(413, `request body over max_request_bytes (${config.maxRequestBytes})`);
+      }
       if (error) child.kill('SIGKILL');
       else child.stdin.end(marshalRequest(call.req, body));
     });
@@ -67,13 +70,36 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
       );
       return;
     }
+    const contentLength = Number(req.headers['content-length'] ?? 0);
+    if (config.marshalRequest && contentLength > config.maxRequestBytes) {
+      call.failInternally(413, `request body over max_request_bytes (${config.maxRequestBytes})`);
+      return;
+    }
     const child = startProcess(call, config, deps);
-    const output: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
-    if (config.combineOutput) child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+    let output: Buffer[] = [];
+    let outputBytes = 0;
+    // The answer is sent once the process exits (its status depends on the exit): the output is
+    // held until then, up to max_response_bytes; past that the process is killed and 502 told.
+    const keep = (chunk: Buffer) => {
+      const over = outputBytes > config.maxResponseBytes;
+      outputBytes += chunk.length;
+      if (outputBytes <= config.maxResponseBytes) output.push(chunk);
+      else if (!over) {
+        output = [];
+        child.kill('SIGKILL');
+      }
+    };
+    child.stdout.on('data', keep);
+    if (config.combineOutput) child.stderr.on('data', keep);
 
     void child.exited.then((exit) => {
-      if (res.destroyed) return;
+      if (res.destroyed || res.writableEnded) return; // answered already (413)
+      if (outputBytes > config.maxResponseBytes) {
+        return call.failInternally(
+          502,
+          `the function's output is over max_response_bytes (${config.maxResponseBytes}): use mode=streaming to stream it`,
+        );
+      }
       if (call.timedOut) return call.failInternally(408, 'Killed process.');
       if (exit.error) return call.failInternally(500, describeExit(exit, config.command));
       const body = output.length === 1 ? (output[0] as Buffer) : Buffer.concat(output);

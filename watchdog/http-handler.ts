@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { hopByHopHeaders } from '../core/http-headers.js';
-import { type Call, readBody } from './call.js';
+import { BodyTooLarge, type Call, readBody } from './call.js';
 import type { WatchdogConfig } from './config.js';
 import { UpstreamClient, type UpstreamRequest } from './upstream-client.js';
 
@@ -94,8 +94,15 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
       if (!chunked && (length === undefined || length === 0)) {
         forward(call, { method, path, headers, body: null });
       } else if (config.bufferHttp || (length !== undefined && length <= smallBodyBytes)) {
-        readBody(req, (error, body) => {
-          if (error) call.res.destroy();
+        const tooLarge = () =>
+          call.failInternally(
+            413,
+            `request body over max_request_bytes (${config.maxRequestBytes})`,
+          );
+        if (length !== undefined && length > config.maxRequestBytes) return tooLarge();
+        readBody(req, config.maxRequestBytes, (error, body) => {
+          if (error instanceof BodyTooLarge) tooLarge();
+          else if (error) call.res.destroy();
           else forward(call, { method, path, headers, body });
         });
       } else {

@@ -36,6 +36,8 @@ const enum Frame {
 }
 
 const headerBytes = 12;
+/** Bytes of frames held for one tick's write before a job's stdin waits for it to go. */
+const maxBatchBytes = 64 * 1024;
 const protocolVersion = 1;
 const envInheritFlag = 2;
 
@@ -74,6 +76,8 @@ class HelperJob implements FunctionProcess {
   constructor(
     readonly id: number,
     private readonly send: (type: Frame, id: number, payload?: Buffer) => void,
+    /** Calls back once the pipe to the helper has room (it is shared by every job). */
+    private readonly whenPipeHasRoom: (callback: () => void) => void,
   ) {
     this.stdout = new Readable({
       read: () => {
@@ -88,8 +92,12 @@ class HelperJob implements FunctionProcess {
       write: (chunk: Buffer, _encoding, callback) => {
         if (this.#done) return callback();
         this.send(Frame.Stdin, id, chunk);
-        if (this.#stdinPaused) this.#stdinHeld = callback;
-        else callback();
+        // Backpressure twice over: the helper's own (its pipe to the process is full) and the
+        // pipe to the helper, which node would otherwise buffer without bound (a 200 MB upload).
+        this.whenPipeHasRoom(() => {
+          if (this.#stdinPaused && !this.#done) this.#stdinHeld = callback;
+          else callback();
+        });
       },
       final: (callback) => {
         if (!this.#done) this.send(Frame.StdinEof, id);
@@ -160,6 +168,9 @@ export class SpawnHelper implements ProcessLauncher {
   #closing = false;
   #wasReady = false;
   #outgoing: Buffer[] = [];
+  #outgoingBytes = 0;
+  /** Jobs' stdin writes waiting for the pipe to the helper to drain. */
+  #waitingForRoom: (() => void)[] = [];
   ready!: Promise<boolean>;
 
   /** `env` is the environment every function process starts from. */
@@ -189,6 +200,7 @@ export class SpawnHelper implements ProcessLauncher {
       helper.once('error', () => resolve(false));
     });
     helper.stdin?.on('error', () => {});
+    helper.stdin?.on('drain', this.#releaseWaiting);
     helper.stdout?.on('data', (chunk: Buffer) => this.#onData(chunk));
     helper.once('exit', (code, signal) => this.#onHelperExit(helper, code, signal));
     const config = Buffer.allocUnsafe(16);
@@ -206,7 +218,7 @@ export class SpawnHelper implements ProcessLauncher {
     let id = this.#nextId;
     while (id === 0 || this.#jobs.has(id)) id = (id + 1) >>> 0;
     this.#nextId = (id + 1) >>> 0;
-    const job = new HelperJob(id, this.#send);
+    const job = new HelperJob(id, this.#send, this.#whenPipeHasRoom);
     this.#jobs.set(id, job);
     this.#send(
       Frame.Spawn,
@@ -224,13 +236,37 @@ export class SpawnHelper implements ProcessLauncher {
   /** Frames sent in one tick go to the helper in one write. */
   readonly #send = (type: Frame, id: number, payload?: Buffer): void => {
     this.#outgoing.push(frame(type, id, payload));
+    this.#outgoingBytes += headerBytes + (payload?.length ?? 0);
     if (this.#outgoing.length === 1) process.nextTick(this.#flush);
   };
 
   readonly #flush = (): void => {
     const frames = this.#outgoing;
     this.#outgoing = [];
-    this.#helper.stdin?.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+    this.#outgoingBytes = 0;
+    const stdin = this.#helper.stdin;
+    if (
+      stdin?.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames)) !== false
+    ) {
+      this.#releaseWaiting();
+    }
+  };
+
+  readonly #whenPipeHasRoom = (callback: () => void): void => {
+    const stdin = this.#helper.stdin;
+    // A small body goes on at once (its frames leave in the tick's one write, as ever); past a
+    // batch's worth, wait for the tick's flush, then for a drain if the pipe is full.
+    const full = stdin?.writableNeedDrain === true || this.#outgoingBytes > maxBatchBytes;
+    if (stdin && !stdin.destroyed && full) {
+      this.#waitingForRoom.push(callback);
+    } else callback();
+  };
+
+  readonly #releaseWaiting = (): void => {
+    if (this.#helper.stdin?.writableNeedDrain) return;
+    const waiting = this.#waitingForRoom;
+    this.#waitingForRoom = [];
+    for (const callback of waiting) callback();
   };
 
   #onData(chunk: Buffer): void {
@@ -296,6 +332,9 @@ export class SpawnHelper implements ProcessLauncher {
     const error = new Error(`fnbus-spawner exited (${signal ?? `code ${code}`})`);
     for (const job of this.#jobs.values()) job.finish({ code: null, signal: null, error });
     this.#jobs.clear();
+    const waiting = this.#waitingForRoom;
+    this.#waitingForRoom = [];
+    for (const callback of waiting) callback();
     // One that never became ready is not started again: the caller falls back to child_process.
     if (this.#closing || !this.#wasReady) return;
     this.#wasReady = false;

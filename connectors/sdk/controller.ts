@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../../core/invoker.js';
 import type { AttemptRecord } from '../../core/queue.js';
+import { ValidationError } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
 import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../../core/retry-policy.js';
@@ -151,12 +152,15 @@ export class Controller {
     for (let attempt = 1; ; attempt++) {
       let result: InvokeResult | undefined;
       let failure: string | undefined;
+      let unsendable = false;
       await this.#acquire(target.function, signal);
       const tryStartedAt = new Date();
       try {
         result = await invoker.invoke(target.function, request, signal);
       } catch (error) {
-        failure = `no answer: ${(error as Error).message}`;
+        // A call no request can carry (an event header with a CR, say) fails alike every time.
+        unsendable = error instanceof ValidationError;
+        failure = unsendable ? (error as Error).message : `no answer: ${(error as Error).message}`;
       } finally {
         this.#release();
       }
@@ -171,7 +175,7 @@ export class Controller {
         result === undefined ||
         policy.retryCodes.has(result.status) ||
         result.headers[OpenFaasHeader.Internal.toLowerCase()] !== undefined;
-      const last = attempt >= policy.maxAttempts || signal?.aborted === true;
+      const last = unsendable || attempt >= policy.maxAttempts || signal?.aborted === true;
       if (!retried || last) {
         const response: InvokerResponse = {
           connector,

@@ -5,6 +5,7 @@ import type { Secret } from '../../core/function-types.js';
 import { assertDnsSubdomain, isDnsSubdomain } from '../../core/function-name.js';
 import type { SecretStore } from '../../core/provider.js';
 import { readdirIfExists } from './read-dir.js';
+import { onDisk } from './storage-error.js';
 
 /**
  * Secrets as files in `<stateDir>/secrets/` (mode 0600), one per secret, named after it. Values
@@ -22,7 +23,7 @@ export class FileSecretStore implements SecretStore {
 
   async list(namespace?: string): Promise<Secret[]> {
     if (!this.#ours(namespace)) return [];
-    const names = await readdirIfExists(this.#dir);
+    const names = await onDisk('cannot list the secrets', () => readdirIfExists(this.#dir));
     return names
       .filter((name) => !name.startsWith('.')) // a write in progress (see #write)
       .sort()
@@ -50,7 +51,9 @@ export class FileSecretStore implements SecretStore {
     if (!this.#ours(namespace) || !(await this.exists(name))) {
       throw new NotFoundError(`secret "${name}" not found`);
     }
-    await rm(join(this.#dir, name), { force: true });
+    await onDisk(`cannot remove secret "${name}"`, () =>
+      rm(join(this.#dir, name), { force: true }),
+    );
   }
 
   async exists(name: string): Promise<boolean> {
@@ -72,9 +75,11 @@ export class FileSecretStore implements SecretStore {
     if (missing.length > 0) {
       throw new ValidationError(`secrets not found: ${missing.join(', ')}`);
     }
-    await rm(target, { recursive: true, force: true });
-    await mkdir(target, { recursive: true, mode: 0o700 });
-    for (const name of names) await copyFile(join(this.#dir, name), join(target, name));
+    await onDisk('cannot copy secrets', async () => {
+      await rm(target, { recursive: true, force: true });
+      await mkdir(target, { recursive: true, mode: 0o700 });
+      for (const name of names) await copyFile(join(this.#dir, name), join(target, name));
+    });
   }
 
   #ours(namespace: string | undefined): boolean {
@@ -91,7 +96,11 @@ export class FileSecretStore implements SecretStore {
     }
   }
 
-  async #write(secret: Secret): Promise<void> {
+  #write(secret: Secret): Promise<void> {
+    return onDisk(`cannot write secret "${secret.name}"`, () => this.#writeFile(secret));
+  }
+
+  async #writeFile(secret: Secret): Promise<void> {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const bytes =
       secret.rawValue !== undefined

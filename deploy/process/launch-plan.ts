@@ -56,7 +56,10 @@ export function planLaunch(spec: FunctionDeployment, repoRoot: string): LaunchPl
       );
     }
     if (!existsSync(handler)) {
-      throw new ValidationError(`${FnbusAnnotation.Handler} "${handler}" does not exist`);
+      // The path is not echoed: answers never show the machine's folders.
+      throw new ValidationError(
+        `${FnbusAnnotation.Handler}: no such file or folder on this machine`,
+      );
     }
     env.fprocess = quote(runner(repoRoot));
     env.mode = 'http';

@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ConflictError,
+  FnbusError,
+  LimitError,
   NotFoundError,
   UnavailableError,
   ValidationError,
 } from '../../core/errors.js';
-import { assertDnsLabel, assertDnsSubdomain } from '../../core/function-name.js';
+import { checkDeployment, withoutNulls } from '../../core/function-deployment.js';
+import { assertDnsLabel, assertDnsSubdomain, isDnsLabel } from '../../core/function-name.js';
 import type { FunctionDeployment, FunctionStatus, StringMap } from '../../core/function-types.js';
 import type { ProviderInfo } from '../../core/info-types.js';
 import type { LogMessage, LogRequest } from '../../core/log-types.js';
@@ -19,8 +22,15 @@ import { version } from '../../watchdog/version.js';
 import { FileSecretStore } from './file-secret-store.js';
 import { FunctionState, type FunctionRecord } from './function-state.js';
 import { planLaunch, type LaunchPlan } from './launch-plan.js';
+import {
+  effectiveLimits,
+  openFileLimit,
+  type EffectiveLimits,
+  type ProviderLimits,
+} from './limits.js';
 import { closedLine, LogRing, type LogLine } from './log-ring.js';
 import { Replica, replicaConfig } from './replica.js';
+import { onDisk, safeReason } from './storage-error.js';
 
 /** The repository root: this file is dist/deploy/process/process-provider.js once built. */
 const defaultRepoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -28,7 +38,7 @@ const defaultRepoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 /** The env var naming the folder that holds a function's secrets, one file per secret. */
 export const SecretsPathEnv = 'FNBUS_SECRETS_PATH';
 
-export interface ProcessProviderOptions {
+export interface ProcessProviderOptions extends ProviderLimits {
   /** Where deployments, secrets and each replica's TMPDIR live. */
   stateDir: string;
   /** The one namespace; default `openfaas-fn`, as OpenFaaS's. */
@@ -39,8 +49,8 @@ export interface ProcessProviderOptions {
   baseEnv?: StringMap;
   /** Lines of logs kept per function; default 1000. */
   logLines?: number;
-  /** Most replicas a function may ask for; default 100. */
-  maxReplicas?: number;
+  /** The open-file limit the caps must fit in; default: this process's (`ulimit -n`). */
+  fdLimit?: number;
   /**
    * How long a replica leaving the pool (scale down, update) keeps running before SIGTERM, so a
    * caller that resolved it a moment before still gets through; default 500ms.
@@ -65,6 +75,17 @@ interface FunctionEntry {
   deleted: boolean;
   /** The last write of its record: writes run one after another, each of the latest record. */
   saving: Promise<void>;
+  /**
+   * Why its replicas are not running (kept from the state folder over a cap, or no longer valid):
+   * it is listed, not ready, until a change starts it or removes it.
+   */
+  notStarted: NotStarted | undefined;
+}
+
+interface NotStarted {
+  reason: string;
+  /** The cap it is over, if that is why: a scale or update starts it once it fits. */
+  cap?: 'max_functions' | 'max_total_replicas';
 }
 
 /** What one replica is doing, for diagnostics and tests. */
@@ -90,11 +111,13 @@ export class ProcessProvider implements Provider {
   readonly #repoRoot: string;
   readonly #baseEnv: StringMap;
   readonly #logLines: number;
-  readonly #maxReplicas: number;
+  readonly #limits: EffectiveLimits;
   readonly #drainDelayMs: number;
   readonly #logger: Logger;
   readonly #state: FunctionState;
   readonly #functions = new Map<string, FunctionEntry>();
+  /** The change of each function in progress: changes of one name run one after the other. */
+  readonly #changes = new Map<string, Promise<unknown>>();
   /** Stops in progress (retired replicas), awaited by close(). */
   readonly #stopping = new Set<Promise<void>>();
   #closed = false;
@@ -107,30 +130,90 @@ export class ProcessProvider implements Provider {
     this.#repoRoot = options.repoRoot ?? defaultRepoRoot;
     this.#baseEnv = options.baseEnv ?? { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
     this.#logLines = options.logLines ?? 1000;
-    this.#maxReplicas = options.maxReplicas ?? 100;
+    this.#limits = effectiveLimits(
+      options,
+      'fdLimit' in options ? options.fdLimit : openFileLimit(),
+    );
     this.#drainDelayMs = options.drainDelayMs ?? 500;
     this.#logger = options.logger ?? silentLogger;
     this.#state = new FunctionState(this.#stateDir);
     this.secrets = new FileSecretStore(this.#stateDir, this.#namespace);
   }
 
-  /** Brings back the functions saved in stateDir, with their desired replicas. */
+  /** The caps in force (configured, or what fits the machine's open-file limit). */
+  get limits(): Readonly<EffectiveLimits> {
+    return this.#limits;
+  }
+
+  /**
+   * Brings back the functions saved in stateDir, with their desired replicas, as many as fit the
+   * caps (in name order); the others are listed, not ready, until updated, scaled or removed.
+   * Never throws for what the state folder holds: the hub always starts.
+   */
   async start(): Promise<void> {
-    const records = await this.#state.loadAll((file, error) =>
-      this.#logger.error({ err: error, file }, 'cannot read a saved function: skipped'),
+    const { maxFunctions, maxReplicas, maxTotalReplicas, fdLimit, lowered } = this.#limits;
+    this.#logger.info(
+      { maxFunctions, maxReplicas, maxTotalReplicas, fdLimit },
+      'process provider limits',
     );
+    for (const warning of lowered) this.#logger.warn(warning);
+    let records: FunctionRecord[] = [];
+    try {
+      records = await this.#state.loadAll((file, error) =>
+        this.#logger.error(
+          { file: basename(file), reason: safeReason(error) },
+          'cannot read a saved function: skipped',
+        ),
+      );
+    } catch (error) {
+      this.#logger.error({ reason: safeReason(error) }, 'cannot read the saved functions');
+    }
+    const overCap: string[] = [];
     for (const record of records) {
       const name = record.spec.service;
-      if (this.#functions.has(name)) continue;
+      if (!isDnsLabel(name) || this.#functions.has(name)) continue;
+      const entry = this.#newEntry(record, { env: {}, needsUpstreamPort: false });
       try {
-        const plan = planLaunch(record.spec, this.#repoRoot);
-        await this.#writeSecrets(name, record.spec.secrets);
-        const entry = this.#newEntry(record, plan);
+        const { replicas } = record;
+        if (!Number.isSafeInteger(replicas) || replicas < 0) {
+          throw new ValidationError(`saved replicas ${replicas} is not a whole number`);
+        }
+        entry.record = { ...record, spec: this.#normalize(record.spec) };
+        entry.plan = this.#validate(entry.record.spec);
+        if (this.#countedFunctions() >= maxFunctions) {
+          entry.notStarted = {
+            reason: `over max_functions (${maxFunctions})`,
+            cap: 'max_functions',
+          };
+        } else if (!this.#fits(entry, replicas)) {
+          entry.notStarted = {
+            reason: `over max_total_replicas (${maxTotalReplicas})`,
+            cap: 'max_total_replicas',
+          };
+        }
         this.#functions.set(name, entry);
+        if (entry.notStarted) {
+          overCap.push(name);
+          continue;
+        }
+        await onDisk(`cannot copy the secrets of "${name}"`, () =>
+          this.#writeSecrets(name, entry.record.spec.secrets),
+        );
         this.#reconcile(entry);
       } catch (error) {
-        this.#logger.error({ err: error, fn: name }, 'cannot bring back a saved function');
+        this.#functions.set(name, entry);
+        entry.notStarted = { reason: safeReason(error) };
+        this.#logger.error(
+          { fn: name, reason: safeReason(error) },
+          'cannot bring back a saved function',
+        );
       }
+    }
+    if (overCap.length > 0) {
+      this.#logger.warn(
+        { functions: overCap.length, first: overCap.slice(0, 10), maxFunctions, maxTotalReplicas },
+        'saved functions over the caps were not started (raise max_functions / max_total_replicas or the open-file limit)',
+      );
     }
   }
 
@@ -160,58 +243,85 @@ export class ProcessProvider implements Provider {
     return Promise.resolve([this.#namespace]);
   }
 
-  async deploy(spec: FunctionDeployment): Promise<void> {
+  async deploy(given: FunctionDeployment): Promise<void> {
     this.#checkOpen();
+    const spec = this.#normalize(given);
     const plan = this.#validate(spec);
     const replicas = this.#minReplicas(spec);
     const name = spec.service;
-    if (this.#functions.has(name)) {
-      throw new ConflictError(
-        `function "${name}" already exists in namespace "${this.#namespace}"`,
+    await this.#serialized(name, async () => {
+      this.#checkOpen();
+      if (this.#functions.has(name)) {
+        throw new ConflictError(
+          `function "${name}" already exists in namespace "${this.#namespace}"`,
+        );
+      }
+      const { maxFunctions } = this.#limits;
+      if (this.#countedFunctions() >= maxFunctions) {
+        throw new LimitError(
+          `cannot deploy "${name}": ${maxFunctions} functions are deployed, the most this hub takes (max_functions)`,
+        );
+      }
+      const record: FunctionRecord = { spec, replicas, createdAt: new Date().toISOString() };
+      const entry = this.#newEntry(record, plan);
+      this.#checkTotal(entry, replicas, `cannot deploy "${name}"`);
+      await onDisk(`cannot copy the secrets of "${name}"`, () =>
+        this.#writeSecrets(name, spec.secrets),
       );
-    }
-    const record: FunctionRecord = {
-      spec: this.#normalize(spec),
-      replicas,
-      createdAt: new Date().toISOString(),
-    };
-    // Claimed before the first await, so a concurrent deploy of the same name conflicts.
-    const entry = this.#newEntry(record, plan);
-    this.#functions.set(name, entry);
-    try {
-      await this.#writeSecrets(name, spec.secrets);
-      await this.#persist(entry);
-    } catch (error) {
-      this.#functions.delete(name);
-      throw error;
-    }
-    this.#reconcile(entry);
+      this.#functions.set(name, entry);
+      try {
+        await this.#persist(entry);
+      } catch (error) {
+        this.#functions.delete(name);
+        await rm(this.#runDir(name), { recursive: true, force: true }).catch(() => {});
+        throw error;
+      }
+      this.#reconcile(entry);
+    });
   }
 
-  async update(spec: FunctionDeployment): Promise<void> {
+  async update(given: FunctionDeployment): Promise<void> {
     this.#checkOpen();
+    const spec = this.#normalize(given);
     const plan = this.#validate(spec);
-    const entry = this.#entry(spec.service, spec.namespace);
-    await this.#writeSecrets(spec.service, spec.secrets);
-    entry.record = { ...entry.record, spec: this.#normalize(spec) };
-    entry.plan = plan;
-    entry.generation++;
-    await this.#persist(entry);
-    this.#reconcile(entry);
+    await this.#serialized(spec.service, async () => {
+      this.#checkOpen();
+      const entry = this.#entry(spec.service, undefined);
+      if (entry.notStarted !== undefined) {
+        this.#admit(entry, entry.record.replicas, `cannot start "${spec.service}"`);
+      }
+      await onDisk(`cannot copy the secrets of "${spec.service}"`, () =>
+        this.#writeSecrets(spec.service, spec.secrets),
+      );
+      entry.record = { ...entry.record, spec };
+      entry.plan = plan;
+      entry.generation++;
+      entry.notStarted = undefined;
+      await this.#persist(entry);
+      this.#reconcile(entry);
+    });
   }
 
   async remove(name: string, namespace?: string): Promise<void> {
-    const entry = this.#entry(name, namespace);
-    this.#functions.delete(name);
-    entry.removed = true;
-    entry.deleted = true;
-    const replicas = entry.replicas;
-    entry.replicas = [];
-    await entry.saving.catch(() => {});
-    await this.#state.remove(name);
-    await Promise.all(replicas.map((replica) => replica.stop()));
-    entry.logs.close();
-    await rm(this.#runDir(name), { recursive: true, force: true });
+    await this.#serialized(name, async () => {
+      const entry = this.#entry(name, namespace);
+      this.#functions.delete(name);
+      entry.removed = true;
+      entry.deleted = true;
+      const replicas = entry.replicas;
+      entry.replicas = [];
+      await entry.saving.catch(() => {});
+      try {
+        await onDisk(`cannot remove the saved state of "${name}"`, () => this.#state.remove(name));
+      } finally {
+        // Whatever happens, its processes stop and its files go before the next change of the name.
+        await Promise.all(replicas.map((replica) => replica.stop()));
+        entry.logs.close();
+        await rm(this.#runDir(name), { recursive: true, force: true }).catch((error: unknown) =>
+          this.#logger.error({ fn: name, reason: safeReason(error) }, 'cannot remove its files'),
+        );
+      }
+    });
   }
 
   list(namespace?: string): Promise<FunctionStatus[]> {
@@ -229,15 +339,22 @@ export class ProcessProvider implements Provider {
   }
 
   async scale(name: string, replicas: number, namespace?: string): Promise<void> {
-    const entry = this.#entry(name, namespace);
-    if (!Number.isInteger(replicas) || replicas < 0 || replicas > this.#maxReplicas) {
+    const { maxReplicas } = this.#limits;
+    if (!Number.isInteger(replicas) || replicas < 0 || replicas > maxReplicas) {
       throw new ValidationError(
-        `replicas must be a whole number from 0 to ${this.#maxReplicas}, not ${replicas}`,
+        `replicas must be a whole number from 0 to ${maxReplicas} (max_replicas_per_function), not ${replicas}`,
       );
     }
-    entry.record = { ...entry.record, replicas };
-    await this.#persist(entry);
-    this.#reconcile(entry);
+    await this.#serialized(name, async () => {
+      const entry = this.#entry(name, namespace);
+      this.#admit(entry, replicas, `cannot scale "${name}" to ${replicas}`);
+      entry.record = { ...entry.record, replicas };
+      await this.#persist(entry);
+      // A function kept from the state folder over a cap starts once it fits (an invalid one
+      // waits for an update).
+      if (entry.notStarted?.cap !== undefined) entry.notStarted = undefined;
+      this.#reconcile(entry);
+    });
   }
 
   resolve(name: string, namespace?: string): Promise<URL> {
@@ -251,6 +368,14 @@ export class ProcessProvider implements Provider {
   /** The next ready replica, round-robin; every replica serves inside this process. */
   resolveLocal(name: string, namespace?: string): Replica {
     const entry = this.#entry(name, namespace);
+    if (entry.notStarted !== undefined) {
+      // Not an UnavailableError: waiting (scale from zero) would not help.
+      throw new FnbusError(
+        'not_started',
+        503,
+        `function "${name}" is not started: ${entry.notStarted.reason}`,
+      );
+    }
     const { replicas } = entry;
     // A scan from the cursor rather than a filtered copy: this runs on every call.
     for (let tried = 0; tried < replicas.length; tried++) {
@@ -333,7 +458,7 @@ export class ProcessProvider implements Provider {
    * generations once enough current ones are ready (an update never leaves the pool empty).
    */
   #reconcile(entry: FunctionEntry): void {
-    if (entry.removed || this.#closed) return;
+    if (entry.removed || this.#closed || entry.notStarted !== undefined) return;
     const desired = entry.record.replicas;
     const current = entry.replicas.filter((replica) => replica.generation === entry.generation);
     while (current.length < desired) {
@@ -397,6 +522,7 @@ export class ProcessProvider implements Provider {
       removed: false,
       deleted: false,
       saving: Promise.resolve(),
+      notStarted: undefined,
     };
   }
 
@@ -427,10 +553,8 @@ export class ProcessProvider implements Provider {
 
   /** Name, namespace and what to run; returns the launch plan. */
   #validate(spec: FunctionDeployment): LaunchPlan {
-    if (typeof spec !== 'object' || spec === null) {
-      throw new ValidationError('a function deployment must be an object');
-    }
     assertDnsLabel(spec.service ?? '', 'function name');
+    checkDeployment(spec);
     if (!this.#isOurs(spec.namespace)) {
       throw new ValidationError(
         `namespace "${spec.namespace}" does not exist: this provider has only "${this.#namespace}"`,
@@ -440,6 +564,8 @@ export class ProcessProvider implements Provider {
       throw new ValidationError('image must be text');
     }
     if (spec.secrets !== undefined) {
+      if (!Array.isArray(spec.secrets))
+        throw new ValidationError('secrets must be a list of names');
       for (const secret of spec.secrets) assertDnsSubdomain(secret, 'secret name');
     }
     const plan = planLaunch(spec, this.#repoRoot);
@@ -457,23 +583,96 @@ export class ProcessProvider implements Provider {
     const text = spec.annotations?.[key] ?? spec.labels?.[key];
     if (text === undefined) return 1;
     const replicas = Number(text);
-    if (!/^\d+$/.test(text.trim()) || replicas > this.#maxReplicas) {
+    const { maxReplicas } = this.#limits;
+    if (!/^\d+$/.test(text.trim()) || replicas > maxReplicas) {
       throw new ValidationError(
-        `${key} must be a whole number from 0 to ${this.#maxReplicas}, not "${text}"`,
+        `${key} must be a whole number from 0 to ${maxReplicas} (max_replicas_per_function), not "${text}"`,
       );
     }
     return replicas;
   }
 
-  /** The spec as stored: namespace made explicit, image kept as given (there is no container). */
-  #normalize(spec: FunctionDeployment): FunctionDeployment {
+  /**
+   * The spec as stored: nulls left out (absent, as Go reads them), namespace made explicit
+   * (after checking it is ours), image kept as given (there is no container).
+   */
+  #normalize(given: FunctionDeployment): FunctionDeployment {
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+      throw new ValidationError('a function deployment must be an object');
+    }
+    const spec = withoutNulls(given);
+    if (!this.#isOurs(spec.namespace)) {
+      throw new ValidationError(
+        `namespace "${spec.namespace}" does not exist: this provider has only "${this.#namespace}"`,
+      );
+    }
     return { ...spec, image: spec.image ?? '', namespace: this.#namespace };
+  }
+
+  /** Desired replicas of every running function but `except`. */
+  #totalReplicas(except: FunctionEntry): number {
+    let total = 0;
+    for (const entry of this.#functions.values()) {
+      if (entry !== except && entry.notStarted === undefined) total += entry.record.replicas;
+    }
+    return total;
+  }
+
+  #fits(entry: FunctionEntry, replicas: number): boolean {
+    return this.#totalReplicas(entry) + replicas <= this.#limits.maxTotalReplicas;
+  }
+
+  /** Functions that count against max_functions: all but those kept over it. */
+  #countedFunctions(): number {
+    let count = 0;
+    for (const entry of this.#functions.values()) {
+      if (entry.notStarted?.cap !== 'max_functions') count++;
+    }
+    return count;
+  }
+
+  /** A LimitError (409) unless `entry`, kept from the state folder over a cap, and `replicas` fit now. */
+  #admit(entry: FunctionEntry, replicas: number, what: string): void {
+    const { maxFunctions } = this.#limits;
+    if (entry.notStarted?.cap === 'max_functions' && this.#countedFunctions() >= maxFunctions) {
+      throw new LimitError(
+        `${what}: ${maxFunctions} functions run, the most this hub takes (max_functions)`,
+      );
+    }
+    this.#checkTotal(entry, replicas, what);
+  }
+
+  /** A LimitError (409) unless `replicas` more for `entry` fit under max_total_replicas. */
+  #checkTotal(entry: FunctionEntry, replicas: number, what: string): void {
+    if (this.#fits(entry, replicas)) return;
+    const { maxTotalReplicas } = this.#limits;
+    throw new LimitError(
+      `${what}: ${this.#totalReplicas(entry)} of ${maxTotalReplicas} replicas are taken (max_total_replicas)`,
+    );
+  }
+
+  /** Runs the changes of one function one after the other (deploy, update, remove, scale). */
+  #serialized<T>(name: string, change: () => Promise<T>): Promise<T> {
+    const previous = this.#changes.get(name) ?? Promise.resolve();
+    const result = previous.then(change);
+    const settled = result.then(
+      () => {},
+      () => {},
+    );
+    this.#changes.set(name, settled);
+    void settled.then(() => {
+      if (this.#changes.get(name) === settled) this.#changes.delete(name);
+    });
+    return result;
   }
 
   /** Saves the entry's current record, after any write in progress; never once it is deleted. */
   async #persist(entry: FunctionEntry): Promise<void> {
+    const name = entry.record.spec.service;
     const write = async (): Promise<void> => {
-      if (!entry.deleted) await this.#state.save(entry.record);
+      if (!entry.deleted) {
+        await onDisk(`cannot save function "${name}"`, () => this.#state.save(entry.record));
+      }
     };
     const next = entry.saving.then(write, write);
     entry.saving = next;

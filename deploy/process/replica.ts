@@ -103,8 +103,10 @@ export class Replica {
 
   start(): void {
     this.#running ??= this.#run().catch((error: unknown) => {
-      this.#options.onLine(this.instance, `cannot start: ${(error as Error).message}`);
-      this.#options.logger.error({ err: error, instance: this.instance }, 'replica failed');
+      // An errno error's message holds a path of the state folder: its code says enough.
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      this.#options.onLine(this.instance, `cannot start: ${reason}`);
+      this.#options.logger.error({ reason, instance: this.instance }, 'replica failed');
     });
   }
 
@@ -120,7 +122,13 @@ export class Replica {
     this.#setReady(false);
     await this.#running;
     await this.#watchdog?.stop();
-    await rm(this.#options.workDir, { recursive: true, force: true });
+    // Never rejects: a stop runs unawaited (a retired replica), and its folder is not worth a crash.
+    await rm(this.#options.workDir, { recursive: true, force: true }).catch((error: unknown) =>
+      this.#options.logger.warn(
+        { reason: (error as NodeJS.ErrnoException).code, instance: this.instance },
+        'cannot remove the replica folder',
+      ),
+    );
   }
 
   async #run(): Promise<void> {

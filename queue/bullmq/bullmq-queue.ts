@@ -8,25 +8,47 @@ import {
   type JobState,
 } from 'bullmq';
 import { Redis } from 'ioredis';
-import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import {
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import type {
-  AttemptRecord,
-  BuriedCall,
-  CallRecord,
-  CallState,
-  ConsumeOptions,
-  DeadLetter,
-  DeadLetterFilter,
-  DeliveryHandler,
-  Enqueued,
-  EnqueueOptions,
-  FunctionQueueStats,
-  Queue,
-  Settlement,
+import {
+  deadLetterPageBytes,
+  summarizeRequest,
+  type AttemptRecord,
+  type BuriedCall,
+  type CallRecord,
+  type CallState,
+  type ConsumeOptions,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type DeadLetterQuery,
+  type DeadLetterSummary,
+  type RequestSummary,
+  type DeliveryHandler,
+  type Enqueued,
+  type EnqueueOptions,
+  type FunctionQueueStats,
+  type Queue,
+  type Settlement,
 } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import { callIdOf, toSettledState } from '../call-records.js';
+import {
+  callIdOf,
+  decodeCursor,
+  encodeCursor,
+  queueFull,
+  requestFingerprint,
+  sameRequestOr422,
+  scopedIdempotencyKey,
+  toSettledState,
+} from '../call-records.js';
 
 export interface BullmqQueueOptions {
   /** `redis://host:port[/db]`. */
@@ -42,6 +64,8 @@ export interface BullmqQueueOptions {
    * delivered again this long (and up to one stalled check more) after it died; default 30 s.
    */
   lockDurationMs?: number;
+  /** Most calls waiting or running at once; enqueue and redrive refuse more. Default 100,000. */
+  maxQueuedCalls?: number;
   logger?: Logger;
 }
 
@@ -83,30 +107,177 @@ interface Consumer {
 
 /** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
 const afterHandlerErrorMs = 1000;
+/** How long an enqueue waits for a Redis connection that is down before it answers 503. */
+const reachWaitMs = 5000;
 /** How long an enqueue holds its call id between its checks and the job's creation. */
 const claimTtlMs = 5 * 60_000;
 
 /**
- * Checks an enqueue: returns `{'duplicate', firstCallId}` for an Idempotency-Key seen within the
- * window, `{'taken'}` for a call id in use (a job, a cancelled call, or another enqueue's claim),
- * else claims the id (and the key) and returns `{'ok'}`. One script, so two racing enqueues cannot
- * both pass: BullMQ itself would silently merge a second job with the same id. Run again with the
- * same nonce (ioredis resends a command whose answer a reconnect lost), it answers `ok` again.
- * KEYS: job hash, cancelled tombstone, claim[, idempotency key]; ARGV: call id, nonce, claim ttl,
- * idempotency window.
+ * A dead letter's listing, kept in its job's hash beside BullMQ's fields, so that a page reads
+ * it and not the job's data (which holds the request's body).
+ */
+const summaryField = 'fnbus-summary';
+
+interface LetterSummary {
+  function: string;
+  updatedAt: number;
+  attempts: AttemptRecord[];
+  lastStatus?: number;
+  lastBodyExcerpt?: string;
+  reason?: string;
+  request: RequestSummary;
+}
+
+function letterSummary(data: CallData): string {
+  const summary: LetterSummary = {
+    function: data.request.Function,
+    updatedAt: data.updatedAt,
+    attempts: data.attempts,
+    lastStatus: data.lastStatus,
+    lastBodyExcerpt: data.lastBodyExcerpt,
+    reason: data.reason,
+    request: summarizeRequest(data.request),
+  };
+  return JSON.stringify(summary);
+}
+
+/**
+ * Checks an enqueue: returns `{'duplicate', first}` for an Idempotency-Key seen within the window
+ * (`first`: the first call's id and request fingerprint, as JSON), `{'full'}` when the calls
+ * waiting or running (BullMQ's wait, paused, prioritized, delayed and active sets, each counted in
+ * O(1)) are at the cap, `{'taken'}` for a call id in use (a job, a cancelled call, or another
+ * enqueue's claim), else claims the id (and the key) and returns `{'ok'}`. One script, so two
+ * racing enqueues cannot both pass: BullMQ itself would silently merge a second job with the same
+ * id. Run again with the same nonce (ioredis resends a command whose answer a reconnect lost), it
+ * answers `ok` again. With ARGV[7] '0' (an id minted here, no key) only the cap is checked.
+ * KEYS: wait, paused, prioritized, delayed, active, job hash, cancelled tombstone, claim[,
+ * idempotency key]; ARGV: call id, nonce, claim ttl, idempotency window, cap, the key's value,
+ * check the id ('1' or '0').
  */
 const enqueueScript = `
-local claim = redis.call('GET', KEYS[3])
-if claim == ARGV[2] then return {'ok'} end
-if KEYS[4] then
-  local first = redis.call('GET', KEYS[4])
+local checkId = ARGV[7] == '1'
+local claim = false
+if checkId then
+  claim = redis.call('GET', KEYS[8])
+  if claim == ARGV[2] then return {'ok'} end
+end
+if KEYS[9] then
+  local first = redis.call('GET', KEYS[9])
   if first then return {'duplicate', first} end
 end
-if claim or redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return {'taken'} end
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-if KEYS[4] then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4]) end
-return {'ok'}
+local queued = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
+  + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + redis.call('LLEN', KEYS[5])
+if queued >= tonumber(ARGV[5]) then return {'full'} end
+if checkId then
+  if claim or redis.call('EXISTS', KEYS[6], KEYS[7]) > 0 then return {'taken'} end
+  redis.call('SET', KEYS[8], ARGV[2], 'PX', ARGV[3])
+end
+if KEYS[9] then redis.call('SET', KEYS[9], ARGV[6], 'PX', ARGV[4]) end
+return {'ok', tostring(queued)}
 `;
+
+/**
+ * One page of the failed set (the dead letters), in its order (time of failure, then id): the
+ * ids of up to `limit` letters of the function asked for (any: ''), reading at most `max scan`
+ * entries and, past the first letter, at most `budget` bytes of job data (HSTRLEN, not read).
+ * Returns `{ids, lastId, lastScore}` (no last: the end of the set). A page starts after its
+ * cursor's id, or, when that id left the set meanwhile, after its score.
+ * KEYS: failed; ARGV: after id ('' from the start), after score, function, limit, max scan,
+ * job key prefix, budget.
+ */
+const deadPageScript = `
+local start = 0
+if ARGV[1] ~= '' then
+  local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
+  if rank then start = rank + 1 else start = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[2]) end
+end
+local limit, maxScan, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
+local ids, bytes, scanned, pos = {}, 0, 0, start
+local lastId, lastScore = '', ''
+while true do
+  local batch = redis.call('ZRANGE', KEYS[1], pos, pos + 99, 'WITHSCORES')
+  if #batch == 0 then return {ids, '', ''} end
+  for i = 1, #batch, 2 do
+    local id = batch[i]
+    local key = ARGV[6] .. id
+    if ARGV[3] == '' or redis.call('HGET', key, 'name') == ARGV[3] then
+      local size = redis.call('HSTRLEN', key, '${summaryField}')
+      if size == 0 then size = redis.call('HSTRLEN', key, 'data') end
+      if #ids > 0 and bytes + size > budget then return {ids, lastId, lastScore} end
+      ids[#ids + 1] = id
+      bytes = bytes + size
+    end
+    lastId, lastScore = id, batch[i + 1]
+    scanned = scanned + 1
+    if #ids >= limit or scanned >= maxScan then
+      if pos + (i + 1) / 2 < redis.call('ZCARD', KEYS[1]) then return {ids, lastId, lastScore} end
+      return {ids, '', ''}
+    end
+  end
+  pos = pos + 100
+end
+`;
+
+/**
+ * Per function: calls queued, running and dead-lettered, and the oldest queued call's enqueue
+ * time, counted in Redis a hundred ids at a time: the hub receives one row per function, not one
+ * per call. KEYS: wait, paused, prioritized, delayed, active, failed; ARGV: job key prefix.
+ * Returns a flat list: function, queued, running, dead-lettered, oldest timestamp (0: none).
+ */
+const statsScript = `
+local out, order = {}, {}
+local function count(key, isList, column)
+  local pos = 0
+  while true do
+    local ids
+    if isList then ids = redis.call('LRANGE', key, pos, pos + 99)
+    else ids = redis.call('ZRANGE', key, pos, pos + 99) end
+    if #ids == 0 then return end
+    for _, id in ipairs(ids) do
+      local job = redis.call('HMGET', ARGV[1] .. id, 'name', 'timestamp')
+      local fn = job[1]
+      if fn then
+        local entry = out[fn]
+        if not entry then
+          entry = {0, 0, 0, 0}
+          out[fn] = entry
+          order[#order + 1] = fn
+        end
+        entry[column] = entry[column] + 1
+        if column == 1 and job[2] then
+          local at = tonumber(job[2])
+          if entry[4] == 0 or at < entry[4] then entry[4] = at end
+        end
+      end
+    end
+    pos = pos + 100
+  end
+end
+count(KEYS[1], true, 1)
+count(KEYS[2], true, 1)
+count(KEYS[3], false, 1)
+count(KEYS[4], false, 1)
+count(KEYS[5], true, 2)
+count(KEYS[6], false, 3)
+local flat = {}
+for _, fn in ipairs(order) do
+  local e = out[fn]
+  flat[#flat + 1] = fn
+  flat[#flat + 1] = e[1]
+  flat[#flat + 1] = e[2]
+  flat[#flat + 1] = e[3]
+  flat[#flat + 1] = tostring(e[4])
+end
+return flat
+`;
+
+/** Where a dead-letter page ended: the last letter's id and its score in the failed set. */
+type BullmqCursor = [string, string];
+const isBullmqCursor = (value: unknown): value is BullmqCursor =>
+  Array.isArray(value) && value.length === 2 && value.every((part) => typeof part === 'string');
+
+/** Most entries of the failed set one page reads, letters of other functions included. */
+const maxScanned = 5000;
 
 /**
  * Cancels a waiting call: takes its id out of BullMQ's wait, paused, prioritized and delayed sets
@@ -158,6 +329,9 @@ export class BullmqQueue implements Queue {
   readonly #retentionMs: number;
   readonly #idempotencyWindowMs: number;
   readonly #lockDurationMs: number;
+  readonly #maxQueuedCalls: number;
+  /** The calls waiting or running when the cap was last checked, and this queue's enqueues since. */
+  #room = { at: 0, queued: 0, since: 0 };
   readonly #logger: Logger;
   /** For enqueue, status and the dead-letter tools: a command waits ~10 s for Redis, then fails. */
   readonly #client: Redis;
@@ -171,6 +345,7 @@ export class BullmqQueue implements Queue {
     this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
     this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
     this.#lockDurationMs = options.lockDurationMs ?? 30_000;
+    this.#maxQueuedCalls = options.maxQueuedCalls ?? 100_000;
     this.#logger = (options.logger ?? silentLogger).child({ queue: this.#name });
     this.#client = this.#connect({});
     this.#queue = new BullQueue<CallData, AckedCall>(this.#name, { connection: this.#client });
@@ -178,18 +353,54 @@ export class BullmqQueue implements Queue {
   }
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    try {
+      await this.#reachable();
+      return await this.#enqueue(req, options);
+    } catch (error) {
+      throw redisError(error);
+    }
+  }
+
+  /**
+   * Resolves once the connection is up, waiting `reachWaitMs` at most: while Redis is down a
+   * caller gets a 503 in seconds, where ioredis would hold the call through all its reconnects
+   * (a minute and more).
+   */
+  async #reachable(): Promise<void> {
+    if (this.#client.status === 'ready') return;
+    const client = this.#client;
+    let onReady!: () => void;
+    let timer: NodeJS.Timeout | undefined;
+    const up = await new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true);
+      client.once('ready', onReady);
+      timer = setTimeout(resolve, reachWaitMs, false);
+    });
+    client.off('ready', onReady);
+    clearTimeout(timer);
+    if (!up) throw new UnavailableError('the queue (Redis) cannot be reached');
+  }
+
+  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
     const callId = callIdOf(req) ?? randomUUID();
     // BullMQ refuses these as job ids; the gateway's own ids are UUIDs.
     if (String(parseInt(callId, 10)) === callId || callId.includes(':')) {
       throw new ValidationError(`X-Call-Id "${callId}": this queue takes no integer or ':' ids`);
     }
-    const idempotency = options.idempotencyKey;
-    // A minted id without a key needs no checks: one round trip (the job's creation) per call.
+    const idempotency =
+      options.idempotencyKey === undefined
+        ? undefined
+        : {
+            key: scopedIdempotencyKey(req, options.idempotencyKey),
+            fingerprint: requestFingerprint(req),
+          };
+    // A minted id without a key needs no id check: only the cap's, and not even that while the
+    // queue was last seen far below it.
+    const checkId = !(options.freshCallId && idempotency === undefined);
     const held =
-      options.freshCallId && idempotency === undefined
-        ? []
-        : await this.#claim(callId, idempotency);
+      checkId || !this.#roomKnown() ? await this.#claim(callId, idempotency, { checkId }) : [];
     if (!Array.isArray(held)) return held;
+    this.#room.since += 1;
     const now = Date.now();
     const data: CallData = {
       request: req,
@@ -221,14 +432,23 @@ export class BullmqQueue implements Queue {
   }
 
   /**
-   * Claims a call id (and its Idempotency-Key) until the job exists: the claimed keys, to free
-   * once done, or the first call's id when the key was seen. Throws when the id is taken.
+   * Checks the cap and claims a call id (and its Idempotency-Key) until the job exists: the
+   * claimed keys, to free once done, or the first call's id when the key was seen. Throws when
+   * the id is taken, the key was used for another request, or the queue is full.
    */
-  async #claim(callId: string, idempotency: string | undefined): Promise<string[] | Enqueued> {
-    const keys = [this.#queue.toKey(callId), this.#key('cancelled', callId)];
+  async #claim(
+    callId: string,
+    idempotency: { key: string; fingerprint: string } | undefined,
+    { checkId = true, cap = this.#maxQueuedCalls }: { checkId?: boolean; cap?: number } = {},
+  ): Promise<string[] | Enqueued> {
+    const counted = ['wait', 'paused', 'prioritized', 'delayed', 'active'].map((set) =>
+      this.#queue.toKey(set),
+    );
+    const keys = [...counted, this.#queue.toKey(callId), this.#key('cancelled', callId)];
     const claim = this.#key('claim', callId);
-    const held = idempotency === undefined ? [claim] : [claim, this.#key('key', idempotency)];
-    const [verdict, firstCallId] = (await this.#client.eval(
+    const held =
+      idempotency === undefined ? [claim] : [claim, this.#key('idempotency', idempotency.key)];
+    const [verdict, first] = (await this.#client.eval(
       enqueueScript,
       keys.length + held.length,
       ...keys,
@@ -237,14 +457,34 @@ export class BullmqQueue implements Queue {
       randomUUID(),
       claimTtlMs,
       this.#idempotencyWindowMs,
+      cap,
+      JSON.stringify({ callId, fingerprint: idempotency?.fingerprint }),
+      checkId ? '1' : '0',
     )) as [string, string?];
-    if (verdict === 'duplicate' && firstCallId !== undefined) {
-      return { callId: firstCallId, duplicate: true };
+    if (verdict === 'duplicate' && first !== undefined && idempotency !== undefined) {
+      return sameRequestOr422(
+        JSON.parse(first) as { callId: string; fingerprint: string },
+        idempotency.fingerprint,
+      );
     }
     if (verdict === 'taken') {
       throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
     }
-    return held;
+    if (verdict === 'full') throw queueFull(this.#maxQueuedCalls);
+    if (verdict === 'ok' && first !== undefined) {
+      this.#room = { at: Date.now(), queued: Number(first), since: 0 };
+    }
+    return checkId ? held : [];
+  }
+
+  /**
+   * Whether an enqueue may skip the cap's check: the count seen less than a second ago, plus
+   * this queue's enqueues since, is under half the cap. Other gateways' enqueues in that second
+   * are not seen: the cap may be passed by at most what they add beyond half of it in a second.
+   */
+  #roomKnown(): boolean {
+    const room = this.#room;
+    return Date.now() - room.at < 1000 && room.queued + room.since < this.#maxQueuedCalls / 2;
   }
 
   async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
@@ -334,12 +574,14 @@ export class BullmqQueue implements Queue {
     const outcome = settlement.outcome === 'defer' ? undefined : settlement.attempt;
     if (outcome) next.attempts = [...data.attempts, outcome.record];
     if (settlement.outcome === 'dead-letter') {
-      await job.updateData({
+      const dead: CallData = {
         ...next,
         lastStatus: outcome?.record.status,
         lastBodyExcerpt: outcome?.bodyExcerpt,
         reason: settlement.reason,
-      });
+      };
+      await job.updateData(dead);
+      await this.#client.hset(this.#queue.toKey(String(job.id)), summaryField, letterSummary(dead));
       // To BullMQ's failed set, whatever its own attempts: that is where dead letters are kept.
       throw new UnrecoverableError(settlement.reason);
     }
@@ -389,50 +631,165 @@ export class BullmqQueue implements Queue {
     return true;
   }
 
-  async deadLetters(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
-    const jobs = await this.#deadJobs(filter);
-    return jobs.map((job) => ({ ...toRecord(job, 'failed'), request: job.data.request }));
+  /**
+   * The page's ids from the failed set (a script: bounded scan, byte budget), then each letter's
+   * fields in one pipeline: at most the budget of job data is read into this process.
+   */
+  async deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
+    const { ids, next } = await this.#deadPage(query, deadLetterPageBytes);
+    const pipeline = this.#client.pipeline();
+    for (const id of ids) {
+      pipeline.hmget(
+        this.#queue.toKey(id),
+        summaryField,
+        'timestamp',
+        'processedOn',
+        'finishedOn',
+        'failedReason',
+      );
+    }
+    const rows = (await execOrThrow(pipeline)) as (string | null)[][];
+    const items: DeadLetterSummary[] = [];
+    for (const [i, callId] of ids.entries()) {
+      const [kept, timestamp, processedOn, finishedOn, failedReason] = rows[i] ?? [];
+      // A letter an older fnbus kept has no summary: made from its data, read for it alone.
+      const summary = kept
+        ? (JSON.parse(kept) as LetterSummary)
+        : await this.#client
+            .hget(this.#queue.toKey(callId), 'data')
+            .then(
+              (data) =>
+                data && (JSON.parse(letterSummary(JSON.parse(data) as CallData)) as LetterSummary),
+            );
+      if (!summary) continue; // removed since the page was read
+      const record: DeadLetterSummary = {
+        callId,
+        function: summary.function,
+        state: 'dead-lettered',
+        enqueuedAt: new Date(Number(timestamp)).toISOString(),
+        updatedAt: new Date(
+          Math.max(summary.updatedAt, Number(processedOn ?? 0), Number(finishedOn ?? 0)),
+        ).toISOString(),
+        attempts: summary.attempts,
+        request: summary.request,
+      };
+      if (summary.lastStatus !== undefined) record.lastStatus = summary.lastStatus;
+      if (summary.lastBodyExcerpt !== undefined) record.lastBodyExcerpt = summary.lastBodyExcerpt;
+      const reason = summary.reason ?? failedReason ?? undefined;
+      if (reason !== undefined) record.reason = reason;
+      items.push(record);
+    }
+    return next === undefined ? { items } : { items, next };
+  }
+
+  async deadLetter(callId: string): Promise<DeadLetter | undefined> {
+    const [job] = await this.#deadJobs({ callId });
+    return job && { ...toRecord(job, 'failed'), request: job.data.request };
+  }
+
+  /** One page's ids; `next` while the failed set goes on. */
+  async #deadPage(
+    query: DeadLetterQuery,
+    budget: number,
+  ): Promise<{ ids: string[]; next?: string }> {
+    const [afterId, afterScore] = query.cursor
+      ? decodeCursor(query.cursor, isBullmqCursor)
+      : ['', ''];
+    const [ids, lastId, lastScore] = (await this.#client.eval(
+      deadPageScript,
+      1,
+      this.#queue.toKey('failed'),
+      afterId,
+      afterScore,
+      query.function ?? '',
+      query.limit,
+      maxScanned,
+      this.#queue.toKey(''),
+      budget,
+    )) as [string[], string, string];
+    return lastId === '' ? { ids } : { ids, next: encodeCursor([lastId, lastScore]) };
+  }
+
+  /** The ids of the matching dead letters, a page at a time, until none is left. */
+  async *#deadBatches(filter: DeadLetterFilter): AsyncGenerator<string[]> {
+    if (filter.callId !== undefined) {
+      const jobs = await this.#deadJobs({ ...filter, callId: filter.callId });
+      yield jobs.map((job) => String(job.id));
+      return;
+    }
+    let cursor: string | undefined;
+    do {
+      const page = await this.#deadPage(
+        {
+          limit: 100,
+          ...(filter.function ? { function: filter.function } : {}),
+          ...(cursor ? { cursor } : {}),
+        },
+        Number.MAX_SAFE_INTEGER,
+      );
+      yield page.ids;
+      cursor = page.next;
+    } while (cursor !== undefined);
   }
 
   async redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
     const ids: string[] = [];
-    for (const job of await this.#deadJobs(filter)) {
-      const now = Date.now();
-      const { reason: _reason, ...data } = job.data;
-      try {
-        // The data first: a worker may take the job as soon as it is back in the wait list.
-        await job.updateData({
-          ...data,
-          queuedAt: now,
-          priorAttempts: data.attempts.length,
-          nextAttemptAt: now,
-          updatedAt: now,
-        });
-        await job.retry('failed');
-        ids.push(String(job.id));
-      } catch (error) {
-        // No longer a dead letter: redriven or purged meanwhile.
-        this.#logger.debug({ err: error, callId: job.id }, 'not redriven');
+    for await (const batch of this.#deadBatches(filter)) {
+      for (const id of batch) {
+        // One job's data at a time (the request is replayed from it).
+        const job = await this.#queue.getJob(id);
+        if (job) await this.#redriveOne(job, ids);
       }
     }
     return ids;
   }
 
+  /** One letter back to the wait list, if the cap has room: checked before each. */
+  async #redriveOne(job: CallJob, ids: string[]): Promise<void> {
+    try {
+      await this.#claim(String(job.id), undefined, { checkId: false });
+    } catch (error) {
+      if (error instanceof Error) {
+        error.message = `${error.message} (${ids.length} dead letters were queued again first)`;
+      }
+      throw error;
+    }
+    const now = Date.now();
+    const { reason: _reason, ...data } = job.data;
+    try {
+      // The data first: a worker may take the job as soon as it is back in the wait list.
+      await job.updateData({
+        ...data,
+        queuedAt: now,
+        priorAttempts: data.attempts.length,
+        nextAttemptAt: now,
+        updatedAt: now,
+      });
+      await job.retry('failed');
+      ids.push(String(job.id));
+    } catch (error) {
+      // No longer a dead letter: redriven or purged meanwhile.
+      this.#logger.debug({ err: error, callId: job.id }, 'not redriven');
+    }
+  }
+
   async purge(filter: DeadLetterFilter = {}): Promise<number> {
     let purged = 0;
-    for (const job of await this.#deadJobs(filter)) {
-      const id = String(job.id);
-      // Out of the failed set first, in one step: a call redriven meanwhile is not deleted.
-      if ((await this.#client.zrem(this.#queue.toKey('failed'), id)) === 0) continue;
-      await this.#queue.remove(id).catch(() => {});
-      purged += 1;
+    for await (const batch of this.#deadBatches(filter)) {
+      for (const id of batch) {
+        // Out of the failed set first, in one step: a call redriven meanwhile is not deleted.
+        if ((await this.#client.zrem(this.#queue.toKey('failed'), id)) === 0) continue;
+        await this.#queue.remove(id).catch(() => {});
+        purged += 1;
+      }
     }
     return purged;
   }
 
   async bury(buried: BuriedCall): Promise<string> {
     const callId = callIdOf(buried.request) ?? randomUUID();
-    const held = await this.#claim(callId, undefined);
+    // A dead letter is not a call waiting: the cap does not apply.
+    const held = await this.#claim(callId, undefined, { cap: Number.MAX_SAFE_INTEGER });
     if (!Array.isArray(held)) throw new ConflictError(`call id ${callId} is taken`);
     const now = Date.now();
     const data: CallData = {
@@ -457,6 +814,7 @@ export class BullmqQueue implements Queue {
         removeOnFail: false,
         stackTraceLimit: 0,
       });
+      await this.#client.hset(this.#queue.toKey(callId), summaryField, letterSummary(data));
       const moved = await this.#client.eval(
         buryScript,
         3,
@@ -474,63 +832,27 @@ export class BullmqQueue implements Queue {
     return callId;
   }
 
+  /** Counted by a script in Redis: the hub gets one row per function, whatever the backlog. */
   async stats(): Promise<Record<string, FunctionQueueStats>> {
-    const [wait, paused, prioritized, delayed, active, failed] = [
-      'wait',
-      'paused',
-      'prioritized',
-      'delayed',
-      'active',
-      'failed',
-    ].map((set) => this.#queue.toKey(set)) as [string, string, string, string, string, string];
-    // One snapshot of every state's ids (MULTI), then each job's function and enqueue time.
-    const sets = await execOrThrow(
-      this.#client
-        .multi()
-        .lrange(wait, 0, -1)
-        .lrange(paused, 0, -1)
-        .zrange(prioritized, '0', '-1')
-        .zrange(delayed, '0', '-1')
-        .lrange(active, 0, -1)
-        .zrange(failed, '0', '-1'),
+    const keys = ['wait', 'paused', 'prioritized', 'delayed', 'active', 'failed'].map((set) =>
+      this.#queue.toKey(set),
     );
-    const [
-      waiting = [],
-      pausedIds = [],
-      prioritizedIds = [],
-      delayedIds = [],
-      running = [],
-      dead = [],
-    ] = sets as string[][];
-    const groups: ['queued' | 'running' | 'deadLettered', string[]][] = [
-      ['queued', [...waiting, ...pausedIds, ...prioritizedIds, ...delayedIds]],
-      ['running', running],
-      ['deadLettered', dead],
-    ];
-    const pipeline = this.#client.pipeline();
-    for (const [, ids] of groups) {
-      for (const id of ids) pipeline.hmget(this.#queue.toKey(id), 'name', 'timestamp');
-    }
-    const fields = (await execOrThrow(pipeline)) as [string | null, string | null][];
+    const flat = (await this.#client.eval(
+      statsScript,
+      keys.length,
+      ...keys,
+      this.#queue.toKey(''),
+    )) as (string | number)[];
     const now = Date.now();
     const out: Record<string, FunctionQueueStats> = {};
-    let index = 0;
-    for (const [column, ids] of groups) {
-      for (let i = 0; i < ids.length; i++) {
-        const [fn, timestamp] = fields[index++] ?? [null, null];
-        if (fn === null) continue; // removed since the snapshot
-        const entry = (out[fn] ??= {
-          queued: 0,
-          running: 0,
-          deadLettered: 0,
-          oldestQueuedAgeMs: 0,
-        });
-        entry[column] += 1;
-        if (column === 'queued' && timestamp !== null) {
-          const age = Math.max(0, now - Number(timestamp));
-          entry.oldestQueuedAgeMs = Math.max(entry.oldestQueuedAgeMs, age);
-        }
-      }
+    for (let i = 0; i + 4 < flat.length; i += 5) {
+      const oldest = Number(flat[i + 4]);
+      out[String(flat[i])] = {
+        queued: Number(flat[i + 1]),
+        running: Number(flat[i + 2]),
+        deadLettered: Number(flat[i + 3]),
+        oldestQueuedAgeMs: oldest > 0 ? Math.max(0, now - oldest) : 0,
+      };
     }
     return out;
   }
@@ -549,16 +871,11 @@ export class BullmqQueue implements Queue {
     this.#client.disconnect();
   }
 
-  /** The dead letters matching `filter`, oldest first. */
-  async #deadJobs(filter: DeadLetterFilter): Promise<CallJob[]> {
-    let jobs: CallJob[];
-    if (filter.callId !== undefined) {
-      const job = await this.#queue.getJob(filter.callId);
-      jobs = job && (await job.isFailed()) ? [job] : [];
-    } else {
-      jobs = await this.#queue.getJobs(['failed'], 0, -1, true);
-    }
-    return jobs.filter(
+  /** The one dead letter a call id names, if it matches the filter's function. */
+  async #deadJobs(filter: DeadLetterFilter & { callId: string }): Promise<CallJob[]> {
+    const job = await this.#queue.getJob(filter.callId);
+    const dead = job && (await job.isFailed()) ? [job] : [];
+    return dead.filter(
       (job) => filter.function === undefined || job.data.request.Function === filter.function,
     );
   }
@@ -574,6 +891,46 @@ export class BullmqQueue implements Queue {
     client.on('error', (error: Error) => this.#logger.debug({ err: error }, 'Redis error'));
     return client;
   }
+}
+
+/** Redis refusing writes for want of room: `maxmemory` reached, or no disk to persist to. */
+const noRoom = /^(OOM|MISCONF)\b/;
+/** Redis not taking commands now: loading, a replica, failing over, busy with a script. */
+const notNow = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|BUSY|TRYAGAIN)\b/;
+/** Connection errors, as ioredis and the system report them. */
+const unreachableCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/**
+ * What a failed enqueue means to the caller: Redis out of room is a 507, Redis that cannot be
+ * reached (the connection lost mid-call, and ioredis gave up retrying it) or cannot take writes
+ * now a 503; anything else stays as it is.
+ */
+function redisError(error: unknown): unknown {
+  if (error instanceof FnbusError || !(error instanceof Error)) return error;
+  if (noRoom.test(error.message)) {
+    return new InsufficientStorageError('the queue cannot store calls: Redis has no room left', {
+      cause: error,
+    });
+  }
+  const code = (error as { code?: unknown }).code;
+  if (
+    error.name === 'MaxRetriesPerRequestError' ||
+    error.message === 'Connection is closed.' ||
+    (typeof code === 'string' && unreachableCodes.has(code)) ||
+    notNow.test(error.message)
+  ) {
+    return new UnavailableError('the queue (Redis) cannot be reached', { cause: error });
+  }
+  return error;
 }
 
 /** Where a record's attempts and last answer come from: the job's data, or an acked call. */

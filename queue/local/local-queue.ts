@@ -2,24 +2,44 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConflictError, NotFoundError } from '../../core/errors.js';
-import type {
-  BuriedCall,
-  AttemptRecord,
-  CallRecord,
-  CallState,
-  ConsumeOptions,
-  DeadLetter,
-  DeadLetterFilter,
-  DeliveryHandler,
-  Enqueued,
-  EnqueueOptions,
-  FunctionQueueStats,
-  Queue,
-  Settlement,
+import {
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+} from '../../core/errors.js';
+import {
+  base64Bytes,
+  summarizeRequest,
+  type RequestSummary,
+  type BuriedCall,
+  type AttemptRecord,
+  type CallRecord,
+  type CallState,
+  type ConsumeOptions,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type DeadLetterQuery,
+  type DeliveryHandler,
+  type Enqueued,
+  type EnqueueOptions,
+  type FunctionQueueStats,
+  type Queue,
+  type Settlement,
 } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import { callIdOf, toSettledState } from '../call-records.js';
+import {
+  callIdOf,
+  decodeCursor,
+  encodeCursor,
+  queueFull,
+  requestFingerprint,
+  sameRequestOr422,
+  scopedIdempotencyKey,
+  toSettledState,
+} from '../call-records.js';
 
 export interface LocalQueueOptions {
   /** The database file (created with its folder); `:memory:` for a queue that does not last. */
@@ -28,6 +48,8 @@ export interface LocalQueueOptions {
   retentionMs?: number;
   /** How long an Idempotency-Key is remembered; default 24 h. */
   idempotencyWindowMs?: number;
+  /** Most calls waiting or running at once; enqueue and redrive refuse more. Default 100,000. */
+  maxQueuedCalls?: number;
   /**
    * Also look for due calls this often while consuming: for a consumer in another thread or
    * process than the one enqueueing, which no wake-up reaches. Default: only when woken.
@@ -56,6 +78,24 @@ interface CallRow {
 const afterHandlerErrorMs = 1000;
 /** Most calls claimed in one statement when several slots are free. */
 const claimBatch = 64;
+/** Most dead letters redriven in one statement. */
+const redriveBatch = 500;
+
+/** Where a dead-letter page ended: the last letter's update time and rowid. */
+type LocalCursor = [number, number];
+const isLocalCursor = (value: unknown): value is LocalCursor =>
+  Array.isArray(value) && value.length === 2 && value.every((n) => Number.isSafeInteger(n));
+
+/** A dead letter as a page reads it: its record, and its request's summary made in SQL. */
+interface LetterRow extends CallRow {
+  seq: number;
+  summary: string | null;
+  method: string | null;
+  path: string | null;
+  query: string | null;
+  body_length: number | null;
+  body_tail: string | null;
+}
 
 /**
  * The embedded queue: one SQLite database (WAL) holding every call (its request, state and
@@ -69,6 +109,7 @@ export class LocalQueue implements Queue {
   readonly #db: Database.Database;
   readonly #retentionMs: number;
   readonly #idempotencyWindowMs: number;
+  readonly #maxQueuedCalls: number;
   readonly #pollMs: number | undefined;
   readonly #statements: ReturnType<typeof prepare>;
   /** Wakes the consume loops: a call was queued, or a slot freed. */
@@ -91,9 +132,10 @@ export class LocalQueue implements Queue {
     // has it); only a power cut could lose the last commits.
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
-    this.#db.exec(schema);
+    migrate(this.#db);
     this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
     this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
+    this.#maxQueuedCalls = options.maxQueuedCalls ?? 100_000;
     this.#pollMs = options.pollMs;
     this.#statements = prepare(this.#db);
     // Calls running when the last process died: run them again, marked redelivered.
@@ -117,7 +159,7 @@ export class LocalQueue implements Queue {
     const batch = this.#enqueues;
     this.#enqueues = [];
     if (this.#closed) {
-      for (const item of batch) item.reject(new Error('the queue is closed'));
+      for (const item of batch) item.reject(new UnavailableError('the queue is closed'));
       return;
     }
     let results: (Enqueued | Error)[];
@@ -125,11 +167,19 @@ export class LocalQueue implements Queue {
       // IMMEDIATE: the write lock up front, waited for; a read-then-write transaction could
       // otherwise fail at once when another connection (the worker thread) wrote meanwhile.
       results = this.#db
-        .transaction(() => batch.map((item) => this.#enqueueOne(item.req, item.key)))
+        .transaction(() => {
+          // Counted once per batch (a sum over the per-function counters), then kept up here.
+          const counted = { queued: this.#queuedNow(), added: new Map<string, number>() };
+          const enqueued = batch.map((item) => this.#enqueueOne(item.req, item.key, counted));
+          // The batch's calls tallied once per function, not by a trigger per insert.
+          for (const [fn, n] of counted.added) {
+            this.#statements.tally.run({ function: fn, kind: 'live', n });
+          }
+          return enqueued;
+        })
         .immediate();
     } catch (error) {
-      for (const item of batch)
-        item.reject(error instanceof Error ? error : new Error(String(error)));
+      for (const item of batch) item.reject(storeError(error));
       return;
     }
     batch.forEach((item, i) => {
@@ -141,13 +191,30 @@ export class LocalQueue implements Queue {
   };
 
   /** One enqueue inside the batch's transaction; a refusal is returned, not thrown. */
-  #enqueueOne(req: QueueRequest, key: string | undefined): Enqueued | Error {
+  #enqueueOne(
+    req: QueueRequest,
+    sentKey: string | undefined,
+    counted: { queued: number; added: Map<string, number> },
+  ): Enqueued | Error {
     const now = Date.now();
-    if (key !== undefined) {
+    const key = sentKey === undefined ? undefined : scopedIdempotencyKey(req, sentKey);
+    const fingerprint = key === undefined ? undefined : requestFingerprint(req);
+    if (key !== undefined && fingerprint !== undefined) {
       this.#statements.forgetKey.run(key, now);
-      const seen = this.#statements.findKey.get(key) as { call_id: string } | undefined;
-      if (seen) return { callId: seen.call_id, duplicate: true };
+      const seen = this.#statements.findKey.get(key) as
+        { call_id: string; fingerprint: string | null } | undefined;
+      if (seen) {
+        try {
+          return sameRequestOr422(
+            { callId: seen.call_id, fingerprint: seen.fingerprint },
+            fingerprint,
+          );
+        } catch (error) {
+          return error as Error;
+        }
+      }
     }
+    if (counted.queued >= this.#maxQueuedCalls) return queueFull(this.#maxQueuedCalls);
     const callId = callIdOf(req) ?? randomUUID();
     // A taken id inserts nothing: no read of the row first.
     const { changes } = this.#statements.insert.run({
@@ -159,8 +226,15 @@ export class LocalQueue implements Queue {
     if (changes === 0) {
       return new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
     }
+    counted.queued += 1;
+    counted.added.set(req.Function, (counted.added.get(req.Function) ?? 0) + 1);
     if (key !== undefined) {
-      this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs);
+      this.#statements.rememberKey.run(
+        key,
+        callId,
+        now + this.#idempotencyWindowMs,
+        fingerprint ?? null,
+      );
     }
     return { callId, duplicate: false };
   }
@@ -209,15 +283,20 @@ export class LocalQueue implements Queue {
     } catch {
       settlement = { outcome: 'defer', delayMs: afterHandlerErrorMs };
     }
-    this.#settle(row.call_id, attempts, settlement);
+    this.#settle(row.call_id, req, attempts, settlement);
   }
 
   /**
    * Settlements are committed together once per turn, as enqueues are: a settlement lost to a
    * crash before its commit only means the call runs again (at least once).
    */
-  #settle(callId: string, attempts: AttemptRecord[], settlement: Settlement): void {
-    this.#settlements.push(() => this.#writeSettlement(callId, attempts, settlement));
+  #settle(
+    callId: string,
+    req: QueueRequest,
+    attempts: AttemptRecord[],
+    settlement: Settlement,
+  ): void {
+    this.#settlements.push(() => this.#writeSettlement(callId, req, attempts, settlement));
     if (this.#settlements.length === 1) setImmediate(this.#commitSettlements);
   }
 
@@ -229,7 +308,12 @@ export class LocalQueue implements Queue {
     this.#notify();
   };
 
-  #writeSettlement(callId: string, attempts: AttemptRecord[], settlement: Settlement): void {
+  #writeSettlement(
+    callId: string,
+    req: QueueRequest,
+    attempts: AttemptRecord[],
+    settlement: Settlement,
+  ): void {
     const now = Date.now();
     if (settlement.outcome === 'defer') {
       this.#statements.requeue.run({
@@ -267,6 +351,7 @@ export class LocalQueue implements Queue {
       reason: settlement.outcome === 'dead-letter' ? settlement.reason : null,
       // Finished calls keep only their record; dead letters keep the request to be replayed.
       keep_request: state === 'dead-lettered' ? 1 : 0,
+      summary: state === 'dead-lettered' ? JSON.stringify(summarizeRequest(req)) : null,
     });
   }
 
@@ -282,23 +367,90 @@ export class LocalQueue implements Queue {
     return Promise.resolve(changed === 1);
   }
 
-  deadLetters(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
-    const rows = this.#statements.deadLetters.all(filterParams(filter)) as CallRow[];
-    return Promise.resolve(
-      rows.map((row) => ({
-        ...toRecord(row),
-        request: JSON.parse(row.request ?? '{}') as QueueRequest,
-      })),
-    );
+  /**
+   * One statement over the dead letters' own index, LIMIT rows: the request's summary is made
+   * by SQLite (json_extract), so that no body is read into this process.
+   */
+  deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
+    try {
+      return Promise.resolve(this.#deadLetterPage(query));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
+  #deadLetterPage(query: DeadLetterQuery): DeadLetterPage {
+    const [at, seq] = query.cursor ? decodeCursor(query.cursor, isLocalCursor) : [-1, -1];
+    const params = { at, seq, limit: query.limit + 1 };
+    const rows = (
+      query.function === undefined
+        ? this.#statements.deadLetterPage.all(params)
+        : this.#statements.deadLetterPageOf.all({ ...params, function: query.function })
+    ) as LetterRow[];
+    const items = rows.slice(0, query.limit).map((row) => ({
+      ...toRecord(row),
+      request: row.summary
+        ? (JSON.parse(row.summary) as RequestSummary)
+        : {
+            Method: row.method ?? '',
+            Path: row.path ?? '',
+            QueryString: row.query ?? '',
+            BodyBytes: base64Bytes(row.body_length ?? 0, row.body_tail ?? ''),
+          },
+    }));
+    const last = rows[query.limit - 1];
+    const page: DeadLetterPage = { items };
+    if (rows.length > query.limit && last) page.next = encodeCursor([last.updated_at, last.seq]);
+    return page;
+  }
+
+  deadLetter(callId: string): Promise<DeadLetter | undefined> {
+    const row = this.#statements.get.get(callId) as CallRow | undefined;
+    if (!row || row.state !== 'dead-lettered') return Promise.resolve(undefined);
+    return Promise.resolve({
+      ...toRecord(row),
+      request: JSON.parse(row.request ?? '{}') as QueueRequest,
+    });
+  }
+
+  /** A batch at a time, each within the room left under the cap. */
   redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
-    const rows = this.#statements.redrive.all({
-      now: Date.now(),
-      ...filterParams(filter),
-    }) as { call_id: string }[];
-    if (rows.length > 0) this.#notify();
-    return Promise.resolve(rows.map((row) => row.call_id));
+    try {
+      const ids: string[] = [];
+      let full = false;
+      for (;;) {
+        const batch = this.#db
+          .transaction(() => {
+            const room = this.#maxQueuedCalls - this.#queuedNow();
+            const limit = Math.min(redriveBatch, Math.max(0, room));
+            const rows =
+              limit === 0
+                ? []
+                : (this.#statements.redrive.all({
+                    now: Date.now(),
+                    limit,
+                    ...filterParams(filter),
+                  }) as { call_id: string }[]);
+            // Full when letters are left that no room took.
+            full =
+              rows.length === limit &&
+              limit < redriveBatch &&
+              this.#statements.anyDeadLetter.get(filterParams(filter)) !== undefined;
+            return rows;
+          })
+          .immediate();
+        for (const row of batch) ids.push(row.call_id);
+        if (batch.length > 0) this.#notify();
+        if (full) {
+          const error = queueFull(this.#maxQueuedCalls);
+          error.message = `${error.message} (${ids.length} dead letters were queued again first)`;
+          return Promise.reject(error);
+        }
+        if (batch.length < redriveBatch) return Promise.resolve(ids);
+      }
+    } catch (error) {
+      return Promise.reject(storeError(error));
+    }
   }
 
   purge(filter: DeadLetterFilter = {}): Promise<number> {
@@ -310,7 +462,7 @@ export class LocalQueue implements Queue {
     const callId = callIdOf(call.request) ?? randomUUID();
     let changes: number;
     try {
-      ({ changes } = this.#statements.bury.run({
+      ({ changes } = this.#bury({
         call_id: callId,
         function: call.request.Function,
         request: JSON.stringify(call.request),
@@ -319,37 +471,60 @@ export class LocalQueue implements Queue {
         last_status: call.lastStatus ?? null,
         last_body: call.lastBodyExcerpt ?? null,
         reason: call.reason,
+        summary: JSON.stringify(summarizeRequest(call.request)),
       }));
     } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      return Promise.reject(storeError(error));
     }
     if (changes === 0) return Promise.reject(new ConflictError(`call id ${callId} is taken`));
     return Promise.resolve(callId);
   }
 
+  /** Inserts a dead letter and tallies it, together. */
+  readonly #bury = (params: Record<string, unknown>): { changes: number } =>
+    this.#db.transaction(() => {
+      const { changes } = this.#statements.bury.run(params);
+      if (changes === 1) {
+        this.#statements.tally.run({ function: params.function, kind: 'dead', n: 1 });
+      }
+      return { changes };
+    })();
+
+  /**
+   * From the per-function counters the triggers keep, and one index lookup per function with
+   * calls waiting: the cost grows with the functions, not with the backlog.
+   */
   stats(): Promise<Record<string, FunctionQueueStats>> {
     const now = Date.now();
-    const rows = this.#statements.stats.all() as {
-      function: string;
-      state: CallState;
-      count: number;
-      oldest: number;
-    }[];
     const out: Record<string, FunctionQueueStats> = {};
-    for (const row of rows) {
-      const entry = (out[row.function] ??= {
-        queued: 0,
-        running: 0,
-        deadLettered: 0,
-        oldestQueuedAgeMs: 0,
-      });
-      if (row.state === 'queued') {
-        entry.queued = row.count;
-        entry.oldestQueuedAgeMs = Math.max(0, now - row.oldest);
-      } else if (row.state === 'running') entry.running = row.count;
-      else if (row.state === 'dead-lettered') entry.deadLettered = row.count;
+    const entry = (fn: string) =>
+      (out[fn] ??= { queued: 0, running: 0, deadLettered: 0, oldestQueuedAgeMs: 0 });
+    const tallies = this.#statements.tallies.all() as {
+      function: string;
+      kind: 'live' | 'dead';
+      count: number;
+    }[];
+    for (const row of tallies) {
+      if (row.kind === 'live') entry(row.function).queued = row.count;
+      else entry(row.function).deadLettered = row.count;
+    }
+    const running = this.#statements.running.all() as { function: string; count: number }[];
+    for (const row of running) {
+      const stats = entry(row.function);
+      stats.running = row.count;
+      stats.queued = Math.max(0, stats.queued - row.count);
+    }
+    for (const [fn, stats] of Object.entries(out)) {
+      if (stats.queued === 0) continue;
+      const { oldest } = this.#statements.oldestQueued.get(fn) as { oldest: number | null };
+      if (oldest !== null) stats.oldestQueuedAgeMs = Math.max(0, now - oldest);
     }
     return Promise.resolve(out);
+  }
+
+  /** Calls waiting or running now, from the per-function counters. */
+  #queuedNow(): number {
+    return (this.#statements.queuedNow.get() as { n: number }).n;
   }
 
   close(): Promise<void> {
@@ -392,9 +567,39 @@ export class LocalQueue implements Queue {
 
   #prune(): void {
     const now = Date.now();
-    this.#statements.prune.run(now - this.#retentionMs);
-    this.#statements.forgetExpiredKeys.run(now);
+    // On a timer: a full or locked disk must not throw out of it (it would end the process);
+    // the next round prunes.
+    try {
+      this.#statements.prune.run(now - this.#retentionMs);
+      this.#statements.forgetExpiredKeys.run(now);
+      this.#statements.forgetEmptyCounts.run();
+    } catch {
+      // left for the next round
+    }
   }
+}
+
+/** SQLite's codes for a database it cannot use now (locked, unreadable, damaged, read-only). */
+const unusableCodes =
+  /^SQLITE_(BUSY|LOCKED|IOERR|CORRUPT|NOTADB|CANTOPEN|READONLY|PERM|PROTOCOL|NOMEM)(_|$)/;
+
+/**
+ * What a failed write means to the caller: a full disk is a 507 (nothing can be kept until room
+ * is made), a database that cannot be used now a 503; anything else (a bug) stays as it is.
+ */
+function storeError(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  if (error instanceof FnbusError) return error;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    return new InsufficientStorageError('the queue cannot store calls: its disk is full', {
+      cause: error,
+    });
+  }
+  if (typeof code === 'string' && unusableCodes.test(code)) {
+    return new UnavailableError(`the queue cannot store calls now (${code})`, { cause: error });
+  }
+  return error;
 }
 
 function filterParams(filter: DeadLetterFilter) {
@@ -417,6 +622,12 @@ function toRecord(row: CallRow): CallRecord {
   return record;
 }
 
+/** What a call in `row`'s state is tallied as: live, dead, or nothing (finished). */
+function kindOf(row: 'old' | 'new'): string {
+  return `(CASE ${row}.state WHEN 'queued' THEN 'live' WHEN 'running' THEN 'live'
+    WHEN 'dead-lettered' THEN 'dead' END)`;
+}
+
 const schema = `
 CREATE TABLE IF NOT EXISTS calls (
   call_id TEXT PRIMARY KEY,
@@ -432,16 +643,88 @@ CREATE TABLE IF NOT EXISTS calls (
   prior_attempts INTEGER NOT NULL DEFAULT 0,
   last_status INTEGER,
   last_body TEXT,
-  reason TEXT
+  reason TEXT,
+  -- Dead letters: their request as listings show it (JSON), so that a listing reads no body.
+  summary TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_due ON calls (state, next_at);
-CREATE INDEX IF NOT EXISTS calls_function ON calls (function, state);
+DROP INDEX IF EXISTS calls_function;
+CREATE INDEX IF NOT EXISTS calls_function_age ON calls (function, state, enqueued_at);
+-- Dead letters in listing order, alone in their indexes: paging them reads no other call.
+CREATE INDEX IF NOT EXISTS calls_dead ON calls (updated_at) WHERE state = 'dead-lettered';
+CREATE INDEX IF NOT EXISTS calls_dead_function ON calls (function, updated_at)
+  WHERE state = 'dead-lettered';
 CREATE TABLE IF NOT EXISTS idempotency_keys (
+  -- A digest of the function and the caller's key; fingerprint: of method, path, query, body.
   key TEXT PRIMARY KEY,
   call_id TEXT NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at INTEGER NOT NULL,
+  fingerprint TEXT
 );
+-- Per function, how many calls are live (queued or running) and dead-lettered, kept in the
+-- writes' own transactions: the cap and stats read these, not the calls. Inserts are tallied by
+-- the code, once per function per batch (enqueue, bury); state changes and deletes by triggers.
+-- A claim (queued to running) changes no tally: a call that succeeds costs its batch's share of
+-- one tally and one trigger at its finish.
+CREATE TABLE IF NOT EXISTS call_tallies (
+  function TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (function, kind)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS calls_tallied_update AFTER UPDATE OF state ON calls
+  WHEN ${kindOf('old')} IS NOT ${kindOf('new')} BEGIN
+  UPDATE call_tallies SET count = count - 1
+    WHERE function = old.function AND kind = ${kindOf('old')};
+  INSERT INTO call_tallies SELECT new.function, ${kindOf('new')}, 1
+    WHERE ${kindOf('new')} IS NOT NULL
+    ON CONFLICT (function, kind) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS calls_tallied_delete AFTER DELETE ON calls
+  WHEN ${kindOf('old')} IS NOT NULL BEGIN
+  UPDATE call_tallies SET count = count - 1
+    WHERE function = old.function AND kind = ${kindOf('old')};
+END;
 `;
+
+/**
+ * The schema, brought up to date in one write transaction (the worker thread may open the file
+ * at the same time): a database from an older fnbus gets the fingerprint column, and its
+ * counters are counted once from its calls.
+ */
+function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    const counted = db
+      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_tallies'`)
+      .get();
+    db.exec(schema);
+    const columns = db.prepare(`PRAGMA table_info(idempotency_keys)`).all() as { name: string }[];
+    if (!columns.some((column) => column.name === 'fingerprint')) {
+      db.exec(`ALTER TABLE idempotency_keys ADD COLUMN fingerprint TEXT`);
+    }
+    const callColumns = db.prepare(`PRAGMA table_info(calls)`).all() as { name: string }[];
+    if (!callColumns.some((column) => column.name === 'summary')) {
+      db.exec(`ALTER TABLE calls ADD COLUMN summary TEXT`);
+    }
+    if (!counted) {
+      db.exec(`INSERT INTO call_tallies (function, kind, count)
+               SELECT function, ${kindOf('new').replaceAll('new.', '')} AS kind, count(*) FROM calls
+               WHERE state IN ('queued', 'running', 'dead-lettered') GROUP BY function, kind`);
+    }
+  }).immediate();
+}
+
+/**
+ * What a dead-letter page selects: the record and the request's summary, kept with the letter
+ * (or, for a letter an older fnbus kept, made by SQLite from the request).
+ */
+const letterColumns = `call_id, function, state, enqueued_at, updated_at, next_at, attempts,
+  last_status, last_body, reason, rowid AS seq, summary,
+  CASE WHEN summary IS NULL THEN json_extract(request, '$.Method') END AS method,
+  CASE WHEN summary IS NULL THEN json_extract(request, '$.Path') END AS path,
+  CASE WHEN summary IS NULL THEN json_extract(request, '$.QueryString') END AS query,
+  CASE WHEN summary IS NULL THEN length(json_extract(request, '$.Body')) END AS body_length,
+  CASE WHEN summary IS NULL THEN substr(json_extract(request, '$.Body'), -2) END AS body_tail`;
 
 function prepare(db: Database.Database) {
   return {
@@ -453,9 +736,9 @@ function prepare(db: Database.Database) {
     ),
     bury: db.prepare(
       `INSERT INTO calls (call_id, function, state, request, enqueued_at, updated_at, next_at,
-         queued_at, attempts, last_status, last_body, reason)
+         queued_at, attempts, last_status, last_body, reason, summary)
        VALUES (@call_id, @function, 'dead-lettered', @request, @now, @now, @now, @now, @attempts,
-         @last_status, @last_body, @reason)
+         @last_status, @last_body, @reason, @summary)
        ON CONFLICT (call_id) DO NOTHING`,
     ),
     // Oldest due first; rowid breaks ties in arrival order.
@@ -475,7 +758,7 @@ function prepare(db: Database.Database) {
     finish: db.prepare(
       `UPDATE calls SET state = @state, attempts = @attempts, updated_at = @now,
          last_status = @last_status, last_body = @last_body, reason = @reason,
-         request = CASE WHEN @keep_request = 1 THEN request ELSE NULL END
+         request = CASE WHEN @keep_request = 1 THEN request ELSE NULL END, summary = @summary
        WHERE call_id = @call_id AND state = 'running'`,
     ),
     requeueRunning: db.prepare(
@@ -487,34 +770,59 @@ function prepare(db: Database.Database) {
          request = NULL
        WHERE call_id = @call_id AND state = 'queued'`,
     ),
-    deadLetters: db.prepare(
-      `SELECT * FROM calls WHERE state = 'dead-lettered'
+    deadLetterPage: db.prepare(
+      // The dead letters' own index, named: the planner would otherwise sort every letter.
+      `SELECT ${letterColumns} FROM calls INDEXED BY calls_dead WHERE state = 'dead-lettered'
+         AND (updated_at, rowid) > (@at, @seq)
+       ORDER BY updated_at, rowid LIMIT @limit`,
+    ),
+    deadLetterPageOf: db.prepare(
+      `SELECT ${letterColumns} FROM calls INDEXED BY calls_dead_function
+       WHERE state = 'dead-lettered' AND function = @function
+         AND (updated_at, rowid) > (@at, @seq)
+       ORDER BY updated_at, rowid LIMIT @limit`,
+    ),
+    anyDeadLetter: db.prepare(
+      `SELECT 1 FROM calls WHERE state = 'dead-lettered'
          AND (@call_id IS NULL OR call_id = @call_id) AND (@function IS NULL OR function = @function)
-       ORDER BY updated_at, rowid`,
+       LIMIT 1`,
     ),
     redrive: db.prepare(
       `UPDATE calls SET state = 'queued', next_at = @now, updated_at = @now, queued_at = @now,
          prior_attempts = json_array_length(attempts), reason = NULL
-       WHERE state = 'dead-lettered'
+       WHERE rowid IN (SELECT rowid FROM calls WHERE state = 'dead-lettered'
          AND (@call_id IS NULL OR call_id = @call_id) AND (@function IS NULL OR function = @function)
+         ORDER BY updated_at, rowid LIMIT @limit)
        RETURNING call_id`,
     ),
     purge: db.prepare(
       `DELETE FROM calls WHERE state = 'dead-lettered'
          AND (@call_id IS NULL OR call_id = @call_id) AND (@function IS NULL OR function = @function)`,
     ),
-    stats: db.prepare(
-      `SELECT function, state, count(*) AS count, min(enqueued_at) AS oldest FROM calls
-       WHERE state IN ('queued', 'running', 'dead-lettered') GROUP BY function, state`,
+    tallies: db.prepare(`SELECT function, kind, count FROM call_tallies WHERE count > 0`),
+    tally: db.prepare(
+      `INSERT INTO call_tallies (function, kind, count) VALUES (@function, @kind, @n)
+       ON CONFLICT (function, kind) DO UPDATE SET count = count + @n`,
     ),
+    // Running calls are few (at most the workers' max_inflight): counted from the calls.
+    running: db.prepare(
+      `SELECT function, count(*) AS count FROM calls WHERE state = 'running' GROUP BY function`,
+    ),
+    oldestQueued: db.prepare(
+      `SELECT min(enqueued_at) AS oldest FROM calls WHERE function = ? AND state = 'queued'`,
+    ),
+    queuedNow: db.prepare(
+      `SELECT coalesce(sum(count), 0) AS n FROM call_tallies WHERE kind = 'live'`,
+    ),
+    forgetEmptyCounts: db.prepare(`DELETE FROM call_tallies WHERE count <= 0`),
     nextDue: db.prepare(`SELECT min(next_at) AS next_at FROM calls WHERE state = 'queued'`),
     prune: db.prepare(
       `DELETE FROM calls WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?`,
     ),
-    findKey: db.prepare(`SELECT call_id FROM idempotency_keys WHERE key = ?`),
+    findKey: db.prepare(`SELECT call_id, fingerprint FROM idempotency_keys WHERE key = ?`),
     forgetKey: db.prepare(`DELETE FROM idempotency_keys WHERE key = ? AND expires_at <= ?`),
     rememberKey: db.prepare(
-      `INSERT INTO idempotency_keys (key, call_id, expires_at) VALUES (?, ?, ?)`,
+      `INSERT INTO idempotency_keys (key, call_id, expires_at, fingerprint) VALUES (?, ?, ?, ?)`,
     ),
     forgetExpiredKeys: db.prepare(`DELETE FROM idempotency_keys WHERE expires_at <= ?`),
   };

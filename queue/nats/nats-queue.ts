@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
@@ -17,39 +19,63 @@ import { Kvm, type KV } from '@nats-io/kv';
 import {
   AuthorizationError,
   ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
   InvalidArgumentError,
   InvalidSubjectError,
+  NoRespondersError,
   PermissionViolationError,
+  RequestError,
+  TimeoutError,
   connect,
   headers,
   nanos,
   type NatsConnection,
 } from '@nats-io/transport-node';
-import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import {
+  ConfigError,
+  ConflictError,
+  FnbusError,
+  InsufficientStorageError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import type {
-  BuriedCall,
-  CallRecord,
-  ConsumeOptions,
-  DeadLetter,
-  DeadLetterFilter,
-  Delivery,
-  DeliveryHandler,
-  Enqueued,
-  EnqueueOptions,
-  FunctionQueueStats,
-  Queue,
-  Settlement,
+import {
+  deadLetterPageBytes,
+  summarizeRequest,
+  type BuriedCall,
+  type CallRecord,
+  type ConsumeOptions,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type DeadLetterQuery,
+  type Delivery,
+  type DeliveryHandler,
+  type Enqueued,
+  type EnqueueOptions,
+  type FunctionQueueStats,
+  type Queue,
+  type Settlement,
 } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import { callIdOf, toSettledState } from '../call-records.js';
+import {
+  callIdOf,
+  decodeCursor,
+  encodeCursor,
+  queueFull,
+  requestFingerprint,
+  sameRequestOr422,
+  scopedIdempotencyKey,
+  toSettledState,
+} from '../call-records.js';
 import {
   callKey,
   createOnce,
-  idempotencyKey,
   isStale,
   readCall,
-  scanCalls,
   toCallRecord,
   updateCall,
   type CallEntry,
@@ -71,6 +97,11 @@ export interface NatsQueueOptions {
    * Default 30 s.
    */
   ackWaitMs?: number;
+  /**
+   * Most calls waiting or running at once: the work stream's `max_msgs` (discard new), so the
+   * server itself refuses the next publish. Default 100,000.
+   */
+  maxQueuedCalls?: number;
   logger?: Logger;
 }
 
@@ -86,6 +117,8 @@ interface Backend {
   done: KV;
   /** Idempotency-Key digest → the first call's id (and message id), for `idempotencyWindowMs`. */
   keys: KV;
+  /** Dead letters' requests, apart from their records (which stay small to scan). */
+  letters: KV;
 }
 
 /** A delivery this worker has claimed: the record says `running`, at `revision`. */
@@ -102,6 +135,8 @@ interface Claim {
 const afterHandlerErrorMs = 1000;
 /** How long enqueue and settlements keep retrying through a lost connection. */
 const persistForMs = 15_000;
+/** How long an enqueue waits for a lost connection to come back before it answers 503. */
+const reachWaitMs = 5000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
 const sweepEveryMs = 10 * 60_000;
 const callIdHeader = 'Fnbus-Call-Id';
@@ -109,6 +144,11 @@ const callIdHeader = 'Fnbus-Call-Id';
 const recordHeader = 'Fnbus-Record';
 /** Room kept in a message for the rest of a dead letter's record (attempts, excerpt...). */
 const recordRoomBytes = 64 * 1024;
+/** Most records of the live bucket one dead-letter page reads, other calls' included. */
+const maxScanned = 5000;
+/** Where a dead-letter page ended: the next sequence of the live bucket's stream to read. */
+const isSequence = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
 
 /**
  * The queue on NATS JetStream, shared by every gateway and worker that names the same server and
@@ -128,11 +168,15 @@ export class NatsQueue implements Queue {
   readonly #retentionMs: number;
   readonly #idempotencyWindowMs: number;
   readonly #ackWaitMs: number;
+  readonly #maxQueuedCalls: number;
   readonly #logger: Logger;
   #backend: Promise<Backend> | undefined;
   /** Aborts when the queue closes: consume loops and retries stop at once. */
   readonly #closing = new AbortController();
   readonly #sweeper: NodeJS.Timeout;
+  /** Whether the connection is up (see #follow); enqueue waits a little for it, then says 503. */
+  #online = true;
+  readonly #onReconnect = new Set<() => void>();
 
   constructor(options: NatsQueueOptions) {
     this.#url = options.url;
@@ -143,11 +187,21 @@ export class NatsQueue implements Queue {
     this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
     this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
     this.#ackWaitMs = options.ackWaitMs ?? 30_000;
+    this.#maxQueuedCalls = options.maxQueuedCalls ?? 100_000;
     this.#logger = options.logger ?? silentLogger;
     this.#sweeper = setInterval(() => void this.#sweep(), sweepEveryMs).unref();
   }
 
   async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+    try {
+      await this.#reachable();
+      return await this.#enqueue(req, options);
+    } catch (error) {
+      throw serverError(error);
+    }
+  }
+
+  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
     const backend = await this.#connected();
     const data = JSON.stringify(req);
     // The request travels as one message, and a dead letter keeps it in one record beside the
@@ -177,13 +231,17 @@ export class NatsQueue implements Queue {
     const undo: (() => Promise<unknown>)[] = [];
     try {
       if (options.idempotencyKey !== undefined) {
-        const digest = idempotencyKey(options.idempotencyKey);
-        const mine = JSON.stringify({ callId, messageId: call.messageId });
+        const digest = scopedIdempotencyKey(req, options.idempotencyKey);
+        const fingerprint = requestFingerprint(req);
+        const mine = JSON.stringify({ callId, messageId: call.messageId, fingerprint });
         const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
         if (revision === undefined) {
           const seen = await backend.keys.get(digest);
           if (seen?.operation !== 'PUT') throw new Error('Idempotency-Key just expired; try again');
-          return { callId: seen.json<{ callId: string }>().callId, duplicate: true };
+          return sameRequestOr422(
+            seen.json<{ callId: string; fingerprint?: string }>(),
+            fingerprint,
+          );
         }
         undo.push(() => backend.keys.delete(digest, { previousSeq: revision }));
       }
@@ -282,54 +340,94 @@ export class NatsQueue implements Queue {
     }
   }
 
-  async deadLetters(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+  async deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
     const backend = await this.#connected();
-    const letters = await this.#deadLetterEntries(backend, filter);
-    return letters.map(({ call }) => ({ ...toCallRecord(call), request: call.request! }));
+    const { entries, next } = await this.#deadPage(backend, query, deadLetterPageBytes);
+    const items = entries.map(({ call }) => ({
+      ...toCallRecord(call),
+      // (Neither: a letter whose writer died between its record and its request.)
+      request:
+        call.letter ??
+        (call.request
+          ? summarizeRequest(call.request)
+          : { Method: '', Path: '', QueryString: '', BodyBytes: 0 }),
+    }));
+    return next === undefined ? { items } : { items, next };
+  }
+
+  async deadLetter(callId: string): Promise<DeadLetter | undefined> {
+    const backend = await this.#connected();
+    const entry = await readCall(backend.live, callKey(callId));
+    if (entry?.call.state !== 'dead-lettered') return undefined;
+    const request = await this.#letterRequest(backend, entry.call);
+    return request && { ...toCallRecord(entry.call), request };
+  }
+
+  /** A dead letter's request: inline (an older fnbus's record), or from the letters bucket. */
+  async #letterRequest(backend: Backend, call: StoredCall): Promise<QueueRequest | undefined> {
+    if (call.request) return call.request;
+    if (!call.letterKey) return undefined;
+    const stored = await backend.letters.get(call.letterKey);
+    return stored?.operation === 'PUT' ? stored.json<QueueRequest>() : undefined;
   }
 
   async redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
     const backend = await this.#connected();
     const redriven: string[] = [];
-    for (const letter of await this.#deadLetterEntries(backend, filter)) {
-      const { request, ...call } = letter.call;
-      if (!request) continue; // every dead letter keeps its request; this one cannot be replayed
-      const now = new Date().toISOString();
-      const queued: StoredCall = {
-        ...call,
-        state: 'queued',
-        updatedAt: now,
-        nextAttemptAt: now,
-        reason: undefined,
-        messageId: `${call.callId}~${randomUUID()}`,
-        queuedAt: now,
-        priorAttempts: call.attempts.length,
-      };
-      // The record first, so that only one redrive of a letter wins; then its new message.
-      const revision = await updateCall(backend.live, letter.key, queued, letter.revision);
-      if (revision === undefined) continue; // redriven or purged meanwhile
-      try {
-        await this.#publish(backend, queued, revision, JSON.stringify(request));
-      } catch (error) {
-        // Back to a dead letter. Should the message have been stored after all, its id is not
-        // the record's, so it is dropped when delivered.
-        await updateCall(backend.live, letter.key, letter.call, revision).catch(() => {});
-        throw error;
-      }
-      redriven.push(call.callId);
+    for await (const letters of this.#deadBatches(backend, filter)) {
+      for (const letter of letters) await this.#redriveOne(backend, letter, redriven);
     }
     return redriven;
+  }
+
+  async #redriveOne(backend: Backend, letter: CallEntry, redriven: string[]): Promise<void> {
+    const { request: _inline, letterKey, letter: _summary, ...call } = letter.call;
+    const request = await this.#letterRequest(backend, letter.call);
+    if (!request) return; // every dead letter keeps its request; this one cannot be replayed
+    const now = new Date().toISOString();
+    const queued: StoredCall = {
+      ...call,
+      state: 'queued',
+      updatedAt: now,
+      nextAttemptAt: now,
+      reason: undefined,
+      messageId: `${call.callId}~${randomUUID()}`,
+      queuedAt: now,
+      priorAttempts: call.attempts.length,
+    };
+    // The record first, so that only one redrive of a letter wins; then its new message.
+    const revision = await updateCall(backend.live, letter.key, queued, letter.revision);
+    if (revision === undefined) return; // redriven or purged meanwhile
+    try {
+      await this.#publish(backend, queued, revision, JSON.stringify(request));
+    } catch (error) {
+      // Back to a dead letter. Should the message have been stored after all, its id is not
+      // the record's, so it is dropped when delivered.
+      await updateCall(backend.live, letter.key, letter.call, revision).catch(() => {});
+      if (error instanceof Error && error.name === 'QueueFullError') {
+        error.message = `${error.message} (${redriven.length} dead letters were queued again first)`;
+      }
+      throw error;
+    }
+    redriven.push(call.callId);
+    // The message carries the request now.
+    if (letterKey) await backend.letters.delete(letterKey).catch(() => {});
   }
 
   async purge(filter: DeadLetterFilter = {}): Promise<number> {
     const backend = await this.#connected();
     let purged = 0;
-    for (const letter of await this.#deadLetterEntries(backend, filter)) {
-      try {
-        await backend.live.delete(letter.key, { previousSeq: letter.revision });
-        purged += 1;
-      } catch (error) {
-        if (!isStale(error)) throw error; // else: redriven meanwhile
+    for await (const letters of this.#deadBatches(backend, filter)) {
+      for (const letter of letters) {
+        try {
+          await backend.live.delete(letter.key, { previousSeq: letter.revision });
+          purged += 1;
+        } catch (error) {
+          if (!isStale(error)) throw error; // else: redriven meanwhile
+          continue;
+        }
+        const { letterKey } = letter.call;
+        if (letterKey) await backend.letters.delete(letterKey).catch(() => {});
       }
     }
     return purged;
@@ -339,6 +437,9 @@ export class NatsQueue implements Queue {
     const backend = await this.#connected();
     const callId = callIdOf(buried.request) ?? randomUUID();
     const now = new Date().toISOString();
+    // The request first, under a key of its own: a record never names a letter not yet there.
+    const letterKey = randomUUID();
+    await this.#persist(() => backend.letters.put(letterKey, JSON.stringify(buried.request)));
     const call: StoredCall = {
       callId,
       function: buried.request.Function,
@@ -352,27 +453,31 @@ export class NatsQueue implements Queue {
       messageId: `${callId}~${randomUUID()}`,
       queuedAt: now,
       priorAttempts: 0,
-      request: buried.request,
+      letterKey,
+      letter: summarizeRequest(buried.request),
     };
     // No message: a dead letter waits in `live` until redriven (a new message) or purged.
     const key = callKey(callId);
     const revision = await this.#persist(() => createOnce(backend.live, key, JSON.stringify(call)));
-    if (revision === undefined) throw new ConflictError(`call id ${callId} is taken`);
+    if (revision === undefined) {
+      await backend.letters.delete(letterKey).catch(() => {});
+      throw new ConflictError(`call id ${callId} is taken`);
+    }
     return callId;
   }
 
   /**
-   * Reads every record in `live`: queued, running and dead-lettered calls only, as finished
-   * ones move to `done`. The cost grows with the backlog and the dead letters, not with the
-   * history.
+   * Reads every record in `live` as it streams by (queued, running and dead-lettered calls only,
+   * as finished ones move to `done`; dead letters without their requests): the time grows with
+   * the backlog and the dead letters, the memory with the functions.
    */
   async stats(): Promise<Record<string, FunctionQueueStats>> {
     const backend = await this.#connected();
     const now = Date.now();
     const out: Record<string, FunctionQueueStats> = {};
-    for (const { call } of await scanCalls(backend.live)) {
+    await this.#scanLive(backend, 1, ({ call }) => {
       if (call.state !== 'queued' && call.state !== 'running' && call.state !== 'dead-lettered') {
-        continue;
+        return 'on';
       }
       const entry = (out[call.function] ??= {
         queued: 0,
@@ -388,7 +493,8 @@ export class NatsQueue implements Queue {
         );
       } else if (call.state === 'running') entry.running += 1;
       else entry.deadLettered += 1;
-    }
+      return 'on';
+    });
     return out;
   }
 
@@ -399,6 +505,39 @@ export class NatsQueue implements Queue {
     const backend = await this.#backend?.catch(() => undefined);
     // Close, not drain: nothing unsettled is acknowledged on the way out.
     await backend?.nc.close();
+  }
+
+  /**
+   * Resolves at once while connected; else waits for the connection to come back, `reachWaitMs`
+   * at most: while the server is down a caller gets a 503 in seconds, where the writes would
+   * wait out their timeouts and retries.
+   */
+  async #reachable(): Promise<void> {
+    if (this.#online) return;
+    let timer: NodeJS.Timeout | undefined;
+    let back!: () => void;
+    const up = await new Promise<boolean>((resolve) => {
+      back = () => resolve(true);
+      this.#onReconnect.add(back);
+      timer = setTimeout(resolve, reachWaitMs, false);
+    });
+    this.#onReconnect.delete(back);
+    clearTimeout(timer);
+    if (!up) throw new UnavailableError('the queue (NATS) cannot be reached');
+  }
+
+  /** Follows whether `nc` is connected (it reconnects on its own), for #reachable. */
+  #follow(nc: NatsConnection): void {
+    this.#online = true;
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') this.#online = false;
+        if (status.type === 'reconnect') {
+          this.#online = true;
+          for (const back of this.#onReconnect) back();
+        }
+      }
+    })().catch(() => undefined);
   }
 
   /** The connection and everything on the server, made once; tried again after a failure. */
@@ -422,6 +561,7 @@ export class NatsQueue implements Queue {
       // the hub's time per call under load.
       noAsyncTraces: true,
     });
+    this.#follow(nc);
     try {
       const jsm = await jetstreamManager(nc);
       await this.#ensureWorkQueue(jsm);
@@ -433,10 +573,11 @@ export class NatsQueue implements Queue {
           storage: StorageType.File,
           ...(ttlMs === undefined ? {} : { ttl: ttlMs }),
         });
-      const [live, done, keys] = await Promise.all([
+      const [live, done, keys, letters] = await Promise.all([
         bucket('calls'),
         bucket('done', this.#retentionMs),
         bucket('keys', this.#idempotencyWindowMs),
+        bucket('letters'),
       ]);
       const consumer = await js.consumers.get(this.#name, 'workers');
       if (this.#closing.signal.aborted) throw new Error('the queue is closed');
@@ -444,7 +585,7 @@ export class NatsQueue implements Queue {
       void nc.closed().then(() => {
         this.#backend = undefined;
       });
-      return { nc, js, jsm, consumer, live, done, keys };
+      return { nc, js, jsm, consumer, live, done, keys, letters };
     } catch (error) {
       await nc.close();
       throw error;
@@ -452,8 +593,13 @@ export class NatsQueue implements Queue {
   }
 
   async #ensureWorkQueue(jsm: JetStreamManager): Promise<void> {
+    // The cap: the server refuses a publish past it (discard new), atomically, at no cost.
+    const limits = { max_msgs: this.#maxQueuedCalls, discard: DiscardPolicy.New };
     try {
-      await jsm.streams.info(this.#name);
+      const info = await jsm.streams.info(this.#name);
+      if (info.config.max_msgs !== limits.max_msgs || info.config.discard !== limits.discard) {
+        await jsm.streams.update(this.#name, limits);
+      }
     } catch (error) {
       if (!isNotFound(error)) throw error;
       await jsm.streams
@@ -463,6 +609,7 @@ export class NatsQueue implements Queue {
           // A message leaves the stream when acknowledged: the stream is the backlog.
           retention: RetentionPolicy.Workqueue,
           storage: StorageType.File,
+          ...limits,
         })
         .catch((addError: unknown) => {
           if (!/already in use/.test(String(addError))) throw addError;
@@ -497,9 +644,15 @@ export class NatsQueue implements Queue {
     const headed = headers();
     headed.set(callIdHeader, call.callId);
     headed.set(recordHeader, JSON.stringify({ revision, call }));
-    await this.#persist(() =>
-      backend.js.publish(subject, data, { msgID: call.messageId, headers: headed }),
-    );
+    try {
+      await this.#persist(() =>
+        backend.js.publish(subject, data, { msgID: call.messageId, headers: headed }),
+      );
+    } catch (error) {
+      // The stream's max_msgs: the queue is at its cap.
+      if (/maximum messages/i.test(String(error))) throw queueFull(this.#maxQueuedCalls);
+      throw error;
+    }
   }
 
   async #deliver(backend: Backend, msg: JsMsg, handle: DeliveryHandler): Promise<void> {
@@ -670,10 +823,14 @@ export class NatsQueue implements Queue {
       lastStatus: outcome?.record.status,
       lastBodyExcerpt: outcome?.bodyExcerpt,
       reason: settlement.outcome === 'dead-letter' ? settlement.reason : undefined,
-      // A dead letter keeps the whole request, to be replayed by a redrive.
-      request: settlement.outcome === 'dead-letter' ? claim.req : undefined,
     };
     if (settled.state === 'dead-lettered') {
+      // A dead letter keeps the whole request, to be replayed by a redrive: in the letters
+      // bucket first, then the record that names it.
+      const letterKey = randomUUID();
+      await this.#persist(() => backend.letters.put(letterKey, JSON.stringify(claim.req)));
+      settled.letterKey = letterKey;
+      settled.letter = summarizeRequest(claim.req);
       const revision = await this.#persist(() =>
         updateCall(backend.live, claim.key, settled, claim.revision),
       );
@@ -696,25 +853,113 @@ export class NatsQueue implements Queue {
     });
   }
 
-  async #deadLetterEntries(backend: Backend, filter: DeadLetterFilter): Promise<CallEntry[]> {
-    let entries: CallEntry[];
+  /**
+   * One page of dead letters: the live bucket's records read in order from the cursor's
+   * sequence (see #scanLive), at most `maxScanned` records and (past the first letter) `budget`
+   * bytes. Records are small (requests are in the letters bucket), so a page reads little
+   * besides its letters.
+   */
+  async #deadPage(
+    backend: Backend,
+    query: DeadLetterQuery,
+    budget: number,
+  ): Promise<{ entries: CallEntry[]; next?: string }> {
+    const from = query.cursor ? decodeCursor(query.cursor, isSequence) : 1;
+    const entries: CallEntry[] = [];
+    let bytes = 0;
+    let scanned = 0;
+    const end = await this.#scanLive(backend, from, (entry, size) => {
+      const { call } = entry;
+      if (
+        call.state === 'dead-lettered' &&
+        (query.function === undefined || call.function === query.function)
+      ) {
+        if (entries.length > 0 && bytes + size > budget) return 'before'; // starts the next page
+        bytes += size;
+        entries.push(entry);
+      }
+      scanned += 1;
+      return entries.length >= query.limit || scanned >= maxScanned ? 'after' : 'on';
+    });
+    return end === undefined ? { entries } : { entries, next: encodeCursor(end) };
+  }
+
+  /**
+   * Reads the live bucket's records in stream order from sequence `from`, through an ordered
+   * consumer, in batches, up to the last one written when the scan began (a snapshot's end:
+   * later writes are for a later scan, and a scan always ends). `visit` says whether to go `on`,
+   * or to stop `after` this record or `before` it. Returns the sequence to go on from, or
+   * undefined when the end was reached. (KV's own history() can wait 30 s when a record is
+   * overwritten while it reads.)
+   */
+  async #scanLive(
+    backend: Backend,
+    from: number,
+    visit: (entry: CallEntry, size: number) => 'on' | 'after' | 'before',
+  ): Promise<number | undefined> {
+    const stream = `KV_${this.#name}-calls`;
+    const prefix = `$KV.${this.#name}-calls.`;
+    const { state } = await backend.jsm.streams.info(stream);
+    const last = state.last_seq;
+    if (state.messages === 0 || from > last) return undefined;
+    const consumer = await backend.js.consumers.get(stream, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: from,
+    });
+    let next = from;
+    try {
+      for (;;) {
+        const messages = await consumer.fetch({ max_messages: 256, expires: 2000 });
+        let got = 0;
+        for await (const msg of messages) {
+          got += 1;
+          const atEnd = msg.seq >= last || msg.info.pending === 0;
+          let verdict: 'on' | 'after' | 'before' = 'on';
+          if (!msg.headers?.get('KV-Operation')) {
+            const call = msg.json<StoredCall>();
+            const key = msg.subject.slice(prefix.length);
+            verdict = visit({ key, revision: msg.seq, call }, msg.data.length);
+          }
+          if (verdict === 'before') return msg.seq;
+          next = msg.seq + 1;
+          if (atEnd) return undefined;
+          if (verdict === 'after') return next;
+        }
+        if (got === 0) return undefined; // nothing more came: the rest was deleted meanwhile
+      }
+    } finally {
+      await consumer.delete().catch(() => false);
+    }
+  }
+
+  /** The matching dead letters, a page at a time. */
+  async *#deadBatches(backend: Backend, filter: DeadLetterFilter): AsyncGenerator<CallEntry[]> {
     if (filter.callId !== undefined) {
       const entry = await readCall(backend.live, callKey(filter.callId));
-      entries = entry ? [entry] : [];
-    } else {
-      entries = await scanCalls(backend.live);
+      const { call } = entry ?? {};
+      if (
+        entry &&
+        call?.state === 'dead-lettered' &&
+        (filter.function === undefined || call.function === filter.function)
+      ) {
+        yield [entry];
+      }
+      return;
     }
-    return entries
-      .filter(
-        ({ call }) =>
-          call.state === 'dead-lettered' &&
-          (filter.function === undefined || call.function === filter.function),
-      )
-      .sort(
-        (a, b) =>
-          a.call.updatedAt.localeCompare(b.call.updatedAt) ||
-          a.call.enqueuedAt.localeCompare(b.call.enqueuedAt),
+    let cursor: string | undefined;
+    do {
+      const page = await this.#deadPage(
+        backend,
+        {
+          limit: 100,
+          ...(filter.function ? { function: filter.function } : {}),
+          ...(cursor ? { cursor } : {}),
+        },
+        Number.MAX_SAFE_INTEGER,
       );
+      yield page.entries;
+      cursor = page.next;
+    } while (cursor !== undefined);
   }
 
   /**
@@ -773,6 +1018,37 @@ function isPermanent(error: unknown): boolean {
     AuthorizationError,
   ].some((type) => error instanceof type);
 }
+
+/**
+ * What a failed enqueue means to the caller: JetStream out of storage is a 507, a server that
+ * cannot be reached (or a queue closing) a 503; anything else stays as it is.
+ */
+function serverError(error: unknown): unknown {
+  if (error instanceof FnbusError) return error;
+  if (
+    error instanceof JetStreamApiError &&
+    (error.code === insufficientResources || /maximum bytes|insufficient/i.test(error.message))
+  ) {
+    return new InsufficientStorageError('the queue cannot store calls: NATS has no room left', {
+      cause: error,
+    });
+  }
+  const unreachable = [
+    ConnectionError,
+    ClosedConnectionError,
+    DrainingConnectionError,
+    NoRespondersError,
+    RequestError,
+    TimeoutError,
+  ].some((type) => error instanceof type);
+  if (unreachable || (error instanceof Error && error.message === 'the queue is closed')) {
+    return new UnavailableError('the queue (NATS) cannot be reached', { cause: error });
+  }
+  return error;
+}
+
+/** JetStream's "insufficient resources": the server's storage limit is reached. */
+const insufficientResources = 10047;
 
 function isNotFound(error: unknown): boolean {
   return (

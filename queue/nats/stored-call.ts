@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import type { CallRecord } from '../../core/queue.js';
+import type { CallRecord, RequestSummary } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 
 /** A call record as the JetStream queue keeps it in its KV buckets. */
@@ -15,8 +14,15 @@ export interface StoredCall extends CallRecord {
   queuedAt: string;
   /** Attempts made before `queuedAt` (Delivery.priorAttempts). */
   priorAttempts: number;
-  /** Dead letters only: the request, to be replayed by a redrive. */
+  /**
+   * Dead letters kept by an older fnbus: the request, inline. Now the request goes to the
+   * letters bucket (`letterKey`), so that records stay small to scan.
+   */
   request?: QueueRequest;
+  /** Dead letters: the key of their request in the letters bucket. */
+  letterKey?: string;
+  /** Dead letters: their request as listings show it. */
+  letter?: RequestSummary;
 }
 
 /** A record as read, with the revision a compare-and-set needs. */
@@ -28,7 +34,15 @@ export interface CallEntry {
 
 /** The record as the seam shows it, without the queue's own bookkeeping. */
 export function toCallRecord(stored: StoredCall): CallRecord {
-  const { messageId: _id, queuedAt: _at, priorAttempts: _prior, request: _req, ...record } = stored;
+  const {
+    messageId: _id,
+    queuedAt: _at,
+    priorAttempts: _prior,
+    request: _req,
+    letterKey: _key,
+    letter: _letter,
+    ...record
+  } = stored;
   return record;
 }
 
@@ -43,27 +57,11 @@ export function callKey(callId: string): string {
     : `b64.${Buffer.from(callId).toString('base64url')}`;
 }
 
-/** The KV key of an Idempotency-Key: a digest, whatever the caller sent. */
-export function idempotencyKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
-}
-
 /** The record under `key`, or undefined when there is none (or a deletion marker). */
 export async function readCall(kv: KV, key: string): Promise<CallEntry | undefined> {
   const entry = await kv.get(key);
   if (!entry || entry.operation !== 'PUT') return undefined;
   return { key, revision: entry.revision, call: entry.json<StoredCall>() };
-}
-
-/** Every record in the bucket (history 1: its history is its latest values). */
-export async function scanCalls(kv: KV): Promise<CallEntry[]> {
-  const entries: CallEntry[] = [];
-  for await (const entry of await kv.history()) {
-    if (entry.operation === 'PUT') {
-      entries.push({ key: entry.key, revision: entry.revision, call: entry.json<StoredCall>() });
-    }
-  }
-  return entries;
 }
 
 /**

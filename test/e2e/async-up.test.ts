@@ -6,7 +6,14 @@ import { describe, it } from 'node:test';
 import type { CallRecord } from '../../core/queue.js';
 import { runCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
-import { ready, startHub, stopHub, writeTallyStack } from '../helpers/hub.js';
+import {
+  hubCliEnv,
+  ready,
+  startHub,
+  stopHub,
+  systemAuth,
+  writeTallyStack,
+} from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { fixture, makeTempDir } from '../helpers/watchdog.js';
 
@@ -31,7 +38,7 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
     t.after(() => stopHub(hub));
     await ready(url, 'flaky');
     await ready(url, 'tally');
-    const env = { FNBUS_GATEWAY: url };
+    const env = { FNBUS_GATEWAY: url, ...hubCliEnv };
 
     const queued = await runCli(['invoke', '--async', 'tally'], env, 'hello');
     assert.equal(queued.code, 0, queued.stderr);
@@ -65,6 +72,30 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
       request: { Path: string };
     };
     assert.equal(letter.request.Path, '/flaky');
+
+    // Two more letters: `dlq list` pages through them, one page at a time when asked.
+    for (const reason of ['second', 'third']) {
+      const stored = await request(`${url}/system/dead-letters`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...systemAuth },
+        body: JSON.stringify({ function: 'flaky', attempts: [], reason }),
+      });
+      assert.equal(stored.status, 201, stored.text);
+    }
+    const first = await runCli(['dlq', 'list', '--limit', '1'], env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, new RegExp(`^CALL.*\\n${deadId}\\s`));
+    const cursor = /^next: --cursor (\S+)$/m.exec(first.stdout)?.[1];
+    assert.ok(cursor, first.stdout);
+    const second = await runCli(['dlq', 'list', '--limit', '1', '--cursor', cursor], env);
+    assert.match(second.stdout, /second/);
+    assert.doesNotMatch(second.stdout, new RegExp(deadId));
+    const everyPage = await runCli(['dlq', 'list', '--json', '--limit', '1'], env);
+    assert.equal((JSON.parse(everyPage.stdout) as { items: unknown[] }).items.length, 1);
+    const all = JSON.parse((await runCli(['dlq', 'list', '--json'], env)).stdout) as {
+      reason: string;
+    }[];
+    assert.deepEqual(all.map((item) => item.reason).slice(1), ['second', 'third']);
 
     const vague = await runCli(['dlq', 'redrive'], env);
     assert.equal(vague.code, 1);
@@ -133,8 +164,11 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
     for (const id of accepted) {
       await waitFor(
         async () =>
-          (JSON.parse((await request(`${second.url}/system/calls/${id}`)).text) as CallRecord)
-            .state === 'succeeded',
+          (
+            JSON.parse(
+              (await request(`${second.url}/system/calls/${id}`, { headers: systemAuth })).text,
+            ) as CallRecord
+          ).state === 'succeeded',
         { timeoutMs: 10_000, what: `call ${id} to be recorded succeeded` },
       );
     }

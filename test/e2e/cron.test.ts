@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DeadLetter } from '../../core/queue.js';
+import type { DeadLetter, DeadLetterPage } from '../../core/queue.js';
 import { describe, it } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { deployCron, firings, recorderProcess } from '../helpers/cron.js';
 import { request } from '../helpers/http.js';
-import { startHub, stopHub } from '../helpers/hub.js';
+import { hubCliEnv, startHub, stopHub, systemAuth } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
@@ -35,7 +35,7 @@ describe('cron connector in fnbus up', () => {
     assert.equal(new Set(slots).size, slots.length, 'each slot once');
     assert.equal(slots[1]! - slots[0]!, 2000);
 
-    const topics = await runCli(['topics', '--gateway', url], {});
+    const topics = await runCli(['topics', '--gateway', url], hubCliEnv);
     assert.equal(topics.code, 0, topics.stderr);
     assert.match(topics.stdout, /^TOPIC +FUNCTIONS\ncron-function +tick\.openfaas-fn\n$/);
   });
@@ -48,13 +48,13 @@ describe('cron connector in fnbus up', () => {
     await deployCron(url, 'sleeper', recorderProcess(file), { schedule: '@every 2s' });
     const scaled = await request(`${url}/system/scale-function/sleeper`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...systemAuth },
       body: JSON.stringify({ serviceName: 'sleeper', replicas: 0 }),
     });
     assert.ok(scaled.status < 300, scaled.text);
     await waitFor(
       async () => {
-        const res = await request(`${url}/system/function/sleeper`);
+        const res = await request(`${url}/system/function/sleeper`, { headers: systemAuth });
         return (JSON.parse(res.text) as { availableReplicas: number }).availableReplicas === 0;
       },
       { what: 'zero replicas' },
@@ -102,15 +102,23 @@ describe('cron connector in fnbus up', () => {
         schedule: '@every 1s',
       },
     );
-    const letters = await waitFor(
+    const summaries = await waitFor(
       async () => {
-        const res = await request(`${url}/system/dead-letters?function=failing.openfaas-fn`);
-        const list = JSON.parse(res.text) as DeadLetter[];
-        return list.length > 0 && list;
+        const res = await request(`${url}/system/dead-letters?function=failing.openfaas-fn`, {
+          headers: systemAuth,
+        });
+        const page = JSON.parse(res.text) as DeadLetterPage;
+        return page.items.length > 0 && page.items;
       },
       { timeoutMs: 20_000, what: 'a dead letter' },
     );
-    const letter = letters[0]!;
+    const letter = JSON.parse(
+      (
+        await request(`${url}/system/dead-letters/${summaries[0]!.callId}`, {
+          headers: systemAuth,
+        })
+      ).text,
+    ) as DeadLetter;
     assert.equal(letter.state, 'dead-lettered');
     assert.equal(letter.lastStatus, 500);
     assert.match(letter.lastBodyExcerpt ?? '', /broken/);
@@ -119,10 +127,10 @@ describe('cron connector in fnbus up', () => {
     assert.deepEqual(letter.request.Header['X-Topic'], ['cron-function']);
     assert.deepEqual(letter.request.Header['X-Connector'], ['cron-connector']);
 
-    const listed = await runCli(['dlq', 'list', '--gateway', url], {});
+    const listed = await runCli(['dlq', 'list', '--gateway', url], hubCliEnv);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, new RegExp(letter.callId));
-    const redriven = await runCli(['dlq', 'redrive', letter.callId, '--gateway', url], {});
+    const redriven = await runCli(['dlq', 'redrive', letter.callId, '--gateway', url], hubCliEnv);
     assert.equal(redriven.code, 0, redriven.stderr);
     await waitFor(() => readFileSync(file, 'utf8').includes(letter.callId), {
       what: 'the redriven call to run',

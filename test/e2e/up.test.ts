@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { cliMain } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
-import { processesUsing, ready, startHub, stopHub } from '../helpers/hub.js';
+import { processesUsing, ready, startHub, stopHub, systemAuth } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
@@ -31,7 +31,9 @@ describe('fnbus up', () => {
     assert.deepEqual(JSON.parse(node.text), { status: 'Received input: {"a":1}' });
     const python = await request(`${url}/function/hello-python`, { method: 'POST', body: 'x' });
     assert.equal(python.status, 200);
-    const list = JSON.parse((await request(`${url}/system/functions`)).text) as {
+    const list = JSON.parse(
+      (await request(`${url}/system/functions`, { headers: systemAuth })).text,
+    ) as {
       name: string;
       annotations?: Record<string, string>;
     }[];
@@ -43,7 +45,7 @@ describe('fnbus up', () => {
     const first = await startHub([], stateDir);
     const deployed = await request(`${first.url}/system/functions`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...systemAuth },
       body: JSON.stringify({ service: 'kept', image: 'fnbus/cat:latest', envProcess: 'cat' }),
     });
     assert.equal(deployed.status, 202);

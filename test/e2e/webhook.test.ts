@@ -3,10 +3,18 @@ import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
-import { startCli } from '../helpers/cli.js';
+import { describe, it, type TestContext } from 'node:test';
+import { runCli, startCli } from '../helpers/cli.js';
 import { freePort, request } from '../helpers/http.js';
-import { deployProcess, ready, startHub, stopHub } from '../helpers/hub.js';
+import {
+  connectorAuthEnv,
+  deployProcess,
+  hubCredentials,
+  ready,
+  startHub,
+  stopHub,
+  systemAuth,
+} from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
@@ -104,7 +112,7 @@ describe('webhook connector in fnbus up', () => {
     t.after(() => stopHub(hub));
     const secret = await request(`${url}/system/secrets`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...systemAuth },
       body: JSON.stringify({ name: 'gh-hook', value: 'hook-secret\n' }),
     });
     assert.equal(secret.status, 201, secret.text);
@@ -161,7 +169,7 @@ describe('webhook connector in fnbus up', () => {
     t.after(() => stopHub(hub));
     const secret = await request(`${url}/system/secrets`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...systemAuth },
       body: JSON.stringify({ name: 'stripe-key', value: 'whsec_e2e' }),
     });
     assert.equal(secret.status, 201, secret.text);
@@ -198,7 +206,11 @@ describe('webhook connector in fnbus up', () => {
     await waitFor(() => lines(file).length === 1, { what: 'the payment call' });
   });
 
-  it('runs alone as fnbus connector webhook, on its own port, against a gateway', async (t) => {
+  /** `fnbus connector webhook` alone against a hub, authenticated by `auth(hubUrl)`'s env. */
+  const runsAlone = async (
+    t: TestContext,
+    auth: (url: string) => Promise<NodeJS.ProcessEnv>,
+  ): Promise<void> => {
     const dir = makeTempDir('fnbus-webhook-');
     const file = join(dir, 'calls');
     const { hub, url } = await startHub(['--connectors', 'none'], join(dir, 'state'));
@@ -206,6 +218,7 @@ describe('webhook connector in fnbus up', () => {
     await deploy(url, 'alone', recorder(file), { topic: 'standalone' });
     const port = await freePort();
     const connector = startCli(['connector', 'webhook', '--gateway', url], {
+      ...(await auth(url)),
       webhook_port: String(port),
       metrics_port: '0',
     });
@@ -228,5 +241,20 @@ describe('webhook connector in fnbus up', () => {
     );
     await waitFor(() => lines(file).length >= 1, { what: 'the call' });
     assert.equal(lines(file)[0], 'standalone|webhook-connector||alone');
-  });
+  };
+
+  it('runs alone as fnbus connector webhook, on its own port, against a gateway', (t) =>
+    runsAlone(t, () => Promise.resolve(connectorAuthEnv())));
+
+  it('runs alone with the login `fnbus login` saved for the gateway', (t) =>
+    runsAlone(t, async (url) => {
+      const env = { OPENFAAS_CONFIG: makeTempDir('fnbus-logins-') };
+      const login = await runCli(
+        ['login', '--gateway', url, '--username', hubCredentials.user, '--password-stdin'],
+        env,
+        hubCredentials.password,
+      );
+      assert.equal(login.code, 0, login.stderr);
+      return env;
+    }));
 });

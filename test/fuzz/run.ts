@@ -185,6 +185,7 @@ async function fuzz(name: string, location: string): Promise<RunFigures> {
     har,
   ];
   const child = spawn(join(bin, 'schemathesis'), args, {
+    cwd: outDir, // its caches (.schemathesis, .hypothesis) go there too
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_HOOKS: '' },
   });

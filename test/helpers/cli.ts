@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot } from './watchdog.js';
+import { makeTempDir, repoRoot } from './watchdog.js';
 
 export const cliMain = join(repoRoot, 'dist', 'cli', 'main.js');
 
@@ -17,14 +17,21 @@ export interface RunningCli {
   done: Promise<CliRun>;
 }
 
-/** Starts the built `fnbus` with `input` on stdin (closed right away when absent). */
+let noLogins: string | undefined;
+
+/**
+ * Starts the built `fnbus` with `input` on stdin (closed right away when absent). Its faas-cli
+ * config folder (OPENFAAS_CONFIG, where logins are kept) is an empty one unless `env` names one:
+ * never the logins of whoever runs the tests.
+ */
 export function startCli(
   args: string[],
   env: NodeJS.ProcessEnv,
   input: string | Buffer = '',
 ): RunningCli {
+  noLogins ??= makeTempDir('fnbus-no-logins-');
   const child = spawn(process.execPath, [cliMain, ...args], {
-    env: { PATH: process.env.PATH, ...env },
+    env: { PATH: process.env.PATH, OPENFAAS_CONFIG: noLogins, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { cliMain } from './cli.js';
 import { freePort, request } from './http.js';
 import { waitFor } from './wait.js';
-import { repoRoot } from './watchdog.js';
+import { makeTempDir, repoRoot } from './watchdog.js';
 
 /** The credentials every test hub is started with (FNBUS_USERNAME / FNBUS_PASSWORD). */
 export const hubCredentials = { user: 'admin', password: 'fnbus-test-password' } as const;
@@ -15,6 +15,23 @@ export const hubCredentials = { user: 'admin', password: 'fnbus-test-password' }
 export const systemAuth = {
   Authorization: `Basic ${Buffer.from(`${hubCredentials.user}:${hubCredentials.password}`).toString('base64')}`,
 } as const;
+
+/** Env for a `fnbus` client command (or queue worker) run against a test hub. */
+export const hubCliEnv = {
+  FNBUS_USERNAME: hubCredentials.user,
+  FNBUS_PASSWORD: hubCredentials.password,
+} as const;
+
+/**
+ * Env for `fnbus connector <kind>` run alone against a test hub: OpenFaaS's way, `basic_auth` and
+ * the credentials as files under `secret_mount_path` (written in a new temporary folder).
+ */
+export function connectorAuthEnv(): { basic_auth: string; secret_mount_path: string } {
+  const dir = makeTempDir('fnbus-connector-secrets-');
+  writeFileSync(join(dir, 'basic-auth-user'), hubCredentials.user);
+  writeFileSync(join(dir, 'basic-auth-password'), hubCredentials.password);
+  return { basic_auth: 'true', secret_mount_path: dir };
+}
 
 export interface RunningHub {
   hub: ChildProcess;

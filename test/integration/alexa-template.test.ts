@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { request } from '../helpers/http.js';
-import { ready, startHub, stopHub } from '../helpers/hub.js';
+import { ready, startHub, stopHub, systemAuth } from '../helpers/hub.js';
 import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
 
 type Verify = (headers: Record<string, string>, body: Buffer) => Promise<void>;
@@ -325,7 +325,7 @@ describe('alexa template through fnbus up', () => {
     ] as const) {
       const res = await request(`${gateway}/system/functions`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
+        headers: { 'Content-Type': 'application/json', ...systemAuth },
         body: JSON.stringify({
           service: name,
           image: 'fnbus/alexa',

@@ -1,15 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { BullmqQueue } from '../../queue/bullmq/bullmq-queue.js';
 import { startRedis } from '../helpers/servers.js';
-import { asyncPathSuite } from './async-path.js';
+import { asyncPathSuite, type AsyncPathSubject } from './async-path.js';
+import { unsendableCallsSuite } from './async-unsendable.js';
 
-asyncPathSuite('BullMQ (Redis)', async () => {
+const subject = async (): Promise<AsyncPathSubject> => {
   const server = await startRedis();
   return {
-    open: () =>
+    open: (options) =>
       Promise.resolve(
-        new BullmqQueue({ url: server.url, name: `async-${randomBytes(4).toString('hex')}` }),
+        new BullmqQueue({
+          url: server.url,
+          name: `async-${randomBytes(4).toString('hex')}`,
+          ...options,
+        }),
       ),
     close: () => server.stop(),
   };
-});
+};
+asyncPathSuite('BullMQ (Redis)', subject);
+unsendableCallsSuite('BullMQ (Redis)', subject);

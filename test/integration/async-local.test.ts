@@ -1,12 +1,16 @@
 import { join } from 'node:path';
 import { LocalQueue } from '../../queue/local/local-queue.js';
 import { makeTempDir } from '../helpers/watchdog.js';
-import { asyncPathSuite } from './async-path.js';
+import { asyncPathSuite, type AsyncPathSubject } from './async-path.js';
+import { unsendableCallsSuite } from './async-unsendable.js';
 
-asyncPathSuite('the local queue', () =>
+const subject = (): Promise<AsyncPathSubject> =>
   Promise.resolve({
-    open: () =>
-      Promise.resolve(new LocalQueue({ file: join(makeTempDir('fnbus-async-local-'), 'q.db') })),
+    open: (options) =>
+      Promise.resolve(
+        new LocalQueue({ file: join(makeTempDir('fnbus-async-local-'), 'q.db'), ...options }),
+      ),
     close: () => Promise.resolve(),
-  }),
-);
+  });
+asyncPathSuite('the local queue', subject);
+unsendableCallsSuite('the local queue', subject);

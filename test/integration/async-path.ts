@@ -3,8 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Registry } from 'prom-client';
-import type { CallRecord, DeadLetter, Queue } from '../../core/queue.js';
+import type { CallRecord, DeadLetter, DeadLetterPage, Queue } from '../../core/queue.js';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
@@ -14,6 +16,29 @@ import { WorkerMetrics } from '../../queue/worker-metrics.js';
 import { request, type HttpResult } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { fixture, fprocess, makeTempDir } from '../helpers/watchdog.js';
+
+// A full collection before each measure of the heap (test processes have no --expose-gc).
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
+/** How much this process's heap (and buffers) grows at most while `work` runs. */
+async function peakGrowth<T>(work: () => Promise<T>): Promise<{ result: T; growth: number }> {
+  collectGarbage();
+  const used = () => {
+    const memory = process.memoryUsage();
+    return memory.heapUsed + memory.external;
+  };
+  const base = used();
+  let peak = base;
+  const sampler = setInterval(() => (peak = Math.max(peak, used())), 2);
+  try {
+    const result = await work();
+    peak = Math.max(peak, used());
+    return { result, growth: peak - base };
+  } finally {
+    clearInterval(sampler);
+  }
+}
 
 /** One request a callback receiver got. */
 interface Received {
@@ -71,8 +96,10 @@ class CallbackReceiver {
 
 export interface AsyncPathSubject {
   /** A fresh queue on the backend under test (a new queue name each time). */
-  open(): Promise<Queue>;
+  open(options?: { maxQueuedCalls?: number }): Promise<Queue>;
   close(): Promise<void>;
+  /** The largest dead letter's body the backend keeps (default 1 MiB). */
+  letterBytes?: number;
 }
 
 /**
@@ -135,7 +162,7 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       const registry = new Registry();
       gateway = buildGateway({
         provider,
-        config: readConfig({ max_async_body_bytes: '1000' }),
+        config: readConfig({ max_async_body_bytes: '1000', basic_auth: 'false' }),
         queue,
         registry,
       });
@@ -233,6 +260,16 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       await settled(first);
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(callbacks.to('/once').length, 1, 'the function ran once');
+      // Another body with the same key and function: refused, nothing queued.
+      const reused = await submit(fn, { headers, body: 'another body' });
+      assert.equal(reused.status, 422, reused.text);
+      assert.match(reused.text, /Idempotency-Key/);
+      const otherPath = await submit(`${fn}/elsewhere`, { headers });
+      assert.equal(otherPath.status, 422);
+      // The same key to another function is that function's own key.
+      const elsewhere = callIdOf(await submit(limited, { headers: { 'Idempotency-Key': key } }));
+      assert.notEqual(elsewhere, first);
+      await settled(elsewhere);
     });
 
     it('retries retryable statuses with growing waits, and honours Retry-After', async () => {
@@ -323,14 +360,17 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
 
       const listed = JSON.parse(
         (await request(`${url}/system/dead-letters?function=${fn}`)).text,
-      ) as DeadLetter[];
-      const letter = listed.find((l) => l.callId === callId);
-      assert.ok(letter, 'listed');
-      assert.equal(letter.lastStatus, 503);
-      assert.equal(letter.lastBodyExcerpt, 'failure 3');
-      assert.equal(letter.request.Path, '/flaky');
+      ) as DeadLetterPage;
+      const summary = listed.items.find((l) => l.callId === callId);
+      assert.ok(summary, 'listed');
+      assert.equal(summary.lastStatus, 503);
+      assert.equal(summary.lastBodyExcerpt, 'failure 3');
+      assert.equal(summary.request.Path, '/flaky');
+      assert.equal(summary.request.BodyBytes, 1);
+      const whole = await request(`${url}/system/dead-letters/${callId}`);
+      assert.equal(whole.status, 200);
+      const letter = JSON.parse(whole.text) as DeadLetter;
       assert.equal(Buffer.from(letter.request.Body, 'base64').toString(), 'x');
-      assert.equal((await request(`${url}/system/dead-letters/${callId}`)).status, 200);
 
       const vague = await request(`${url}/system/dead-letters/redrive`, {
         method: 'POST',
@@ -435,6 +475,108 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       );
     });
 
+    it('pages many large dead letters: bounded answers and memory; a letter’s body on its own', async () => {
+      // The issue's case at a test's scale: 450 letters of 1 MiB answered 500 and took 3 GB.
+      const count = 60;
+      const letterBytes = subject.letterBytes ?? 1024 * 1024;
+      const many = `many-${randomUUID().slice(0, 8)}`;
+      const body = Buffer.alloc(letterBytes, 'a');
+      body.write('the start', 0);
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) {
+        ids.push(
+          await queue.bury({
+            request: {
+              Header: { 'X-Call-Id': [randomUUID()], 'Content-Type': ['text/plain'] },
+              Host: 'gateway',
+              Body: body.toString('base64'),
+              Method: 'POST',
+              Path: '',
+              QueryString: `n=${i}`,
+              Function: many,
+            },
+            attempts: [],
+            reason: 'too big to care',
+          }),
+        );
+      }
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      let most = 0;
+      do {
+        const query = `function=${many}&limit=25${cursor ? `&cursor=${cursor}` : ''}`;
+        const { result: res, growth } = await peakGrowth(() =>
+          request(`${url}/system/dead-letters?${query}`),
+        );
+        assert.equal(res.status, 200, res.text);
+        assert.ok(res.body.length < 256 * 1024, `a page of ${res.body.length} bytes`);
+        most = Math.max(most, growth);
+        const page = JSON.parse(res.text) as DeadLetterPage;
+        assert.ok(page.items.length <= 25);
+        for (const item of page.items) {
+          assert.equal(item.request.BodyBytes, letterBytes);
+          assert.equal('Body' in item.request, false);
+        }
+        seen.push(...page.items.map((item) => item.callId));
+        cursor = page.next;
+        pages += 1;
+        assert.ok(pages <= count, 'the pages end');
+      } while (cursor !== undefined);
+      assert.deepEqual(seen, ids);
+      // Reading every letter at once would take more than all of them (60 MiB and up).
+      assert.ok(most < 48 * 1024 * 1024, `a page grew the heap by ${most} bytes`);
+
+      const raw = await request(`${url}/system/dead-letters/${ids[7]}/body`);
+      assert.equal(raw.status, 200);
+      assert.equal(raw.headers['content-type'], 'text/plain');
+      assert.ok(raw.body.equals(body), 'the body, byte for byte');
+      const whole = JSON.parse(
+        (await request(`${url}/system/dead-letters/${ids[7]}`)).text,
+      ) as DeadLetter;
+      assert.equal(whole.request.QueryString, 'n=7');
+      assert.equal((await request(`${url}/system/dead-letters/${randomUUID()}/body`)).status, 404);
+      for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'cursor=nonsense', 'other=1']) {
+        const res = await request(`${url}/system/dead-letters?${bad}`);
+        assert.equal(res.status, 400, `${bad}: ${res.text}`);
+      }
+      const purge = await request(`${url}/system/dead-letters`, {
+        method: 'DELETE',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ function: many }),
+      });
+      assert.deepEqual(JSON.parse(purge.text), { purged: count });
+    });
+
+    it('answers 429 with Retry-After when the queue holds max_queued_calls, queuing nothing', async () => {
+      const capped = await subject.open({ maxQueuedCalls: 1 });
+      const full = buildGateway({
+        provider,
+        config: readConfig({ basic_auth: 'false' }),
+        queue: capped,
+        registry: new Registry(),
+      });
+      try {
+        await full.listen({ port: 0, host: '127.0.0.1' });
+        const at = `http://127.0.0.1:${(full.server.address() as AddressInfo).port}`;
+        const first = await request(`${at}/async-function/${fn}`, { method: 'POST', body: 'x' });
+        assert.equal(first.status, 202);
+        const sentId = randomUUID();
+        const refused = await request(`${at}/async-function/${fn}`, {
+          method: 'POST',
+          body: 'x',
+          headers: { 'X-Call-Id': sentId },
+        });
+        assert.equal(refused.status, 429, refused.text);
+        assert.equal(refused.headers['retry-after'], '1');
+        assert.match(refused.text, /max_queued_calls/);
+        assert.equal((await request(`${at}/system/calls/${sentId}`)).status, 404, 'not queued');
+      } finally {
+        await full.close();
+        await capped.close();
+      }
+    });
+
     it('retries a callback that fails, and does not follow a redirect', async () => {
       callbacks.answer('/flaky-receiver', 500);
       const callId = callIdOf(
@@ -471,17 +613,17 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       // now and then; caught in that instant it answers 409 for a moment.
       const cancel = await waitFor(
         async () => {
-          const res = await request(`${url}/async-function/${waiting}`, { method: 'DELETE' });
+          const res = await request(`${url}/system/calls/${waiting}`, { method: 'DELETE' });
           return res.status !== 409 && res;
         },
         { what: 'the waiting call to be cancelled' },
       );
       assert.equal(cancel.status, 202);
-      const busy = await request(`${url}/async-function/${running}`, { method: 'DELETE' });
+      const busy = await request(`${url}/system/calls/${running}`, { method: 'DELETE' });
       assert.equal(busy.status, 409);
       assert.equal((await settled(running)).state, 'succeeded');
       assert.equal((await settled(waiting)).state, 'cancelled');
-      const unknown = await request(`${url}/async-function/${randomUUID()}`, { method: 'DELETE' });
+      const unknown = await request(`${url}/system/calls/${randomUUID()}`, { method: 'DELETE' });
       assert.equal(unknown.status, 404);
     });
 

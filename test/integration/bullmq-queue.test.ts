@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { ConflictError, ValidationError } from '../../core/errors.js';
 import type { Queue } from '../../core/queue.js';
+import { Redis } from 'ioredis';
 import { BullmqQueue } from '../../queue/bullmq/bullmq-queue.js';
 import { startRedis, type RunningServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -25,8 +26,10 @@ queueContract(
   () => {
     const name = randomName();
     return Promise.resolve({
-      open: () =>
-        Promise.resolve<Queue>(new BullmqQueue({ url: server.url, name, lockDurationMs })),
+      open: (options) =>
+        Promise.resolve<Queue>(
+          new BullmqQueue({ url: server.url, name, lockDurationMs, ...options }),
+        ),
       // Closing a queue under its consumers drops their connections without settling anything,
       // as a kill would: the lock is no longer renewed, and the stalled check redelivers.
       abandon: (queue) => queue.close(),
@@ -47,6 +50,29 @@ describe('BullmqQueue on Redis', () => {
         );
       }
     } finally {
+      await queue.close();
+    }
+  });
+
+  it('lists a dead letter kept without its summary (an older fnbus) from its data', async () => {
+    const name = randomName();
+    const queue = new BullmqQueue({ url: server.url, name });
+    const redis = new Redis(server.url);
+    try {
+      const req = queueRequest('old', { Body: Buffer.from('twelve bytes').toString('base64') });
+      const callId = await queue.bury({ request: req, attempts: [], reason: 'gave up' });
+      assert.equal(await redis.hdel(`bull:${name}:${callId}`, 'fnbus-summary'), 1);
+      const { items } = await queue.deadLetters({ limit: 10 });
+      assert.equal(items[0]?.callId, callId);
+      assert.equal(items[0]?.reason, 'gave up');
+      assert.deepEqual(items[0]?.request, {
+        Method: 'PUT',
+        Path: '/orders/1',
+        QueryString: 'a=1&b=two',
+        BodyBytes: 12,
+      });
+    } finally {
+      redis.disconnect();
       await queue.close();
     }
   });

@@ -36,7 +36,7 @@ describe('fnbus client commands against a running hub', () => {
   before(async () => {
     provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-cli-client-') });
     await provider.start();
-    gateway = buildGateway({ provider, config: readConfig({}) });
+    gateway = buildGateway({ provider, config: readConfig({ basic_auth: 'false' }) });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     const address = gateway.server.address();
     assert.ok(address && typeof address === 'object');
@@ -368,7 +368,7 @@ describe('fnbus client commands against a running hub', () => {
         assert.equal(refused.code, 1);
         assert.equal(
           refused.stderr,
-          'fnbus: the gateway refused the credentials (401): use --username/--password or FNBUS_USERNAME/FNBUS_PASSWORD\n',
+          'fnbus: the gateway refused the credentials (401): log in with fnbus login, or use --username/--password or FNBUS_USERNAME/FNBUS_PASSWORD\n',
         );
       }
     } finally {

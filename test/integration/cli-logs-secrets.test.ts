@@ -29,7 +29,7 @@ describe('fnbus logs, secret and version against a running hub', () => {
     stateDir = makeTempDir('fnbus-cli-logs-');
     provider = new ProcessProvider({ stateDir });
     await provider.start();
-    gateway = buildGateway({ provider, config: readConfig({}) });
+    gateway = buildGateway({ provider, config: readConfig({ basic_auth: 'false' }) });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     const address = gateway.server.address();
     assert.ok(address && typeof address === 'object');

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startCli, type RunningCli } from '../helpers/cli.js';
-import { startHub, stopHub } from '../helpers/hub.js';
+import { connectorAuthEnv, startHub, stopHub } from '../helpers/hub.js';
 import { startNats, startRedis } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
@@ -20,7 +20,7 @@ after(async () => {
 function startCronConnector(gateway: string, lease?: string): RunningCli {
   return startCli(
     ['connector', 'cron', '--gateway', gateway, ...(lease ? ['--lease', lease] : [])],
-    { rebuild_interval: '500ms', metrics_port: '0' },
+    { ...connectorAuthEnv(), rebuild_interval: '500ms', metrics_port: '0' },
   );
 }
 

@@ -257,7 +257,11 @@ describe('the gateway answers the requests of faas-cli 0.18 the way faas-cli nee
   before(async () => {
     provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-faas-cli-wire-') });
     await provider.start();
-    gateway = buildGateway({ provider, config: readConfig({}), version: '0.1.0' });
+    gateway = buildGateway({
+      provider,
+      config: readConfig({ basic_auth: 'false' }),
+      version: '0.1.0',
+    });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
     // The same functions behind basic auth, as `faas-cli login` users meet them.

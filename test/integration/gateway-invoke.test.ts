@@ -56,7 +56,11 @@ for (const { path, remote } of paths) {
       gateway = buildGateway({
         // Without resolveLocal, the gateway proxies to the replica's loopback port, as to a container.
         provider: remote ? baseProvider(provider) : provider,
-        config: readConfig({ upstream_timeout: '1s', scale_from_zero: 'false' }),
+        config: readConfig({
+          upstream_timeout: '1s',
+          scale_from_zero: 'false',
+          basic_auth: 'false',
+        }),
       });
       await gateway.listen({ port: 0, host: '127.0.0.1' });
       url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
@@ -97,6 +101,22 @@ for (const { path, remote } of paths) {
       const teapot = await request(`${url}/function/${server}/status/418`);
       assert.equal(teapot.status, 418);
       assert.equal(teapot.headers['x-from'], 'function');
+    });
+
+    it('passes the path on raw: an encoded ? (%3F) stays in the path, never the query', async () => {
+      const res = await request(`${url}/function/${server}/a%3Fb/c%20d%2Fe?x=1`);
+      assert.equal((JSON.parse(res.text) as Echo).url, '/a%3Fb/c%20d%2Fe?x=1');
+      const envFn = uniqueName('env');
+      await provider.deploy({
+        service: envFn,
+        image: 'fnbus/env-dump',
+        envProcess: fprocess('sh', fixture('env-dump.sh')),
+      });
+      await ready(envFn, 1);
+      const env = (await request(`${url}/function/${envFn}/a%3Fb`)).text.split('\n');
+      assert.ok(env.includes('Http_Path=/a%3Fb'), env.filter((l) => l.startsWith('Http_')).join());
+      assert.ok(!env.some((line) => line.startsWith('Http_Query=')), 'no query');
+      await provider.remove(envFn);
     });
 
     it('streams a large body both ways', async () => {

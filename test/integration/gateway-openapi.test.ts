@@ -72,6 +72,7 @@ describe('the OpenAPI document, and 405 for a method no route takes', () => {
     // The cancel alias is served, not documented: its template is the submit route's.
     assert.equal(doc.paths['/async-function/{callId}'], undefined);
     assert.ok(doc.paths['/async-function/{name}']?.post);
+    assert.deepEqual(doc.paths['/system/calls/{callId}']?.delete?.security, [{ basicAuth: [] }]);
 
     const python = fuzzPython();
     if (!python) {
@@ -132,7 +133,10 @@ describe('the OpenAPI document, and 405 for a method no route takes', () => {
   });
 
   it('has no security scheme when basic auth is off', async () => {
-    const open = buildGateway({ provider: baseProvider(provider), config: readConfig({}) });
+    const open = buildGateway({
+      provider: baseProvider(provider),
+      config: readConfig({ basic_auth: 'false' }),
+    });
     const res = await open.inject({ method: 'GET', url: '/system/openapi.json' });
     const document = res.json<Document>();
     assert.equal(document.components, undefined);
@@ -157,7 +161,7 @@ describe('the OpenAPI document, and 405 for a method no route takes', () => {
       // Without a Content-Type, fastify would refuse a QUERY with a 400 before routing it.
       ['QUERY', '/healthz', 'GET, HEAD'],
       ['QUERY', '/system/functions', 'DELETE, GET, HEAD, POST, PUT'],
-      ['PATCH', '/system/calls/abc', 'GET, HEAD'],
+      ['PATCH', '/system/calls/abc', 'DELETE, GET, HEAD'],
       ['GET', '/webhook/topic', 'POST'],
     ] as const) {
       const res = await request(`${url}${path}`, { method, headers: { authorization } });

@@ -43,7 +43,10 @@ describe('gateway logs, secrets, metrics and OpenAPI over the process provider',
   before(async () => {
     provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-gateway-system-') });
     await provider.start();
-    gateway = buildGateway({ provider: wrap(provider, signals), config: readConfig({}) });
+    gateway = buildGateway({
+      provider: wrap(provider, signals),
+      config: readConfig({ basic_auth: 'false' }),
+    });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
   });
@@ -276,7 +279,7 @@ describe('gateway logs, secrets, metrics and OpenAPI over the process provider',
     const bare = wrap(provider);
     delete bare.logs;
     delete bare.secrets;
-    const plain = buildGateway({ provider: bare, config: readConfig({}) });
+    const plain = buildGateway({ provider: bare, config: readConfig({ basic_auth: 'false' }) });
     try {
       const name = uniqueName('bare');
       await deployReady(name);

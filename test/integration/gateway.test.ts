@@ -18,7 +18,10 @@ describe('gateway over the process provider', () => {
   before(async () => {
     provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-gateway-') });
     await provider.start();
-    gateway = buildGateway({ provider, config: readConfig({ max_system_body_bytes: '4096' }) });
+    gateway = buildGateway({
+      provider,
+      config: readConfig({ max_system_body_bytes: '4096', basic_auth: 'false' }),
+    });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
   });

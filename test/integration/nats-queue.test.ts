@@ -37,7 +37,8 @@ queueContract(
   () => {
     const name = randomName();
     return Promise.resolve({
-      open: () => Promise.resolve(new NatsQueue({ url: server.url, name, ackWaitMs })),
+      open: (options) =>
+        Promise.resolve(new NatsQueue({ url: server.url, name, ackWaitMs, ...options })),
       // Closing the connection without settling is what a kill leaves: the server hands the
       // unacknowledged message to another worker once its ack wait is over.
       abandon: (queue: Queue) => queue.close(),

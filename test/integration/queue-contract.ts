@@ -1,16 +1,30 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { ConflictError, NotFoundError } from '../../core/errors.js';
+import {
+  ConflictError,
+  IdempotencyKeyReusedError,
+  NotFoundError,
+  QueueFullError,
+  ValidationError,
+} from '../../core/errors.js';
 import type {
   AttemptOutcome,
+  DeadLetterQuery,
+  DeadLetterSummary,
   Delivery,
   DeliveryHandler,
+  Enqueued,
   Queue,
   Settlement,
 } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import { waitFor } from '../helpers/wait.js';
+
+/** What a test may ask of the queues it opens. */
+export interface QueueOpenOptions {
+  maxQueuedCalls?: number;
+}
 
 /** One backend under test. */
 export interface QueueSubject {
@@ -18,7 +32,7 @@ export interface QueueSubject {
    * A queue on the subject's backend and queue name: every call during one test reaches the same
    * messages, as the workers of one deployment do.
    */
-  open(): Promise<Queue>;
+  open(options?: QueueOpenOptions): Promise<Queue>;
   /**
    * Ends `queue` as a killed process would: nothing settled, nothing flushed. The subject makes
    * unsettled deliveries come back within `redeliveryTimeoutMs`.
@@ -90,8 +104,8 @@ export function queueContract(
     const opened: Queue[] = [];
     const consumers: { stop: AbortController; done: Promise<void> }[] = [];
 
-    const open = async () => {
-      const made = await subject.open();
+    const open = async (options?: QueueOpenOptions) => {
+      const made = await subject.open(options);
       opened.push(made);
       return made;
     };
@@ -277,12 +291,20 @@ export function queueContract(
           reason: 'attempts exhausted',
         });
       });
-      await waitFor(async () => (await queue.deadLetters()).length >= 2, {
+      await waitFor(async () => (await queue.deadLetters({ limit: 10 })).items.length >= 2, {
         what: 'two dead letters',
       });
-      const letters = await queue.deadLetters({ function: fn });
+      const letters = (await queue.deadLetters({ function: fn, limit: 10 })).items;
       assert.equal(letters.length, 1);
-      const letter = letters[0]!;
+      const listed = letters[0]!;
+      assert.equal(listed.callId, callId);
+      assert.deepEqual(listed.request, {
+        Method: 'PUT',
+        Path: '/orders/1',
+        QueryString: 'a=1&b=two',
+        BodyBytes: 8,
+      });
+      const letter = (await queue.deadLetter(callId))!;
       assert.equal(letter.callId, callId);
       assert.equal(letter.state, 'dead-lettered');
       assert.equal(letter.reason, 'attempts exhausted');
@@ -290,7 +312,8 @@ export function queueContract(
       assert.equal(letter.lastBodyExcerpt, 'it broke');
       assert.deepEqual(letter.request, first);
       assert.equal(letter.attempts.length, 1);
-      assert.equal((await queue.deadLetters({ callId: otherId }))[0]?.function, other);
+      assert.equal((await queue.deadLetter(otherId))?.function, other);
+      assert.equal(await queue.deadLetter(randomUUID()), undefined);
       assert.equal((await queue.status(callId))?.state, 'dead-lettered');
 
       giveUp = false;
@@ -305,10 +328,11 @@ export function queueContract(
       assert.equal(record.attempts.length, 2, 'the history is kept');
       const redriven = runs.filter((run) => run.callId === callId).at(-1)!;
       assert.equal(redriven.priorAttempts, 1);
-      assert.equal((await queue.deadLetters({ function: fn })).length, 0);
+      assert.equal((await queue.deadLetters({ function: fn, limit: 10 })).items.length, 0);
+      assert.equal(await queue.deadLetter(callId), undefined, 'not a dead letter any more');
 
       assert.equal(await queue.purge({ function: other }), 1);
-      assert.deepEqual(await queue.deadLetters(), []);
+      assert.deepEqual(await queue.deadLetters({ limit: 10 }), { items: [] });
       assert.equal(await queue.status(otherId), undefined);
     });
 
@@ -326,7 +350,7 @@ export function queueContract(
         reason: 'not delivered: 503 after 1 attempts',
       });
       assert.equal(callId, req.Header['X-Call-Id']?.[0]);
-      const [letter] = await queue.deadLetters({ callId });
+      const letter = await queue.deadLetter(callId);
       assert.equal(letter?.state, 'dead-lettered');
       assert.deepEqual(letter?.request, req);
       assert.deepEqual(letter?.attempts, attempts);
@@ -403,6 +427,165 @@ export function queueContract(
       });
       await waitFor(() => delivered.length === 2, { what: 'two deliveries' });
       assert.deepEqual(delivered.sort(), [first.callId, other.callId].sort());
+    });
+
+    it('scopes an Idempotency-Key to its function, and refuses it for another request (422)', async () => {
+      const fn = randomFunction();
+      const key = randomUUID();
+      const first = await queue.enqueue(queueRequest(fn), { idempotencyKey: key });
+      // Another function's call with the same key is a call of its own.
+      const elsewhere = await queue.enqueue(queueRequest(randomFunction()), {
+        idempotencyKey: key,
+      });
+      assert.equal(elsewhere.duplicate, false);
+      assert.notEqual(elsewhere.callId, first.callId);
+      // The same request (its X-Call-Id aside) is the first call.
+      assert.deepEqual(await queue.enqueue(queueRequest(fn), { idempotencyKey: key }), {
+        callId: first.callId,
+        duplicate: true,
+      });
+      for (const differs of [
+        { Body: Buffer.from('another body').toString('base64') },
+        { Method: 'POST' },
+        { Path: '/orders/2' },
+        { QueryString: 'a=2' },
+      ]) {
+        const req = queueRequest(fn, differs);
+        await assert.rejects(
+          queue.enqueue(req, { idempotencyKey: key }),
+          (error: unknown) => error instanceof IdempotencyKeyReusedError && error.status === 422,
+          JSON.stringify(differs),
+        );
+        assert.equal(await queue.status(req.Header['X-Call-Id']![0]!), undefined, 'not queued');
+      }
+      assert.equal((await queue.stats())[fn]?.queued, 1);
+    });
+
+    it('pages dead letters oldest first, by function, without their bodies', async () => {
+      const fn = randomFunction();
+      const other = randomFunction();
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const req = queueRequest(i % 3 === 2 ? other : fn, {
+          Body: Buffer.from('x'.repeat(1000 + i)).toString('base64'),
+        });
+        ids.push(await queue.bury({ request: req, attempts: [], reason: `letter ${i}` }));
+      }
+      const pageAll = async (query: Omit<DeadLetterQuery, 'cursor'>) => {
+        const seen: DeadLetterSummary[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await queue.deadLetters({ ...query, ...(cursor ? { cursor } : {}) });
+          assert.ok(page.items.length <= query.limit, 'no more than the limit');
+          seen.push(...page.items);
+          cursor = page.next;
+          pages += 1;
+          assert.ok(pages < 20, 'the pages end');
+        } while (cursor !== undefined);
+        return seen;
+      };
+      const all = await pageAll({ limit: 3 });
+      assert.deepEqual(
+        all.map((letter) => letter.callId),
+        ids,
+      );
+      const first = all[0]!;
+      assert.deepEqual(first.request, {
+        Method: 'PUT',
+        Path: '/orders/1',
+        QueryString: 'a=1&b=two',
+        BodyBytes: 1000,
+      });
+      assert.equal(first.reason, 'letter 0');
+      assert.equal('Body' in first.request, false);
+      assert.equal('Header' in first.request, false);
+      assert.deepEqual(
+        (await pageAll({ limit: 2, function: other })).map((letter) => letter.callId),
+        [ids[2], ids[5]],
+      );
+      assert.deepEqual(await queue.deadLetters({ limit: 5, function: randomFunction() }), {
+        items: [],
+      });
+      const one = await queue.deadLetters({ limit: 1 });
+      assert.equal(one.items.length, 1);
+      assert.ok(one.next, 'a cursor while more follow');
+      await assert.rejects(
+        queue.deadLetters({ limit: 1, cursor: 'not-a-cursor' }),
+        ValidationError,
+      );
+      // Whole on its own.
+      const whole = await queue.deadLetter(ids[1]!);
+      assert.equal(Buffer.from(whole!.request.Body, 'base64').toString(), 'x'.repeat(1001));
+      // Redrive and purge walk the pages too.
+      assert.equal(await queue.purge({ function: other }), 2);
+      assert.equal((await pageAll({ limit: 2 })).length, 5);
+      assert.equal(await queue.purge({}), 5);
+      assert.deepEqual(await queue.deadLetters({ limit: 10 }), { items: [] });
+    });
+
+    it('holds at most maxQueuedCalls calls waiting or running; refuses more, storing nothing', async () => {
+      const capped = await open({ maxQueuedCalls: 2 });
+      const fn = randomFunction();
+      const a = await capped.enqueue(queueRequest(fn));
+      const keyed = queueRequest(fn);
+      const b = await capped.enqueue(keyed, { idempotencyKey: 'kept' });
+      const refused = queueRequest(fn);
+      await assert.rejects(
+        capped.enqueue(refused),
+        (error: unknown) => error instanceof QueueFullError && error.status === 429,
+      );
+      await assert.rejects(capped.enqueue(queueRequest(fn), { freshCallId: true }), QueueFullError);
+      assert.equal(await capped.status(refused.Header['X-Call-Id']![0]!), undefined);
+      // A resubmission is the call already queued, full or not.
+      assert.deepEqual(await capped.enqueue(queueRequest(fn), { idempotencyKey: 'kept' }), {
+        callId: b.callId,
+        duplicate: true,
+      });
+      assert.equal((await capped.stats())[fn]?.queued, 2);
+      // Dead letters are not waiting: once both are, there is room again.
+      consume(
+        (_req, delivery) =>
+          Promise.resolve({ outcome: 'dead-letter', attempt: attempt(delivery, 500), reason: 'x' }),
+        4,
+        capped,
+      );
+      await waitFor(async () => (await capped.stats())[fn]?.deadLettered === 2, {
+        what: 'both calls dead-lettered',
+      });
+      const stopping = consumers.splice(0);
+      for (const consumer of stopping) consumer.stop.abort();
+      await Promise.all(stopping.map((consumer) => consumer.done));
+      // (JetStream drops an acknowledged message a moment after the record says so.)
+      const c = await waitFor<Enqueued>(
+        () =>
+          capped.enqueue(queueRequest(fn)).catch((error: unknown) => {
+            if (error instanceof QueueFullError) return false;
+            throw error;
+          }),
+        { what: 'room for a call' },
+      );
+      await capped.enqueue(queueRequest(fn));
+      await assert.rejects(capped.enqueue(queueRequest(fn)), QueueFullError);
+      // A redrive is held to the cap as well.
+      await assert.rejects(capped.redrive({ callId: a.callId }), QueueFullError);
+      assert.equal((await capped.status(a.callId))?.state, 'dead-lettered');
+      // Run the calls waiting: room again.
+      consume((_req, delivery) => Promise.resolve(ack(delivery)), 4, capped);
+      await waitFor(async () => (await capped.status(c.callId))?.state === 'succeeded', {
+        what: 'the waiting calls to run',
+      });
+      await waitFor(
+        () =>
+          capped.redrive({ callId: a.callId }).catch((error: unknown) => {
+            if (error instanceof QueueFullError) return false;
+            throw error;
+          }),
+        { what: 'room for the redrive' },
+      );
+      await waitFor(async () => (await capped.status(a.callId))?.state === 'succeeded', {
+        what: 'the redriven call to run',
+      });
     });
 
     it('cancels a waiting call; not a running one; an unknown one is NotFound', async () => {

@@ -255,3 +255,62 @@ describe('fprocess splitting', () => {
     assert.equal(res.text, 'from function_process\n');
   });
 });
+
+describe('fork mode: bodies held in memory are bounded', () => {
+  it('kills a process whose output passes max_response_bytes and answers 502, marked internal', async (t) => {
+    const watchdog = await startWatchdog({
+      fprocess: 'head -c 100000 /dev/zero',
+      max_response_bytes: '65536',
+    });
+    t.after(() => watchdog.stop());
+    const res = await request(`${watchdog.url}/`, { method: 'POST' });
+    assert.equal(res.status, 502);
+    assert.equal(res.headers[internal], 'fnbus-watchdog');
+    assert.match(res.text, /max_response_bytes \(65536\).*mode=streaming/);
+    // Up to the cap, the output is the answer.
+    const small = await startWatchdog({
+      fprocess: 'head -c 65536 /dev/zero',
+      max_response_bytes: '65536',
+    });
+    t.after(() => small.stop());
+    const whole = await request(`${small.url}/`, { method: 'POST' });
+    assert.equal(whole.status, 200);
+    assert.equal(whole.body.length, 65536);
+  });
+
+  it('kills the process as soon as its output passes the cap, even in its first write', async (t) => {
+    const watchdog = await startWatchdog({
+      fprocess: fprocess('sh', '-c', 'echo over; exec sleep 20'),
+      max_response_bytes: '1',
+    });
+    t.after(() => watchdog.stop());
+    const started = Date.now();
+    const res = await request(`${watchdog.url}/`, { method: 'POST', timeoutMs: 15_000 });
+    assert.equal(res.status, 502);
+    assert.ok(Date.now() - started < 10_000, 'answered without waiting for the process to end');
+  });
+
+  it('answers 413 past max_request_bytes where the body is read whole (marshal_request)', async (t) => {
+    const watchdog = await startWatchdog({
+      fprocess: 'cat',
+      marshal_request: 'true',
+      max_request_bytes: '1000',
+    });
+    t.after(() => watchdog.stop());
+    const declared = await request(`${watchdog.url}/`, {
+      method: 'POST',
+      body: Buffer.alloc(1001),
+    });
+    assert.equal(declared.status, 413);
+    assert.equal(declared.headers[internal], 'fnbus-watchdog');
+    assert.match(declared.text, /max_request_bytes \(1000\)/);
+    const chunked = await request(`${watchdog.url}/`, {
+      method: 'POST',
+      headers: { 'Transfer-Encoding': 'chunked' },
+      body: Buffer.alloc(5000),
+    });
+    assert.equal(chunked.status, 413);
+    const fits = await request(`${watchdog.url}/`, { method: 'POST', body: Buffer.alloc(1000) });
+    assert.equal(fits.status, 200);
+  });
+});

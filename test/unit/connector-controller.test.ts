@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import type { InvokeRequest, InvokeResult, Invoker } from '../../core/invoker.js';
+import { ValidationError } from '../../core/errors.js';
 import { defaultRetryPolicy } from '../../core/retry-policy.js';
 import {
   Controller,
@@ -152,6 +153,19 @@ describe('connector controller', () => {
     assert.equal(buried.length, 1);
     assert.equal(buried[0]?.status, 500);
     assert.match(buried[0]?.error ?? '', /500 after 3 attempts/);
+  });
+
+  it('does not retry a call no request can carry, and says why', async () => {
+    const sync = new ScriptedInvoker(
+      () => new ValidationError('cannot be sent: header X-Bad: a value has a character'),
+    );
+    const buried: InvokerResponse[] = [];
+    const emitting = controller(sync, {
+      deadLetters: { record: (r) => Promise.resolve(void buried.push(r)) },
+    }).emit(event({ 'X-Bad': 'a\r\nb' }));
+    await assert.rejects(emitting, DeliveryError);
+    assert.equal(sync.calls.length, 1);
+    assert.match(buried[0]?.error ?? '', /^cannot be sent: header X-Bad/);
   });
 
   it('holds a function back for Retry-After after a 429', async () => {

@@ -5,6 +5,7 @@ import {
   ConfigError,
   ConflictError,
   FnbusError,
+  InsufficientStorageError,
   NotFoundError,
   NotImplementedError,
   UnavailableError,
@@ -19,6 +20,12 @@ describe('errors', () => {
     [new ConflictError('exists'), 'conflict', 409, 'ConflictError'],
     [new NotImplementedError('no logs'), 'not_implemented', 501, 'NotImplementedError'],
     [new UnavailableError('no replica'), 'unavailable', 503, 'UnavailableError'],
+    [
+      new InsufficientStorageError('disk full'),
+      'insufficient_storage',
+      507,
+      'InsufficientStorageError',
+    ],
     [new ConfigError(['a: bad']), 'invalid_config', 500, 'ConfigError'],
   ];
   for (const [error, code, status, name] of cases) {
