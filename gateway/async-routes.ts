@@ -60,7 +60,13 @@ const newDeadLetterSchema = {
   additionalProperties: false,
   required: ['function', 'attempts', 'reason'],
   properties: {
-    function: { type: 'string', minLength: 1, maxLength: 253 },
+    // A function's name as calls carry it: `name` or `name.namespace`, DNS-1123 labels. A
+    // letter names no other key (not `__proto__`: the queues tally letters by function).
+    function: {
+      type: 'string',
+      maxLength: 127,
+      pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$',
+    },
     method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
     path: { type: 'string', pattern: '^/' },
     query: { type: 'string' },
