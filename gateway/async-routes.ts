@@ -324,7 +324,9 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       const letter = request.body;
       // The call's own X-Call-Id (sent in any case) names the letter, under one header.
       const callId = headerValue(letter.headers, OpenFaasHeader.CallId) || randomUUID();
-      const header: Record<string, string[]> = { [OpenFaasHeader.CallId]: [callId] };
+      // No prototype: a header may be named `__proto__`.
+      const header = Object.create(null) as Record<string, string[]>;
+      header[OpenFaasHeader.CallId] = [callId];
       for (const [name, value] of Object.entries(letter.headers ?? {})) {
         if (name.toLowerCase() === 'x-call-id') continue;
         header[name] = Array.isArray(value) ? value : [value];
@@ -427,7 +429,8 @@ function functionTimeoutMs(envVars: Record<string, string> | undefined): number 
 
 /** Raw headers as Go's http.Header: names as sent, values of a repeated name together. */
 function groupHeaders(raw: readonly string[]): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
+  // No prototype: a header may be named `constructor` or `__proto__`.
+  const out = Object.create(null) as Record<string, string[]>;
   const names = new Map<string, string>();
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;

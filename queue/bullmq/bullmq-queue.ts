@@ -844,7 +844,8 @@ export class BullmqQueue implements Queue {
       this.#queue.toKey(''),
     )) as (string | number)[];
     const now = Date.now();
-    const out: Record<string, FunctionQueueStats> = {};
+    // No prototype: `constructor` is a valid function name.
+    const out = Object.create(null) as Record<string, FunctionQueueStats>;
     for (let i = 0; i + 4 < flat.length; i += 5) {
       const oldest = Number(flat[i + 4]);
       out[String(flat[i])] = {

@@ -496,7 +496,8 @@ export class LocalQueue implements Queue {
    */
   stats(): Promise<Record<string, FunctionQueueStats>> {
     const now = Date.now();
-    const out: Record<string, FunctionQueueStats> = {};
+    // No prototype: `constructor` is a valid function name.
+    const out = Object.create(null) as Record<string, FunctionQueueStats>;
     const entry = (fn: string) =>
       (out[fn] ??= { queued: 0, running: 0, deadLettered: 0, oldestQueuedAgeMs: 0 });
     const tallies = this.#statements.tallies.all() as {

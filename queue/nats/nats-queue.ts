@@ -474,7 +474,8 @@ export class NatsQueue implements Queue {
   async stats(): Promise<Record<string, FunctionQueueStats>> {
     const backend = await this.#connected();
     const now = Date.now();
-    const out: Record<string, FunctionQueueStats> = {};
+    // No prototype: `constructor` is a valid function name.
+    const out = Object.create(null) as Record<string, FunctionQueueStats>;
     await this.#scanLive(backend, 1, ({ call }) => {
       if (call.state !== 'queued' && call.state !== 'running' && call.state !== 'dead-lettered') {
         return 'on';

@@ -52,4 +52,24 @@ describe('fuzzing findings', () => {
     assert.deepEqual(Object.keys(stats).sort(), ['0', 'echo', 'echo.openfaas-fn']);
     assert.equal(({} as Record<string, unknown>).deadLettered, undefined);
   });
+
+  it('queues a call whose headers are named after Object.prototype members', async () => {
+    await provider.deploy({ service: 'constructor', image: 'fnbus/cat', envProcess: 'cat' });
+    // Go's http.Header shape was built on a plain object: `constructor: x` pushed onto a function.
+    const res = await gateway.inject({
+      method: 'POST',
+      url: '/async-function/constructor',
+      headers: { constructor: 'x', __proto__: 'y', tostring: 'z', 'Content-Type': 'text/plain' },
+      payload: 'hello',
+    });
+    assert.equal(res.statusCode, 202, res.body);
+    const callId = res.headers['x-call-id'] as string;
+    const record = await queue.status(callId);
+    assert.equal(record?.state, 'queued');
+    // A function named `constructor` (a valid name) has tallies of its own.
+    const stats = await queue.stats();
+    const name: string = 'constructor';
+    assert.equal(stats[name]?.queued, 1);
+    assert.equal(Object.getPrototypeOf(stats), null);
+  });
 });

@@ -712,5 +712,13 @@ export function queueContract(
       assert.equal(after?.queued, 0);
       assert.equal(after?.oldestQueuedAgeMs, 0);
     });
+
+    it('counts a function named after an Object.prototype member like any other', async () => {
+      const fn: string = 'constructor';
+      await queue.enqueue(queueRequest(fn));
+      const stats = await queue.stats();
+      assert.equal(stats[fn]?.queued, 1);
+      assert.equal(stats[fn]?.deadLettered, 0);
+    });
   });
 }
