@@ -149,7 +149,7 @@ async function startWebhook(run: ConnectorRun) {
   });
   const webhookConfig = readWebhookConfig(run.env);
   const handler = createWebhookHandler({
-    topicMap: () => parts.builder.map,
+    topicMap: () => parts.builder.builtMap,
     controller: parts.controller,
     config: webhookConfig,
     secret: fileSecret(run.secretsDir ?? config.secretMountPath),

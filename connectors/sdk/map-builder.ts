@@ -43,6 +43,7 @@ export async function listFunctions(gateway: GatewayClient): Promise<ListedFunct
 export class TopicMapBuilder {
   readonly #options: Required<Omit<MapBuilderOptions, 'logger'>> & { logger: Logger };
   #map: TopicMap;
+  #built = false;
 
   constructor(options: MapBuilderOptions) {
     this.#options = { matcher: exactTopics, delimiter: ',', logger: silentLogger, ...options };
@@ -54,11 +55,20 @@ export class TopicMapBuilder {
     return this.#map;
   }
 
+  /**
+   * The map, once one was built from the gateway; undefined before: an empty map then means "not
+   * known yet", not "no function takes it", and an event must not be answered as if it were.
+   */
+  get builtMap(): TopicMap | undefined {
+    return this.#built ? this.#map : undefined;
+  }
+
   /** Builds once now; the map, or the failure (the last map stays in use). */
   async rebuild(): Promise<TopicMap> {
     const { gateway, matcher, delimiter } = this.#options;
     const functions = await listFunctions(gateway);
     this.#map = TopicMap.fromFunctions(functions, { matcher, delimiter });
+    this.#built = true;
     return this.#map;
   }
 

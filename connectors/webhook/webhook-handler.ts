@@ -35,7 +35,8 @@ interface Verification {
 }
 
 export interface WebhookHandlerOptions {
-  topicMap: () => TopicMap;
+  /** The topic map; undefined until the first one is built (webhooks then answer 503). */
+  topicMap: () => TopicMap | undefined;
   controller: Pick<Controller, 'deliver' | 'isAsync'>;
   config: WebhookConfig;
   /** A secret's value by name; undefined when there is none. */
@@ -146,7 +147,13 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
       res.setHeader('Allow', 'POST');
       throw new WebhookRefusal(405, 'webhooks are POSTed');
     }
-    const targets = topicMap().match(topic);
+    const map = topicMap();
+    if (!map) {
+      // A 404 now would be final to senders (GitHub, Stripe do not retry it): ask for a retry.
+      res.setHeader('Retry-After', '1');
+      throw new WebhookRefusal(503, 'the topic map is not built yet: try again shortly');
+    }
+    const targets = map.match(topic);
     if (targets.length === 0)
       throw new WebhookRefusal(404, `no function takes the topic "${topic}"`);
     const verification = await verificationOf(topic, targets);

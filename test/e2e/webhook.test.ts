@@ -246,6 +246,33 @@ describe('webhook connector in fnbus up', () => {
   it('runs alone as fnbus connector webhook, on its own port, against a gateway', (t) =>
     runsAlone(t, () => Promise.resolve(connectorAuthEnv())));
 
+  it('answers 503 with Retry-After, not 404, while its topic map is not built yet', async (t) => {
+    // A gateway that does not answer: the connector never has a map.
+    const gateway = await freePort();
+    const port = await freePort();
+    const connector = startCli(
+      ['connector', 'webhook', '--gateway', `http://127.0.0.1:${gateway}`],
+      {
+        webhook_port: String(port),
+        metrics_port: '0',
+      },
+    );
+    t.after(async () => {
+      connector.child.kill('SIGTERM');
+      await once(connector.child, 'exit');
+    });
+    await waitFor(() => connector.stdout().includes('webhooks listening'), {
+      what: 'the connector',
+    });
+    const res = await request(`http://127.0.0.1:${port}/webhook/orders`, {
+      method: 'POST',
+      body: '{}',
+    });
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.headers['retry-after'], '1');
+    assert.match(res.text, /topic map is not built yet/);
+  });
+
   it('runs alone with the login `fnbus login` saved for the gateway', (t) =>
     runsAlone(t, async (url) => {
       const env = { OPENFAAS_CONFIG: makeTempDir('fnbus-logins-') };
