@@ -356,15 +356,18 @@ export class LocalQueue implements Queue {
   }
 
   status(callId: string): Promise<CallRecord | undefined> {
-    const row = this.#statements.get.get(callId) as CallRow | undefined;
-    return Promise.resolve(row && toRecord(row));
+    return settled(() => {
+      const row = this.#statements.get.get(callId) as CallRow | undefined;
+      return row && toRecord(row);
+    });
   }
 
   cancel(callId: string): Promise<boolean> {
-    const row = this.#statements.get.get(callId) as CallRow | undefined;
-    if (!row) return Promise.reject(new NotFoundError(`no call ${callId}`));
-    const changed = this.#statements.cancel.run({ now: Date.now(), call_id: callId }).changes;
-    return Promise.resolve(changed === 1);
+    return settled(() => {
+      const row = this.#statements.get.get(callId) as CallRow | undefined;
+      if (!row) throw new NotFoundError(`no call ${callId}`);
+      return this.#statements.cancel.run({ now: Date.now(), call_id: callId }).changes === 1;
+    });
   }
 
   /**
@@ -372,11 +375,7 @@ export class LocalQueue implements Queue {
    * by SQLite (json_extract), so that no body is read into this process.
    */
   deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
-    try {
-      return Promise.resolve(this.#deadLetterPage(query));
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
+    return settled(() => this.#deadLetterPage(query));
   }
 
   #deadLetterPage(query: DeadLetterQuery): DeadLetterPage {
@@ -405,11 +404,10 @@ export class LocalQueue implements Queue {
   }
 
   deadLetter(callId: string): Promise<DeadLetter | undefined> {
-    const row = this.#statements.get.get(callId) as CallRow | undefined;
-    if (!row || row.state !== 'dead-lettered') return Promise.resolve(undefined);
-    return Promise.resolve({
-      ...toRecord(row),
-      request: JSON.parse(row.request ?? '{}') as QueueRequest,
+    return settled(() => {
+      const row = this.#statements.get.get(callId) as CallRow | undefined;
+      if (!row || row.state !== 'dead-lettered') return undefined;
+      return { ...toRecord(row), request: JSON.parse(row.request ?? '{}') as QueueRequest };
     });
   }
 
@@ -454,8 +452,7 @@ export class LocalQueue implements Queue {
   }
 
   purge(filter: DeadLetterFilter = {}): Promise<number> {
-    const { changes } = this.#statements.purge.run(filterParams(filter));
-    return Promise.resolve(changes);
+    return settled(() => this.#statements.purge.run(filterParams(filter)).changes);
   }
 
   bury(call: BuriedCall): Promise<string> {
@@ -577,6 +574,15 @@ export class LocalQueue implements Queue {
     } catch {
       // left for the next round
     }
+  }
+}
+
+/** A synchronous read or write as a promise; a store failure as storeError says (507, 503). */
+function settled<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (error) {
+    return Promise.reject(storeError(error));
   }
 }
 

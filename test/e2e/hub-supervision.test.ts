@@ -7,7 +7,14 @@ import Database from 'better-sqlite3';
 import { LocalQueue } from '../../queue/local/local-queue.js';
 import { fillDisk, mountSmallDisk } from '../helpers/disk.js';
 import { request, type HttpResult } from '../helpers/http.js';
-import { processesUsing, ready, startHub, stopHub, writeTallyStack } from '../helpers/hub.js';
+import {
+  processesUsing,
+  ready,
+  startHub,
+  stopHub,
+  systemAuth,
+  writeTallyStack,
+} from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { startNats, startRedis } from '../helpers/servers.js';
 import { makeTempDir } from '../helpers/watchdog.js';
@@ -128,6 +135,18 @@ describe('fnbus up supervises its queue worker', () => {
     // Nothing can be stored meanwhile: 503 (not 202, not 500).
     const refused = await submit(url, 'tally');
     assert.equal(refused.status, 503, refused.text);
+    // Nor changed: cancel and purge are 503s too.
+    const cancel = await request(`${url}/system/calls/${String(first.headers['x-call-id'])}`, {
+      method: 'DELETE',
+      headers: systemAuth,
+    });
+    assert.equal(cancel.status, 503, cancel.text);
+    const purge = await request(`${url}/system/dead-letters`, {
+      method: 'DELETE',
+      headers: { ...systemAuth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ all: true }),
+    });
+    assert.equal(purge.status, 503, purge.text);
 
     db.exec('COMMIT');
     const after = await submit(url, 'tally');
