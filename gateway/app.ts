@@ -21,7 +21,12 @@ import type { Provider } from '../core/provider.js';
 import type { Queue } from '../core/queue.js';
 import type { Registry } from 'prom-client';
 import type { GatewayConfig } from './config.js';
-import { loadCredentials, registerBasicAuth, type BasicAuthCredentials } from './auth.js';
+import {
+  loadCredentials,
+  needsCredentials,
+  registerBasicAuth,
+  type BasicAuthCredentials,
+} from './auth.js';
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import { registerLogsRoutes } from './logs-routes.js';
@@ -125,12 +130,8 @@ export function buildGateway({
   const openApi = collectOpenApi(app, {
     title: 'fnbus gateway',
     version,
-    // As registerBasicAuth decides: all of /system, and routes marked systemAuth.
     ...(auth
-      ? {
-          authenticated: (route: RouteOptions) =>
-            route.url.startsWith('/system/') || route.config?.systemAuth === true,
-        }
+      ? { authenticated: (route: RouteOptions) => needsCredentials(route.url, route.config) }
       : {}),
   });
   if (auth) registerBasicAuth(app, auth);
@@ -155,7 +156,6 @@ export function buildGateway({
     if (request.is404) unrouted(request, reply);
     else done();
   });
-  app.setNotFoundHandler(unrouted);
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
     if (error instanceof FnbusError) {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
 import { ConfigError } from '../core/errors.js';
 
 declare module 'fastify' {
@@ -60,12 +60,18 @@ export function loadCredentials(
 
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
-/** Whether a request needs credentials: all of `/system` (matched or not), and routes marked so. */
-function needsAuth(request: FastifyRequest): boolean {
-  if (request.routeOptions.config?.systemAuth === true) return true;
-  const path = request.routeOptions.url ?? request.url;
-  return path.startsWith('/system/') || path === '/system' || path.startsWith('/system?');
+/**
+ * Whether a route (its URL pattern, or a request's URL where no route matched) needs credentials:
+ * all of `/system`, and the routes marked `systemAuth`. The auth hook and the OpenAPI document's
+ * security both ask this.
+ */
+export function needsCredentials(url: string, config?: FastifyContextConfig): boolean {
+  if (config?.systemAuth === true) return true;
+  return url.startsWith('/system/') || url === '/system' || url.startsWith('/system?');
 }
+
+const needsAuth = (request: FastifyRequest) =>
+  needsCredentials(request.routeOptions.url ?? request.url, request.routeOptions.config);
 
 /**
  * Basic auth on every `/system/*` route and the routes marked `config: { systemAuth: true }`
