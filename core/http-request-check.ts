@@ -23,11 +23,11 @@ const rawQuery = /^[\x21-\x22\x24-\x7e]*$/;
 /** Methods that are not a call to a function: a proxy tunnel, and a loop-back probe. */
 const refusedMethods: ReadonlySet<string> = new Set(['CONNECT', 'TRACE']);
 
-export function isHttpToken(text: string): boolean {
+function isHttpToken(text: string): boolean {
   return token.test(text);
 }
 
-export function isFieldValue(text: string): boolean {
+function isFieldValue(text: string): boolean {
   return fieldValue.test(text);
 }
 
