@@ -105,6 +105,11 @@ export class Call {
 /** A body over the limit given to readBody. */
 export class BodyTooLarge extends Error {}
 
+/** The 413 of a body over `max_request_bytes`, seen from its declared length or as it came. */
+export function refuseLargeBody(call: Call, maxRequestBytes: number): void {
+  call.failInternally(413, `request body over max_request_bytes (${maxRequestBytes})`);
+}
+
 /**
  * Collects a request body into one Buffer, up to `maxBytes` (past it: BodyTooLarge, and the
  * rest is not kept). A callback, not a promise: it is on the hot path.

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { WatchdogConfig } from './config.js';
-import { BodyTooLarge, type Call, readBody } from './call.js';
+import { BodyTooLarge, type Call, readBody, refuseLargeBody } from './call.js';
 import { cgiEnvironment, marshalRequest } from './cgi-env.js';
 import { logOutput, logTimestamp } from './output-log.js';
 import { describeExit, type FunctionProcess, type ProcessLauncher } from './spawner.js';
@@ -21,9 +21,7 @@ function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): Funct
   call.work = { cancel: () => child.kill('SIGKILL') };
   if (config.marshalRequest) {
     readBody(call.req, config.maxRequestBytes, (error, body) => {
-      if (error instanceof BodyTooLarge) {
-        call.failInternally(413, `request body over max_request_bytes (${config.maxRequestBytes})`);
-      }
+      if (error instanceof BodyTooLarge) refuseLargeBody(call, config.maxRequestBytes);
       if (error) child.kill('SIGKILL');
       else child.stdin.end(marshalRequest(call.req, body));
     });
@@ -72,7 +70,7 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
     }
     const contentLength = Number(req.headers['content-length'] ?? 0);
     if (config.marshalRequest && contentLength > config.maxRequestBytes) {
-      call.failInternally(413, `request body over max_request_bytes (${config.maxRequestBytes})`);
+      refuseLargeBody(call, config.maxRequestBytes);
       return;
     }
     const child = startProcess(call, config, deps);
@@ -81,10 +79,10 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
     // The answer is sent once the process exits (its status depends on the exit): the output is
     // held until then, up to max_response_bytes; past that the process is killed and 502 told.
     const keep = (chunk: Buffer) => {
-      const over = outputBytes > config.maxResponseBytes;
+      if (outputBytes > config.maxResponseBytes) return; // over already: being killed
       outputBytes += chunk.length;
       if (outputBytes <= config.maxResponseBytes) output.push(chunk);
-      else if (!over) {
+      else {
         output = [];
         child.kill('SIGKILL');
       }

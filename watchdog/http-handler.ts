@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { hopByHopHeaders } from '../core/http-headers.js';
-import { BodyTooLarge, type Call, readBody } from './call.js';
+import { BodyTooLarge, type Call, readBody, refuseLargeBody } from './call.js';
 import type { WatchdogConfig } from './config.js';
 import { UpstreamClient, type UpstreamRequest } from './upstream-client.js';
 
@@ -94,14 +94,11 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
       if (!chunked && (length === undefined || length === 0)) {
         forward(call, { method, path, headers, body: null });
       } else if (config.bufferHttp || (length !== undefined && length <= smallBodyBytes)) {
-        const tooLarge = () =>
-          call.failInternally(
-            413,
-            `request body over max_request_bytes (${config.maxRequestBytes})`,
-          );
-        if (length !== undefined && length > config.maxRequestBytes) return tooLarge();
+        if (length !== undefined && length > config.maxRequestBytes) {
+          return refuseLargeBody(call, config.maxRequestBytes);
+        }
         readBody(req, config.maxRequestBytes, (error, body) => {
-          if (error instanceof BodyTooLarge) tooLarge();
+          if (error instanceof BodyTooLarge) refuseLargeBody(call, config.maxRequestBytes);
           else if (error) call.res.destroy();
           else forward(call, { method, path, headers, body });
         });

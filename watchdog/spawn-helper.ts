@@ -235,8 +235,9 @@ export class SpawnHelper implements ProcessLauncher {
 
   /** Frames sent in one tick go to the helper in one write. */
   readonly #send = (type: Frame, id: number, payload?: Buffer): void => {
-    this.#outgoing.push(frame(type, id, payload));
-    this.#outgoingBytes += headerBytes + (payload?.length ?? 0);
+    const out = frame(type, id, payload);
+    this.#outgoing.push(out);
+    this.#outgoingBytes += out.length;
     if (this.#outgoing.length === 1) process.nextTick(this.#flush);
   };
 
@@ -263,11 +264,14 @@ export class SpawnHelper implements ProcessLauncher {
   };
 
   readonly #releaseWaiting = (): void => {
-    if (this.#helper.stdin?.writableNeedDrain) return;
+    if (!this.#helper.stdin?.writableNeedDrain) this.#runWaiting();
+  };
+
+  #runWaiting(): void {
     const waiting = this.#waitingForRoom;
     this.#waitingForRoom = [];
     for (const callback of waiting) callback();
-  };
+  }
 
   #onData(chunk: Buffer): void {
     const data = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
@@ -332,9 +336,7 @@ export class SpawnHelper implements ProcessLauncher {
     const error = new Error(`fnbus-spawner exited (${signal ?? `code ${code}`})`);
     for (const job of this.#jobs.values()) job.finish({ code: null, signal: null, error });
     this.#jobs.clear();
-    const waiting = this.#waitingForRoom;
-    this.#waitingForRoom = [];
-    for (const callback of waiting) callback();
+    this.#runWaiting();
     // One that never became ready is not started again: the caller falls back to child_process.
     if (this.#closing || !this.#wasReady) return;
     this.#wasReady = false;

@@ -17,13 +17,13 @@ export interface ProviderLimits {
  * and what one replica holds: its watchdog's loopback socket and the pipes to its process
  * (fork: the spawner's two; http: the function's three, plus kept-alive upstream sockets).
  */
-export const reservedFds = 256;
-export const fdsPerReplica = 4;
+const reservedFds = 256;
+const fdsPerReplica = 4;
 
 /** Defaults when the fd limit leaves room for more. */
-export const defaultMaxFunctions = 1000;
-export const defaultMaxReplicas = 100;
-export const defaultMaxTotalReplicas = 1000;
+const defaultMaxFunctions = 1000;
+const defaultMaxReplicas = 100;
+const defaultMaxTotalReplicas = 1000;
 
 /**
  * The caps from env (`max_functions`, `max_replicas_per_function`, `max_total_replicas`);

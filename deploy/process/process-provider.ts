@@ -140,11 +140,6 @@ export class ProcessProvider implements Provider {
     this.secrets = new FileSecretStore(this.#stateDir, this.#namespace);
   }
 
-  /** The caps in force (configured, or what fits the machine's open-file limit). */
-  get limits(): Readonly<EffectiveLimits> {
-    return this.#limits;
-  }
-
   /**
    * Brings back the functions saved in stateDir, with their desired replicas, as many as fit the
    * caps (in name order); the others are listed, not ready, until updated, scaled or removed.
@@ -551,15 +546,10 @@ export class ProcessProvider implements Provider {
     return status;
   }
 
-  /** Name, namespace and what to run; returns the launch plan. */
+  /** Name, fields and what to run of a normalized spec; returns the launch plan. */
   #validate(spec: FunctionDeployment): LaunchPlan {
     assertDnsLabel(spec.service ?? '', 'function name');
     checkDeployment(spec);
-    if (!this.#isOurs(spec.namespace)) {
-      throw new ValidationError(
-        `namespace "${spec.namespace}" does not exist: this provider has only "${this.#namespace}"`,
-      );
-    }
     if (spec.image !== undefined && typeof spec.image !== 'string') {
       throw new ValidationError('image must be text');
     }

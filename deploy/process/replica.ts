@@ -11,6 +11,7 @@ import { createJsonLogger } from '../../watchdog/json-logger.js';
 import { Watchdog } from '../../watchdog/watchdog.js';
 import { freePort } from './free-port.js';
 import type { LaunchPlan } from './launch-plan.js';
+import { safeReason } from './storage-error.js';
 
 export interface ReplicaOptions {
   /** The replica's name in logs and `instance` filters, unique within its function. */
@@ -125,7 +126,7 @@ export class Replica {
     // Never rejects: a stop runs unawaited (a retired replica), and its folder is not worth a crash.
     await rm(this.#options.workDir, { recursive: true, force: true }).catch((error: unknown) =>
       this.#options.logger.warn(
-        { reason: (error as NodeJS.ErrnoException).code, instance: this.instance },
+        { reason: safeReason(error), instance: this.instance },
         'cannot remove the replica folder',
       ),
     );
