@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
-import { IdempotencyKeyReusedError, QueueFullError, ValidationError } from '../core/errors.js';
-import type { CallState, Settlement } from '../core/queue.js';
+import {
+  IdempotencyKeyReusedError,
+  QueueFullError,
+  UnavailableError,
+  ValidationError,
+} from '../core/errors.js';
+import type { CallState, DeadLetterQuery, Settlement } from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
 
 /** The request's own X-Call-Id (the gateway always sets one), whatever its case. */
@@ -64,6 +69,57 @@ export function queueFull(maxQueuedCalls: number): QueueFullError {
     `the queue holds ${maxQueuedCalls} calls waiting or running, its most ` +
       '(max_queued_calls): nothing was queued; try again later',
   );
+}
+
+/** A redrive stopped part way: its error, saying how many letters went back to the queue first. */
+export function redriveStopped<E>(error: E, redriven: number): E {
+  if (error instanceof Error) {
+    error.message = `${error.message} (${redriven} dead letters were queued again first)`;
+  }
+  return error;
+}
+
+/**
+ * Every page of dead letters of `fn` (any: undefined), as a redrive or purge walks them: `page`
+ * reads one from a cursor, and the next starts where it ended.
+ */
+export async function* everyDeadLetterPage<T>(
+  fn: string | undefined,
+  page: (query: DeadLetterQuery) => Promise<{ items: T[]; next?: string }>,
+): AsyncGenerator<T[]> {
+  let cursor: string | undefined;
+  do {
+    const { items, next } = await page({
+      limit: 100,
+      ...(fn ? { function: fn } : {}),
+      ...(cursor ? { cursor } : {}),
+    });
+    yield items;
+    cursor = next;
+  } while (cursor !== undefined);
+}
+
+/** How long an enqueue waits for a lost connection to come back before it answers 503. */
+const reachWaitMs = 5000;
+
+/**
+ * Waits for a shared queue's lost connection to come back (`listen` calls `up` then, and returns
+ * how to stop listening), `reachWaitMs` at most: while the server is down a caller gets a 503 in
+ * seconds, where the client would hold the call through all its reconnects and retries.
+ */
+export async function awaitReconnect(
+  server: string,
+  listen: (up: () => void) => () => void,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let unlisten!: () => void;
+  const up = await new Promise<boolean>((resolve) => {
+    unlisten = listen(() => resolve(true));
+    timer = setTimeout(resolve, reachWaitMs, false);
+  });
+  unlisten();
+  clearTimeout(timer);
+  if (!up) throw new UnavailableError(`the queue (${server}) cannot be reached`);
 }
 
 /** An opaque page cursor: base64url JSON. */

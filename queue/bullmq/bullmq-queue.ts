@@ -40,10 +40,13 @@ import {
 } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import {
+  awaitReconnect,
   callIdOf,
   decodeCursor,
   encodeCursor,
+  everyDeadLetterPage,
   queueFull,
+  redriveStopped,
   requestFingerprint,
   sameRequestOr422,
   scopedIdempotencyKey,
@@ -107,8 +110,6 @@ interface Consumer {
 
 /** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
 const afterHandlerErrorMs = 1000;
-/** How long an enqueue waits for a Redis connection that is down before it answers 503. */
-const reachWaitMs = 5000;
 /** How long an enqueue holds its call id between its checks and the job's creation. */
 const claimTtlMs = 5 * 60_000;
 
@@ -128,8 +129,8 @@ interface LetterSummary {
   request: RequestSummary;
 }
 
-function letterSummary(data: CallData): string {
-  const summary: LetterSummary = {
+function letterSummary(data: CallData): LetterSummary {
+  return {
     function: data.request.Function,
     updatedAt: data.updatedAt,
     attempts: data.attempts,
@@ -138,7 +139,6 @@ function letterSummary(data: CallData): string {
     reason: data.reason,
     request: summarizeRequest(data.request),
   };
-  return JSON.stringify(summary);
 }
 
 /**
@@ -361,24 +361,14 @@ export class BullmqQueue implements Queue {
     }
   }
 
-  /**
-   * Resolves once the connection is up, waiting `reachWaitMs` at most: while Redis is down a
-   * caller gets a 503 in seconds, where ioredis would hold the call through all its reconnects
-   * (a minute and more).
-   */
+  /** Resolves once the connection is up; ioredis alone would hold a call a minute and more. */
   async #reachable(): Promise<void> {
-    if (this.#client.status === 'ready') return;
     const client = this.#client;
-    let onReady!: () => void;
-    let timer: NodeJS.Timeout | undefined;
-    const up = await new Promise<boolean>((resolve) => {
-      onReady = () => resolve(true);
-      client.once('ready', onReady);
-      timer = setTimeout(resolve, reachWaitMs, false);
+    if (client.status === 'ready') return;
+    await awaitReconnect('Redis', (up) => {
+      client.once('ready', up);
+      return () => client.off('ready', up);
     });
-    client.off('ready', onReady);
-    clearTimeout(timer);
-    if (!up) throw new UnavailableError('the queue (Redis) cannot be reached');
   }
 
   async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
@@ -581,7 +571,11 @@ export class BullmqQueue implements Queue {
         reason: settlement.reason,
       };
       await job.updateData(dead);
-      await this.#client.hset(this.#queue.toKey(String(job.id)), summaryField, letterSummary(dead));
+      await this.#client.hset(
+        this.#queue.toKey(String(job.id)),
+        summaryField,
+        JSON.stringify(letterSummary(dead)),
+      );
       // To BullMQ's failed set, whatever its own attempts: that is where dead letters are kept.
       throw new UnrecoverableError(settlement.reason);
     }
@@ -636,7 +630,7 @@ export class BullmqQueue implements Queue {
    * fields in one pipeline: at most the budget of job data is read into this process.
    */
   async deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
-    const { ids, next } = await this.#deadPage(query, deadLetterPageBytes);
+    const { items: ids, next } = await this.#deadPage(query, deadLetterPageBytes);
     const pipeline = this.#client.pipeline();
     for (const id of ids) {
       pipeline.hmget(
@@ -657,10 +651,7 @@ export class BullmqQueue implements Queue {
         ? (JSON.parse(kept) as LetterSummary)
         : await this.#client
             .hget(this.#queue.toKey(callId), 'data')
-            .then(
-              (data) =>
-                data && (JSON.parse(letterSummary(JSON.parse(data) as CallData)) as LetterSummary),
-            );
+            .then((data) => data && letterSummary(JSON.parse(data) as CallData));
       if (!summary) continue; // removed since the page was read
       const record: DeadLetterSummary = {
         callId,
@@ -683,7 +674,7 @@ export class BullmqQueue implements Queue {
   }
 
   async deadLetter(callId: string): Promise<DeadLetter | undefined> {
-    const [job] = await this.#deadJobs({ callId });
+    const job = await this.#deadJob(callId);
     return job && { ...toRecord(job, 'failed'), request: job.data.request };
   }
 
@@ -691,7 +682,7 @@ export class BullmqQueue implements Queue {
   async #deadPage(
     query: DeadLetterQuery,
     budget: number,
-  ): Promise<{ ids: string[]; next?: string }> {
+  ): Promise<{ items: string[]; next?: string }> {
     const [afterId, afterScore] = query.cursor
       ? decodeCursor(query.cursor, isBullmqCursor)
       : ['', ''];
@@ -707,29 +698,19 @@ export class BullmqQueue implements Queue {
       this.#queue.toKey(''),
       budget,
     )) as [string[], string, string];
-    return lastId === '' ? { ids } : { ids, next: encodeCursor([lastId, lastScore]) };
+    return lastId === '' ? { items: ids } : { items: ids, next: encodeCursor([lastId, lastScore]) };
   }
 
   /** The ids of the matching dead letters, a page at a time, until none is left. */
   async *#deadBatches(filter: DeadLetterFilter): AsyncGenerator<string[]> {
     if (filter.callId !== undefined) {
-      const jobs = await this.#deadJobs({ ...filter, callId: filter.callId });
-      yield jobs.map((job) => String(job.id));
+      const job = await this.#deadJob(filter.callId, filter.function);
+      yield job ? [String(job.id)] : [];
       return;
     }
-    let cursor: string | undefined;
-    do {
-      const page = await this.#deadPage(
-        {
-          limit: 100,
-          ...(filter.function ? { function: filter.function } : {}),
-          ...(cursor ? { cursor } : {}),
-        },
-        Number.MAX_SAFE_INTEGER,
-      );
-      yield page.ids;
-      cursor = page.next;
-    } while (cursor !== undefined);
+    yield* everyDeadLetterPage(filter.function, (query) =>
+      this.#deadPage(query, Number.MAX_SAFE_INTEGER),
+    );
   }
 
   async redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
@@ -749,10 +730,7 @@ export class BullmqQueue implements Queue {
     try {
       await this.#claim(String(job.id), undefined, { checkId: false });
     } catch (error) {
-      if (error instanceof Error) {
-        error.message = `${error.message} (${ids.length} dead letters were queued again first)`;
-      }
-      throw error;
+      throw redriveStopped(error, ids.length);
     }
     const now = Date.now();
     const { reason: _reason, ...data } = job.data;
@@ -814,7 +792,11 @@ export class BullmqQueue implements Queue {
         removeOnFail: false,
         stackTraceLimit: 0,
       });
-      await this.#client.hset(this.#queue.toKey(callId), summaryField, letterSummary(data));
+      await this.#client.hset(
+        this.#queue.toKey(callId),
+        summaryField,
+        JSON.stringify(letterSummary(data)),
+      );
       const moved = await this.#client.eval(
         buryScript,
         3,
@@ -872,13 +854,11 @@ export class BullmqQueue implements Queue {
     this.#client.disconnect();
   }
 
-  /** The one dead letter a call id names, if it matches the filter's function. */
-  async #deadJobs(filter: DeadLetterFilter & { callId: string }): Promise<CallJob[]> {
-    const job = await this.#queue.getJob(filter.callId);
-    const dead = job && (await job.isFailed()) ? [job] : [];
-    return dead.filter(
-      (job) => filter.function === undefined || job.data.request.Function === filter.function,
-    );
+  /** The dead letter a call id names, if it is one (of `fn`, when given). */
+  async #deadJob(callId: string, fn?: string): Promise<CallJob | undefined> {
+    const job = await this.#queue.getJob(callId);
+    if (!job || !(await job.isFailed())) return undefined;
+    return fn === undefined || job.data.request.Function === fn ? job : undefined;
   }
 
   /** fnbus's own keys, beside (not among) BullMQ's. */

@@ -35,6 +35,7 @@ import {
   decodeCursor,
   encodeCursor,
   queueFull,
+  redriveStopped,
   requestFingerprint,
   sameRequestOr422,
   scopedIdempotencyKey,
@@ -197,9 +198,12 @@ export class LocalQueue implements Queue {
     counted: { queued: number; added: Map<string, number> },
   ): Enqueued | Error {
     const now = Date.now();
-    const key = sentKey === undefined ? undefined : scopedIdempotencyKey(req, sentKey);
-    const fingerprint = key === undefined ? undefined : requestFingerprint(req);
-    if (key !== undefined && fingerprint !== undefined) {
+    const idempotency =
+      sentKey === undefined
+        ? undefined
+        : { key: scopedIdempotencyKey(req, sentKey), fingerprint: requestFingerprint(req) };
+    if (idempotency) {
+      const { key, fingerprint } = idempotency;
       this.#statements.forgetKey.run(key, now);
       const seen = this.#statements.findKey.get(key) as
         { call_id: string; fingerprint: string | null } | undefined;
@@ -228,13 +232,9 @@ export class LocalQueue implements Queue {
     }
     counted.queued += 1;
     counted.added.set(req.Function, (counted.added.get(req.Function) ?? 0) + 1);
-    if (key !== undefined) {
-      this.#statements.rememberKey.run(
-        key,
-        callId,
-        now + this.#idempotencyWindowMs,
-        fingerprint ?? null,
-      );
+    if (idempotency) {
+      const { key, fingerprint } = idempotency;
+      this.#statements.rememberKey.run(key, callId, now + this.#idempotencyWindowMs, fingerprint);
     }
     return { callId, duplicate: false };
   }
@@ -440,9 +440,7 @@ export class LocalQueue implements Queue {
         for (const row of batch) ids.push(row.call_id);
         if (batch.length > 0) this.#notify();
         if (full) {
-          const error = queueFull(this.#maxQueuedCalls);
-          error.message = `${error.message} (${ids.length} dead letters were queued again first)`;
-          return Promise.reject(error);
+          return Promise.reject(redriveStopped(queueFull(this.#maxQueuedCalls), ids.length));
         }
         if (batch.length < redriveBatch) return Promise.resolve(ids);
       }

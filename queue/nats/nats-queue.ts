@@ -38,6 +38,7 @@ import {
   FnbusError,
   InsufficientStorageError,
   NotFoundError,
+  QueueFullError,
   UnavailableError,
   ValidationError,
 } from '../../core/errors.js';
@@ -62,10 +63,13 @@ import {
 } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import {
+  awaitReconnect,
   callIdOf,
   decodeCursor,
   encodeCursor,
+  everyDeadLetterPage,
   queueFull,
+  redriveStopped,
   requestFingerprint,
   sameRequestOr422,
   scopedIdempotencyKey,
@@ -135,8 +139,6 @@ interface Claim {
 const afterHandlerErrorMs = 1000;
 /** How long enqueue and settlements keep retrying through a lost connection. */
 const persistForMs = 15_000;
-/** How long an enqueue waits for a lost connection to come back before it answers 503. */
-const reachWaitMs = 5000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
 const sweepEveryMs = 10 * 60_000;
 const callIdHeader = 'Fnbus-Call-Id';
@@ -342,8 +344,8 @@ export class NatsQueue implements Queue {
 
   async deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
     const backend = await this.#connected();
-    const { entries, next } = await this.#deadPage(backend, query, deadLetterPageBytes);
-    const items = entries.map(({ call }) => ({
+    const page = await this.#deadPage(backend, query, deadLetterPageBytes);
+    const items = page.items.map(({ call }) => ({
       ...toCallRecord(call),
       // (Neither: a letter whose writer died between its record and its request.)
       request:
@@ -352,7 +354,7 @@ export class NatsQueue implements Queue {
           ? summarizeRequest(call.request)
           : { Method: '', Path: '', QueryString: '', BodyBytes: 0 }),
     }));
-    return next === undefined ? { items } : { items, next };
+    return page.next === undefined ? { items } : { items, next: page.next };
   }
 
   async deadLetter(callId: string): Promise<DeadLetter | undefined> {
@@ -404,10 +406,7 @@ export class NatsQueue implements Queue {
       // Back to a dead letter. Should the message have been stored after all, its id is not
       // the record's, so it is dropped when delivered.
       await updateCall(backend.live, letter.key, letter.call, revision).catch(() => {});
-      if (error instanceof Error && error.name === 'QueueFullError') {
-        error.message = `${error.message} (${redriven.length} dead letters were queued again first)`;
-      }
-      throw error;
+      throw error instanceof QueueFullError ? redriveStopped(error, redriven.length) : error;
     }
     redriven.push(call.callId);
     // The message carries the request now.
@@ -508,23 +507,13 @@ export class NatsQueue implements Queue {
     await backend?.nc.close();
   }
 
-  /**
-   * Resolves at once while connected; else waits for the connection to come back, `reachWaitMs`
-   * at most: while the server is down a caller gets a 503 in seconds, where the writes would
-   * wait out their timeouts and retries.
-   */
+  /** Resolves at once while connected; else waits for the connection to come back. */
   async #reachable(): Promise<void> {
     if (this.#online) return;
-    let timer: NodeJS.Timeout | undefined;
-    let back!: () => void;
-    const up = await new Promise<boolean>((resolve) => {
-      back = () => resolve(true);
-      this.#onReconnect.add(back);
-      timer = setTimeout(resolve, reachWaitMs, false);
+    await awaitReconnect('NATS', (up) => {
+      this.#onReconnect.add(up);
+      return () => this.#onReconnect.delete(up);
     });
-    this.#onReconnect.delete(back);
-    clearTimeout(timer);
-    if (!up) throw new UnavailableError('the queue (NATS) cannot be reached');
   }
 
   /** Follows whether `nc` is connected (it reconnects on its own), for #reachable. */
@@ -864,7 +853,7 @@ export class NatsQueue implements Queue {
     backend: Backend,
     query: DeadLetterQuery,
     budget: number,
-  ): Promise<{ entries: CallEntry[]; next?: string }> {
+  ): Promise<{ items: CallEntry[]; next?: string }> {
     const from = query.cursor ? decodeCursor(query.cursor, isSequence) : 1;
     const entries: CallEntry[] = [];
     let bytes = 0;
@@ -882,7 +871,7 @@ export class NatsQueue implements Queue {
       scanned += 1;
       return entries.length >= query.limit || scanned >= maxScanned ? 'after' : 'on';
     });
-    return end === undefined ? { entries } : { entries, next: encodeCursor(end) };
+    return end === undefined ? { items: entries } : { items: entries, next: encodeCursor(end) };
   }
 
   /**
@@ -947,20 +936,9 @@ export class NatsQueue implements Queue {
       }
       return;
     }
-    let cursor: string | undefined;
-    do {
-      const page = await this.#deadPage(
-        backend,
-        {
-          limit: 100,
-          ...(filter.function ? { function: filter.function } : {}),
-          ...(cursor ? { cursor } : {}),
-        },
-        Number.MAX_SAFE_INTEGER,
-      );
-      yield page.entries;
-      cursor = page.next;
-    } while (cursor !== undefined);
+    yield* everyDeadLetterPage(filter.function, (query) =>
+      this.#deadPage(backend, query, Number.MAX_SAFE_INTEGER),
+    );
   }
 
   /**
