@@ -19,14 +19,14 @@
  *   npm run soak                      (SOAK_BACKENDS=local,redis,nats by default)
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request, type HttpResult } from '../test/helpers/http.js';
 import {
-  processesUsing,
   ready,
   startHub,
   systemAuth,
+  terminateHub,
   writeTallyStack,
   type RunningHub,
 } from '../test/helpers/hub.js';
@@ -228,15 +228,8 @@ async function soak(backend: string): Promise<BackendFigures> {
   const state = join(dir, 'state');
   const tally = join(dir, 'tally.txt');
   const topic = `soak-${backend}`;
-  const stack = writeTallyStack(dir, tally, 0.02);
   // The tally function takes the webhook's topic too.
-  writeFileSync(
-    stack,
-    readFileSync(stack, 'utf8').replace(
-      '    image: fnbus/tally\n',
-      `    image: fnbus/tally\n    annotations:\n      topic: ${topic}\n`,
-    ),
-  );
+  const stack = writeTallyStack(dir, tally, 0.02, ['    annotations:', `      topic: ${topic}`]);
   const args = server ? ['--queue', server.url] : [];
   const env = {
     basic_auth: 'true',
@@ -348,11 +341,17 @@ async function soak(backend: string): Promise<BackendFigures> {
     if (res.status === 202) freshAccepted++;
   }
   try {
-    await waitFor(() => fresh.every((id) => lines(tally).includes(id)), {
-      timeoutMs: 60_000,
-      intervalMs: 250,
-      what: 'fresh calls to run',
-    });
+    await waitFor(
+      () => {
+        const ran = new Set(lines(tally));
+        return fresh.every((id) => ran.has(id));
+      },
+      {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        what: 'fresh calls to run',
+      },
+    );
     figures.fresh = `${freshAccepted} accepted, 20 ran`;
   } catch {
     const ran = new Set(lines(tally));
@@ -377,22 +376,9 @@ async function soak(backend: string): Promise<BackendFigures> {
   ).length;
 
   // SIGTERM, bounded; then SIGKILL whatever is left of the hub and its functions.
-  const exited = new Promise<number | null>((resolve) => hub.hub.once('exit', resolve));
-  hub.hub.kill('SIGTERM');
-  const code = await Promise.race([
-    exited,
-    new Promise<string>((resolve) => setTimeout(() => resolve('timeout'), 30_000).unref()),
-  ]);
+  const code = await terminateHub(hub.hub, state);
   if (code !== 0) {
     figures.notes.push(`SIGTERM: ${code === 'timeout' ? 'no exit within 30 s' : `exit ${code}`}`);
-    hub.hub.kill('SIGKILL');
-  }
-  for (const pid of processesUsing(state)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
   }
   await server?.stop();
   return figures;

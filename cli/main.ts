@@ -18,7 +18,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { newFunction, templateLanguages } from './new-function.js';
-import { defaultHost } from './listen-host.js';
+import { bareHost, defaultHost } from './listen-host.js';
 import { defaultStateDir, up } from './up.js';
 import { version } from '../watchdog/version.js';
 
@@ -97,8 +97,7 @@ program
       options.connectors ?? process.env.FNBUS_CONNECTORS ?? connectorKinds.join(','),
     );
     const logger = pino({ name: 'fnbus' });
-    // Brackets are a URL's way of writing an IPv6 address, not listen()'s.
-    const host = (options.host || process.env.FNBUS_HOST || defaultHost).replace(/^\[|\]$/g, '');
+    const host = bareHost(options.host || process.env.FNBUS_HOST || defaultHost);
     const hub = await up({
       stackFile: options.yaml,
       config,

@@ -25,7 +25,7 @@ import { mkdirSync, readFileSync, writeFileSync, createWriteStream, existsSync }
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from '../helpers/http.js';
-import { hubCredentials, processesUsing, startHub, systemAuth } from '../helpers/hub.js';
+import { hubCredentials, startHub, systemAuth, terminateHub } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
 import { ensureFuzzVenv } from './python.js';
@@ -402,20 +402,9 @@ async function stop(): Promise<void> {
     failures.push(`the hub died during the run (exit ${child.exitCode ?? child.signalCode})`);
     return;
   }
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const code = await Promise.race([
-    exited,
-    new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000).unref()),
-  ]);
-  if (code === 'timeout') {
-    failures.push('the hub did not stop within 30 s of SIGTERM');
-    child.kill('SIGKILL');
-    await exited;
-  } else if (code !== 0) {
-    failures.push(`the hub exited ${code} on SIGTERM`);
-  }
-  for (const pid of processesUsing(stateDir)) process.kill(pid, 'SIGKILL');
+  const code = await terminateHub(child, stateDir);
+  if (code === 'timeout') failures.push('the hub did not stop within 30 s of SIGTERM');
+  else if (code !== 0) failures.push(`the hub exited ${code} on SIGTERM`);
   writeFileSync(join(outDir, 'hub.log'), hub.output());
 }
 

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { basicAuthorization } from '../../client/gateway-client.js';
 import { cliMain } from './cli.js';
 import { freePort, request } from './http.js';
 import { waitFor } from './wait.js';
@@ -13,7 +14,7 @@ export const hubCredentials = { user: 'admin', password: 'fnbus-test-password' }
 
 /** Headers for a test hub's authenticated routes (`/system/*`, call status, cancel). */
 export const systemAuth = {
-  Authorization: `Basic ${Buffer.from(`${hubCredentials.user}:${hubCredentials.password}`).toString('base64')}`,
+  Authorization: basicAuthorization(hubCredentials.user, hubCredentials.password),
 } as const;
 
 /** Env for a `fnbus` client command (or queue worker) run against a test hub. */
@@ -56,12 +57,7 @@ export async function startHub(
     [cliMain, 'up', '--port', String(listen), '--state-dir', stateDir, ...args],
     {
       cwd: repoRoot,
-      env: {
-        ...process.env,
-        FNBUS_USERNAME: hubCredentials.user,
-        FNBUS_PASSWORD: hubCredentials.password,
-        ...env,
-      },
+      env: { ...process.env, ...hubCliEnv, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -83,6 +79,36 @@ export async function stopHub(hub: ChildProcess): Promise<void> {
   hub.kill('SIGTERM');
   const [code] = (await exited) as [number | null];
   assert.equal(code, 0);
+}
+
+/**
+ * SIGTERM, bounded (for the scripts that report rather than assert): SIGKILL if the hub has not
+ * exited within `timeoutMs`, then SIGKILL whatever function processes it left behind. Resolves
+ * with its exit code, or 'timeout'.
+ */
+export async function terminateHub(
+  hub: ChildProcess,
+  stateDir: string,
+  timeoutMs = 30_000,
+): Promise<number | null | 'timeout'> {
+  const exited = new Promise<number | null>((resolve) => hub.once('exit', resolve));
+  hub.kill('SIGTERM');
+  const code = await Promise.race([
+    exited,
+    new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref()),
+  ]);
+  if (code === 'timeout') {
+    hub.kill('SIGKILL');
+    await exited;
+  }
+  for (const pid of processesUsing(stateDir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  return code;
 }
 
 /** Processes whose environment mentions the state folder: the hub's function processes. */
@@ -114,8 +140,9 @@ export const ready = (url: string, name: string) =>
 
 /**
  * Writes `<dir>/stack.yml` with a `tally` function, which appends each call's X-Call-Id to
- * `tallyFile` and then works `seconds` (so that a kill lands mid-call), and any `more` function
- * entries (YAML lines under `functions:`). Returns the file.
+ * `tallyFile` and then works `seconds` (so that a kill lands mid-call), then the `more` YAML lines
+ * under `functions:`: other functions, or more of tally's keys (indented as its own). Returns the
+ * file.
  */
 export function writeTallyStack(
   dir: string,
