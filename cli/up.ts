@@ -19,6 +19,7 @@ import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
 import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
 import { loadStack, type Stack } from './stack.js';
+import { build, version } from '../watchdog/version.js';
 
 export interface UpOptions {
   stackFile: string | undefined;
@@ -112,6 +113,7 @@ export async function up({
   const gateway = buildGateway({
     provider,
     config,
+    version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     credentials,
     queue: refusingQueue(embedded ? wakingQueue(queue, wake) : queue, () =>
       stopping ? 'the hub is stopping' : undefined,

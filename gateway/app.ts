@@ -16,6 +16,7 @@ import {
 } from '../core/errors.js';
 import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import type { VersionInfo } from '../core/info-types.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { Queue } from '../core/queue.js';
@@ -30,6 +31,7 @@ import {
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import { registerLogsRoutes } from './logs-routes.js';
+import { knownFields } from './known-fields.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { registerSecretsRoutes } from './secrets-routes.js';
@@ -46,7 +48,8 @@ export interface GatewayDeps {
   provider: Provider;
   config: GatewayConfig;
   logger?: Logger;
-  version?: string;
+  /** The gateway's own release and commit, for `/system/info`. */
+  version?: VersionInfo;
   /**
    * Basic-auth credentials for `/system/*` when `config.basicAuth` is on and the files
    * `basic-auth-user` and `basic-auth-password` are not in `config.secretMountPath` (from env, say).
@@ -98,7 +101,7 @@ export const openApiPath = '/system/openapi.json';
 export function buildGateway({
   provider,
   config,
-  version = '0.0.0',
+  version = { release: '0.0.0', sha: 'unknown', commit_message: '' },
   credentials,
   queue,
   registry,
@@ -129,7 +132,7 @@ export function buildGateway({
   });
   const openApi = collectOpenApi(app, {
     title: 'fnbus gateway',
-    version,
+    version: version.release,
     ...(auth
       ? { authenticated: (route: RouteOptions) => needsCredentials(route.url, route.config) }
       : {}),
@@ -221,7 +224,7 @@ export function buildGateway({
     { schema: { summary: 'Gateway and provider info', statuses: { 200: 'GatewayInfo' } } },
     async () => ({
       provider: await provider.info(),
-      version: { release: version, sha: 'unknown', commit_message: '' },
+      version: { commit_message: '', ...version },
       arch: process.arch === 'x64' ? 'x86_64' : process.arch,
     }),
   );
@@ -389,8 +392,12 @@ export function buildGateway({
 }
 
 function toDeployment(body: FunctionDeploymentBody, defaultNamespace: string): FunctionDeployment {
-  // registryAuth and network are deprecated by OpenFaaS and ignored.
-  const { registryAuth: _registryAuth, network: _network, ...given } = withoutNulls(body);
+  // registryAuth and network are deprecated by OpenFaaS and ignored; so are fields unknown here.
+  const {
+    registryAuth: _registryAuth,
+    network: _network,
+    ...given
+  } = withoutNulls(knownFields(FunctionDeploymentSchema, body));
   const deployment = { ...given, namespace: given.namespace ?? defaultNamespace };
   checkDeployment(deployment as FunctionDeployment);
   return deployment as FunctionDeployment;

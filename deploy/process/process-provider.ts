@@ -18,7 +18,7 @@ import type { LogMessage, LogRequest } from '../../core/log-types.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasAnnotation } from '../../core/openfaas-names.js';
 import type { Provider } from '../../core/provider.js';
-import { version } from '../../watchdog/version.js';
+import { build, version } from '../../watchdog/version.js';
 import { FileSecretStore } from './file-secret-store.js';
 import { FunctionState, type FunctionRecord } from './function-state.js';
 import { planLaunch, type LaunchPlan } from './launch-plan.js';
@@ -230,7 +230,7 @@ export class ProcessProvider implements Provider {
     return Promise.resolve({
       provider: 'fnbus-process',
       orchestration: 'process',
-      version: { release: version, sha: '' },
+      version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     });
   }
 
