@@ -13,14 +13,14 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
  * in a secret DELETE), so the schemas accept them and the handlers drop them here: nothing
  * unknown reaches a provider or its stored records.
  */
-export function knownFields<T>(schema: ObjectSchema, value: T): T {
+export function knownFields<T>(schema: object, value: T): T {
   return pick(schema, value) as T;
 }
 
 function pick(schema: ObjectSchema, value: unknown): unknown {
   if (!isPlainObject(value)) return value;
-  const objectSchema = schema.properties ? schema : schema.anyOf?.find((s) => s.properties);
-  const properties = objectSchema?.properties;
+  const properties = (schema.properties ? schema : schema.anyOf?.find((s) => s.properties))
+    ?.properties;
   if (!properties) return value;
   const out: Record<string, unknown> = {};
   for (const [field, fieldSchema] of Object.entries(properties)) {
