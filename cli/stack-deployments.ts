@@ -1,6 +1,7 @@
 import type { FunctionDeployment } from '../core/function-types.js';
 import { FnbusAnnotation } from '../deploy/process/launch-plan.js';
 import { templateLanguages } from './new-function.js';
+import { templateEnvironment } from './template-environment.js';
 import { toDeployment, type Stack } from './stack.js';
 import { installDependencies } from './template-dependencies.js';
 
@@ -18,7 +19,14 @@ export function stackDeployment(
 ): FunctionDeployment {
   const fn = stack.functions[name];
   if (!fn) throw new Error(`no function "${name}" in the stack`);
-  return withTemplate(toDeployment(name, fn, stack), fn.lang, fn.handlerPath, namespace);
+  const deployment = toDeployment(name, fn, stack);
+  // The template's environment first, the function's own overriding it (as its Dockerfile's ENV
+  // lines are overridden in OpenFaaS): it travels with the deployment to any provider.
+  if (fn.lang && templateLanguages().includes(fn.lang)) {
+    const own = deployment.envVars ?? {};
+    deployment.envVars = { ...templateEnvironment(fn.lang, own.PORT), ...own };
+  }
+  return withTemplate(deployment, fn.lang, fn.handlerPath, namespace);
 }
 
 /** Adds the template annotations when `lang` is one of fnbus's templates and a handler is set. */
