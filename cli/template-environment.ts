@@ -49,7 +49,9 @@ function readTemplateEnvironment(file: string): StringMap {
   const env: StringMap = {};
   for (const map of [yaml.watchdog, yaml.environment]) {
     for (const [name, value] of Object.entries(map ?? {})) {
-      if (value !== null && value !== undefined) env[name] = String(value);
+      // Scalars only, as an ENV line holds: a nested map or list is no variable's value.
+      if (typeof value === 'string') env[name] = value;
+      else if (typeof value === 'number' || typeof value === 'boolean') env[name] = String(value);
     }
   }
   return env;
