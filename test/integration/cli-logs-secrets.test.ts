@@ -78,10 +78,11 @@ describe('fnbus logs, secret and version against a running hub', () => {
     // The watchdog prefixes a function's stderr lines (`2024/01/02 15:04:05 stderr: called`).
     assert.match(text, /^\d{4}-\d{2}-\d{2}T\S+ noisy \(noisy-\S+\) .*\bcalled$/m);
 
+    // The last line is the watchdog's own, after the answer: `Wrote 3 Bytes - Duration: ...`.
     const tailed = await run(['logs', 'noisy', '--tail', '1']);
     assert.equal(tailed.code, 0, tailed.stderr);
     assert.equal(tailed.stdout.trimEnd().split('\n').length, 1, tailed.stdout);
-    assert.match(tailed.stdout, /\bcalled\n$/);
+    assert.match(tailed.stdout, /\bWrote 3 Bytes - Duration: \d+\.\d{6}s\n$/);
 
     const json = await run(['logs', 'noisy', '--output', 'json', '--since', '10m']);
     assert.equal(json.code, 0, json.stderr);
