@@ -102,6 +102,15 @@ export class Watchdog {
     return this.#supervisor?.pid;
   }
 
+  /**
+   * Forking modes: why no call can succeed (`cannot start "cmd": not found in PATH`), found at
+   * start; undefined when the command can be started.
+   */
+  get startProblem(): string | undefined {
+    if (this.#commandProblem === undefined) return undefined;
+    return `cannot start ${JSON.stringify(this.#config.command[0] ?? '')}: ${this.#commandProblem}`;
+  }
+
   /** How often the function process of http mode has been restarted. */
   get restarts(): number {
     return this.#supervisor?.restarts ?? 0;

@@ -211,6 +211,25 @@ describe('fnbus up as OpenFaaS clients and functions meet it', () => {
     });
   });
 
+  it('a command written for OpenFaaS reads its secrets at /var/openfaas/secrets', async () => {
+    for (const [service, envProcess] of [
+      ['cat-secret', 'cat /var/openfaas/secrets/api-key'],
+      ['sh-secret', "sh -c 'cat /var/openfaas/secrets/api-key'"],
+    ] as const) {
+      const res = await system('POST', '/system/functions', {
+        service,
+        image: 'functions/alpine:latest',
+        envProcess,
+        secrets: ['api-key'],
+      });
+      assert.equal(res.status, 202, res.text);
+      await ready(url, service);
+      const answer = await request(`${url}/function/${service}`, { method: 'POST' });
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(answer.text, 's3cret');
+    }
+  });
+
   it('logs each fork-mode call as the classic watchdog does', async () => {
     const deployed = await system('POST', '/system/functions', {
       service: 'forked',
@@ -253,5 +272,9 @@ describe('fnbus up as OpenFaaS clients and functions meet it', () => {
     const all = JSON.parse(listed.text) as Status[];
     assert.equal(all.find((fn) => fn.name === 'nowhere')?.availableReplicas, 0);
     assert.doesNotMatch(running.output(), /not found in PATH/);
+    // A call is refused with the reason at once: waiting for a replica would not help.
+    const call = await request(`${url}/function/nowhere`, { method: 'POST', body: 'x' });
+    assert.equal(call.status, 503);
+    assert.match(call.text, /cannot start "fnbus-no-such-command": not found in PATH/);
   });
 });
