@@ -96,17 +96,20 @@ describe('readHubConfig', () => {
 
   it('every variable it reads is in the table of cli/README.md', () => {
     const asked = new Set<string>();
-    const env = new Proxy({} as Record<string, string | undefined>, {
-      get: (_target, name) => {
-        if (typeof name === 'string') asked.add(name);
-        return undefined;
+    const env = new Proxy(
+      {},
+      {
+        get: (_target, name) => {
+          if (typeof name === 'string') asked.add(name);
+          return undefined;
+        },
+        ownKeys: () => [],
       },
-      ownKeys: () => [],
-    });
+    );
     readHubConfig(env);
     const readme = readFileSync(join(repoRoot, 'cli', 'README.md'), 'utf8');
     const table = new Set(
-      [...readme.matchAll(/^\| `([A-Za-z_]+)`(?: \(`([A-Za-z_]+)`\))? \|/gm)].flatMap((m) =>
+      [...readme.matchAll(/^\| `([A-Za-z_]+)`(?: \(`([A-Za-z_]+)`\))? *\|/gm)].flatMap((m) =>
         [m[1], m[2]].filter((name): name is string => name !== undefined),
       ),
     );
