@@ -65,6 +65,7 @@ async function runUp(options: UpCommandOptions): Promise<void> {
     worker: hub.worker,
     connectors: hub.connectors,
     connectorEnv: hub.env,
+    limits: hub.provider,
   });
   logger.info({ host, port: running.port, stateDir }, 'fnbus is up');
   const stop = (signal: NodeJS.Signals) => {

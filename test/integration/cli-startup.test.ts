@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it, after } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { cliMain, runCli } from '../helpers/cli.js';
+import { startRedis } from '../helpers/servers.js';
 import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
 
 /**
@@ -44,6 +45,8 @@ async function loadedModules(args: string[], env: NodeJS.ProcessEnv = {}): Promi
 /** What a client command must never load: the hub's servers, queues, logging and metrics. */
 const heavy = [
   /node_modules\/(fastify|@fastify|pino|prom-client|bullmq|ioredis|@nats-io|undici|better-sqlite3|cron-parser)\//,
+  // YAML only when there is a stack or a saved login to read (there is none here).
+  /node_modules\/yaml\//,
   /\/dist\/(gateway|queue|deploy|connectors)\//,
   /\/dist\/cli\/(up|connectors|queue-worker|worker-supervisor)\.js$/,
 ];
@@ -173,6 +176,21 @@ describe('a service that cannot start says why in one line and exits 1', () => {
     );
     assert.equal(stderr, `fnbus: port ${port} on every address is in use\n`);
     assert.equal(code, 1);
+  });
+
+  it('fnbus queue-worker on a busy metrics port', async () => {
+    const redis = await startRedis();
+    try {
+      const port = await busyPort();
+      const { code, stderr } = await runCli(
+        ['queue-worker', '--queue', redis.url, '--gateway', 'http://127.0.0.1:9'],
+        { FNBUS_METRICS_PORT: String(port) },
+      );
+      assert.equal(stderr, `fnbus: port ${port} on every address is in use\n`);
+      assert.equal(code, 1);
+    } finally {
+      await redis.stop();
+    }
   });
 
   it('fnbus up with bad settings in several components: every problem, nothing started', async () => {
