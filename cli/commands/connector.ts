@@ -31,8 +31,11 @@ export function registerConnectorCommand(program: Command): void {
 }
 
 async function runConnector(kind: string, options: ConnectorCommandOptions): Promise<void> {
-  if (kind.includes(',') || kind.trim() === 'none') {
-    throw new ValidationError('name one connector: fnbus connector <kind>');
+  const { connectorKinds } = await import('../connectors.js');
+  if (!(connectorKinds as readonly string[]).includes(kind)) {
+    throw new ValidationError(
+      `fnbus connector takes one of ${connectorKinds.join(', ')}, not "${kind}"`,
+    );
   }
   const { readHubConfig } = await import('../hub-config.js');
   const hub = readHubConfig(process.env, {
@@ -48,7 +51,6 @@ async function runConnector(kind: string, options: ConnectorCommandOptions): Pro
   const { serveMetrics } = await import('../metrics-server.js');
   const { listen } = await import('../listen.js');
   const kinds = hub.connectors;
-  if (kinds.length !== 1) throw new ValidationError('name one connector: fnbus connector <kind>');
   const logger = pino({ name: 'fnbus-connector' });
   const registry = new Registry();
   const { metricsPort, basicAuth, gatewayUrl } = hub.connector;

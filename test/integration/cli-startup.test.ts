@@ -129,6 +129,7 @@ describe('every command has help with an example', () => {
     const { code, stdout } = await runCli(['--help'], {});
     assert.equal(code, 0);
     for (const [name] of commands) assert.match(stdout, new RegExp(`\\n  ${name}\\b`), name);
+    assert.match(stdout, /\nExamples:\n {2}fnbus up -f stack\.yml/);
   });
   for (const command of commands) {
     it(`fnbus ${command.join(' ')} --help`, async () => {
