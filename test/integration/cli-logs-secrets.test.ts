@@ -223,8 +223,9 @@ describe('fnbus logs, secret and version against a running hub', () => {
     assert.equal(result.code, 0, result.stderr);
     const [first, ...rest] = result.stdout.trimEnd().split('\n');
     assert.match(first ?? '', /^\d+\.\d+\.\d+/);
-    assert.match(rest.join('\n'), new RegExp(`^gateway: ${url} version \\S+$`, 'm'));
-    assert.match(rest.join('\n'), /^provider: \S+ version \S+/m);
+    assert.match(rest.join('\n'), new RegExp(`^gateway: ${url} version \\S+ sha unknown$`, 'm'));
+    // The provider's commit: the one this build was made from.
+    assert.match(rest.join('\n'), /^provider: \S+ version \S+ sha [0-9a-f]{7} \(process\)$/m);
   });
 
   it('version without a gateway: the CLI version and a one-line note, exit 0', async () => {
