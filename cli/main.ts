@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { relative } from 'node:path';
 import { Command } from 'commander';
-import { FnbusError, ValidationError } from '../core/errors.js';
+import { FnbusError } from '../core/errors.js';
 import { pino } from 'pino';
 import { readConfig as readGatewayConfig } from '../gateway/config.js';
 import { readWorkerConfig } from '../queue/config.js';
@@ -9,14 +9,8 @@ import { runQueueWorker } from './queue-worker.js';
 import { registerAsyncCommands } from './async-commands.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerLoginCommands } from './login-commands.js';
-import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
-import { serveMetrics } from './metrics-server.js';
+import { connectorKinds, parseConnectorKinds } from './connectors.js';
 import { registerTopicsCommand } from './topics-command.js';
-import { readConnectorConfig } from '../connectors/sdk/config.js';
-import { resolveGateway } from '../client/gateway-client.js';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
 import { newFunction, templateLanguages } from './new-function.js';
 import { bareHost, defaultHost } from './listen-host.js';
 import { defaultStateDir, up } from './up.js';
@@ -157,50 +151,8 @@ program
     'cron: where replicas share slots, redis://host:port or nats://host:port (default: $lease_url, else this process alone)',
   )
   .action(async (kind: string, options: { gateway?: string; lease?: string }) => {
-    const kinds = parseConnectorKinds(kind);
-    if (kinds.length !== 1) throw new ValidationError('name one connector: fnbus connector <kind>');
-    const logger = pino({ name: 'fnbus-connector' });
-    const registry = new Registry();
-    const { metricsPort, basicAuth, gatewayUrl } = readConnectorConfig({
-      ...process.env,
-      ...(options.gateway ? { gateway_url: options.gateway } : {}),
-    });
-    // OpenFaaS's way first (basic_auth=true: the secret files); else the credentials every fnbus
-    // command uses: FNBUS_USERNAME / FNBUS_PASSWORD, or the login saved for this gateway.
-    const authorization = basicAuth
-      ? undefined
-      : resolveGateway({ gateway: gatewayUrl }, process.env).authorization;
-    const metrics = await serveMetrics(registry, metricsPort);
-    const running = await startConnectors(kinds, {
-      env: process.env,
-      gatewayUrl: options.gateway,
-      logger,
-      registry,
-      leaseUrl: options.lease ?? process.env.lease_url,
-      ...(authorization ? { authorization } : {}),
-    });
-    // The webhook connector alone serves POST /webhook/<topic> on a port of its own.
-    const webhook = running.webhook;
-    const server = webhook && createServer(webhook.handle);
-    if (webhook && server) {
-      await new Promise<void>((resolve) => server.listen(webhook.port, resolve));
-      logger.info({ port: (server.address() as AddressInfo).port }, 'webhooks listening');
-    }
-    const stop = () => {
-      server?.close();
-      running.stop().then(
-        () => {
-          metrics.close();
-          logger.info('stopped');
-        },
-        (error: unknown) => {
-          logger.error({ err: error }, 'error while stopping');
-          process.exitCode = 1;
-        },
-      );
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    const { connectorCommand } = await import('./connector-command.js');
+    await connectorCommand(kind, options);
   });
 
 // `version`, and the client commands (`deploy`, `logs`, `secret`, ...), which talk to a gateway.
