@@ -42,6 +42,11 @@ export class WebhookSource implements Source<InvokerResponse[]> {
     });
   }
 
+  /** The port it listens on, when it has one of its own. */
+  get port(): number | undefined {
+    return (this.#server?.address() as AddressInfo | null)?.port;
+  }
+
   /** Serves webhooks on `port` (0: any free one) from now on; the port it listens on. */
   async listen(port: number): Promise<number> {
     const server = createServer(this.handle);

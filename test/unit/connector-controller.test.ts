@@ -7,6 +7,7 @@ import { defaultRetryPolicy } from '../../core/retry-policy.js';
 import {
   Controller,
   DeliveryError,
+  TopicMapNotBuiltError,
   type ControllerOptions,
   type InvokerResponse,
 } from '../../connectors/sdk/controller.js';
@@ -127,6 +128,41 @@ describe('connector controller', () => {
     assert.equal(a?.attempts, 3);
     assert.equal(a?.status, 200);
     assert.equal(a?.error, undefined);
+  });
+
+  it('retries an error fnbus made, not a success that carries X-OpenFaaS-Internal', async () => {
+    const sync = new ScriptedInvoker((_fn, n) =>
+      n === 1 ? { status: 404, headers: { 'X-OpenFaaS-Internal': 'proxy' } } : { status: 200 },
+    );
+    await controller(sync).emit(event());
+    assert.equal(sync.calls.length, 2, 'the gateway’s own 404 is retried');
+    const marked = new ScriptedInvoker(() => ({
+      status: 200,
+      headers: { 'x-openfaas-internal': 'of-watchdog' },
+    }));
+    await controller(marked).emit(event());
+    assert.equal(marked.calls.length, 1, 'a 200 is delivered, whatever header it carries');
+  });
+
+  it('rejects an event while no topic map was built: never resolves as if delivered', async () => {
+    const sync = new ScriptedInvoker(() => ({ status: 200 }));
+    const c = controller(sync, { topicMap: () => undefined });
+    await assert.rejects(c.emit(event()), TopicMapNotBuiltError);
+    assert.equal(sync.calls.length, 0);
+  });
+
+  it('delivers to the functions an event names, of those its topic reaches', async () => {
+    const sync = new ScriptedInvoker(() => ({ status: 200 }));
+    const async = new ScriptedInvoker(() => ({ status: 202 }));
+    const responses = await controller(sync, {}, async).emit({
+      ...event(),
+      functions: ['b', 'gone'],
+    });
+    assert.deepEqual(
+      responses.map((r) => r.function),
+      ['b'],
+    );
+    assert.equal(sync.calls.length, 0);
   });
 
   it('does not retry a status outside the retried ones', async () => {
