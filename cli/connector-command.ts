@@ -3,7 +3,6 @@ import { Registry } from 'prom-client';
 import { resolveGateway } from '../client/gateway-client.js';
 import { ValidationError } from '../core/errors.js';
 import { connectorKind } from '../connectors/kinds.js';
-import { readConnectorConfig } from '../connectors/sdk/config.js';
 import { runConnector } from '../connectors/sdk/run-connector.js';
 import { parseConnectorKinds } from './connectors.js';
 import { serveMetrics } from './metrics-server.js';
@@ -33,7 +32,8 @@ export async function connectorCommand(
     ...(options.gateway ? { gateway_url: options.gateway } : {}),
     ...(options.lease ? { lease_url: options.lease } : {}),
   };
-  const { metricsPort, basicAuth, gatewayUrl } = readConnectorConfig(env);
+  // The kind's settings with the SDK's: every problem at once, before anything listens.
+  const { metricsPort, basicAuth, gatewayUrl } = kind.readConfig(env).connector;
   // OpenFaaS's way first (basic_auth=true: the secret files); else the credentials every fnbus
   // command uses: FNBUS_USERNAME / FNBUS_PASSWORD, or the login saved for this gateway.
   const authorization = basicAuth
