@@ -22,9 +22,10 @@ export interface SourceEvent {
   /**
    * Where the source takes an answer back (a NATS request's reply subject, an MQTT 5 response
    * topic): the controller's reply publisher hands it each function's answer to a synchronous
-   * call. Absent when the source has no such thing.
+   * call, with a signal that aborts past the publisher's deadline. Absent when the source has no
+   * such thing.
    */
-  reply?: (answer: SourceReply) => Promise<void>;
+  reply?: (answer: SourceReply, signal: AbortSignal) => Promise<void>;
 }
 
 /** A function's answer, sent back through the source. */

@@ -14,6 +14,7 @@ import {
 import { TopicMap, type ListedFunction } from '../../connectors/sdk/topic-map.js';
 import { ReplyPublisher } from '../../connectors/sdk/response-subscribers.js';
 import { silentLogger } from '../../core/logger.js';
+import { waitFor } from '../helpers/wait.js';
 import type { SourceReply } from '../../core/source.js';
 
 /** An Invoker that answers from a script and records every call (the seam, not a server). */
@@ -239,6 +240,21 @@ describe('connector controller', () => {
       [['a', 201, 'made']],
       'b is invoked asynchronously: its 202 is not an answer',
     );
+  });
+
+  it('gives each reply a deadline: a reply topic that never takes it is let go', async () => {
+    const sync = new ScriptedInvoker(() => ({ status: 200 }));
+    let reason: unknown;
+    const c = controller(sync, { subscribers: [new ReplyPublisher(silentLogger, 20)] });
+    await c.emit({
+      ...event(),
+      reply: (_answer, signal) =>
+        new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(void (reason = signal.reason))),
+        ),
+    });
+    await waitFor(() => reason !== undefined, { what: 'the reply’s deadline' });
+    assert.equal((reason as Error).name, 'TimeoutError');
   });
 
   it('does nothing for a topic no function takes', async () => {
