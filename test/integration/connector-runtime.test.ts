@@ -246,6 +246,12 @@ describe('stopping a connector whose gateway never answers', () => {
     await connector.stop();
     const tookMs = Date.now() - asked;
     assert.ok(tookMs < 2500, `stopped in ${tookMs} ms (bound: 300 ms + 1 s)`);
+    // Nothing left waiting: the dead letter's call was aborted too, not left to its deadline.
+    const settled = await Promise.race([
+      connector.done.then(() => 'settled'),
+      new Promise((resolve) => setTimeout(resolve, 500, 'pending')),
+    ]);
+    assert.equal(settled, 'settled');
     assert.equal(source.pending.length, 1, 'not acknowledged: redelivered at the next start');
   });
 });
