@@ -13,6 +13,8 @@ import { WebhookSource } from '../connectors/webhook/webhook-source.js';
 
 /** The names of the connectors `fnbus up --connectors` and `fnbus connector <kind>` know. */
 export const connectorKinds = kinds.map((kind) => kind.name);
+/** A connector kind's name (`cron`, `webhook`). */
+export type ConnectorKind = string;
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 

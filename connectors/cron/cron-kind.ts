@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { EnvReader } from '../../core/config.js';
+import { EnvReader, fnbusName } from '../../core/config.js';
 import { CronConnectorName } from '../../core/openfaas-names.js';
 import { readConnectorSettings } from '../sdk/config.js';
 import type { ConnectorKind, KindConfig } from '../sdk/run-connector.js';
 
 export interface CronConfig extends KindConfig {
-  /** Where replicas share slots (lease_url): redis://, nats://, else this process alone. */
+  /** Where replicas share slots (FNBUS_LEASE_URL, lease_url): redis://, nats://, else alone. */
   leaseUrl?: string;
 }
 
@@ -19,9 +19,10 @@ export const cronKind: ConnectorKind<CronConfig> = {
   readConfig(env) {
     const read = new EnvReader(env);
     const connector = readConnectorSettings(read);
-    const leaseUrl = read.string('lease_url');
-    if (leaseUrl !== undefined && !/^(rediss?:\/\/|nats:\/\/|local$|memory$)/.test(leaseUrl)) {
-      read.problem(`lease_url: "${leaseUrl}" is not redis://, nats:// or local`);
+    const lease = read.raw(...fnbusName('lease_url'));
+    const leaseUrl = lease?.value.trim();
+    if (lease && !/^(rediss?:\/\/|nats:\/\/|local$|memory$)/.test(lease.value.trim())) {
+      read.problem(`${lease.name}: "${lease.value}" is not redis://, nats:// or local`);
     }
     return read.done({ connector, ...(leaseUrl ? { leaseUrl } : {}) });
   },

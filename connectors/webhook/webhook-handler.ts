@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FnbusError, httpAnswer } from '../../core/errors.js';
 import { headersToSend, notSentOn } from '../../core/http-headers.js';
 import { parseDurationMs } from '../../core/duration.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
 import type { SourceEvent } from '../../core/source.js';
-import { FnbusError } from '../../core/errors.js';
 import { DeliveryError, type InvokerResponse } from '../sdk/controller.js';
 import type { TopicMap, TopicTarget } from '../sdk/topic-map.js';
 import type { WebhookConfig } from './config.js';
@@ -46,12 +46,10 @@ export interface WebhookHandlerOptions {
   logger?: Logger;
 }
 
-class WebhookRefusal extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
+/** A webhook refused, with the status that says why (401 signature, 404 topic, 413 body, ...). */
+class WebhookRefusal extends FnbusError {
+  constructor(status: number, message: string) {
+    super('webhook_refused', status, message);
   }
 }
 
@@ -217,11 +215,10 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((error: unknown) => {
-      const status =
-        error instanceof WebhookRefusal || error instanceof FnbusError ? error.status : 500;
-      const message = error instanceof Error ? error.message : String(error);
+      // As every fnbus error answers (core/errors.ts): an unexpected one is a bare 500.
+      const { status, text, headers } = httpAnswer(error);
       if (status >= 500) logger.error({ err: error, url: req.url }, 'webhook not taken');
-      else logger.info({ url: req.url, status, reason: message }, 'webhook refused');
+      else logger.info({ url: req.url, status, reason: text.trim() }, 'webhook refused');
       if (res.headersSent) {
         res.destroy();
         return;
@@ -230,7 +227,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
       if (status === 503 && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', '1');
       // A refused body is not read to its end: close the connection after the answer.
       const close = req.complete ? {} : { Connection: 'close' };
-      res.writeHead(status, { 'Content-Type': 'text/plain', ...close }).end(`${message}\n`);
+      res.writeHead(status, { 'Content-Type': 'text/plain', ...headers, ...close }).end(text);
     });
   };
 }
