@@ -12,7 +12,7 @@ import type { Env } from '../core/config.js';
 import { webhookPrefix } from '../connectors/webhook/webhook-handler.js';
 import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
-import { startConnectors, type ConnectorKind, type RunningConnectors } from './connectors.js';
+import { startConnectors, type RunningConnectors } from './connectors.js';
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
@@ -31,7 +31,7 @@ export interface UpOptions {
   queueUrl?: string;
   worker: WorkerConfig;
   /** The connectors to run against this hub's gateway, and their env config. */
-  connectors: readonly ConnectorKind[];
+  connectors: readonly string[];
   connectorEnv: Env;
   /** The process provider's caps, as readHubConfig read them; default: from process.env. */
   limits?: ProviderLimits;
@@ -135,8 +135,11 @@ export async function up({
             },
             // Connectors start once the gateway listens: until then, come back later.
             handler: (req, res) => {
-              if (connectors?.webhook) connectors.webhook.handle(req, res);
-              else res.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
+              if (connectors?.webhook) connectors.webhook(req, res);
+              else {
+                res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '1' });
+                res.end('starting\n');
+              }
             },
           },
         ]
@@ -197,13 +200,10 @@ export async function up({
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
     connectors = await startConnectors(connectorKinds, {
-      env: connectorEnv,
-      gatewayUrl: selfUrl,
+      env: { ...connectorEnv, gateway_url: selfUrl, FNBUS_LEASE_URL: shared ?? 'local' },
       logger,
       registry,
-      leaseUrl: shared,
-      stateDir,
-      secretsDir: resolve(stateDir, 'secrets'),
+      host: { embedded: true, stateDir, secretsDir: resolve(stateDir, 'secrets') },
       authorization: credentials && basicAuthorization(credentials.user, credentials.password),
     });
     return { port, stop };
