@@ -18,7 +18,8 @@ import {
   resolveGateway,
   type GatewayOptions,
 } from '../client/gateway-client.js';
-import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
+import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
+import { buildStackFunction, stackDeployment, stackFunctionNames } from './stack-deployments.js';
 import { loadStack } from './stack.js';
 
 /**
@@ -208,21 +209,14 @@ async function deploy(options: DeployOptions): Promise<void> {
     throw new ValidationError(`--${singleOnly[0]} goes with --image, not with a stack file`);
   }
   const stack = loadStack(options.yaml ?? 'stack.yml', process.env);
-  let names = Object.keys(stack.functions);
-  if (options.filter !== undefined) {
-    const pattern = wildcard(options.filter);
-    names = names.filter((name) => pattern.test(name));
-    if (names.length === 0) {
-      throw new ValidationError(
-        `no function in ${stack.file ?? 'the stack'} matches "${options.filter}"`,
-      );
-    }
-  }
+  const names = stackFunctionNames(stack, options.filter);
   // Every deployment is built (and checked) before the first call.
   const deployments = names.map((name) => stackDeployment(name, stack));
   const gateway = client(options, stack.provider.gateway);
+  // Built for this machine's hubs first, as `fnbus build` does; a hub elsewhere runs the image.
+  const images = new LocalImageStore(localImagesDir(process.env));
   for (const [index, deployment] of deployments.entries()) {
-    await prepareStackFunction(deployment.service, stack, (line) =>
+    await buildStackFunction(deployment.service, stack, images, (line) =>
       process.stderr.write(`${line}\n`),
     );
     await deployOne(gateway, deployment);
@@ -250,11 +244,6 @@ function pairs(values: string[], flag: string): StringMap | undefined {
     result.push([value.slice(0, at), value.slice(at + 1)]);
   }
   return Object.fromEntries(result);
-}
-
-function wildcard(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`);
 }
 
 interface ListOptions extends GatewayOptions {
@@ -322,10 +311,9 @@ async function describe(name: string, options: GatewayOptions & { namespace?: st
     ['Created', fn.createdAt],
   ];
   let text = lines.map(([key, value]) => `${`${key}:`.padEnd(20)}${value}\n`).join('');
-  const lang = fn.annotations?.['fnbus.lang'];
   const info = await gateway.json<GatewayInfo>('/system/info');
   if (info.provider?.orchestration === 'process') {
-    const what = lang !== undefined ? `the ${lang} template handler` : 'its Function Process';
+    const what = fn.envProcess ? 'its Function Process' : 'what fnbus build made of the image';
     text += `\nNote: on the process provider the image is kept but not run: the function runs ${what}.\n`;
   }
   print(text);

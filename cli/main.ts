@@ -8,6 +8,7 @@ import { readWorkerConfig } from '../queue/config.js';
 import { runQueueWorker } from './queue-worker.js';
 import { registerAsyncCommands } from './async-commands.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerBuildCommand } from './commands/build.js';
 import { registerLoginCommands } from './login-commands.js';
 import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
 import { serveMetrics } from './metrics-server.js';
@@ -205,6 +206,7 @@ program
 
 // `version`, and the client commands (`deploy`, `logs`, `secret`, ...), which talk to a gateway.
 registerClientCommands(program);
+registerBuildCommand(program);
 registerAsyncCommands(program);
 registerTopicsCommand(program);
 registerLoginCommands(program);

@@ -17,7 +17,9 @@ import { startConnectors, type ConnectorKind, type RunningConnectors } from './c
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
-import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
+import { buildStackFunction, stackDeployment } from './stack-deployments.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
 import { loadStack, type Stack } from './stack.js';
 
 export interface UpOptions {
@@ -80,9 +82,11 @@ export async function up({
   }
   const limits = readProviderLimits(process.env);
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
+  const images = new LocalImageStore(localImagesDir(process.env));
   const provider = new ProcessProvider({
     stateDir,
     namespace: config.functionNamespace,
+    images,
     logger,
     ...limits,
   });
@@ -194,7 +198,7 @@ export async function up({
       (stats) => stats.queued + stats.running > 0,
     );
     if (!embedded || waiting) await worker.start();
-    if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
+    if (stack) await deployStack(stack, provider, images, config.functionNamespace, logger);
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
@@ -218,13 +222,15 @@ export async function up({
 async function deployStack(
   stack: Stack,
   provider: ProcessProvider,
+  images: LocalImageStore,
   namespace: string,
   logger: Logger,
 ): Promise<void> {
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
-    const deployment = stackDeployment(name, stack, namespace);
-    await prepareStackFunction(name, stack, (line) => logger.info({ function: name }, line));
+    // Checked as the gateway checks a deployment: the provider gets what it would get from one.
+    const deployment = normalizeDeployment(stackDeployment(name, stack, namespace), namespace);
+    await buildStackFunction(name, stack, images, (line) => logger.info({ function: name }, line));
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);
     else await provider.deploy(deployment);
     logger.info({ function: name, progress: `${index + 1}/${names.length}` }, 'deployed');

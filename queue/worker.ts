@@ -15,9 +15,7 @@ import type { WorkerMetrics } from './worker-metrics.js';
 import { ValidationError } from '../core/errors.js';
 import { headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-
-/** The annotation that caps how many of a function's calls one worker runs at once. */
-export const FunctionMaxInflightAnnotation = 'fnbus.queue.max_inflight';
+import { queueMaxInflight } from '../core/function-rules.js';
 
 export interface WorkerOptions {
   queue: Queue;
@@ -107,7 +105,10 @@ export class QueueWorker {
     const unsendable = requestProblems(request);
     if (unsendable.length > 0) return this.#unsendable(req, delivery, policy, unsendable);
     const slot = this.#slot(fn);
-    const limit = functionLimit(req.Annotations, this.#options.maxInflight);
+    const limit = queueMaxInflight(
+      { annotations: req.Annotations, labels: req.Labels },
+      this.#options.maxInflight,
+    );
     const now = Date.now();
     if (slot.inFlight >= limit || slot.pausedUntil > now) {
       return { outcome: 'defer', delayMs: Math.max(deferMs, slot.pausedUntil - now) };
@@ -283,12 +284,6 @@ export function attemptDeadlineMs(
 function isRetryable(result: InvokeResult, policy: RetryPolicy): boolean {
   if (policy.retryCodes.has(result.status)) return true;
   return result.status >= 400 && headerValue(result.headers, 'x-openfaas-internal') !== undefined;
-}
-
-function functionLimit(annotations: Record<string, string> | undefined, max: number): number {
-  const text = annotations?.[FunctionMaxInflightAnnotation];
-  const limit = text === undefined ? NaN : Number(text);
-  return Number.isInteger(limit) && limit > 0 ? Math.min(limit, max) : max;
 }
 
 /** The call's headers, with X-Retry and X-Retry-Max so the function can tell a retry. */
