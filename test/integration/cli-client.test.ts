@@ -107,6 +107,41 @@ describe('fnbus client commands against a running hub', () => {
     assert.match(none.stderr, /^fnbus: no function in .* matches "nothing"\n$/);
   });
 
+  it('build records a stack’s template functions in this machine’s image store, by image name', async () => {
+    const dir = makeTempDir('fnbus-cli-build-');
+    cpSync(join(repoRoot, 'templates', 'node', 'function'), join(dir, 'greet'), {
+      recursive: true,
+    });
+    const stackFile = join(dir, 'stack.yml');
+    writeFileSync(
+      stackFile,
+      [
+        'version: 1.0',
+        'provider:',
+        '  name: openfaas',
+        'functions:',
+        '  echo:',
+        '    image: example/echo:latest',
+        '    fprocess: cat',
+        '  greet:',
+        '    lang: node',
+        '    handler: ./greet',
+        '    image: example/built:1',
+        '',
+      ].join('\n'),
+    );
+    const images = makeTempDir('fnbus-cli-build-images-');
+    const built = await fnbus(['build', '-f', stackFile], { FNBUS_IMAGES: images });
+    assert.equal(built.code, 0, built.stderr);
+    assert.equal(
+      built.stdout,
+      'echo: nothing to build (not a template function)\nbuilt greet as example/built:1\n',
+    );
+    const record = new LocalImageStore(images).find('example/built:1');
+    assert.equal(record?.lang, 'node');
+    assert.equal(record?.handler, join(dir, 'greet'));
+  });
+
   it('deploy -f installs a template handler’s dependencies first, once, and refuses a broken one', async () => {
     const dir = makeTempDir('fnbus-cli-deps-');
     // A local package: npm installs it without a registry.
