@@ -23,7 +23,7 @@ interface Wake {
  * Holds calls to a function that has no ready replica until one is, as OpenFaaS's gateway does:
  * the first call scales it to its minimum (core/function-rules.ts, at least 1) if it is at zero,
  * and one loop per function, however many calls are held, looks for a ready replica with a
- * doubling pause (firstPollMs to maxPollMs). All its calls are released together once one is
+ * doubling pause (firstPollMs (2 ms) to maxPollMs (250 ms)). All its calls are released together once one is
  * ready, or failed together (UnavailableError) once waitMs has passed; at most maxHeld calls wait.
  */
 export class ScaleFromZero {
@@ -34,7 +34,8 @@ export class ScaleFromZero {
 
   constructor(provider: Provider, options: ScaleFromZeroOptions) {
     this.#provider = provider;
-    this.#options = { firstPollMs: 10, maxPollMs: 250, ...options };
+    // A forked function is ready in about 15 ms: the first looks come soon, later ones back off.
+    this.#options = { firstPollMs: 2, maxPollMs: 250, ...options };
   }
 
   /** Calls held now (for tests and diagnostics). */
