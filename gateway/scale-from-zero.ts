@@ -23,8 +23,9 @@ interface Wake {
  * Holds calls to a function that has no ready replica until one is, as OpenFaaS's gateway does:
  * the first call scales it to its minimum (core/function-rules.ts, at least 1) if it is at zero,
  * and one loop per function, however many calls are held, looks for a ready replica with a
- * doubling pause (firstPollMs (2 ms) to maxPollMs (50 ms: a replica is seen within 50 ms of being ready, at 20 looks a second for the function)). All its calls are released together once one is
- * ready, or failed together (UnavailableError) once waitMs has passed; at most maxHeld calls wait.
+ * doubling pause (firstPollMs, 2 ms, to maxPollMs, 50 ms: a replica is seen within 50 ms of being
+ * ready, at 20 looks a second for the function). All its calls are released together once one
+ * is ready, or failed together (UnavailableError) once waitMs has passed; at most maxHeld wait.
  */
 export class ScaleFromZero {
   readonly #provider: Provider;
