@@ -1,7 +1,10 @@
 import { ValidationError } from '../core/errors.js';
 import type { FunctionDeployment } from '../core/function-types.js';
 import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
-import { templateLanguages } from './new-function.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { templateLanguages, templatesDir } from './new-function.js';
 import { loadStack, toDeployment, type Stack, type StackFunction } from './stack.js';
 import { installDependencies } from './template-dependencies.js';
 
@@ -55,8 +58,19 @@ export async function buildStackFunction(
   const fn = stack.functions[name];
   if (!isTemplateFunction(fn)) return false;
   await installDependencies(name, fn.handlerPath, progress);
-  images.save(fn.image, { lang: fn.lang, handler: fn.handlerPath });
+  images.save(fn.image, {
+    lang: fn.lang,
+    handler: fn.handlerPath,
+    fprocess: templateFprocess(fn.lang),
+  });
   return true;
+}
+
+/** The template's own command (its template.yml `fprocess`), as faas-cli reads it. */
+function templateFprocess(lang: string): string | undefined {
+  const text = readFileSync(join(templatesDir, lang, 'template.yml'), 'utf8');
+  const fprocess = (parse(text) as { fprocess?: unknown } | null)?.fprocess;
+  return typeof fprocess === 'string' ? fprocess : undefined;
 }
 
 /** The stack's function names, or those matching `filter` (`*` a wildcard); none is an error. */

@@ -61,6 +61,16 @@ export function planLaunch(
     }
     return templatePlan(env, lang, handler, repoRoot, FnbusAnnotation.Handler);
   }
+  const built = spec.image ? images?.find(spec.image) : undefined;
+  // faas-cli sends the template's own fprocess for a template function: its runner, built here.
+  const ownCommand =
+    (spec.envProcess && spec.envProcess !== built?.fprocess) ||
+    env.fprocess ||
+    env.function_process ||
+    env.mode === 'static';
+  if (built && !ownCommand) {
+    return templatePlan(env, built.lang, built.handler, repoRoot, `image "${spec.image}"`);
+  }
   if (spec.envProcess) env.fprocess = spec.envProcess;
   if (env.fprocess || env.function_process || env.mode === 'static') {
     // An http-mode function without its own upstream_url gets a port per replica (several
@@ -68,8 +78,6 @@ export function planLaunch(
     const ownUpstream = env.upstream_url !== undefined || env.http_upstream_url !== undefined;
     return { env, needsUpstreamPort: env.mode === 'http' && !ownUpstream };
   }
-  const built = spec.image ? images?.find(spec.image) : undefined;
-  if (built) return templatePlan(env, built.lang, built.handler, repoRoot, `image "${spec.image}"`);
   throw new ValidationError(
     spec.image
       ? `image "${spec.image}" is not built on this machine (fnbus build) and there is no container here: build it, or give envProcess (fprocess)`

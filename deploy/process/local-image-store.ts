@@ -8,6 +8,11 @@ export interface LocalImage {
   lang: string;
   /** The handler's folder, absolute, on this machine. */
   handler: string;
+  /**
+   * The template's own command (template.yml `fprocess`, e.g. `node index.js`): what faas-cli
+   * sends as envProcess for a template function, read as "run the template" here.
+   */
+  fprocess?: string;
   /** RFC 3339. */
   builtAt: string;
 }

@@ -236,6 +236,7 @@ describe('ProcessProvider', () => {
     images.save(`example/${fn}`, {
       lang: 'node',
       handler: join(repoRoot, 'templates', 'node', 'function'),
+      fprocess: 'node index.js',
     });
     await provider.deploy({ service: fn, image: `example/${fn}:latest` });
     await available(provider, fn, 1);
@@ -244,6 +245,22 @@ describe('ProcessProvider', () => {
     assert.deepEqual(JSON.parse(response.text), { status: 'Received input: "built"' });
     // Nothing of this machine in what is kept and shown: the deployment names the image only.
     assert.doesNotMatch(JSON.stringify(await provider.get(fn)), new RegExp(repoRoot));
+
+    // faas-cli sends the template's own fprocess: still the template; another command is run.
+    const viaFaasCli = randomName();
+    await provider.deploy({
+      service: viaFaasCli,
+      image: `example/${fn}`,
+      envProcess: 'node index.js',
+    });
+    const own = randomName();
+    await provider.deploy({ service: own, image: `example/${fn}`, envProcess: 'cat' });
+    await available(provider, viaFaasCli, 1);
+    await available(provider, own, 1);
+    assert.deepEqual(JSON.parse((await call(provider, viaFaasCli, 'cli')).text), {
+      status: 'Received input: "cli"',
+    });
+    assert.equal((await call(provider, own, 'as is')).text, 'as is');
 
     // An image not built here, with nothing else to run, is refused, naming the image only.
     await assert.rejects(
