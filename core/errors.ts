@@ -103,3 +103,33 @@ export class ConfigError extends FnbusError {
 export function statusOf(error: unknown): number {
   return error instanceof FnbusError ? error.status : 500;
 }
+
+/**
+ * A server could not listen: its port is in use or not this user's to take, or its address is
+ * not one of this machine's. One line that names the port and address, for `fnbus up` and the
+ * other services to print before exiting 1.
+ */
+export class ListenError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('cannot_listen', 500, message, options);
+  }
+}
+
+/** Node's listen failure (EADDRINUSE, EACCES, EADDRNOTAVAIL) as a ListenError; else undefined. */
+export function listenError(error: unknown): ListenError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { code, port, address } = error as NodeJS.ErrnoException & {
+    port?: number;
+    address?: string;
+  };
+  const where = `port ${port ?? '?'} on ${address ?? 'every address'}`;
+  const message =
+    code === 'EADDRINUSE'
+      ? `${where} is in use`
+      : code === 'EACCES'
+        ? `${where} is not this user's to listen on (ports below 1024 need privileges)`
+        : code === 'EADDRNOTAVAIL'
+          ? `${address ?? 'the address'} is not an address of this machine`
+          : undefined;
+  return message === undefined ? undefined : new ListenError(message, { cause: error });
+}

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { helpExamples } from '../help-examples.js';
+import { print } from '../print.js';
 
 /**
  * `fnbus build`: makes a stack's template functions runnable by this machine's hubs, recorded in
@@ -13,12 +15,15 @@ export function registerBuildCommand(program: Command): void {
     )
     .option('-f, --yaml <file>', 'the stack file', 'stack.yml')
     .option('--filter <name>', 'only the stack functions matching this name (* is a wildcard)')
-    .addHelpText('after', '\nExample:\n  fnbus build -f stack.yml --filter hello-*')
+    .addHelpText(
+      'after',
+      helpExamples('fnbus build -f stack.yml', "fnbus build -f stack.yml --filter 'hello-*'"),
+    )
     .action(async (options: { yaml: string; filter?: string }) => {
       const { buildStack } = await import('../stack-deployments.js');
       const built = await buildStack(options.yaml, options.filter, (line) =>
         process.stderr.write(`${line}\n`),
       );
-      process.stdout.write(built.map((line) => `${line}\n`).join(''));
+      print(built.map((line) => `${line}\n`).join(''));
     });
 }
