@@ -21,6 +21,7 @@ import { registerSecretCommand } from './commands/secret.js';
 import { registerTopicsCommand } from './commands/topics.js';
 import { registerUpCommand } from './commands/up.js';
 import { registerVersionCommand } from './commands/version.js';
+import { helpExamples } from './help-examples.js';
 import { runCli } from './run-cli.js';
 
 /**
@@ -33,7 +34,16 @@ const program = new Command()
   .description('fnbus: an event-connector hub for serverless functions, compatible with OpenFaaS')
   .version(version, '-v, --version', 'print the version')
   // Options after a subcommand are the subcommand's: `fnbus list -v` is verbose, not --version.
-  .enablePositionalOptions();
+  .enablePositionalOptions()
+  .addHelpText(
+    'after',
+    helpExamples(
+      'fnbus up -f stack.yml                      # the hub, on 127.0.0.1:8080',
+      'cat ~/.local/state/fnbus/auth/basic-auth-password | fnbus login --password-stdin',
+      'fnbus deploy -f stack.yml && echo hi | fnbus invoke hello',
+      'fnbus <command> --help                     # each command, with examples',
+    ) + '\nSettings: every variable is listed in cli/README.md (Configuration).\n',
+  );
 
 // The services.
 registerUpCommand(program);

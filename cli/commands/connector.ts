@@ -31,21 +31,29 @@ export function registerConnectorCommand(program: Command): void {
 }
 
 async function runConnector(kind: string, options: ConnectorCommandOptions): Promise<void> {
+  const { connectorKinds } = await import('../connectors.js');
+  if (!(connectorKinds as readonly string[]).includes(kind)) {
+    throw new ValidationError(
+      `fnbus connector takes one of ${connectorKinds.join(', ')}, not "${kind}"`,
+    );
+  }
+  const { readHubConfig } = await import('../hub-config.js');
+  const hub = readHubConfig(process.env, {
+    ...options,
+    connectors: kind,
+    parts: ['connector', 'webhook'],
+  });
   const { createServer } = await import('node:http');
   const { pino } = await import('pino');
   const { Registry } = await import('prom-client');
   const { resolveGateway } = await import('../../client/gateway-client.js');
-  const { readConnectorConfig } = await import('../../connectors/sdk/config.js');
-  const { parseConnectorKinds, startConnectors } = await import('../connectors.js');
+  const { startConnectors } = await import('../connectors.js');
   const { serveMetrics } = await import('../metrics-server.js');
-  const kinds = parseConnectorKinds(kind);
-  if (kinds.length !== 1) throw new ValidationError('name one connector: fnbus connector <kind>');
+  const { listen } = await import('../listen.js');
+  const kinds = hub.connectors;
   const logger = pino({ name: 'fnbus-connector' });
   const registry = new Registry();
-  const { metricsPort, basicAuth, gatewayUrl } = readConnectorConfig({
-    ...process.env,
-    ...(options.gateway ? { gateway_url: options.gateway } : {}),
-  });
+  const { metricsPort, basicAuth, gatewayUrl } = hub.connector;
   // OpenFaaS's way first (basic_auth=true: the secret files); else the credentials every fnbus
   // command uses: FNBUS_USERNAME / FNBUS_PASSWORD, or the login saved for this gateway.
   const authorization = basicAuth
@@ -53,18 +61,18 @@ async function runConnector(kind: string, options: ConnectorCommandOptions): Pro
     : resolveGateway({ gateway: gatewayUrl }, process.env).authorization;
   const metrics = await serveMetrics(registry, metricsPort);
   const running = await startConnectors(kinds, {
-    env: process.env,
+    env: hub.env,
     gatewayUrl: options.gateway,
     logger,
     registry,
-    leaseUrl: options.lease ?? process.env.lease_url,
+    leaseUrl: hub.leaseUrl,
     ...(authorization ? { authorization } : {}),
   });
   // The webhook connector alone serves POST /webhook/<topic> on a port of its own.
   const webhook = running.webhook;
   const server = webhook && createServer(webhook.handle);
   if (webhook && server) {
-    await new Promise<void>((resolve) => server.listen(webhook.port, resolve));
+    await listen(server, webhook.port);
     logger.info({ port: (server.address() as AddressInfo).port }, 'webhooks listening');
   }
   const stop = () => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { GatewayOptions } from '../../client/gateway-client.js';
-import { FnbusError, ValidationError } from '../../core/errors.js';
+import { FunctionCallError, ValidationError } from '../../core/errors.js';
 import { collect, gatewayOptions } from '../gateway-options.js';
 import { helpExamples } from '../help-examples.js';
 import { print } from '../print.js';
@@ -91,7 +91,7 @@ async function invoke(name: string, options: InvokeOptions): Promise<void> {
     return;
   }
   await write(process.stderr, res.body);
-  throw new FnbusError('function_error', res.status, `${name} answered ${res.status}`);
+  throw new FunctionCallError(res.status, `${name} answered ${res.status}`);
 }
 
 function write(stream: NodeJS.WritableStream, data: Buffer): Promise<void> {

@@ -26,16 +26,13 @@ export function registerQueueWorkerCommand(program: Command): void {
       ),
     )
     .action(async (options: QueueWorkerCommandOptions) => {
+      const { readHubConfig } = await import('../hub-config.js');
+      const hub = readHubConfig(process.env, { ...options, parts: ['worker'] });
       const { pino } = await import('pino');
-      const { readWorkerConfig } = await import('../../queue/config.js');
       const { runQueueWorker } = await import('../queue-worker.js');
-      const config = readWorkerConfig({
-        ...process.env,
-        ...(options.gateway ? { gateway_url: options.gateway } : {}),
-      });
       await runQueueWorker({
-        queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
-        config,
+        queueUrl: hub.queueUrl,
+        config: hub.worker,
         logger: pino({ name: 'fnbus-queue-worker' }),
       });
     });

@@ -48,38 +48,29 @@ export function registerUpCommand(program: Command): void {
 }
 
 async function runUp(options: UpCommandOptions): Promise<void> {
+  const { readHubConfig } = await import('../hub-config.js');
+  // Every setting, checked before anything starts: one run names every problem.
+  const hub = readHubConfig(process.env, options);
   const { pino } = await import('pino');
-  const { readConfig: readGatewayConfig } = await import('../../gateway/config.js');
-  const { readWorkerConfig } = await import('../../queue/config.js');
-  const { connectorKinds, parseConnectorKinds } = await import('../connectors.js');
-  const { bareHost, defaultHost } = await import('../listen-host.js');
-  const { defaultStateDir, up } = await import('../up.js');
-  const config = readGatewayConfig({
-    ...process.env,
-    ...(options.port ? { port: options.port } : {}),
-  });
-  const worker = readWorkerConfig(process.env);
-  const connectors = parseConnectorKinds(
-    options.connectors ?? process.env.FNBUS_CONNECTORS ?? connectorKinds.join(','),
-  );
-  const stateDir = options.stateDir ?? defaultStateDir(process.env);
+  const { up } = await import('../up.js');
   const logger = pino({ name: 'fnbus' });
-  const host = bareHost(options.host || process.env.FNBUS_HOST || defaultHost);
-  const hub = await up({
+  const { host, stateDir } = hub;
+  const running = await up({
     stackFile: options.yaml,
-    config,
+    config: hub.gateway,
     host,
     stateDir,
     logger,
-    queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
-    worker,
-    connectors,
-    connectorEnv: process.env,
+    queueUrl: hub.queueUrl,
+    worker: hub.worker,
+    connectors: hub.connectors,
+    connectorEnv: hub.env,
+    limits: hub.provider,
   });
-  logger.info({ host, port: hub.port, stateDir }, 'fnbus is up');
+  logger.info({ host, port: running.port, stateDir }, 'fnbus is up');
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, 'stopping');
-    hub.stop().then(
+    running.stop().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'error while stopping');
