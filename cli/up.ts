@@ -36,6 +36,8 @@ export interface UpOptions {
   connectorEnv: Env;
   /** The process provider's caps, as readHubConfig read them; default: from process.env. */
   limits?: ProviderLimits;
+  /** This machine's image store (`fnbus build`), as readHubConfig read it; default: from process.env. */
+  imagesDir?: string;
 }
 
 export interface RunningHub {
@@ -62,6 +64,7 @@ export async function up({
   connectors: connectorKinds,
   connectorEnv,
   limits = readProviderLimits(process.env),
+  imagesDir = localImagesDir(process.env),
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const auth = hubCredentials(config, process.env, stateDir);
@@ -78,7 +81,7 @@ export async function up({
     );
   }
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
-  const images = new LocalImageStore(localImagesDir(process.env));
+  const images = new LocalImageStore(imagesDir);
   const provider = new ProcessProvider({
     stateDir,
     namespace: config.functionNamespace,
