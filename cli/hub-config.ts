@@ -5,6 +5,7 @@ import { ConfigError } from '../core/errors.js';
 import { readConnectorConfig, type ConnectorConfig } from '../connectors/sdk/config.js';
 import { readWebhookConfig, type WebhookConfig } from '../connectors/webhook/config.js';
 import { readProviderLimits, type ProviderLimits } from '../deploy/process/limits.js';
+import { localImagesDir } from '../deploy/process/local-image-store.js';
 import { readConfig as readGatewayConfig, type GatewayConfig } from '../gateway/config.js';
 import { readWorkerConfig, type WorkerConfig } from '../queue/config.js';
 import { connectorKinds, type ConnectorKind } from './connectors.js';
@@ -48,6 +49,8 @@ export interface HubCommon {
   queueUrl: string | undefined;
   connectors: readonly ConnectorKind[];
   leaseUrl: string | undefined;
+  /** This machine's image store, where `fnbus build` records template functions. */
+  imagesDir: string;
   /** The environment the settings were read from, with the options applied (connectors read it). */
   env: Env;
 }
@@ -140,6 +143,7 @@ export function readHubConfig<P extends HubPart = HubPart>(
     ...(parts as Pick<HubParts, P>),
     host,
     stateDir,
+    imagesDir: localImagesDir(env),
     queueUrl: queueUrl === 'local' ? undefined : queueUrl,
     connectors: Object.freeze(kinds),
     leaseUrl:

@@ -16,7 +16,9 @@ import { startConnectors, type RunningConnectors } from './connectors.js';
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
-import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
+import { buildStackFunction, stackDeployment } from './stack-deployments.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
 import { loadStack, type Stack } from './stack.js';
 import { build, version } from '../watchdog/version.js';
 
@@ -35,6 +37,8 @@ export interface UpOptions {
   connectorEnv: Env;
   /** The process provider's caps, as readHubConfig read them; default: from process.env. */
   limits?: ProviderLimits;
+  /** This machine's image store (`fnbus build`), as readHubConfig read it; default: from process.env. */
+  imagesDir?: string;
 }
 
 export interface RunningHub {
@@ -61,6 +65,7 @@ export async function up({
   connectors: connectorKinds,
   connectorEnv,
   limits = readProviderLimits(process.env),
+  imagesDir = localImagesDir(process.env),
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const auth = hubCredentials(config, process.env, stateDir);
@@ -77,9 +82,11 @@ export async function up({
     );
   }
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
+  const images = new LocalImageStore(imagesDir);
   const provider = new ProcessProvider({
     stateDir,
     namespace: config.functionNamespace,
+    images,
     logger,
     ...limits,
   });
@@ -195,7 +202,7 @@ export async function up({
       (stats) => stats.queued + stats.running > 0,
     );
     if (!embedded || waiting) await worker.start();
-    if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
+    if (stack) await deployStack(stack, provider, images, config.functionNamespace, logger);
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
@@ -216,13 +223,15 @@ export async function up({
 async function deployStack(
   stack: Stack,
   provider: ProcessProvider,
+  images: LocalImageStore,
   namespace: string,
   logger: Logger,
 ): Promise<void> {
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
-    const deployment = stackDeployment(name, stack, namespace);
-    await prepareStackFunction(name, stack, (line) => logger.info({ function: name }, line));
+    // Checked as the gateway checks a deployment: the provider gets what it would get from one.
+    const deployment = normalizeDeployment(stackDeployment(name, stack, namespace), namespace);
+    await buildStackFunction(name, stack, images, (line) => logger.info({ function: name }, line));
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);
     else await provider.deploy(deployment);
     logger.info({ function: name, progress: `${index + 1}/${names.length}` }, 'deployed');

@@ -6,7 +6,7 @@ import Fastify, {
   type FastifyRequest,
   type RouteOptions,
 } from 'fastify';
-import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
+import type { FunctionStatus } from '../core/function-types.js';
 import {
   FnbusError,
   NotFoundError,
@@ -14,7 +14,8 @@ import {
   httpAnswer,
   ValidationError,
 } from '../core/errors.js';
-import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { withFunctionLabel } from '../core/function-rules.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { VersionInfo } from '../core/info-types.js';
 import type { Logger } from '../core/logger.js';
@@ -38,7 +39,6 @@ import { registerSecretsRoutes } from './secrets-routes.js';
 import {
   DeleteFunctionRequestSchema,
   FunctionDeploymentSchema,
-  type FunctionDeploymentBody,
   NameParamsSchema,
   NamespaceQuerySchema,
   ScaleServiceRequestSchema,
@@ -185,8 +185,10 @@ export function buildGateway({
   const namespaceOf = (query: { namespace?: string }, fromBody?: string) =>
     query.namespace ?? fromBody ?? config.functionNamespace;
 
+  // faas_function on every function, as OpenFaaS's providers label them, whatever the provider.
   const withCount = (status: FunctionStatus, counts: Map<string, number>): FunctionStatus => ({
     ...status,
+    labels: withFunctionLabel(status.labels, status.name),
     invocationCount: counts.get(joinFunctionName(status.name, status.namespace)) ?? 0,
   });
 
@@ -299,7 +301,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.deploy(toDeployment(request.body, config.functionNamespace));
+      await provider.deploy(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -314,7 +321,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.update(toDeployment(request.body, config.functionNamespace));
+      await provider.update(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -390,16 +402,4 @@ export function buildGateway({
   }
 
   return app;
-}
-
-function toDeployment(body: FunctionDeploymentBody, defaultNamespace: string): FunctionDeployment {
-  // registryAuth and network are deprecated by OpenFaaS and ignored; so are fields unknown here.
-  const {
-    registryAuth: _registryAuth,
-    network: _network,
-    ...given
-  } = withoutNulls(knownFields(FunctionDeploymentSchema, body));
-  const deployment = { ...given, namespace: given.namespace ?? defaultNamespace };
-  checkDeployment(deployment as FunctionDeployment);
-  return deployment as FunctionDeployment;
 }

@@ -22,9 +22,7 @@ import type { WorkerMetrics } from './worker-metrics.js';
 import { ValidationError } from '../core/errors.js';
 import { headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-
-/** The annotation that caps how many of a function's calls one worker runs at once. */
-export const FunctionMaxInflightAnnotation = 'fnbus.queue.max_inflight';
+import { queueMaxInflight } from '../core/function-rules.js';
 
 export interface WorkerOptions {
   queue: Queue;
@@ -115,7 +113,10 @@ export class QueueWorker {
     const unsendable = requestProblems(request);
     if (unsendable.length > 0) return this.#unsendable(req, delivery, policy, unsendable);
     const slot = this.#slot(fn);
-    const limit = functionLimit(req.Annotations, this.#options.maxInflight);
+    const limit = queueMaxInflight(
+      { annotations: req.Annotations, labels: req.Labels },
+      this.#options.maxInflight,
+    );
     const now = Date.now();
     if (slot.inFlight >= limit || slot.pausedUntil > now) {
       return { outcome: 'defer', delayMs: Math.max(deferMs, slot.pausedUntil - now) };
@@ -291,12 +292,6 @@ export function attemptDeadlineMs(
   if (callTimeoutMs !== undefined && callTimeoutMs > 0) return callTimeoutMs;
   const own = req.FunctionTimeoutMs;
   return (typeof own === 'number' && own > 0 ? own : upstreamTimeoutMs) + startAllowanceMs;
-}
-
-function functionLimit(annotations: Record<string, string> | undefined, max: number): number {
-  const text = annotations?.[FunctionMaxInflightAnnotation];
-  const limit = text === undefined ? NaN : Number(text);
-  return Number.isInteger(limit) && limit > 0 ? Math.min(limit, max) : max;
 }
 
 /** The call's headers, with X-Retry and X-Retry-Max so the function can tell a retry. */

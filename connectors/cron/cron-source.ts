@@ -1,4 +1,5 @@
-import { CronTopic, OpenFaasAnnotation } from '../../core/openfaas-names.js';
+import { scheduleOf } from '../../core/function-rules.js';
+import { CronTopic } from '../../core/openfaas-names.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram, type Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../../core/logger.js';
@@ -144,7 +145,7 @@ export class CronSource implements Source<InvokerResponse[]> {
 
   #entriesOf(target: TopicTarget): Omit<Entry, 'nextSlotMs'>[] {
     const annotations = target.annotations;
-    const text = annotations[OpenFaasAnnotation.Schedule];
+    const text = scheduleOf(target);
     const zone = annotations[CronAnnotation.TimeZone]?.trim() || 'UTC';
     const overlap = annotations[CronAnnotation.Overlap]?.trim() || 'allow';
     const missed = annotations[CronAnnotation.Missed]?.trim() || 'skip';
