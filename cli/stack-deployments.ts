@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { templateLanguages, templatesDir } from './new-function.js';
+import { templateEnvironment } from './template-environment.js';
 import { loadStack, type Stack, type StackFunction } from './stack.js';
 import { toDeployment } from './to-deployment.js';
 import { installDependencies } from './template-dependencies.js';
@@ -25,6 +26,12 @@ export function stackDeployment(
   const fn = stack.functions[name];
   if (!fn) throw new Error(`no function "${name}" in the stack`);
   const deployment = toDeployment(name, fn, stack);
+  // The template's environment first, the function's own overriding it (as its Dockerfile's ENV
+  // lines are overridden in OpenFaaS): it travels with the deployment to any provider.
+  if (fn.lang && templateLanguages().includes(fn.lang)) {
+    const own = deployment.envVars ?? {};
+    deployment.envVars = { ...templateEnvironment(fn.lang, own.PORT), ...own };
+  }
   const ns = deployment.namespace ?? namespace;
   return { ...deployment, ...(ns === undefined ? {} : { namespace: ns }) };
 }

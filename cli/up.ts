@@ -20,6 +20,7 @@ import { buildStackFunction, stackDeployment } from './stack-deployments.js';
 import { normalizeDeployment } from '../core/function-deployment.js';
 import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
 import { loadStack, type Stack } from './stack.js';
+import { build, version } from '../watchdog/version.js';
 
 export interface UpOptions {
   stackFile: string | undefined;
@@ -115,6 +116,7 @@ export async function up({
   const gateway = buildGateway({
     provider,
     config,
+    version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     credentials,
     queue: refusingQueue(embedded ? wakingQueue(queue, wake) : queue, () =>
       stopping ? 'the hub is stopping' : undefined,

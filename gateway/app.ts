@@ -17,6 +17,7 @@ import {
 import { normalizeDeployment } from '../core/function-deployment.js';
 import { withFunctionLabel } from '../core/function-rules.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import type { VersionInfo } from '../core/info-types.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { Queue } from '../core/queue.js';
@@ -31,6 +32,7 @@ import {
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import { registerLogsRoutes } from './logs-routes.js';
+import { knownFields } from './known-fields.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { registerSecretsRoutes } from './secrets-routes.js';
@@ -46,7 +48,8 @@ export interface GatewayDeps {
   provider: Provider;
   config: GatewayConfig;
   logger?: Logger;
-  version?: string;
+  /** The gateway's own release and commit, for `/system/info`. */
+  version?: VersionInfo;
   /**
    * Basic-auth credentials for `/system/*` when `config.basicAuth` is on and the files
    * `basic-auth-user` and `basic-auth-password` are not in `config.secretMountPath` (from env, say).
@@ -98,7 +101,7 @@ export const openApiPath = '/system/openapi.json';
 export function buildGateway({
   provider,
   config,
-  version = '0.0.0',
+  version = { release: '0.0.0', sha: 'unknown', commit_message: '' },
   credentials,
   queue,
   registry,
@@ -129,7 +132,7 @@ export function buildGateway({
   });
   const openApi = collectOpenApi(app, {
     title: 'fnbus gateway',
-    version,
+    version: version.release,
     ...(auth
       ? { authenticated: (route: RouteOptions) => needsCredentials(route.url, route.config) }
       : {}),
@@ -224,7 +227,7 @@ export function buildGateway({
     { schema: { summary: 'Gateway and provider info', statuses: { 200: 'GatewayInfo' } } },
     async () => ({
       provider: await provider.info(),
-      version: { release: version, sha: 'unknown', commit_message: '' },
+      version: { commit_message: '', ...version },
       arch: process.arch === 'x64' ? 'x86_64' : process.arch,
     }),
   );
@@ -298,7 +301,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.deploy(normalizeDeployment(request.body, config.functionNamespace));
+      await provider.deploy(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -313,7 +321,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.update(normalizeDeployment(request.body, config.functionNamespace));
+      await provider.update(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );

@@ -19,7 +19,8 @@ import type { LogMessage, LogRequest } from '../../core/log-types.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasAnnotation } from '../../core/openfaas-names.js';
 import type { Provider } from '../../core/provider.js';
-import { version } from '../../watchdog/version.js';
+import { build, version } from '../../watchdog/version.js';
+import { withSecretsPath } from './secrets-path.js';
 import { FileSecretStore } from './file-secret-store.js';
 import { FunctionState, type FunctionRecord } from './function-state.js';
 import { planLaunch, type LaunchPlan } from './launch-plan.js';
@@ -238,7 +239,7 @@ export class ProcessProvider implements Provider {
     return Promise.resolve({
       provider: 'fnbus-process',
       orchestration: 'process',
-      version: { release: version, sha: '' },
+      version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     });
   }
 
@@ -382,6 +383,11 @@ export class ProcessProvider implements Provider {
       if (entry.cursor >= Number.MAX_SAFE_INTEGER) entry.cursor = 0;
       if (replica.ready) return replica;
     }
+    // Every replica up, none able to run its command: waiting (scale from zero) would not help.
+    const problem = replicas[0]?.startProblem;
+    if (problem !== undefined && replicas.every((replica) => replica.startProblem !== undefined)) {
+      throw new NotStartedError(`function "${name}" ${problem}`);
+    }
     throw new UnavailableError(`function "${name}" has no ready replica`);
   }
 
@@ -498,7 +504,7 @@ export class ProcessProvider implements Provider {
     const replica = new Replica({
       instance,
       generation: entry.generation,
-      plan: entry.plan,
+      plan: { ...entry.plan, env: withSecretsPath(entry.plan.env, this.#secretsDir(name)) },
       baseEnv: this.#baseEnv,
       extraEnv: { [SecretsPathEnv]: this.#secretsDir(name) },
       workDir: join(this.#runDir(name), instance),

@@ -308,9 +308,13 @@ describe('ProcessProvider', () => {
     const lines = await waitFor(
       async () => {
         const texts = await readLogs(provider, fn);
-        return texts.every((text) => text.includes('"msg":"call"')) && texts;
+        // Each call's lines: `Forking fprocess.`, `Wrote N Bytes ...`, its JSON line (log_callid,
+        // written once the answer is sent: the last).
+        const ofCalls = /"msg":"call"|Forking fprocess\.$|Wrote \d+ Bytes - Duration/;
+        const last = texts.at(-1) ?? '';
+        return texts.every((text) => ofCalls.test(text)) && last.includes('"msg":"call"') && texts;
       },
-      { what: 'only call lines to remain' },
+      { what: 'only the lines of calls to remain, the last call logged whole' },
     );
     assert.equal(lines.length, 5);
   });
