@@ -64,7 +64,8 @@ export function newFunction(options: NewFunctionOptions): NewFunctionResult {
   const document = stackCreated
     ? new Document({
         version: '1.0',
-        provider: { name: 'fnbus', gateway: 'http://127.0.0.1:8080' },
+        // faas-cli refuses any other provider name, and it reads ./stack.yml by default.
+        provider: { name: 'openfaas', gateway: 'http://127.0.0.1:8080' },
         functions: {},
       })
     : parseDocument(readFileSync(stackPath, 'utf8'));

@@ -41,6 +41,8 @@ describe('fnbus new', () => {
 
     const stack = loadStack(stackFile, {});
     assert.deepEqual(Object.keys(stack.functions), ['hello', 'py-fn']);
+    // faas-cli refuses a stack file whose provider is not "openfaas".
+    assert.equal(stack.provider.name, 'openfaas');
     assert.equal(stack.functions.hello?.lang, 'node');
     assert.equal(stack.functions['py-fn']?.image, 'py-fn:latest');
     assert.equal(stack.functions['py-fn']?.handler, './py-fn');
