@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { templateLanguages, templatesDir } from './new-function.js';
-import { loadStack, type Stack, type StackFunction } from './stack.js';
 import { templateEnvironment } from './template-environment.js';
+import { loadStack, type Stack, type StackFunction } from './stack.js';
 import { toDeployment } from './to-deployment.js';
 import { installDependencies } from './template-dependencies.js';
 
