@@ -438,15 +438,15 @@ export class BullmqQueue implements seam.Queue {
     const callId = String(job.id);
     const fn = data.request.Function;
     const redelivered = job.attemptsStarted > data.settledStarts + 1;
-    // The running tally, not waited for (the settlement's own write comes after it on the same
-    // connection); live again too, should a killed worker's settlement have counted it out.
-    const claimed = this.#tracked(this.#client.multi(), fn, callId, job.timestamp, true).sadd(
-      this.#key('running', fn),
-      callId,
-    );
-    // A worker killed between writing a dead letter and failing the job: the call runs again.
-    if (redelivered) this.#unlettered(claimed, fn, callId);
-    void claimed.exec().catch(() => null);
+    // The running tally, not waited for: the settlement's own writes follow it on the same
+    // connection.
+    const claimed = this.#client.multi().sadd(this.#key('running', fn), callId);
+    if (redelivered) {
+      // Live again, should the killed worker's settlement have counted it out; and a worker
+      // killed between writing a dead letter and failing the job: the call runs again.
+      this.#unlettered(this.#tracked(claimed, fn, callId, job.timestamp, true), fn, callId);
+    }
+    void claimed.exec().catch((error: unknown) => this.#tallyLost(error, callId));
     const settlement = await settlementOf(
       handle,
       data.request,
@@ -463,7 +463,11 @@ export class BullmqQueue implements seam.Queue {
     };
     try {
       if (next.state === 'succeeded' || next.state === 'failed') {
-        await execOrThrow(this.#untracked(this.#client.multi(), fn, callId));
+        // Not waited for: sent before BullMQ completes the job (a worker killed in between has
+        // the call delivered again, counted live again). Lost only to a Redis error, logged.
+        void this.#untracked(this.#client.multi(), fn, callId)
+          .exec()
+          .catch((error: unknown) => this.#tallyLost(error, callId));
         return {
           state: next.state,
           attempts: next.attempts,
@@ -497,6 +501,11 @@ export class BullmqQueue implements seam.Queue {
       this.#logger.warn({ err: error, callId }, 'settlement not written');
     }
     throw new DelayedError();
+  }
+
+  /** A tally's write failed: stats may count the call as live until it is next settled. */
+  #tallyLost(error: unknown, callId: string): void {
+    this.#logger.warn({ err: error, callId }, 'a tally was not written');
   }
 
   /** Writes a dead letter: its hash (summary apart from the data that holds the body), indexed. */
