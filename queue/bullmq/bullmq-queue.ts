@@ -153,40 +153,44 @@ return {out, '', ''}
 `;
 
 /**
- * Per function: live (queued or running), running and dead-lettered calls, and the oldest queued
- * call's enqueue time, from fnbus's tallies (ZCARD, SCARD, and the first `running + 1` entries of
- * the live set): O(functions), whatever the backlog. A function whose tallies are all empty
- * leaves the functions set. KEYS: functions; ARGV: live, running and letters-of prefixes.
- * Returns a flat list: function, live, running, dead-lettered, oldest timestamp (0: none).
+ * Per function: live (queued or running) and dead-lettered calls and the oldest live call's
+ * enqueue time, from fnbus's tallies (ZCARD, and the live set's first entry), and the calls
+ * running, summed from the workers' reports that have not expired: O(functions + workers),
+ * whatever the backlog. Reports older than their lifetime leave the workers set.
+ * KEYS: functions, workers; ARGV: live and letters-of prefixes, report prefix, now, report
+ * lifetime. Returns a flat list: function, live, running, dead-lettered, oldest timestamp (0:
+ * none).
  */
 const statsScript = `
+local running = {}
+local since = tonumber(ARGV[4]) - tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. since)
+for _, worker in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local report = redis.call('HGETALL', ARGV[3] .. worker)
+  for i = 1, #report, 2 do
+    running[report[i]] = (running[report[i]] or 0) + tonumber(report[i + 1])
+  end
+end
 local flat = {}
 for _, fn in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local liveKey, runKey = ARGV[1] .. fn, ARGV[2] .. fn
-  local live, running = redis.call('ZCARD', liveKey), redis.call('SCARD', runKey)
-  local dead = redis.call('ZCARD', ARGV[3] .. fn)
-  if live + running + dead == 0 then
-    redis.call('SREM', KEYS[1], fn)
-  else
-    local oldest = '0'
-    if live > running then
-      local ids = redis.call('ZRANGE', liveKey, 0, running, 'WITHSCORES')
-      for i = 1, #ids, 2 do
-        if redis.call('SISMEMBER', runKey, ids[i]) == 0 then
-          oldest = ids[i + 1]
-          break
-        end
-      end
-    end
-    flat[#flat + 1] = fn
-    flat[#flat + 1] = live
-    flat[#flat + 1] = running
-    flat[#flat + 1] = dead
-    flat[#flat + 1] = oldest
-  end
+  local liveKey = ARGV[1] .. fn
+  local live, dead = redis.call('ZCARD', liveKey), redis.call('ZCARD', ARGV[2] .. fn)
+  local oldest = '0'
+  if live > 0 then oldest = redis.call('ZRANGE', liveKey, 0, 0, 'WITHSCORES')[2] end
+  flat[#flat + 1] = fn
+  flat[#flat + 1] = live
+  flat[#flat + 1] = running[fn] or 0
+  flat[#flat + 1] = dead
+  flat[#flat + 1] = oldest
 end
 return flat
 `;
+
+/** How often a consuming queue reports its calls running, and how long a report counts. */
+const reportEveryMs = 1000;
+const reportLifetimeMs = 3 * reportEveryMs;
+/** How long a queue trusts that a function is in the functions set without adding it again. */
+const functionsKnownMs = 60_000;
 
 /** Where a dead-letter page ended: the last letter's id and its score in the letters set. */
 type BullmqCursor = [string, string];
@@ -207,8 +211,10 @@ const waitingStates = new Set<string>(['waiting', 'delayed', 'prioritized', 'pau
  * fnbus's own data is under its own keys (`fnbus:<name>:…`), never inside BullMQ's: the claims
  * and Idempotency-Keys, cancelled calls' tombstones, the dead letters (a hash each, with ordered
  * sets of all letters and of each function's; a dead-lettered job is failed and removed by
- * BullMQ), and per function the tallies the cap and stats read (`live`: ids of calls queued or
- * running, scored by enqueue time; `running`: ids running). Any number of gateways and workers
+ * BullMQ), and the tallies the cap and stats read: per function the ids of calls queued or
+ * running (`live`, scored by enqueue time: one ZADD at enqueue, one ZREM at settlement), and per
+ * consuming queue a report of its calls running, rewritten every second. Any number of gateways
+ * and workers
  * may share one Redis and queue name.
  */
 export class BullmqQueue implements seam.Queue {
@@ -223,6 +229,12 @@ export class BullmqQueue implements seam.Queue {
   readonly #queue: BullQueue<CallData, AckedCall>;
   readonly #consumers = new Set<Consumer>();
   #closed = false;
+  /** This queue's deliveries in their handlers, per function: what its reports say. */
+  readonly #running = new Map<string, number>();
+  readonly #workerId = randomUUID();
+  #reporter: NodeJS.Timeout | undefined;
+  /** Functions this queue added to the functions set lately (see functionsKnownMs). */
+  #knownFunctions = { at: 0, names: new Set<string>() };
 
   constructor(options: BullmqQueueOptions) {
     this.#url = options.url;
@@ -309,17 +321,48 @@ export class BullmqQueue implements seam.Queue {
     });
   }
 
-  /** Counts a call live (queued or running) in its function's tally. */
+  /**
+   * Counts a call live (queued or running) in its function's tally; names the function in the
+   * functions set unless this queue did so lately (nothing removes a name from it).
+   */
   #tracked(batch: ChainableCommander, fn: string, callId: string, at: number, nx = false) {
-    batch.sadd(this.#key('functions'), fn);
+    const known = this.#knownFunctions;
+    if (Date.now() - known.at > functionsKnownMs) {
+      this.#knownFunctions = { at: Date.now(), names: new Set() };
+    }
+    if (!this.#knownFunctions.names.has(fn)) {
+      batch.sadd(this.#key('functions'), fn);
+      this.#knownFunctions.names.add(fn);
+    }
     return nx
       ? batch.zadd(this.#key('live', fn), 'NX', at, callId)
       : batch.zadd(this.#key('live', fn), at, callId);
   }
 
-  /** Counts a call out of its function's live and running tallies. */
+  /** Counts a call out of its function's live tally. */
   #untracked(batch: ChainableCommander, fn: string, callId: string) {
-    return batch.zrem(this.#key('live', fn), callId).srem(this.#key('running', fn), callId);
+    return batch.zrem(this.#key('live', fn), callId);
+  }
+
+  /**
+   * While consuming, reports this queue's calls running per function every `reportEveryMs`, in
+   * a hash of its own that expires: a running call costs no write of its own.
+   */
+  #report(): void {
+    const report = this.#key('running', this.#workerId);
+    const batch = this.#client.multi().del(report);
+    if (this.#running.size > 0) batch.hset(report, Object.fromEntries(this.#running));
+    void batch
+      .pexpire(report, reportLifetimeMs)
+      .zadd(this.#key('workers'), Date.now(), this.#workerId)
+      .exec()
+      .catch(() => null);
+  }
+
+  #counted(fn: string, change: 1 | -1): void {
+    const n = (this.#running.get(fn) ?? 0) + change;
+    if (n > 0) this.#running.set(fn, n);
+    else this.#running.delete(fn);
   }
 
   /**
@@ -426,10 +469,16 @@ export class BullmqQueue implements seam.Queue {
       });
     const consumer = { worker, stop, done };
     this.#consumers.add(consumer);
+    this.#reporter ??= setInterval(() => this.#report(), reportEveryMs).unref();
     try {
       await done;
     } finally {
       this.#consumers.delete(consumer);
+      if (this.#consumers.size === 0) {
+        clearInterval(this.#reporter);
+        this.#reporter = undefined;
+        if (!this.#closed) this.#report();
+      }
     }
   }
 
@@ -438,20 +487,20 @@ export class BullmqQueue implements seam.Queue {
     const callId = String(job.id);
     const fn = data.request.Function;
     const redelivered = job.attemptsStarted > data.settledStarts + 1;
-    // The running tally, not waited for: the settlement's own writes follow it on the same
-    // connection.
-    const claimed = this.#client.multi().sadd(this.#key('running', fn), callId);
     if (redelivered) {
       // Live again, should the killed worker's settlement have counted it out; and a worker
       // killed between writing a dead letter and failing the job: the call runs again.
-      this.#unlettered(this.#tracked(claimed, fn, callId, job.timestamp, true), fn, callId);
+      const batch = this.#tracked(this.#client.multi(), fn, callId, job.timestamp, true);
+      void this.#unlettered(batch, fn, callId)
+        .exec()
+        .catch((error: unknown) => this.#tallyLost(error, callId));
     }
-    void claimed.exec().catch((error: unknown) => this.#tallyLost(error, callId));
+    this.#counted(fn, 1);
     const settlement = await settlementOf(
       handle,
       data.request,
       deliveryOf(callId, data, redelivered),
-    );
+    ).finally(() => this.#counted(fn, -1));
     // Closed under it: the delivery is abandoned, as by a kill. A DelayedError makes BullMQ leave
     // the job as it is.
     if (this.#closed) throw new DelayedError();
@@ -489,10 +538,7 @@ export class BullmqQueue implements seam.Queue {
       }
       // Retry or defer: the record into the job's data, then the job to delayed (which, unlike a
       // thrown error, uses none of BullMQ's attempts).
-      await Promise.all([
-        job.updateData(next),
-        this.#client.srem(this.#key('running', fn), callId),
-      ]);
+      await job.updateData(next);
       await job.moveToDelayed(next.nextAttemptAt ?? now, token);
     } catch (error) {
       if (error instanceof UnrecoverableError) throw error;
@@ -738,11 +784,14 @@ export class BullmqQueue implements seam.Queue {
   async stats(): Promise<Record<string, seam.FunctionQueueStats>> {
     const flat = (await this.#client.eval(
       statsScript,
-      1,
+      2,
       this.#key('functions'),
+      this.#key('workers'),
       this.#key('live', ''),
-      this.#key('running', ''),
       this.#key('letters-of', ''),
+      this.#key('running', ''),
+      Date.now(),
+      reportLifetimeMs,
     )) as (string | number)[];
     const tallies: [string, FunctionTally][] = [];
     for (let i = 0; i + 4 < flat.length; i += 5) {
@@ -763,6 +812,7 @@ export class BullmqQueue implements seam.Queue {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#reporter);
     const consumers = [...this.#consumers];
     for (const consumer of consumers) {
       // Now, so that no worker takes another job meanwhile.

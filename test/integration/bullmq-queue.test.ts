@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ConflictError, ValidationError } from '../../core/errors.js';
 import type { Queue } from '../../core/queue.js';
@@ -55,13 +56,22 @@ describe('BullmqQueue on Redis', () => {
   it("scripts only fnbus's own keys; BullMQ's are reached through its API", async () => {
     const name = randomName();
     const queue = new BullmqQueue({ url: server.url, name, leaseMs });
-    const watcher = new Redis(server.url);
-    const monitor = await watcher.monitor();
+    // Redis's MONITOR on a plain socket: every command, as `"name" "arg" ...` lines.
+    const watcher = connect(Number(new URL(server.url).port), '127.0.0.1');
     const scripted: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      // BullMQ's own scripts open with a --[[ ]] header; every other script is fnbus's.
-      if (args[0]?.toLowerCase() === 'eval' && !args[1]?.startsWith('--[[')) scripted.push(args);
+    let pending = '';
+    watcher.setEncoding('utf8');
+    watcher.on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\r\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const args = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map(([, arg]) => arg ?? '');
+        // BullMQ's own scripts open with a --[[ ]] header; every other script is fnbus's.
+        if (args[0]?.toLowerCase() === 'eval' && !args[1]?.startsWith('--[[')) scripted.push(args);
+      }
     });
+    watcher.write('MONITOR\r\n');
+    await new Promise((resolve) => watcher.once('data', resolve));
     const stop = new AbortController();
     try {
       const fn = 'keys';
@@ -95,8 +105,7 @@ describe('BullmqQueue on Redis', () => {
       }
     } finally {
       stop.abort();
-      monitor.disconnect();
-      watcher.disconnect();
+      watcher.destroy();
       await queue.close();
     }
   });
