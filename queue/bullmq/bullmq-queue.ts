@@ -19,33 +19,9 @@ import {
 import { silentLogger, type Logger } from '../../core/logger.js';
 import * as seam from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import {
-  awaitReconnect,
-  buriedCall,
-  callIdOf,
-  callRecordOf,
-  claimedCall,
-  decodeCursor,
-  deliveryOf,
-  encodeCursor,
-  everyDeadLetterPage,
-  queueFull,
-  queueSettings,
-  queuedCall,
-  redriveStopped,
-  redrivenCall,
-  requestFingerprint,
-  sameRequestOr422,
-  scopedIdempotencyKey,
-  settledCall,
-  settlementOf,
-  statsOf,
-  type CallProgress,
-  type FunctionTally,
-  type QueueOptions,
-} from '../call-records.js';
+import * as records from '../call-records.js';
 
-export interface BullmqQueueOptions extends QueueOptions {
+export interface BullmqQueueOptions extends records.QueueOptions {
   /** `redis://host:port[/db]`. */
   url: string;
   /** The BullMQ queue name; default `fnbus-async`. */
@@ -56,7 +32,7 @@ export interface BullmqQueueOptions extends QueueOptions {
  * What a job's data holds: the request and the call's progress (its `state` is BullMQ's: the
  * job's state decides).
  */
-interface CallData extends CallProgress {
+interface CallData extends records.CallProgress {
   request: QueueRequest;
   /**
    * BullMQ's count of deliveries started (`attemptsStarted`) when the last one was settled: a
@@ -220,7 +196,7 @@ const waitingStates = new Set<string>(['waiting', 'delayed', 'prioritized', 'pau
 export class BullmqQueue implements seam.Queue {
   readonly #url: string;
   readonly #name: string;
-  readonly #settings: ReturnType<typeof queueSettings>;
+  readonly #settings: ReturnType<typeof records.queueSettings>;
   /** The calls waiting or running when the cap was last checked, and this queue's enqueues since. */
   #room = { at: 0, queued: 0, since: 0 };
   readonly #logger: Logger;
@@ -239,7 +215,7 @@ export class BullmqQueue implements seam.Queue {
   constructor(options: BullmqQueueOptions) {
     this.#url = options.url;
     this.#name = options.name ?? 'fnbus-async';
-    this.#settings = queueSettings(options);
+    this.#settings = records.queueSettings(options);
     this.#logger = (options.logger ?? silentLogger).child({ queue: this.#name });
     this.#client = this.#connect({});
     this.#queue = new BullQueue<CallData, AckedCall>(this.#name, { connection: this.#client });
@@ -259,14 +235,14 @@ export class BullmqQueue implements seam.Queue {
   async #reachable(): Promise<void> {
     const client = this.#client;
     if (client.status === 'ready') return;
-    await awaitReconnect('Redis', (up) => {
+    await records.awaitReconnect('Redis', (up) => {
       client.once('ready', up);
       return () => client.off('ready', up);
     });
   }
 
   async #enqueue(req: QueueRequest, options: seam.EnqueueOptions): Promise<seam.Enqueued> {
-    const callId = callIdOf(req) ?? randomUUID();
+    const callId = records.callIdOf(req) ?? randomUUID();
     // BullMQ refuses these as job ids; the gateway's own ids are UUIDs.
     if (String(parseInt(callId, 10)) === callId || callId.includes(':')) {
       throw new ValidationError(`X-Call-Id "${callId}": this queue takes no integer or ':' ids`);
@@ -275,8 +251,8 @@ export class BullmqQueue implements seam.Queue {
       options.idempotencyKey === undefined
         ? undefined
         : {
-            key: scopedIdempotencyKey(req, options.idempotencyKey),
-            fingerprint: requestFingerprint(req),
+            key: records.scopedIdempotencyKey(req, options.idempotencyKey),
+            fingerprint: records.requestFingerprint(req),
           };
     // A minted id without a key needs no id check: only the cap's, and not even that while the
     // queue was last seen far below it.
@@ -286,7 +262,7 @@ export class BullmqQueue implements seam.Queue {
     if (!Array.isArray(held)) return held;
     this.#room.since += 1;
     const now = Date.now();
-    const data: CallData = { request: req, ...queuedCall(now), settledStarts: 0 };
+    const data: CallData = { request: req, ...records.queuedCall(now), settledStarts: 0 };
     try {
       // The tally first, on the same connection: it is in Redis before any worker can take the
       // job and settle it.
@@ -395,14 +371,14 @@ export class BullmqQueue implements seam.Queue {
       this.#key('functions'),
     )) as [string, string?];
     if (verdict === 'duplicate' && first !== undefined && idempotency !== undefined) {
-      return sameRequestOr422(
+      return records.sameRequestOr422(
         JSON.parse(first) as { callId: string; fingerprint: string },
         idempotency.fingerprint,
       );
     }
     const taken = () => new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
     if (verdict === 'taken') throw taken();
-    if (verdict === 'full') throw queueFull(this.#settings.maxQueuedCalls);
+    if (verdict === 'full') throw records.queueFull(this.#settings.maxQueuedCalls);
     if (verdict === 'ok' && first !== undefined) {
       this.#room = { at: Date.now(), queued: Number(first), since: 0 };
     }
@@ -496,18 +472,16 @@ export class BullmqQueue implements seam.Queue {
         .catch((error: unknown) => this.#tallyLost(error, callId));
     }
     this.#counted(fn, 1);
-    const settlement = await settlementOf(
-      handle,
-      data.request,
-      deliveryOf(callId, data, redelivered),
-    ).finally(() => this.#counted(fn, -1));
+    const settlement = await records
+      .settlementOf(handle, data.request, records.deliveryOf(callId, data, redelivered))
+      .finally(() => this.#counted(fn, -1));
     // Closed under it: the delivery is abandoned, as by a kill. A DelayedError makes BullMQ leave
     // the job as it is.
     if (this.#closed) throw new DelayedError();
     const now = Date.now();
     const next: CallData = {
       ...data,
-      ...settledCall(claimedCall(data, now), settlement, now),
+      ...records.settledCall(records.claimedCall(data, now), settlement, now),
       settledStarts: job.attemptsStarted,
     };
     try {
@@ -558,7 +532,7 @@ export class BullmqQueue implements seam.Queue {
   #lettered(batch: ChainableCommander, callId: string, enqueuedAt: number, data: CallData) {
     const fn = data.request.Function;
     const summary: seam.DeadLetterSummary = {
-      ...callRecordOf(callId, fn, enqueuedAt, data),
+      ...records.callRecordOf(callId, fn, enqueuedAt, data),
       request: seam.summarizeRequest(data.request),
     };
     return batch
@@ -591,7 +565,7 @@ export class BullmqQueue implements seam.Queue {
     const tombstone = await this.#client.hgetall(this.#key('cancelled', callId));
     if (tombstone.data === undefined) return undefined;
     const data = JSON.parse(tombstone.data) as CallData;
-    return callRecordOf(callId, data.request.Function, Number(tombstone.timestamp), {
+    return records.callRecordOf(callId, data.request.Function, Number(tombstone.timestamp), {
       ...data,
       state: 'cancelled',
       updatedAt: Number(tombstone.cancelledAt),
@@ -666,7 +640,7 @@ export class BullmqQueue implements seam.Queue {
     budget: number,
   ): Promise<{ items: seam.DeadLetterSummary[]; next?: string }> {
     const [afterId, afterScore] = query.cursor
-      ? decodeCursor(query.cursor, isBullmqCursor)
+      ? records.decodeCursor(query.cursor, isBullmqCursor)
       : ['', ''];
     const letters =
       query.function === undefined ? this.#key('letters') : this.#key('letters-of', query.function);
@@ -684,7 +658,7 @@ export class BullmqQueue implements seam.Queue {
     for (let i = 0; i + 1 < flat.length; i += 2) {
       items.push(JSON.parse(flat[i + 1] as string) as seam.DeadLetterSummary);
     }
-    return lastId === '' ? { items } : { items, next: encodeCursor([lastId, lastScore]) };
+    return lastId === '' ? { items } : { items, next: records.encodeCursor([lastId, lastScore]) };
   }
 
   /** The matching dead letters, a page at a time, until none is left. */
@@ -703,7 +677,7 @@ export class BullmqQueue implements seam.Queue {
         : [];
       return;
     }
-    yield* everyDeadLetterPage(filter.function, (query) =>
+    yield* records.everyDeadLetterPage(filter.function, (query) =>
       this.#deadPage(query, Number.MAX_SAFE_INTEGER),
     );
   }
@@ -724,13 +698,13 @@ export class BullmqQueue implements seam.Queue {
     try {
       await this.#claim(callId, undefined, { checkId: false });
     } catch (error) {
-      throw redriveStopped(error, ids.length);
+      throw records.redriveStopped(error, ids.length);
     }
     const letter = await this.#letter(callId);
     if (!letter || (await this.#client.zrem(this.#key('letters'), callId)) === 0) return;
     const now = Date.now();
     const fn = letter.data.request.Function;
-    const data: CallData = { ...letter.data, ...redrivenCall(letter.data, now) };
+    const data: CallData = { ...letter.data, ...records.redrivenCall(letter.data, now) };
     try {
       await Promise.all([
         execOrThrow(this.#tracked(this.#client.multi(), fn, callId, now)),
@@ -742,7 +716,7 @@ export class BullmqQueue implements seam.Queue {
         .zadd(this.#key('letters'), letter.data.updatedAt, callId)
         .exec()
         .catch(() => null);
-      throw redriveStopped(error, ids.length);
+      throw records.redriveStopped(error, ids.length);
     }
     await execOrThrow(this.#unlettered(this.#client.multi(), fn, callId));
     ids.push(callId);
@@ -762,14 +736,14 @@ export class BullmqQueue implements seam.Queue {
   }
 
   async bury(buried: seam.BuriedCall): Promise<string> {
-    const callId = callIdOf(buried.request) ?? randomUUID();
+    const callId = records.callIdOf(buried.request) ?? randomUUID();
     // A dead letter is not a call waiting: the cap does not apply.
     const held = await this.#claim(callId, undefined, { cap: Number.MAX_SAFE_INTEGER });
     if (!Array.isArray(held)) throw new ConflictError(`call id ${callId} is taken`);
     const now = Date.now();
     const data: CallData = {
       request: buried.request,
-      ...buriedCall(buried, now),
+      ...records.buriedCall(buried, now),
       settledStarts: 0,
     };
     try {
@@ -793,7 +767,7 @@ export class BullmqQueue implements seam.Queue {
       Date.now(),
       reportLifetimeMs,
     )) as (string | number)[];
-    const tallies: [string, FunctionTally][] = [];
+    const tallies: [string, records.FunctionTally][] = [];
     for (let i = 0; i + 4 < flat.length; i += 5) {
       const oldest = Number(flat[i + 4]);
       tallies.push([
@@ -806,7 +780,7 @@ export class BullmqQueue implements seam.Queue {
         },
       ]);
     }
-    return statsOf(tallies, Date.now());
+    return records.statsOf(tallies, Date.now());
   }
 
   async close(): Promise<void> {
@@ -883,7 +857,7 @@ function toLetterRecord(
   letter: { data: CallData; enqueuedAt: number },
 ): seam.CallRecord {
   const { data } = letter;
-  return callRecordOf(callId, data.request.Function, letter.enqueuedAt, {
+  return records.callRecordOf(callId, data.request.Function, letter.enqueuedAt, {
     ...data,
     state: 'dead-lettered',
   });
@@ -892,8 +866,8 @@ function toLetterRecord(
 /** A call's record from its job and BullMQ state. */
 function toRecord(job: CallJob, state: JobState): seam.CallRecord {
   const data = job.data;
-  const record = (call: CallProgress) =>
-    callRecordOf(String(job.id), data.request.Function, job.timestamp, {
+  const record = (call: records.CallProgress) =>
+    records.callRecordOf(String(job.id), data.request.Function, job.timestamp, {
       ...call,
       updatedAt: Math.max(call.updatedAt, job.processedOn ?? 0, job.finishedOn ?? 0),
     });

@@ -11,29 +11,9 @@ import {
 } from '../../core/errors.js';
 import * as seam from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import {
-  buriedCall,
-  callIdOf,
-  callRecordOf,
-  decodeCursor,
-  deliveryOf,
-  encodeCursor,
-  queueFull,
-  queueSettings,
-  redriveStopped,
-  requestFingerprint,
-  sameRequestOr422,
-  scopedIdempotencyKey,
-  settledCall,
-  settlementOf,
-  statsOf,
-  tallyOfState,
-  type CallProgress,
-  type FunctionTally,
-  type QueueOptions,
-} from '../call-records.js';
+import * as records from '../call-records.js';
 
-export interface LocalQueueOptions extends QueueOptions {
+export interface LocalQueueOptions extends records.QueueOptions {
   /** The database file (created with its folder); `:memory:` for a queue that does not last. */
   file: string;
   /**
@@ -121,7 +101,7 @@ export class LocalQueue implements seam.Queue {
       retentionMs: this.#retentionMs,
       idempotencyWindowMs: this.#idempotencyWindowMs,
       maxQueuedCalls: this.#maxQueuedCalls,
-    } = queueSettings(options));
+    } = records.queueSettings(options));
     this.#pollMs = options.pollMs;
     this.#statements = prepare(this.#db);
     // Calls running when the last process died: run them again, marked redelivered.
@@ -186,7 +166,10 @@ export class LocalQueue implements seam.Queue {
     const idempotency =
       sentKey === undefined
         ? undefined
-        : { key: scopedIdempotencyKey(req, sentKey), fingerprint: requestFingerprint(req) };
+        : {
+            key: records.scopedIdempotencyKey(req, sentKey),
+            fingerprint: records.requestFingerprint(req),
+          };
     if (idempotency) {
       const { key, fingerprint } = idempotency;
       this.#statements.forgetKey.run(key, now);
@@ -194,7 +177,7 @@ export class LocalQueue implements seam.Queue {
         { call_id: string; fingerprint: string | null } | undefined;
       if (seen) {
         try {
-          return sameRequestOr422(
+          return records.sameRequestOr422(
             { callId: seen.call_id, fingerprint: seen.fingerprint },
             fingerprint,
           );
@@ -203,8 +186,8 @@ export class LocalQueue implements seam.Queue {
         }
       }
     }
-    if (counted.queued >= this.#maxQueuedCalls) return queueFull(this.#maxQueuedCalls);
-    const callId = callIdOf(req) ?? randomUUID();
+    if (counted.queued >= this.#maxQueuedCalls) return records.queueFull(this.#maxQueuedCalls);
+    const callId = records.callIdOf(req) ?? randomUUID();
     // A taken id inserts nothing: no read of the row first.
     const { changes } = this.#statements.insert.run({
       call_id: callId,
@@ -256,19 +239,19 @@ export class LocalQueue implements seam.Queue {
   async #deliver(row: CallRow, handle: seam.DeliveryHandler): Promise<void> {
     const req = JSON.parse(row.request ?? '{}') as QueueRequest;
     const call = progressOf(row);
-    const settlement = await settlementOf(
+    const settlement = await records.settlementOf(
       handle,
       req,
-      deliveryOf(row.call_id, call, row.redelivered === 1),
+      records.deliveryOf(row.call_id, call, row.redelivered === 1),
     );
-    this.#settle(row.call_id, req, settledCall(call, settlement, Date.now()));
+    this.#settle(row.call_id, req, records.settledCall(call, settlement, Date.now()));
   }
 
   /**
    * Settlements are committed together once per turn, as enqueues are: a settlement lost to a
    * crash before its commit only means the call runs again (at least once).
    */
-  #settle(callId: string, req: QueueRequest, next: CallProgress): void {
+  #settle(callId: string, req: QueueRequest, next: records.CallProgress): void {
     this.#settlements.push(() => this.#writeSettlement(callId, req, next));
     if (this.#settlements.length === 1) setImmediate(this.#commitSettlements);
   }
@@ -282,7 +265,7 @@ export class LocalQueue implements seam.Queue {
   };
 
   /** One row update, whatever the outcome. */
-  #writeSettlement(callId: string, req: QueueRequest, next: CallProgress): void {
+  #writeSettlement(callId: string, req: QueueRequest, next: records.CallProgress): void {
     const dead = next.state === 'dead-lettered';
     this.#statements.settle.run({
       call_id: callId,
@@ -323,7 +306,7 @@ export class LocalQueue implements seam.Queue {
   }
 
   #deadLetterPage(query: seam.DeadLetterQuery): seam.DeadLetterPage {
-    const [at, seq] = query.cursor ? decodeCursor(query.cursor, isLocalCursor) : [-1, -1];
+    const [at, seq] = query.cursor ? records.decodeCursor(query.cursor, isLocalCursor) : [-1, -1];
     const params = { at, seq, limit: query.limit + 1 };
     const rows = (
       query.function === undefined
@@ -343,7 +326,8 @@ export class LocalQueue implements seam.Queue {
     }));
     const last = rows[query.limit - 1];
     const page: seam.DeadLetterPage = { items };
-    if (rows.length > query.limit && last) page.next = encodeCursor([last.updated_at, last.seq]);
+    if (rows.length > query.limit && last)
+      page.next = records.encodeCursor([last.updated_at, last.seq]);
     return page;
   }
 
@@ -384,7 +368,9 @@ export class LocalQueue implements seam.Queue {
         for (const row of batch) ids.push(row.call_id);
         if (batch.length > 0) this.#notify();
         if (full) {
-          return Promise.reject(redriveStopped(queueFull(this.#maxQueuedCalls), ids.length));
+          return Promise.reject(
+            records.redriveStopped(records.queueFull(this.#maxQueuedCalls), ids.length),
+          );
         }
         if (batch.length < redriveBatch) return Promise.resolve(ids);
       }
@@ -398,8 +384,8 @@ export class LocalQueue implements seam.Queue {
   }
 
   bury(buried: seam.BuriedCall): Promise<string> {
-    const callId = callIdOf(buried.request) ?? randomUUID();
-    const call = buriedCall(buried, Date.now());
+    const callId = records.callIdOf(buried.request) ?? randomUUID();
+    const call = records.buriedCall(buried, Date.now());
     let changes: number;
     try {
       ({ changes } = this.#bury({
@@ -436,7 +422,7 @@ export class LocalQueue implements seam.Queue {
    */
   stats(): Promise<Record<string, seam.FunctionQueueStats>> {
     return settled(() => {
-      const tallies = new Map<string, FunctionTally>();
+      const tallies = new Map<string, records.FunctionTally>();
       const tally = (fn: string) => {
         let entry = tallies.get(fn);
         if (!entry) tallies.set(fn, (entry = { live: 0, running: 0, dead: 0 }));
@@ -455,7 +441,7 @@ export class LocalQueue implements seam.Queue {
         const { oldest } = this.#statements.oldestQueued.get(fn) as { oldest: number | null };
         if (oldest !== null) entry.oldestQueuedAt = oldest;
       }
-      return statsOf(tallies, Date.now());
+      return records.statsOf(tallies, Date.now());
     });
   }
 
@@ -553,8 +539,8 @@ function filterParams(filter: seam.DeadLetterFilter) {
 }
 
 /** A row's progress, as the state machine (call-records) reads it. */
-function progressOf(row: CallRow): CallProgress {
-  const call: CallProgress = {
+function progressOf(row: CallRow): records.CallProgress {
+  const call: records.CallProgress = {
     state: row.state,
     attempts: JSON.parse(row.attempts) as seam.AttemptRecord[],
     queuedAt: row.queued_at,
@@ -569,12 +555,12 @@ function progressOf(row: CallRow): CallProgress {
 }
 
 function toRecord(row: CallRow): seam.CallRecord {
-  return callRecordOf(row.call_id, row.function, row.enqueued_at, progressOf(row));
+  return records.callRecordOf(row.call_id, row.function, row.enqueued_at, progressOf(row));
 }
 
-/** What a call in `row`'s state is tallied as (call-records' tallyOfState), in SQL. */
+/** What a call in `row`'s state is tallied as (call-records' records.tallyOfState), in SQL. */
 function kindOf(row: 'old' | 'new'): string {
-  const cases = Object.entries(tallyOfState)
+  const cases = Object.entries(records.tallyOfState)
     .filter(([, kind]) => kind !== undefined)
     .map(([state, kind]) => `WHEN '${state}' THEN '${kind}'`);
   return `(CASE ${row}.state ${cases.join(' ')} END)`;

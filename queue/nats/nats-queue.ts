@@ -45,30 +45,7 @@ import {
 import { silentLogger, type Logger } from '../../core/logger.js';
 import * as seam from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import {
-  awaitReconnect,
-  buriedCall,
-  callIdOf,
-  cancelledCall,
-  claimedCall,
-  decodeCursor,
-  deliveryOf,
-  encodeCursor,
-  everyDeadLetterPage,
-  queueFull,
-  queueSettings,
-  queuedCall,
-  redriveStopped,
-  redrivenCall,
-  requestFingerprint,
-  sameRequestOr422,
-  scopedIdempotencyKey,
-  settledCall,
-  settlementOf,
-  statsOf,
-  type FunctionTally,
-  type QueueOptions,
-} from '../call-records.js';
+import * as records from '../call-records.js';
 import {
   callKey,
   createOnce,
@@ -89,7 +66,7 @@ import {
  * `maxQueuedCalls` is the work stream's `max_msgs` (discard new): the server itself refuses the
  * next publish.
  */
-export interface NatsQueueOptions extends QueueOptions {
+export interface NatsQueueOptions extends records.QueueOptions {
   /** The server, `nats://host:port` (a comma-separated list for a cluster). */
   url: string;
   /** Names the stream (and prefixes its consumer, subjects and KV buckets); default `fnbus-async`. */
@@ -178,7 +155,7 @@ export class NatsQueue implements seam.Queue {
       idempotencyWindowMs: this.#idempotencyWindowMs,
       leaseMs: this.#ackWaitMs,
       maxQueuedCalls: this.#maxQueuedCalls,
-    } = queueSettings(options));
+    } = records.queueSettings(options));
     this.#logger = options.logger ?? silentLogger;
     this.#sweeper = setInterval(() => void this.#sweep(), sweepEveryMs).unref();
   }
@@ -204,7 +181,7 @@ export class NatsQueue implements seam.Queue {
           `takes ${limit} at most (its max_payload, less room for the call's record)`,
       );
     }
-    const callId = callIdOf(req) ?? randomUUID();
+    const callId = records.callIdOf(req) ?? randomUUID();
     const now = Date.now();
     const call = withProgress(
       {
@@ -213,20 +190,20 @@ export class NatsQueue implements seam.Queue {
         enqueuedAt: new Date(now).toISOString(),
         messageId: `${callId}~${randomUUID()}`,
       },
-      queuedCall(now),
+      records.queuedCall(now),
     );
     // Whatever this enqueue wrote is taken back if it fails: the caller was told no.
     const undo: (() => Promise<unknown>)[] = [];
     try {
       if (options.idempotencyKey !== undefined) {
-        const digest = scopedIdempotencyKey(req, options.idempotencyKey);
-        const fingerprint = requestFingerprint(req);
+        const digest = records.scopedIdempotencyKey(req, options.idempotencyKey);
+        const fingerprint = records.requestFingerprint(req);
         const mine = JSON.stringify({ callId, messageId: call.messageId, fingerprint });
         const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
         if (revision === undefined) {
           const seen = await backend.keys.get(digest);
           if (seen?.operation !== 'PUT') throw new Error('Idempotency-Key just expired; try again');
-          return sameRequestOr422(
+          return records.sameRequestOr422(
             seen.json<{ callId: string; fingerprint?: string }>(),
             fingerprint,
           );
@@ -336,7 +313,10 @@ export class NatsQueue implements seam.Queue {
         throw new NotFoundError(`no call ${callId}`);
       }
       if (entry.call.state !== 'queued') return false;
-      const cancelled = withProgress(entry.call, cancelledCall(progressOf(entry.call), Date.now()));
+      const cancelled = withProgress(
+        entry.call,
+        records.cancelledCall(progressOf(entry.call), Date.now()),
+      );
       const revision = await updateCall(backend.live, entry.key, cancelled, entry.revision);
       if (revision === undefined) continue; // a worker took it meanwhile: look again
       // Its message stays in the stream until delivered, and is dropped then: no record in `live`.
@@ -400,7 +380,7 @@ export class NatsQueue implements seam.Queue {
     if (!request) return; // every dead letter keeps its request; this one cannot be replayed
     const queued = withProgress(
       { ...call, messageId: `${call.callId}~${randomUUID()}` },
-      redrivenCall(progressOf(call), Date.now()),
+      records.redrivenCall(progressOf(call), Date.now()),
     );
     // The record first, so that only one redrive of a letter wins; then its new message.
     const revision = await updateCall(backend.live, letter.key, queued, letter.revision);
@@ -411,7 +391,9 @@ export class NatsQueue implements seam.Queue {
       // Back to a dead letter. Should the message have been stored after all, its id is not
       // the record's, so it is dropped when delivered.
       await updateCall(backend.live, letter.key, letter.call, revision).catch(() => {});
-      throw error instanceof QueueFullError ? redriveStopped(error, redriven.length) : error;
+      throw error instanceof QueueFullError
+        ? records.redriveStopped(error, redriven.length)
+        : error;
     }
     redriven.push(call.callId);
     // The message carries the request now.
@@ -468,7 +450,7 @@ export class NatsQueue implements seam.Queue {
 
   async bury(buried: seam.BuriedCall): Promise<string> {
     const backend = await this.#connected();
-    const callId = callIdOf(buried.request) ?? randomUUID();
+    const callId = records.callIdOf(buried.request) ?? randomUUID();
     const messageId = `${callId}~${randomUUID()}`;
     // The request first: a record never names a letter not yet there.
     const letterSeq = await this.#keepLetter(backend, buried.request, `${messageId}~letter`);
@@ -480,7 +462,7 @@ export class NatsQueue implements seam.Queue {
           enqueuedAt: new Date().toISOString(),
           messageId,
         },
-        buriedCall(buried, Date.now()),
+        records.buriedCall(buried, Date.now()),
       ),
       letterSeq,
       letter: seam.summarizeRequest(buried.request),
@@ -516,7 +498,7 @@ export class NatsQueue implements seam.Queue {
       perSubject(this.#deadStream(), 'dead'),
       this.#runningEverywhere(backend),
     ]);
-    const tallies = new Map<string, FunctionTally>();
+    const tallies = new Map<string, records.FunctionTally>();
     const tally = (fn: string) => {
       let entry = tallies.get(fn);
       if (!entry) tallies.set(fn, (entry = { live: 0, running: 0, dead: 0 }));
@@ -534,7 +516,7 @@ export class NatsQueue implements seam.Queue {
         if (oldest) entry.oldestQueuedAt = oldest.time.getTime();
       }),
     );
-    return statsOf(tallies, Date.now());
+    return records.statsOf(tallies, Date.now());
   }
 
   /** Every consuming queue's deliveries in their handlers, per function (see #answerRunning). */
@@ -569,7 +551,7 @@ export class NatsQueue implements seam.Queue {
   /** Resolves at once while connected; else waits for the connection to come back. */
   async #reachable(): Promise<void> {
     if (this.#online) return;
-    await awaitReconnect('NATS', (up) => {
+    await records.awaitReconnect('NATS', (up) => {
       this.#onReconnect.add(up);
       return () => this.#onReconnect.delete(up);
     });
@@ -724,7 +706,7 @@ export class NatsQueue implements seam.Queue {
       );
     } catch (error) {
       // The stream's max_msgs: the queue is at its cap.
-      if (/maximum messages/i.test(String(error))) throw queueFull(this.#maxQueuedCalls);
+      if (/maximum messages/i.test(String(error))) throw records.queueFull(this.#maxQueuedCalls);
       throw error;
     }
   }
@@ -745,10 +727,10 @@ export class NatsQueue implements seam.Queue {
       this.#running.set(fn, (this.#running.get(fn) ?? 0) + 1);
       let settlement: seam.Settlement;
       try {
-        settlement = await settlementOf(
+        settlement = await records.settlementOf(
           handle,
           claim.req,
-          deliveryOf(claim.call.callId, progressOf(claim.call), claim.redelivered),
+          records.deliveryOf(claim.call.callId, progressOf(claim.call), claim.redelivered),
         );
       } finally {
         const left = (this.#running.get(fn) ?? 1) - 1;
@@ -821,7 +803,7 @@ export class NatsQueue implements seam.Queue {
         attempt(() => msg.nak(dueInMs));
         return undefined;
       }
-      const running = withProgress(call, claimedCall(progressOf(call), Date.now()));
+      const running = withProgress(call, records.claimedCall(progressOf(call), Date.now()));
       const revision = await updateCall(backend.live, key, running, entry.revision);
       if (revision === undefined) continue; // cancelled or claimed meanwhile: look again
       return { key, revision, call: running, req, redelivered: call.state === 'running' };
@@ -848,7 +830,7 @@ export class NatsQueue implements seam.Queue {
     }
     const dueInMs = call.nextAttemptAt ? Date.parse(call.nextAttemptAt) - Date.now() : 0;
     if (dueInMs > 50) return undefined;
-    const running = withProgress(call, claimedCall(progressOf(call), Date.now()));
+    const running = withProgress(call, records.claimedCall(progressOf(call), Date.now()));
     const claimed = await updateCall(backend.live, key, running, revision);
     if (claimed === undefined) return undefined;
     const claim: Claim = { key, revision: claimed, call: running, req, redelivered: false };
@@ -858,7 +840,10 @@ export class NatsQueue implements seam.Queue {
   /** Carries out the handler's decision: the record first, then the message. */
   async #settle(backend: Backend, msg: JsMsg, claim: Claim, settlement: seam.Settlement) {
     const { call } = claim;
-    const settled = withProgress(call, settledCall(progressOf(call), settlement, Date.now()));
+    const settled = withProgress(
+      call,
+      records.settledCall(progressOf(call), settlement, Date.now()),
+    );
     if (settled.state === 'queued') {
       // Retry or defer: the record, then the message handed back for the delay.
       const revision = await this.#persist(() =>
@@ -910,7 +895,7 @@ export class NatsQueue implements seam.Queue {
     query: seam.DeadLetterQuery,
     budget: number,
   ): Promise<{ items: CallEntry[]; next?: string }> {
-    const from = query.cursor ? decodeCursor(query.cursor, isSequence) : 1;
+    const from = query.cursor ? records.decodeCursor(query.cursor, isSequence) : 1;
     const entries: CallEntry[] = [];
     let bytes = 0;
     let scanned = 0;
@@ -927,7 +912,9 @@ export class NatsQueue implements seam.Queue {
       scanned += 1;
       return entries.length >= query.limit || scanned >= maxScanned ? 'after' : 'on';
     });
-    return end === undefined ? { items: entries } : { items: entries, next: encodeCursor(end) };
+    return end === undefined
+      ? { items: entries }
+      : { items: entries, next: records.encodeCursor(end) };
   }
 
   /**
@@ -995,7 +982,7 @@ export class NatsQueue implements seam.Queue {
       }
       return;
     }
-    yield* everyDeadLetterPage(filter.function, (query) =>
+    yield* records.everyDeadLetterPage(filter.function, (query) =>
       this.#deadPage(backend, query, Number.MAX_SAFE_INTEGER),
     );
   }
