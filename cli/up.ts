@@ -1,7 +1,6 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
-import { readProviderLimits } from '../deploy/process/limits.js';
+import { readProviderLimits, type ProviderLimits } from '../deploy/process/limits.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { buildGateway } from '../gateway/app.js';
 import { basicAuthorization, defaultGateway } from '../client/gateway-client.js';
@@ -13,12 +12,15 @@ import type { Env } from '../core/config.js';
 import { webhookPrefix } from '../connectors/webhook/webhook-handler.js';
 import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
-import { startConnectors, type ConnectorKind, type RunningConnectors } from './connectors.js';
+import { startConnectors, type RunningConnectors } from './connectors.js';
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
-import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
+import { buildStackFunction, stackDeployment } from './stack-deployments.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
 import { loadStack, type Stack } from './stack.js';
+import { build, version } from '../watchdog/version.js';
 
 export interface UpOptions {
   stackFile: string | undefined;
@@ -31,8 +33,12 @@ export interface UpOptions {
   queueUrl?: string;
   worker: WorkerConfig;
   /** The connectors to run against this hub's gateway, and their env config. */
-  connectors: readonly ConnectorKind[];
+  connectors: readonly string[];
   connectorEnv: Env;
+  /** The process provider's caps, as readHubConfig read them; default: from process.env. */
+  limits?: ProviderLimits;
+  /** This machine's image store (`fnbus build`), as readHubConfig read it; default: from process.env. */
+  imagesDir?: string;
 }
 
 export interface RunningHub {
@@ -42,11 +48,6 @@ export interface RunningHub {
 
 /** How long closing takes at most once shutdown_timeout has passed (stopping processes). */
 const closeGraceMs = 5000;
-
-/** Where `fnbus up` keeps deployed functions between runs, unless told otherwise. */
-export function defaultStateDir(env: NodeJS.ProcessEnv): string {
-  return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'fnbus');
-}
 
 /**
  * `fnbus up`: the whole hub in one process (gateway + process provider), with the stack's
@@ -63,6 +64,8 @@ export async function up({
   worker: workerConfig,
   connectors: connectorKinds,
   connectorEnv,
+  limits = readProviderLimits(process.env),
+  imagesDir = localImagesDir(process.env),
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const auth = hubCredentials(config, process.env, stateDir);
@@ -78,11 +81,12 @@ export async function up({
         `cat ${auth.passwordFile} | fnbus login --username ${generatedUser} --password-stdin${gatewayFlag}`,
     );
   }
-  const limits = readProviderLimits(process.env);
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
+  const images = new LocalImageStore(imagesDir);
   const provider = new ProcessProvider({
     stateDir,
     namespace: config.functionNamespace,
+    images,
     logger,
     ...limits,
   });
@@ -112,6 +116,7 @@ export async function up({
   const gateway = buildGateway({
     provider,
     config,
+    version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     credentials,
     queue: refusingQueue(embedded ? wakingQueue(queue, wake) : queue, () =>
       stopping ? 'the hub is stopping' : undefined,
@@ -137,8 +142,11 @@ export async function up({
             },
             // Connectors start once the gateway listens: until then, come back later.
             handler: (req, res) => {
-              if (connectors?.webhook) connectors.webhook.handle(req, res);
-              else res.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
+              if (connectors?.webhook) connectors.webhook(req, res);
+              else {
+                res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '1' });
+                res.end('starting\n');
+              }
             },
           },
         ]
@@ -194,18 +202,15 @@ export async function up({
       (stats) => stats.queued + stats.running > 0,
     );
     if (!embedded || waiting) await worker.start();
-    if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
+    if (stack) await deployStack(stack, provider, images, config.functionNamespace, logger);
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
     connectors = await startConnectors(connectorKinds, {
-      env: connectorEnv,
-      gatewayUrl: selfUrl,
+      env: { ...connectorEnv, gateway_url: selfUrl, FNBUS_LEASE_URL: shared ?? 'local' },
       logger,
       registry,
-      leaseUrl: shared,
-      stateDir,
-      secretsDir: resolve(stateDir, 'secrets'),
+      host: { embedded: true, stateDir, secretsDir: resolve(stateDir, 'secrets') },
       authorization: credentials && basicAuthorization(credentials.user, credentials.password),
     });
     return { port, stop };
@@ -218,13 +223,15 @@ export async function up({
 async function deployStack(
   stack: Stack,
   provider: ProcessProvider,
+  images: LocalImageStore,
   namespace: string,
   logger: Logger,
 ): Promise<void> {
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
-    const deployment = stackDeployment(name, stack, namespace);
-    await prepareStackFunction(name, stack, (line) => logger.info({ function: name }, line));
+    // Checked as the gateway checks a deployment: the provider gets what it would get from one.
+    const deployment = normalizeDeployment(stackDeployment(name, stack, namespace), namespace);
+    await buildStackFunction(name, stack, images, (line) => logger.info({ function: name }, line));
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);
     else await provider.deploy(deployment);
     logger.info({ function: name, progress: `${index + 1}/${names.length}` }, 'deployed');

@@ -6,16 +6,18 @@ import Fastify, {
   type FastifyRequest,
   type RouteOptions,
 } from 'fastify';
-import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
+import type { FunctionStatus } from '../core/function-types.js';
 import {
   FnbusError,
   NotFoundError,
   NotImplementedError,
-  QueueFullError,
+  httpAnswer,
   ValidationError,
 } from '../core/errors.js';
-import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { withFunctionLabel } from '../core/function-rules.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import type { VersionInfo } from '../core/info-types.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { Queue } from '../core/queue.js';
@@ -30,13 +32,13 @@ import {
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import { registerLogsRoutes } from './logs-routes.js';
+import { knownFields } from './known-fields.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { registerSecretsRoutes } from './secrets-routes.js';
 import {
   DeleteFunctionRequestSchema,
   FunctionDeploymentSchema,
-  type FunctionDeploymentBody,
   NameParamsSchema,
   NamespaceQuerySchema,
   ScaleServiceRequestSchema,
@@ -46,7 +48,8 @@ export interface GatewayDeps {
   provider: Provider;
   config: GatewayConfig;
   logger?: Logger;
-  version?: string;
+  /** The gateway's own release and commit, for `/system/info`. */
+  version?: VersionInfo;
   /**
    * Basic-auth credentials for `/system/*` when `config.basicAuth` is on and the files
    * `basic-auth-user` and `basic-auth-password` are not in `config.secretMountPath` (from env, say).
@@ -98,7 +101,7 @@ export const openApiPath = '/system/openapi.json';
 export function buildGateway({
   provider,
   config,
-  version = '0.0.0',
+  version = { release: '0.0.0', sha: 'unknown', commit_message: '' },
   credentials,
   queue,
   registry,
@@ -129,7 +132,7 @@ export function buildGateway({
   });
   const openApi = collectOpenApi(app, {
     title: 'fnbus gateway',
-    version,
+    version: version.release,
     ...(auth
       ? { authenticated: (route: RouteOptions) => needsCredentials(route.url, route.config) }
       : {}),
@@ -158,31 +161,34 @@ export function buildGateway({
   });
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
-    if (error instanceof FnbusError) {
-      if (error instanceof QueueFullError) {
-        reply.header('Retry-After', String(error.retryAfterSeconds));
+    if (!(error instanceof FnbusError)) {
+      // Fastify's own refusals of a request (schema, body, parse): a 4xx that says why.
+      const fastifyError = error;
+      if (fastifyError.validation) {
+        const where = fastifyError.validationContext ?? 'request';
+        return reply
+          .code(400)
+          .type('text/plain')
+          .send(`invalid ${where}: ${fastifyError.message}\n`);
       }
-      return reply.code(error.status).type('text/plain').send(`${error.message}\n`);
-    }
-    const fastifyError = error;
-    if (fastifyError.validation) {
-      const where = fastifyError.validationContext ?? 'request';
-      return reply.code(400).type('text/plain').send(`invalid ${where}: ${fastifyError.message}\n`);
-    }
-    const status = fastifyError.statusCode ?? 500;
-    if (status >= 500) {
+      const status = fastifyError.statusCode ?? 500;
+      if (status < 500) {
+        return reply.code(status).type('text/plain').send(`${fastifyError.message}\n`);
+      }
       app.log.error(error);
-      // An unexpected error's message may name files of this machine: not for the caller.
-      return reply.code(status).type('text/plain').send('internal error\n');
     }
-    return reply.code(status).type('text/plain').send(`${fastifyError.message}\n`);
+    // Everything else, as core/errors.ts maps it: a FnbusError its own way, any other a 500.
+    const answer = httpAnswer(error);
+    return reply.code(answer.status).headers(answer.headers).type('text/plain').send(answer.text);
   });
 
   const namespaceOf = (query: { namespace?: string }, fromBody?: string) =>
     query.namespace ?? fromBody ?? config.functionNamespace;
 
+  // faas_function on every function, as OpenFaaS's providers label them, whatever the provider.
   const withCount = (status: FunctionStatus, counts: Map<string, number>): FunctionStatus => ({
     ...status,
+    labels: withFunctionLabel(status.labels, status.name),
     invocationCount: counts.get(joinFunctionName(status.name, status.namespace)) ?? 0,
   });
 
@@ -221,7 +227,7 @@ export function buildGateway({
     { schema: { summary: 'Gateway and provider info', statuses: { 200: 'GatewayInfo' } } },
     async () => ({
       provider: await provider.info(),
-      version: { release: version, sha: 'unknown', commit_message: '' },
+      version: { commit_message: '', ...version },
       arch: process.arch === 'x64' ? 'x86_64' : process.arch,
     }),
   );
@@ -295,7 +301,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.deploy(toDeployment(request.body, config.functionNamespace));
+      await provider.deploy(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -310,7 +321,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.update(toDeployment(request.body, config.functionNamespace));
+      await provider.update(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -386,12 +402,4 @@ export function buildGateway({
   }
 
   return app;
-}
-
-function toDeployment(body: FunctionDeploymentBody, defaultNamespace: string): FunctionDeployment {
-  // registryAuth and network are deprecated by OpenFaaS and ignored.
-  const { registryAuth: _registryAuth, network: _network, ...given } = withoutNulls(body);
-  const deployment = { ...given, namespace: given.namespace ?? defaultNamespace };
-  checkDeployment(deployment as FunctionDeployment);
-  return deployment as FunctionDeployment;
 }

@@ -44,6 +44,7 @@ import {
 } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import * as seam from '../../core/queue.js';
+import { Backoff } from '../../core/retry-policy.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import * as records from '../call-records.js';
 import {
@@ -202,7 +203,9 @@ export class NatsQueue implements seam.Queue {
         const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
         if (revision === undefined) {
           const seen = await backend.keys.get(digest);
-          if (seen?.operation !== 'PUT') throw new Error('Idempotency-Key just expired; try again');
+          if (seen?.operation !== 'PUT') {
+            throw new UnavailableError('Idempotency-Key just expired; try again');
+          }
           return records.sameRequestOr422(
             seen.json<{ callId: string; fingerprint?: string }>(),
             fingerprint,
@@ -994,7 +997,8 @@ export class NatsQueue implements seam.Queue {
    */
   async #persist<T>(op: () => Promise<T>): Promise<T | undefined> {
     const deadline = Date.now() + persistForMs;
-    for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, 2000)) {
+    const backoff = new Backoff({ minWaitMs: 100, maxWaitMs: 2000 });
+    for (;;) {
       try {
         return await op();
       } catch (error) {
@@ -1003,7 +1007,7 @@ export class NatsQueue implements seam.Queue {
           throw error;
         }
         this.#logger.debug({ err: error, queue: this.#name }, 'retrying a write');
-        await pause(pauseMs, this.#closing.signal);
+        await pause(backoff.next(), this.#closing.signal);
       }
     }
   }
