@@ -271,7 +271,9 @@ export class BullmqQueue implements seam.Queue {
         this.#add(callId, data),
       ]);
     } catch (error) {
-      // Not queued: free the id and the key for the caller's next try.
+      // Not queued: free the id and the key for the caller's next try (and name the function
+      // again next time: the tally's write may be what failed).
+      this.#knownFunctions.names.delete(req.Function);
       await this.#untracked(this.#client.multi(), req.Function, callId)
         .del(...(held.length > 0 ? held : [this.#key('claim', callId)]))
         .exec()
