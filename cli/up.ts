@@ -111,6 +111,8 @@ export async function up({
   const registry = new Registry();
   const gateway = buildGateway({
     provider,
+    // Calls reach the replicas in this process directly, not through their loopback ports.
+    resolveLocal: (name, namespace) => provider.resolveLocal(name, namespace),
     config,
     credentials,
     queue: refusingQueue(embedded ? wakingQueue(queue, wake) : queue, () =>

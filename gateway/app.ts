@@ -29,6 +29,7 @@ import {
 } from './auth.js';
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
+import type { ResolveLocal } from './local-replica.js';
 import { registerLogsRoutes } from './logs-routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
@@ -44,6 +45,11 @@ import {
 
 export interface GatewayDeps {
   provider: Provider;
+  /**
+   * The provider's replicas that serve in this process, if it has such (the process provider's
+   * resolveLocal): calls are handed to them directly rather than proxied to resolve()'s URL.
+   */
+  resolveLocal?: ResolveLocal;
   config: GatewayConfig;
   logger?: Logger;
   version?: string;
@@ -97,6 +103,7 @@ export const openApiPath = '/system/openapi.json';
  */
 export function buildGateway({
   provider,
+  resolveLocal,
   config,
   version = '0.0.0',
   credentials,
@@ -361,7 +368,12 @@ export function buildGateway({
   );
 
   app.register((scope, _options, done) => {
-    registerInvokeRoutes(scope, { provider, config, metrics });
+    registerInvokeRoutes(scope, {
+      provider,
+      config,
+      metrics,
+      ...(resolveLocal ? { resolveLocal } : {}),
+    });
     done();
   });
   registerAsyncRoutes(app, { provider, queue, config });
