@@ -7,13 +7,7 @@ import Fastify, {
   type RouteOptions,
 } from 'fastify';
 import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
-import {
-  FnbusError,
-  NotFoundError,
-  NotImplementedError,
-  QueueFullError,
-  ValidationError,
-} from '../core/errors.js';
+import { FnbusError, NotFoundError, QueueFullError, ValidationError } from '../core/errors.js';
 import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Logger } from '../core/logger.js';
@@ -31,6 +25,7 @@ import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import type { ResolveLocal } from './local-replica.js';
 import { registerLogsRoutes } from './logs-routes.js';
+import { registerNamespacesRoutes } from './namespaces-routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { registerSecretsRoutes } from './secrets-routes.js';
@@ -233,24 +228,7 @@ export function buildGateway({
     }),
   );
 
-  app.get(
-    '/system/namespaces',
-    { schema: { summary: 'Namespaces', statuses: { 200: 'the namespaces' } } },
-    namespaces,
-  );
-  // Creating, changing and removing namespaces is no provider's capability yet: 501, as
-  // faas-provider answers when it has no namespace handler.
-  app.route({
-    method: ['GET', 'POST', 'PUT', 'DELETE'],
-    url: '/system/namespace/:name',
-    schema: {
-      summary: 'Manage one namespace (not implemented: 501)',
-      statuses: { 501: 'not implemented' },
-    },
-    handler: () => {
-      throw new NotImplementedError('namespaces cannot be managed on this gateway');
-    },
-  });
+  registerNamespacesRoutes(app, { provider, config });
 
   app.get(
     '/system/functions',
