@@ -12,6 +12,7 @@ import { registerLoginCommands } from './login-commands.js';
 import { connectorKinds, parseConnectorKinds, startConnectors } from './connectors.js';
 import { serveMetrics } from './metrics-server.js';
 import { registerTopicsCommand } from './topics-command.js';
+import { registerGatewayCommand } from './commands/gateway.js';
 import { readConnectorConfig } from '../connectors/sdk/config.js';
 import { resolveGateway } from '../client/gateway-client.js';
 import { createServer } from 'node:http';
@@ -62,6 +63,7 @@ interface UpCommandOptions {
   host?: string;
   stateDir: string;
   queue?: string;
+  provider?: string;
   connectors?: string;
 }
 
@@ -82,6 +84,10 @@ program
   .option(
     '--queue <url>',
     'the async queue: redis://host:port (BullMQ), nats://host:port (JetStream), or local (default: embedded, in the state folder)',
+  )
+  .option(
+    '--provider <url>',
+    'process (replicas on this machine), or http://host:port (an OpenFaaS provider) (default: $FNBUS_PROVIDER, else process)',
   )
   .option(
     '--connectors <list>',
@@ -105,6 +111,7 @@ program
       stateDir: options.stateDir,
       logger,
       queueUrl: options.queue ?? process.env.FNBUS_QUEUE,
+      providerUrl: options.provider ?? process.env.FNBUS_PROVIDER,
       worker,
       connectors,
       connectorEnv: process.env,
@@ -208,6 +215,7 @@ registerClientCommands(program);
 registerAsyncCommands(program);
 registerTopicsCommand(program);
 registerLoginCommands(program);
+registerGatewayCommand(program);
 
 try {
   await program.parseAsync(process.argv);

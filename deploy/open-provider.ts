@@ -40,7 +40,7 @@ export async function openProvider(
   url: string | undefined,
   parts: ProviderParts,
 ): Promise<OpenedProvider> {
-  if (url === undefined || url === '' || url === 'process') {
+  if (providerKind(url) === 'process') {
     const { ProcessProvider } = await import('./process/process-provider.js');
     const { readProviderLimits } = await import('./process/limits.js');
     const provider = new ProcessProvider({
@@ -52,18 +52,30 @@ export async function openProvider(
     await provider.start();
     return { provider, process: provider, close: () => provider.close() };
   }
+  const { FaasProvider } = await import('./faas-provider/faas-provider.js');
+  const provider = new FaasProvider({
+    url: url as string,
+    credentials: providerCredentials(parts.env),
+    timeoutMs: timeoutMs(parts.env),
+    logger: parts.logger.child({ component: 'provider' }),
+  });
+  return { provider, close: () => provider.close() };
+}
+
+/**
+ * Which provider a URL names, or a ValidationError saying what is wrong with it (never its
+ * credentials): for a start to refuse a bad URL before it does anything else.
+ */
+export function providerKind(url: string | undefined): 'process' | 'http' {
+  if (url === undefined || url === '' || url === 'process') return 'process';
   const parsed = URL.canParse(url) ? new URL(url) : undefined;
-  const scheme = parsed?.protocol ?? '';
-  if (scheme === 'http:' || scheme === 'https:') {
-    const { FaasProvider } = await import('./faas-provider/faas-provider.js');
-    const provider = new FaasProvider({
-      url,
-      credentials: providerCredentials(parts.env),
-      timeoutMs: timeoutMs(parts.env),
-      logger: parts.logger.child({ component: 'provider' }),
-    });
-    return { provider, close: () => provider.close() };
+  if (!parsed) {
+    throw new ValidationError(
+      `provider "${redacted(url, parsed)}" is not a URL: use process (the default) or http://host:port`,
+    );
   }
+  const scheme = parsed.protocol;
+  if (scheme === 'http:' || scheme === 'https:') return 'http';
   if (comingSchemes.includes(scheme)) {
     throw new ValidationError(
       `provider ${scheme}// is not available yet: use process (the default) or http://host:port (an OpenFaaS provider)`,
