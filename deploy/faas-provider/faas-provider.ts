@@ -150,16 +150,20 @@ export class FaasProvider implements Provider {
     });
   }
 
-  list(namespace?: string): Promise<FunctionStatus[]> {
-    return this.#json<FunctionStatus[]>('GET', '/system/functions', { namespace });
+  async list(namespace?: string): Promise<FunctionStatus[]> {
+    const listed = await this.#json<FunctionStatus[]>('GET', '/system/functions', { namespace });
+    if (!Array.isArray(listed)) throw new BadGatewayError('the provider listed no array');
+    return listed.map(withoutCount);
   }
 
   async get(name: string, namespace?: string): Promise<FunctionStatus | undefined> {
     try {
-      return await this.#json<FunctionStatus>('GET', `/system/function/${enc(name)}`, {
-        namespace,
-        usage: 'false',
-      });
+      return withoutCount(
+        await this.#json<FunctionStatus>('GET', `/system/function/${enc(name)}`, {
+          namespace,
+          usage: 'false',
+        }),
+      );
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;
       throw error;
@@ -205,11 +209,18 @@ export class FaasProvider implements Provider {
       since: req.since?.toISOString(),
     };
     // A follower waits for lines as long as it likes: the timeout covers the answer's start only.
-    const answer = await this.#request('GET', '/system/logs', {
-      query,
-      signal,
-      ...(req.follow ? { bodyTimeoutMs: 0 } : {}),
-    });
+    let answer: Dispatcher.ResponseData;
+    try {
+      answer = await this.#request('GET', '/system/logs', {
+        query,
+        signal,
+        ...(req.follow ? { bodyTimeoutMs: 0 } : {}),
+      });
+    } catch (error) {
+      // The caller left before the answer began: the stream ends, as it would have.
+      if (signal.aborted) return;
+      throw error;
+    }
     await this.#check(answer, 'GET', '/system/logs');
     let rest = '';
     try {
@@ -281,7 +292,10 @@ export class FaasProvider implements Provider {
       if (value !== undefined && value !== '') search.set(key, value);
     }
     const full = `${this.#basePath}${path}${search.size > 0 ? `?${search.toString()}` : ''}`;
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    // The timeout bounds the wait for the answer's head (undici's bodyTimeout bounds the body's
+    // pauses): a follower's stream stays open as long as its caller wants.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (this.#authorization) headers.Authorization = this.#authorization;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -291,13 +305,14 @@ export class FaasProvider implements Provider {
         path: full,
         headers,
         body: body === undefined ? null : JSON.stringify(body),
-        // The timeout bounds the wait for the answer's head; a follower's body is unbounded.
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        signal: signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal,
         ...(bodyTimeoutMs === undefined ? {} : { bodyTimeout: bodyTimeoutMs }),
       });
     } catch (error) {
       if (signal?.aborted) throw error;
-      throw this.#unreachable(error, method, path, timeout.aborted);
+      throw this.#unreachable(error, method, path, timeout.signal.aborted);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -354,6 +369,12 @@ export class FaasProvider implements Provider {
         throw new BadGatewayError(`the provider answered ${status} to ${method} ${path}: ${said}`);
     }
   }
+}
+
+/** Calls are counted by the gateway in front, not the provider (one fronting a gateway counts too). */
+function withoutCount(status: FunctionStatus): FunctionStatus {
+  const { invocationCount: _count, ...rest } = status;
+  return rest;
 }
 
 function enc(name: string): string {

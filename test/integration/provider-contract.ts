@@ -70,8 +70,9 @@ export function providerContract(
       );
 
     const call = async (fn: string, body: string, headers: Record<string, string> = {}) => {
+      // The URL as given: a remote provider's has a path (`/function/<name>/`).
       const base = await provider.resolve(fn);
-      return request(new URL('/', base).href, { method: 'POST', body, headers });
+      return request(base.href, { method: 'POST', body, headers });
     };
 
     it('describes itself', async () => {
