@@ -5,13 +5,13 @@ import type { Logger } from '../core/logger.js';
 import type { Queue } from '../core/queue.js';
 import { openProvider, providerKind, type OpenedProvider } from '../deploy/open-provider.js';
 import { buildGateway } from '../gateway/app.js';
-import { readConfig as readGatewayConfig, type GatewayConfig } from '../gateway/config.js';
-import { readWorkerConfig, type WorkerConfig } from '../queue/config.js';
+import type { ProviderLimits } from '../deploy/process/limits.js';
+import type { GatewayConfig } from '../gateway/config.js';
+import type { WorkerConfig } from '../queue/config.js';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { announceGeneratedPassword, hubCredentials } from './hub-credentials.js';
-import { bareHost, defaultHost, isLoopback } from './listen-host.js';
+import { defaultHost, isLoopback } from './listen-host.js';
 import { refusingQueue } from './refusing-queue.js';
-import { defaultStateDir } from './up.js';
 import { timedOut, within } from './worker-supervisor.js';
 
 export interface GatewayOptions {
@@ -25,6 +25,8 @@ export interface GatewayOptions {
   /** The state folder: the process provider's, and a generated password's. */
   stateDir: string;
   worker: WorkerConfig;
+  /** The process provider's caps, as readHubConfig read them. */
+  limits?: ProviderLimits;
   env: Env;
   logger: Logger;
 }
@@ -32,6 +34,15 @@ export interface GatewayOptions {
 export interface RunningGateway {
   port: number;
   stop(): Promise<void>;
+}
+
+/** The embedded queue belongs to one `fnbus up`: no worker of another process drains it. */
+function refuseLocalQueue(queueUrl: string | undefined): void {
+  if (queueUrl === 'local') {
+    throw new ValidationError(
+      'fnbus gateway needs a shared queue: --queue redis://host:port or nats://host:port (the local queue belongs to one fnbus up)',
+    );
+  }
 }
 
 /** How long closing takes at most once shutdown_timeout has passed. */
@@ -48,14 +59,11 @@ export async function startGateway({
   queueUrl,
   stateDir,
   worker,
+  limits,
   env,
   logger,
 }: GatewayOptions): Promise<RunningGateway> {
-  if (queueUrl === 'local') {
-    throw new ValidationError(
-      'fnbus gateway needs a shared queue: --queue redis://host:port or nats://host:port (the local queue belongs to one fnbus up)',
-    );
-  }
+  refuseLocalQueue(queueUrl);
   providerKind(providerUrl);
   const auth = hubCredentials(config, env, stateDir);
   if (auth.generated && auth.passwordFile) {
@@ -76,6 +84,7 @@ export async function startGateway({
       namespace: config.functionNamespace,
       env,
       logger,
+      ...(limits ? { limits } : {}),
     });
     queue = queueUrl ? await openQueue(queueUrl, stateDir, queueOptions(worker)) : undefined;
   } catch (error) {
@@ -123,7 +132,7 @@ export async function startGateway({
   return { port, stop };
 }
 
-/** The command's action: reads the env and flags, starts, and stops on SIGINT / SIGTERM. */
+/** The command's action: reads the settings, starts, and stops on SIGINT / SIGTERM. */
 export async function runGatewayCommand(options: {
   port?: string;
   host?: string;
@@ -131,22 +140,22 @@ export async function runGatewayCommand(options: {
   provider?: string;
   queue?: string;
 }): Promise<void> {
+  const { readHubConfig } = await import('./hub-config.js');
   const env = process.env;
-  const config = readGatewayConfig({ ...env, ...(options.port ? { port: options.port } : {}) });
-  const worker = readWorkerConfig(env);
+  if ((options.queue ?? env.FNBUS_QUEUE)?.trim() === 'local') refuseLocalQueue('local');
+  // Every setting, checked before anything starts: one run names every problem.
+  const hub = readHubConfig(env, { ...options, parts: ['gateway', 'provider', 'worker'] });
   const logger = pino({ name: 'fnbus-gateway' });
-  const host = bareHost(options.host || env.FNBUS_HOST || defaultHost);
-  const stateDir = options.stateDir ?? defaultStateDir(env);
-  const providerUrl = options.provider ?? env.FNBUS_PROVIDER;
-  const queueUrl = options.queue ?? env.FNBUS_QUEUE;
+  const { host, providerUrl, queueUrl } = hub;
   const running = await startGateway({
-    config,
+    config: hub.gateway,
     host,
     providerUrl,
     queueUrl,
-    stateDir,
-    worker,
-    env,
+    stateDir: hub.stateDir,
+    worker: hub.worker,
+    limits: hub.provider,
+    env: hub.env,
     logger,
   });
   logger.info(

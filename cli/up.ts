@@ -1,8 +1,8 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import { openProvider, providerKind } from '../deploy/open-provider.js';
+import { readProviderLimits, type ProviderLimits } from '../deploy/process/limits.js';
 import { buildGateway } from '../gateway/app.js';
 import { basicAuthorization } from '../client/gateway-client.js';
 import { announceGeneratedPassword, hubCredentials } from './hub-credentials.js';
@@ -35,6 +35,8 @@ export interface UpOptions {
   /** The connectors to run against this hub's gateway, and their env config. */
   connectors: readonly ConnectorKind[];
   connectorEnv: Env;
+  /** The process provider's caps, as readHubConfig read them; default: from process.env. */
+  limits?: ProviderLimits;
 }
 
 export interface RunningHub {
@@ -44,11 +46,6 @@ export interface RunningHub {
 
 /** How long closing takes at most once shutdown_timeout has passed (stopping processes). */
 const closeGraceMs = 5000;
-
-/** Where `fnbus up` keeps deployed functions between runs, unless told otherwise. */
-export function defaultStateDir(env: NodeJS.ProcessEnv): string {
-  return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'fnbus');
-}
 
 /**
  * `fnbus up`: the whole hub in one process (gateway + process provider), with the stack's
@@ -66,6 +63,7 @@ export async function up({
   worker: workerConfig,
   connectors: connectorKinds,
   connectorEnv,
+  limits = readProviderLimits(process.env),
 }: UpOptions): Promise<RunningHub> {
   providerKind(providerUrl);
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
@@ -80,6 +78,7 @@ export async function up({
     namespace: config.functionNamespace,
     env: process.env,
     logger,
+    limits,
   }).catch(async (error: unknown) => {
     await queue.close();
     throw error;

@@ -4,6 +4,7 @@ import { EnvReader, type Env } from '../core/config.js';
 import { ConfigError, ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
+import type { ProviderLimits } from './process/limits.js';
 import type { ProcessProvider } from './process/process-provider.js';
 
 export interface ProviderParts {
@@ -14,6 +15,8 @@ export interface ProviderParts {
   /** The hub's environment: the process provider's caps, the remote provider's credentials. */
   env: Env;
   logger: Logger;
+  /** The process provider's caps, when read already (readHubConfig); default: from `env`. */
+  limits?: ProviderLimits;
 }
 
 export interface OpenedProvider {
@@ -47,7 +50,7 @@ export async function openProvider(
       stateDir: parts.stateDir,
       namespace: parts.namespace,
       logger: parts.logger,
-      ...readProviderLimits(parts.env),
+      ...(parts.limits ?? readProviderLimits(parts.env)),
     });
     await provider.start();
     return { provider, process: provider, close: () => provider.close() };

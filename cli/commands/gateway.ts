@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { helpExamples } from '../help-examples.js';
 import { defaultHost } from '../listen-host.js';
 
 interface GatewayCommandOptions {
@@ -31,11 +32,15 @@ export function registerGatewayCommand(program: Command): void {
     )
     .option(
       '--state-dir <dir>',
-      "the process provider's functions, and a generated password (default: as fnbus up)",
+      "the process provider's functions, and a generated password (default: $FNBUS_STATE_DIR, else as fnbus up)",
     )
     .addHelpText(
       'after',
-      '\nExample:\n  fnbus gateway --provider http://faas-netes.openfaas:8081 --queue redis://127.0.0.1:6379 --port 8080',
+      helpExamples(
+        'fnbus gateway --provider http://faas-netes.openfaas:8081 --queue redis://127.0.0.1:6379',
+        'FNBUS_PROVIDER_SECRET_MOUNT_PATH=/run/secrets fnbus gateway --provider http://127.0.0.1:8081',
+        'fnbus gateway --port 9090                  # over the process provider, as fnbus up',
+      ),
     )
     .action(async (options: GatewayCommandOptions) => {
       const { runGatewayCommand } = await import('../standalone-gateway.js');
