@@ -106,7 +106,7 @@ describe('fnbus gateway', () => {
     assert.equal(gone.status, 404);
   });
 
-  it('refuses a bad provider URL with one line and exit 1, never showing its credentials', async () => {
+  it('refuses a bad provider URL, read with every setting: one line for it, exit 1, never its credentials', async () => {
     const stateDir = makeTempDir('fnbus-gateway-bad-');
     for (const [provider, said] of [
       ['swarm://manager:2377', /swarm:\/\/ is not available yet/],
@@ -119,9 +119,12 @@ describe('fnbus gateway', () => {
         hubCliEnv,
       );
       assert.equal(result.code, 1, result.stdout + result.stderr);
+      // Read with the rest of the hub's settings: one problem, one line under the heading.
       const lines = result.stderr.trim().split('\n');
-      assert.equal(lines.length, 1, result.stderr);
-      assert.match(lines[0] ?? '', said);
+      assert.deepEqual(lines.slice(0, 1), ['fnbus: invalid configuration:'], result.stderr);
+      assert.equal(lines.length, 2, result.stderr);
+      assert.match(lines[1] ?? '', /^ {2}- --provider: /);
+      assert.match(lines[1] ?? '', said);
       assert.equal(result.stderr.includes('hunter2'), false);
       assert.equal(result.stdout, '');
     }
@@ -130,6 +133,6 @@ describe('fnbus gateway', () => {
       hubCliEnv,
     );
     assert.equal(up.code, 1);
-    assert.match(up.stderr, /^fnbus: provider swarm:\/\/ is not available yet/);
+    assert.match(up.stderr, /--provider: provider swarm:\/\/ is not available yet/);
   });
 });
