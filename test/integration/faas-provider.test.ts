@@ -2,14 +2,19 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   BadGatewayError,
+  ConfigError,
   NotFoundError,
   NotImplementedError,
   UnavailableError,
 } from '../../core/errors.js';
 import type { FunctionDeployment } from '../../core/function-types.js';
+import { silentLogger } from '../../core/logger.js';
 import { FaasProvider } from '../../deploy/faas-provider/faas-provider.js';
+import { openProvider } from '../../deploy/open-provider.js';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
@@ -96,6 +101,38 @@ describe('FaasProvider', () => {
     } finally {
       await provider.close();
     }
+  });
+
+  it("openProvider takes the credentials from OpenFaaS's secret files, and names what is missing", async () => {
+    const dir = makeTempDir('fnbus-provider-secrets-');
+    writeFileSync(join(dir, 'basic-auth-user'), `${credentials.user}\n`);
+    writeFileSync(join(dir, 'basic-auth-password'), `${credentials.password}\n`);
+    const parts = {
+      stateDir: makeTempDir('fnbus-unused-'),
+      namespace: 'openfaas-fn',
+      logger: silentLogger,
+    };
+    const opened = await openProvider(remote.url, {
+      ...parts,
+      env: { FNBUS_PROVIDER_SECRET_MOUNT_PATH: dir },
+    });
+    try {
+      assert.equal(opened.process, undefined);
+      assert.ok(Array.isArray(await opened.provider.list()));
+    } finally {
+      await opened.close();
+    }
+    const empty = makeTempDir('fnbus-provider-no-secrets-');
+    const error = await openProvider(remote.url, {
+      ...parts,
+      env: { FNBUS_PROVIDER_SECRET_MOUNT_PATH: empty },
+    }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.match(error.message, /cannot read basic-auth-user \(ENOENT\)/);
+    assert.equal(error.message.includes(empty), false);
   });
 
   it('answers BadGatewayError when the provider refuses its credentials', async () => {
