@@ -13,6 +13,7 @@ import { registerListCommand } from './commands/list.js';
 import { registerLoginCommand } from './commands/login.js';
 import { registerLogoutCommand } from './commands/logout.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerNamespaceCommand } from './commands/namespace.js';
 import { registerNewCommand } from './commands/new.js';
 import { registerQueueWorkerCommand } from './commands/queue-worker.js';
 import { registerRemoveCommand } from './commands/remove.js';
@@ -67,5 +68,6 @@ registerTopicsCommand(program);
 registerLoginCommand(program);
 registerLogoutCommand(program);
 registerGatewayCommand(program);
+registerNamespaceCommand(program);
 
 await runCli(program, process.argv);

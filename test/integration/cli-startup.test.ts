@@ -125,6 +125,8 @@ describe('every command has help with an example', () => {
     ['topics'],
     ['login'],
     ['logout'],
+    ['namespace'],
+    ['namespace', 'create'],
   ];
   it('fnbus --help lists them', async () => {
     const { code, stdout } = await runCli(['--help'], {});

@@ -6,6 +6,7 @@ import { FaasProvider } from '../../deploy/faas-provider/faas-provider.js';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
+import { runCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir } from '../helpers/watchdog.js';
@@ -164,6 +165,25 @@ describe('namespaces (process provider, through the gateway)', () => {
     );
     assert.equal((await send('GET', `/system/namespace/${staging}`)).status, 404);
     assert.deepEqual(await provider.namespaces(), ['openfaas-fn']);
+  });
+
+  it('fnbus namespace create, list, get, update and remove', async () => {
+    const env = { FNBUS_GATEWAY: url };
+    const name = randomName('cli');
+    const created = await runCli(['namespace', 'create', name, '-l', 'team=a'], env);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.stdout, `created namespace ${name}\n`);
+    assert.match((await runCli(['namespace', 'list'], env)).stdout, new RegExp(`^${name}$`, 'm'));
+    const updated = await runCli(['namespace', 'update', name, '--annotation', 'owner=b'], env);
+    assert.equal(updated.code, 0, updated.stderr);
+    const shown = await runCli(['namespace', 'get', name], env);
+    assert.deepEqual(JSON.parse(shown.stdout), { name, annotations: { owner: 'b' } });
+    const again = await runCli(['namespace', 'create', name], env);
+    assert.equal(again.code, 1);
+    assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
+    const removed = await runCli(['ns', 'rm', name], env);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal((await runCli(['namespace', 'get', name], env)).code, 1);
   });
 
   it('is forwarded by the http provider', async () => {
