@@ -9,7 +9,7 @@ import type { ProviderLimits } from '../deploy/process/limits.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
-import { version } from '../watchdog/version.js';
+import { build, version } from '../watchdog/version.js';
 import { announceGeneratedPassword, hubCredentials } from './hub-credentials.js';
 import { defaultHost, isLoopback } from './listen-host.js';
 import { refusingQueue } from './refusing-queue.js';
@@ -97,7 +97,7 @@ export async function startGateway({
     provider: opened.provider,
     ...(local ? { resolveLocal: (name, namespace) => local.resolveLocal(name, namespace) } : {}),
     config,
-    version,
+    version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     ...(auth.credentials ? { credentials: auth.credentials } : {}),
     ...(queue
       ? {

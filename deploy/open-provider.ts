@@ -5,6 +5,7 @@ import { ConfigError, ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { ProviderLimits } from './process/limits.js';
+import type { LocalImageStore } from './process/local-image-store.js';
 import type { ProcessProvider } from './process/process-provider.js';
 
 export interface ProviderParts {
@@ -17,6 +18,8 @@ export interface ProviderParts {
   logger: Logger;
   /** The process provider's caps, when read already (readHubConfig); default: from `env`. */
   limits?: ProviderLimits;
+  /** Where the process provider finds images `fnbus build` made (deploy/process/local-image-store.ts). */
+  images?: LocalImageStore;
 }
 
 export interface OpenedProvider {
@@ -51,6 +54,7 @@ export async function openProvider(
       namespace: parts.namespace,
       logger: parts.logger,
       ...(parts.limits ?? readProviderLimits(parts.env)),
+      ...(parts.images ? { images: parts.images } : {}),
     });
     await provider.start();
     return { provider, process: provider, close: () => provider.close() };

@@ -6,10 +6,12 @@ import Fastify, {
   type FastifyRequest,
   type RouteOptions,
 } from 'fastify';
-import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
+import type { FunctionStatus } from '../core/function-types.js';
 import { FnbusError, NotFoundError, httpAnswer, ValidationError } from '../core/errors.js';
-import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { withFunctionLabel } from '../core/function-rules.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import type { VersionInfo } from '../core/info-types.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { Queue } from '../core/queue.js';
@@ -25,6 +27,7 @@ import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import type { ResolveLocal } from './local-replica.js';
 import { registerLogsRoutes } from './logs-routes.js';
+import { knownFields } from './known-fields.js';
 import { registerNamespacesRoutes } from './namespaces-routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
@@ -32,7 +35,6 @@ import { registerSecretsRoutes } from './secrets-routes.js';
 import {
   DeleteFunctionRequestSchema,
   FunctionDeploymentSchema,
-  type FunctionDeploymentBody,
   NameParamsSchema,
   NamespaceQuerySchema,
   ScaleServiceRequestSchema,
@@ -47,7 +49,8 @@ export interface GatewayDeps {
   resolveLocal?: ResolveLocal;
   config: GatewayConfig;
   logger?: Logger;
-  version?: string;
+  /** The gateway's own release and commit, for `/system/info`. */
+  version?: VersionInfo;
   /**
    * Basic-auth credentials for `/system/*` when `config.basicAuth` is on and the files
    * `basic-auth-user` and `basic-auth-password` are not in `config.secretMountPath` (from env, say).
@@ -100,7 +103,7 @@ export function buildGateway({
   provider,
   resolveLocal,
   config,
-  version = '0.0.0',
+  version = { release: '0.0.0', sha: 'unknown', commit_message: '' },
   credentials,
   queue,
   registry,
@@ -131,7 +134,7 @@ export function buildGateway({
   });
   const openApi = collectOpenApi(app, {
     title: 'fnbus gateway',
-    version,
+    version: version.release,
     ...(auth
       ? { authenticated: (route: RouteOptions) => needsCredentials(route.url, route.config) }
       : {}),
@@ -184,8 +187,10 @@ export function buildGateway({
   const namespaceOf = (query: { namespace?: string }, fromBody?: string) =>
     query.namespace ?? fromBody ?? config.functionNamespace;
 
+  // faas_function on every function, as OpenFaaS's providers label them, whatever the provider.
   const withCount = (status: FunctionStatus, counts: Map<string, number>): FunctionStatus => ({
     ...status,
+    labels: withFunctionLabel(status.labels, status.name),
     invocationCount: counts.get(joinFunctionName(status.name, status.namespace)) ?? 0,
   });
 
@@ -224,7 +229,7 @@ export function buildGateway({
     { schema: { summary: 'Gateway and provider info', statuses: { 200: 'GatewayInfo' } } },
     async () => ({
       provider: await provider.info(),
-      version: { release: version, sha: 'unknown', commit_message: '' },
+      version: { commit_message: '', ...version },
       arch: process.arch === 'x64' ? 'x86_64' : process.arch,
     }),
   );
@@ -281,7 +286,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.deploy(toDeployment(request.body, config.functionNamespace));
+      await provider.deploy(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -296,7 +306,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.update(toDeployment(request.body, config.functionNamespace));
+      await provider.update(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -377,12 +392,4 @@ export function buildGateway({
   }
 
   return app;
-}
-
-function toDeployment(body: FunctionDeploymentBody, defaultNamespace: string): FunctionDeployment {
-  // registryAuth and network are deprecated by OpenFaaS and ignored.
-  const { registryAuth: _registryAuth, network: _network, ...given } = withoutNulls(body);
-  const deployment = { ...given, namespace: given.namespace ?? defaultNamespace };
-  checkDeployment(deployment as FunctionDeployment);
-  return deployment as FunctionDeployment;
 }

@@ -5,6 +5,7 @@ import { withoutNulls } from '../core/function-deployment.js';
 import type { FunctionNamespace } from '../core/function-types.js';
 import type { NamespaceStore, Provider } from '../core/provider.js';
 import type { GatewayConfig } from './config.js';
+import { knownFields } from './known-fields.js';
 import {
   FunctionNamespaceSchema,
   NameParamsSchema,
@@ -30,7 +31,8 @@ export function registerNamespacesRoutes(
     return provider.namespaceStore;
   };
   const toNamespace = (body: FunctionNamespaceBody, fromPath?: string): FunctionNamespace => {
-    const given = withoutNulls(body) as FunctionNamespace;
+    // Fields OpenFaaS does not name are dropped, as its decoder ignores them.
+    const given = withoutNulls(knownFields(FunctionNamespaceSchema, body)) as FunctionNamespace;
     const name = fromPath || given.name;
     if (!name) throw new ValidationError('name the namespace, in the path or the body');
     if (fromPath && given.name && given.name !== fromPath) {
