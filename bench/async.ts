@@ -149,7 +149,7 @@ async function measure(
       latencies.push(answeredAt - Date.parse(record.enqueuedAt));
     }
     latencies.sort((a, b) => a - b);
-    return {
+    const result: Result = {
       backend,
       perSecond: accepted.length / seconds,
       p50Ms: percentile(latencies, 50),
@@ -157,8 +157,14 @@ async function measure(
       lost,
       duplicated: Math.max(0, ran - accepted.length),
       cpuUs,
-      bare: server && bare ? await bareRate(backend, queueUrl, calls) : undefined,
-      ...(bare ? await barePipelineRate(backend, queueUrl, hubPort + 2, server?.pid) : {}),
+    };
+    // The bare figures on the same server, with the hub stopped (its idle polling aside).
+    await stopProcess(hub);
+    if (!bare) return result;
+    result.bare = server ? await bareRate(backend, queueUrl, calls) : undefined;
+    return {
+      ...result,
+      ...(await barePipelineRate(backend, queueUrl, hubPort + 2, server?.pid)),
     };
   } finally {
     await gateway.close();
