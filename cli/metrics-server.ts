@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { listen } from './listen.js';
 
 /** Serves `registry` on `GET /metrics` at `port` (a standalone worker's or connector's). */
 export async function serveMetrics(registry: Registry, port: number): Promise<Server> {
@@ -13,6 +14,6 @@ export async function serveMetrics(registry: Registry, port: number): Promise<Se
       () => res.writeHead(500).end(),
     );
   });
-  await new Promise<void>((resolve) => server.listen(port, resolve));
+  await listen(server, port);
   return server;
 }

@@ -1,13 +1,13 @@
-import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Document, isMap, parseDocument } from 'yaml';
 import { ValidationError } from '../core/errors.js';
 import { assertDnsLabel } from '../core/function-name.js';
 import { loadStack } from './stack.js';
+import { templateLanguages, templatesDir } from './template-languages.js';
 
-/** The templates shipped with fnbus, two folders up from the built module. */
-export const templatesDir = fileURLToPath(new URL('../../templates', import.meta.url));
+// Where they were first defined; stack-deployments.ts and tests import them from here.
+export { templateLanguages, templatesDir };
 
 export interface NewFunctionOptions {
   name: string;
@@ -23,16 +23,6 @@ export interface NewFunctionResult {
   handlerDir: string;
   stackCreated: boolean;
   welcomeMessage: string | undefined;
-}
-
-/** The languages there is a template for. */
-export function templateLanguages(templates = templatesDir): string[] {
-  return readdirSync(templates, { withFileTypes: true })
-    .filter(
-      (entry) => entry.isDirectory() && existsSync(join(templates, entry.name, 'template.yml')),
-    )
-    .map((entry) => entry.name)
-    .sort();
 }
 
 /**

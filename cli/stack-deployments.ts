@@ -1,7 +1,8 @@
 import type { FunctionDeployment } from '../core/function-types.js';
 import { FnbusAnnotation } from '../deploy/process/launch-plan.js';
 import { templateLanguages } from './new-function.js';
-import { toDeployment, type Stack } from './stack.js';
+import type { Stack } from './stack.js';
+import { toDeployment } from './to-deployment.js';
 import { installDependencies } from './template-dependencies.js';
 
 /**

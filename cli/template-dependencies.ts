@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FnbusError } from '../core/errors.js';
+import { InstallError } from '../core/errors.js';
 
 /** templates/install.sh; this file is dist/cli/template-dependencies.js once built. */
 const installScript = fileURLToPath(new URL('../../templates/install.sh', import.meta.url));
@@ -64,9 +64,7 @@ export async function installDependencies(
     child.once('close', resolve);
   });
   if (code !== 0) {
-    throw new FnbusError(
-      'install_failed',
-      500,
+    throw new InstallError(
       `${name}: installing dependencies in ${handlerPath} failed (exit ${code ?? 'error'}): ${output.join(' | ')}`,
     );
   }

@@ -1,7 +1,6 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
-import { readProviderLimits } from '../deploy/process/limits.js';
+import { readProviderLimits, type ProviderLimits } from '../deploy/process/limits.js';
 import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { buildGateway } from '../gateway/app.js';
 import { basicAuthorization, defaultGateway } from '../client/gateway-client.js';
@@ -34,6 +33,8 @@ export interface UpOptions {
   /** The connectors to run against this hub's gateway, and their env config. */
   connectors: readonly ConnectorKind[];
   connectorEnv: Env;
+  /** The process provider's caps, as readHubConfig read them; default: from process.env. */
+  limits?: ProviderLimits;
 }
 
 export interface RunningHub {
@@ -43,11 +44,6 @@ export interface RunningHub {
 
 /** How long closing takes at most once shutdown_timeout has passed (stopping processes). */
 const closeGraceMs = 5000;
-
-/** Where `fnbus up` keeps deployed functions between runs, unless told otherwise. */
-export function defaultStateDir(env: NodeJS.ProcessEnv): string {
-  return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'fnbus');
-}
 
 /**
  * `fnbus up`: the whole hub in one process (gateway + process provider), with the stack's
@@ -64,6 +60,7 @@ export async function up({
   worker: workerConfig,
   connectors: connectorKinds,
   connectorEnv,
+  limits = readProviderLimits(process.env),
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const auth = hubCredentials(config, process.env, stateDir);
@@ -79,7 +76,6 @@ export async function up({
         `cat ${auth.passwordFile} | fnbus login --username ${generatedUser} --password-stdin${gatewayFlag}`,
     );
   }
-  const limits = readProviderLimits(process.env);
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
   const provider = new ProcessProvider({
     stateDir,

@@ -9,10 +9,21 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parse, stringify } from 'yaml';
+import type * as Yaml from 'yaml';
 import { ConfigError } from '../core/errors.js';
+
+/**
+ * The YAML library, loaded the first time a config file is there to read or write: it is a
+ * third of what `fnbus version` and `fnbus list` would load otherwise, and most runs have no file.
+ */
+let yamlModule: typeof Yaml | undefined;
+function yaml(): typeof Yaml {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yamlModule;
+}
 
 /*
  * faas-cli's per-user config file (faas-cli config/config_file.go), shared with it: `fnbus login`
@@ -133,7 +144,7 @@ function readDocument(file: string, env: Env): Record<string, unknown> {
   }
   let parsed: unknown;
   try {
-    parsed = parse(text);
+    parsed = yaml().parse(text);
   } catch (error) {
     throw new ConfigError([`${displayPath(file, env)} is not YAML: ${(error as Error).message}`]);
   }
@@ -166,7 +177,7 @@ function write(file: string, document: Record<string, unknown>, env: Env): void 
   rmSync(temp, { force: true }); // a leftover of a crash: 'wx' below makes the file 0600 anew
   const fd = openSync(temp, 'wx', 0o600);
   try {
-    writeSync(fd, stringify(document, { indent: 2 }));
+    writeSync(fd, yaml().stringify(document, { indent: 2 }));
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -99,6 +99,14 @@ export class EnvReader {
   }
 }
 
+/**
+ * The names of one of fnbus's own settings (one OpenFaaS has no name for): `FNBUS_<NAME>`, then
+ * the lowercase name fnbus 0.1 documented, still read so a setting made then keeps working.
+ */
+export function fnbusName(name: string): readonly [string, string] {
+  return [`FNBUS_${name.toUpperCase()}`, name];
+}
+
 function names(name: string | readonly string[]): string[] {
   return typeof name === 'string' ? [name] : [...name];
 }

@@ -99,7 +99,88 @@ export class ConfigError extends FnbusError {
   }
 }
 
+/** A function the provider keeps but could not start: waiting (scale from zero) would not help. */
+export class NotStartedError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('not_started', 503, message, options);
+  }
+}
+
+/** A file operation on fnbus's own state failed (the message says what and why, never where). */
+export class StorageError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('storage_failed', 500, message, options);
+  }
+}
+
+/** A template handler's dependencies could not be installed. */
+export class InstallError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('install_failed', 500, message, options);
+  }
+}
+
+/** A function answered a call with a failure status (the CLI's `invoke`): its status, kept. */
+export class FunctionCallError extends FnbusError {
+  constructor(status: number, message: string, options?: ErrorOptions) {
+    super('function_error', status, message, options);
+  }
+}
+
 /** The HTTP status an unknown thrown value maps to: its own for a FnbusError, else 500. */
 export function statusOf(error: unknown): number {
   return error instanceof FnbusError ? error.status : 500;
+}
+
+/** An error as an HTTP answer: status, one line of text, and any headers it needs. */
+export interface HttpAnswer {
+  status: number;
+  text: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * How any error answers over HTTP, decided here alone (the gateway's error handler and its
+ * invoke routes use it): a FnbusError with its own status and message (429 with Retry-After);
+ * anything else a 500 `internal error`, since an unexpected error's message may name files of
+ * this machine, and a stack trace never leaves the process.
+ */
+export function httpAnswer(error: unknown): HttpAnswer {
+  if (!(error instanceof FnbusError)) {
+    return { status: 500, text: 'internal error\n', headers: {} };
+  }
+  const headers: Record<string, string> =
+    error instanceof QueueFullError ? { 'Retry-After': String(error.retryAfterSeconds) } : {};
+  return { status: error.status, text: `${error.message}\n`, headers };
+}
+
+/**
+ * A server could not listen: its port is in use or not this user's to take, or its address is
+ * not one of this machine's. One line that names the port and address, for `fnbus up` and the
+ * other services to print before exiting 1.
+ */
+export class ListenError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('cannot_listen', 500, message, options);
+  }
+}
+
+/** Node's listen failure (EADDRINUSE, EACCES, EADDRNOTAVAIL) as a ListenError; else undefined. */
+export function listenError(error: unknown): ListenError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { code, port, address } = error as NodeJS.ErrnoException & {
+    port?: number;
+    address?: string;
+  };
+  const everywhere = address === undefined || address === '::' || address === '0.0.0.0';
+  const where = `port ${port ?? '?'} on ${everywhere ? 'every address' : address}`;
+  const message =
+    code === 'EADDRINUSE'
+      ? `${where} is in use`
+      : code === 'EACCES'
+        ? `${where} is not this user's to listen on (ports below 1024 need privileges)`
+        : code === 'EADDRNOTAVAIL'
+          ? `${address ?? 'the address'} is not an address of this machine`
+          : undefined;
+  return message === undefined ? undefined : new ListenError(message, { cause: error });
 }

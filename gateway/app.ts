@@ -11,7 +11,7 @@ import {
   FnbusError,
   NotFoundError,
   NotImplementedError,
-  QueueFullError,
+  httpAnswer,
   ValidationError,
 } from '../core/errors.js';
 import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
@@ -158,24 +158,25 @@ export function buildGateway({
   });
 
   app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
-    if (error instanceof FnbusError) {
-      if (error instanceof QueueFullError) {
-        reply.header('Retry-After', String(error.retryAfterSeconds));
+    if (!(error instanceof FnbusError)) {
+      // Fastify's own refusals of a request (schema, body, parse): a 4xx that says why.
+      const fastifyError = error;
+      if (fastifyError.validation) {
+        const where = fastifyError.validationContext ?? 'request';
+        return reply
+          .code(400)
+          .type('text/plain')
+          .send(`invalid ${where}: ${fastifyError.message}\n`);
       }
-      return reply.code(error.status).type('text/plain').send(`${error.message}\n`);
-    }
-    const fastifyError = error;
-    if (fastifyError.validation) {
-      const where = fastifyError.validationContext ?? 'request';
-      return reply.code(400).type('text/plain').send(`invalid ${where}: ${fastifyError.message}\n`);
-    }
-    const status = fastifyError.statusCode ?? 500;
-    if (status >= 500) {
+      const status = fastifyError.statusCode ?? 500;
+      if (status < 500) {
+        return reply.code(status).type('text/plain').send(`${fastifyError.message}\n`);
+      }
       app.log.error(error);
-      // An unexpected error's message may name files of this machine: not for the caller.
-      return reply.code(status).type('text/plain').send('internal error\n');
     }
-    return reply.code(status).type('text/plain').send(`${fastifyError.message}\n`);
+    // Everything else, as core/errors.ts maps it: a FnbusError its own way, any other a 500.
+    const answer = httpAnswer(error);
+    return reply.code(answer.status).headers(answer.headers).type('text/plain').send(answer.text);
   });
 
   const namespaceOf = (query: { namespace?: string }, fromBody?: string) =>

@@ -1,4 +1,4 @@
-import { EnvReader, type Env } from '../core/config.js';
+import { EnvReader, fnbusName, type Env } from '../core/config.js';
 
 export interface GatewayConfig {
   port: number;
@@ -35,8 +35,10 @@ export function readConfig(env: Env): Readonly<GatewayConfig> {
     secretMountPath: read.string('secret_mount_path', '/run/secrets/'),
     scaleFromZero: read.boolean('scale_from_zero', true),
     functionNamespace: read.string('function_namespace', 'openfaas-fn'),
-    maxSystemBodyBytes: read.integer('max_system_body_bytes', 1024 * 1024, { min: 1024 }),
-    maxAsyncBodyBytes: read.integer('max_async_body_bytes', 1024 * 1024, { min: 1 }),
-    shutdownTimeoutMs: read.durationMs('shutdown_timeout', 30_000),
+    maxSystemBodyBytes: read.integer(fnbusName('max_system_body_bytes'), 1024 * 1024, {
+      min: 1024,
+    }),
+    maxAsyncBodyBytes: read.integer(fnbusName('max_async_body_bytes'), 1024 * 1024, { min: 1 }),
+    shutdownTimeoutMs: read.durationMs(fnbusName('shutdown_timeout'), 30_000),
   });
 }

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type * as Undici from 'undici';
 import type { Dispatcher, Pool } from 'undici';
-import { FnbusError, NotFoundError, UnavailableError } from '../core/errors.js';
+import { FnbusError, httpAnswer, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { LocalReplica, Provider } from '../core/provider.js';
@@ -142,7 +142,11 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
       }
       // Another refusal of the provider's (a function it keeps but did not start): its own word.
       if (error instanceof FnbusError) {
-        return reply.code(error.status).headers(internal).send(`${error.message}\n`);
+        const answer = httpAnswer(error);
+        return reply
+          .code(answer.status)
+          .headers({ ...internal, ...answer.headers })
+          .send(answer.text);
       }
       throw error;
     }

@@ -1,4 +1,4 @@
-import { EnvReader, type Env } from '../core/config.js';
+import { EnvReader, fnbusName, type Env } from '../core/config.js';
 import type { CallbackOptions } from './callback.js';
 import { defaultRetryPolicy, readRetryPolicy, type RetryPolicy } from '../core/retry-policy.js';
 
@@ -57,20 +57,23 @@ export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
     gatewayUrl: read.string('gateway_url', 'http://127.0.0.1:8080'),
     maxInflight: read.integer('max_inflight', 64, { min: 1, max: 10_000 }),
     retry: readRetryPolicy(read, defaultRetryPolicy),
-    maxAgeMs: read.durationMs('max_age', 24 * 3600_000),
+    maxAgeMs: read.durationMs(fnbusName('max_age'), 24 * 3600_000),
     upstreamTimeoutMs: read.durationMs('upstream_timeout', 60_000),
-    callTimeoutMs: read.durationMs('call_timeout', 0),
+    callTimeoutMs: read.durationMs(fnbusName('call_timeout'), 0),
     callback: {
-      attempts: read.integer('callback_attempts', 5, { min: 1, max: 100 }),
-      firstWaitMs: read.durationMs('callback_retry_wait', 1000),
-      timeoutMs: read.durationMs('callback_timeout', 30_000),
+      attempts: read.integer(fnbusName('callback_attempts'), 5, { min: 1, max: 100 }),
+      firstWaitMs: read.durationMs(fnbusName('callback_retry_wait'), 1000),
+      timeoutMs: read.durationMs(fnbusName('callback_timeout'), 30_000),
     },
-    metricsPort: read.integer('metrics_port', 8081, { min: 0, max: 65535 }),
+    metricsPort: read.integer(fnbusName('metrics_port'), 8081, { min: 0, max: 65535 }),
     ackWaitMs: read.durationMs('ack_wait', 30_000),
-    idempotencyWindowMs: read.durationMs('idempotency_window', 24 * 3600_000),
-    retentionMs: read.durationMs('call_retention', 24 * 3600_000),
-    maxQueuedCalls: read.raw('max_queued_calls')
-      ? read.integer('max_queued_calls', sharedQueueMaxCalls, { min: 1, max: 1_000_000_000 })
+    idempotencyWindowMs: read.durationMs(fnbusName('idempotency_window'), 24 * 3600_000),
+    retentionMs: read.durationMs(fnbusName('call_retention'), 24 * 3600_000),
+    maxQueuedCalls: read.raw(...fnbusName('max_queued_calls'))
+      ? read.integer(fnbusName('max_queued_calls'), sharedQueueMaxCalls, {
+          min: 1,
+          max: 1_000_000_000,
+        })
       : undefined,
   });
 }

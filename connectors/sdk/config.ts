@@ -1,4 +1,4 @@
-import { EnvReader, type Env } from '../../core/config.js';
+import { EnvReader, fnbusName, type Env } from '../../core/config.js';
 import { defaultRetryPolicy, readRetryPolicy, type RetryPolicy } from '../../core/retry-policy.js';
 
 export interface ConnectorConfig {
@@ -62,6 +62,6 @@ export function readConnectorConfig(
     retry: readRetryPolicy(read, connectorRetry),
     printResponse: read.boolean('print_response', true),
     printResponseBody: read.boolean('print_response_body', false),
-    metricsPort: read.integer('metrics_port', 8081, { min: 0, max: 65535 }),
+    metricsPort: read.integer(fnbusName('metrics_port'), 8081, { min: 0, max: 65535 }),
   });
 }

@@ -1,4 +1,4 @@
-import { EnvReader, type Env } from '../../core/config.js';
+import { EnvReader, fnbusName, type Env } from '../../core/config.js';
 import { signatureSchemes, type SignatureScheme } from './signatures.js';
 
 export interface WebhookConfig {
@@ -20,22 +20,23 @@ export interface WebhookConfig {
 export function readWebhookConfig(env: Env): Readonly<WebhookConfig> {
   const read = new EnvReader(env);
   const verify = new Map<string, { scheme: SignatureScheme; secret: string }>();
-  for (const entry of (read.string('webhook_verify') ?? '').split(';')) {
+  const given = read.raw(...fnbusName('webhook_verify'));
+  for (const entry of (given?.value ?? '').split(';')) {
     if (!entry.trim()) continue;
     const match = /^\s*([^=\s]+)\s*=\s*(\w+)\s*:\s*(\S+)\s*$/.exec(entry);
     const scheme = match?.[2] as SignatureScheme | undefined;
     if (!match || !scheme || !signatureSchemes.includes(scheme)) {
       read.problem(
-        `webhook_verify: "${entry.trim()}" is not topic=scheme:secret (scheme: ${signatureSchemes.join(', ')})`,
+        `${given?.name ?? 'webhook_verify'}: "${entry.trim()}" is not topic=scheme:secret (scheme: ${signatureSchemes.join(', ')})`,
       );
       continue;
     }
     verify.set(match[1] as string, { scheme, secret: match[3] as string });
   }
   return read.done({
-    port: read.integer('webhook_port', 8090, { min: 0, max: 65535 }),
-    maxBodyBytes: read.integer('webhook_max_body_bytes', 1024 * 1024, { min: 1 }),
-    replayWindowMs: read.durationMs('webhook_replay_window', 24 * 3600_000),
+    port: read.integer(fnbusName('webhook_port'), 8090, { min: 0, max: 65535 }),
+    maxBodyBytes: read.integer(fnbusName('webhook_max_body_bytes'), 1024 * 1024, { min: 1 }),
+    replayWindowMs: read.durationMs(fnbusName('webhook_replay_window'), 24 * 3600_000),
     verify,
   });
 }

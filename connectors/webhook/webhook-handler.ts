@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FnbusError, httpAnswer } from '../../core/errors.js';
 import { headersToSend, notSentOn } from '../../core/http-headers.js';
 import { parseDurationMs } from '../../core/duration.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
@@ -44,12 +45,10 @@ export interface WebhookHandlerOptions {
   logger?: Logger;
 }
 
-class WebhookRefusal extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
+/** A webhook refused, with the status that says why (401 signature, 404 topic, 413 body, ...). */
+class WebhookRefusal extends FnbusError {
+  constructor(status: number, message: string) {
+    super('webhook_refused', status, message);
   }
 }
 
@@ -207,17 +206,17 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((error: unknown) => {
-      const status = error instanceof WebhookRefusal ? error.status : 500;
-      const message = error instanceof Error ? error.message : String(error);
+      // As every fnbus error answers (core/errors.ts): an unexpected one is a bare 500.
+      const { status, text, headers } = httpAnswer(error);
       if (status >= 500) logger.error({ err: error, url: req.url }, 'webhook not taken');
-      else logger.info({ url: req.url, status, reason: message }, 'webhook refused');
+      else logger.info({ url: req.url, status, reason: text.trim() }, 'webhook refused');
       if (res.headersSent) {
         res.destroy();
         return;
       }
       // A refused body is not read to its end: close the connection after the answer.
       const close = req.complete ? {} : { Connection: 'close' };
-      res.writeHead(status, { 'Content-Type': 'text/plain', ...close }).end(`${message}\n`);
+      res.writeHead(status, { 'Content-Type': 'text/plain', ...headers, ...close }).end(text);
     });
   };
 }

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { EnvReader, type Env } from '../../core/config.js';
+import { EnvReader, fnbusName, type Env } from '../../core/config.js';
 
 /** The caps of the process provider; unset ones take defaults that fit the machine. */
 export interface ProviderLimits {
@@ -32,12 +32,12 @@ const defaultMaxTotalReplicas = 1000;
 export function readProviderLimits(env: Env): Readonly<ProviderLimits> {
   const read = new EnvReader(env);
   const limits: ProviderLimits = {};
-  const take = (name: string, key: keyof ProviderLimits, min: number) => {
-    if (read.raw(name) !== undefined) limits[key] = read.integer(name, 0, { min });
+  const take = (name: readonly string[], key: keyof ProviderLimits, min: number) => {
+    if (read.raw(...name) !== undefined) limits[key] = read.integer(name, 0, { min });
   };
-  take('max_functions', 'maxFunctions', 1);
-  take('max_replicas_per_function', 'maxReplicas', 1);
-  take('max_total_replicas', 'maxTotalReplicas', 1);
+  take(fnbusName('max_functions'), 'maxFunctions', 1);
+  take(fnbusName('max_replicas_per_function'), 'maxReplicas', 1);
+  take(fnbusName('max_total_replicas'), 'maxTotalReplicas', 1);
   return read.done(limits);
 }
 

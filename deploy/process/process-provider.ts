@@ -4,9 +4,9 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ConflictError,
-  FnbusError,
   LimitError,
   NotFoundError,
+  NotStartedError,
   UnavailableError,
   ValidationError,
 } from '../../core/errors.js';
@@ -365,11 +365,7 @@ export class ProcessProvider implements Provider {
     const entry = this.#entry(name, namespace);
     if (entry.notStarted !== undefined) {
       // Not an UnavailableError: waiting (scale from zero) would not help.
-      throw new FnbusError(
-        'not_started',
-        503,
-        `function "${name}" is not started: ${entry.notStarted.reason}`,
-      );
+      throw new NotStartedError(`function "${name}" is not started: ${entry.notStarted.reason}`);
     }
     const { replicas } = entry;
     // A scan from the cursor rather than a filtered copy: this runs on every call.

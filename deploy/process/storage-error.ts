@@ -1,4 +1,4 @@
-import { FnbusError } from '../../core/errors.js';
+import { FnbusError, StorageError } from '../../core/errors.js';
 
 /**
  * What went wrong with a file operation, without its path: the errno code (`ENOSPC`, `EACCES`)
@@ -19,8 +19,6 @@ export async function onDisk<T>(what: string, work: () => Promise<T>): Promise<T
     return await work();
   } catch (error) {
     if (error instanceof FnbusError) throw error;
-    throw new FnbusError('storage_failed', 500, `${what}: ${safeReason(error)}`, {
-      cause: error,
-    });
+    throw new StorageError(`${what}: ${safeReason(error)}`, { cause: error });
   }
 }

@@ -239,7 +239,8 @@ export class NatsQueue implements Queue {
         const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
         if (revision === undefined) {
           const seen = await backend.keys.get(digest);
-          if (seen?.operation !== 'PUT') throw new Error('Idempotency-Key just expired; try again');
+          if (seen?.operation !== 'PUT')
+            throw new UnavailableError('Idempotency-Key just expired; try again');
           return sameRequestOr422(
             seen.json<{ callId: string; fingerprint?: string }>(),
             fingerprint,

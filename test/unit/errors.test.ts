@@ -5,9 +5,17 @@ import {
   ConfigError,
   ConflictError,
   FnbusError,
+  FunctionCallError,
+  httpAnswer,
+  InstallError,
   InsufficientStorageError,
+  listenError,
+  ListenError,
   NotFoundError,
   NotImplementedError,
+  NotStartedError,
+  QueueFullError,
+  StorageError,
   UnavailableError,
   ValidationError,
   statusOf,
@@ -62,5 +70,57 @@ describe('errors', () => {
     ]);
     assert.match(error.message, /port: "x"/);
     assert.match(error.message, /mode: "y"/);
+  });
+});
+
+describe('errors: the named classes, HTTP and listen failures', () => {
+  it('names each class, with its code and status', () => {
+    for (const [error, code, status] of [
+      [new NotStartedError('x'), 'not_started', 503],
+      [new StorageError('x'), 'storage_failed', 500],
+      [new InstallError('x'), 'install_failed', 500],
+      [new FunctionCallError(418, 'x'), 'function_error', 418],
+      [new ListenError('x'), 'cannot_listen', 500],
+    ] as const) {
+      assert.equal(error.code, code);
+      assert.equal(error.status, status);
+      assert.equal(error.name, error.constructor.name);
+    }
+  });
+
+  it('httpAnswer: a FnbusError its own way, anything else a bare 500', () => {
+    assert.deepEqual(httpAnswer(new NotFoundError('no hello')), {
+      status: 404,
+      text: 'no hello\n',
+      headers: {},
+    });
+    assert.deepEqual(httpAnswer(new QueueFullError('full', 7)).headers, { 'Retry-After': '7' });
+    assert.deepEqual(httpAnswer(new Error('/etc/passwd: EACCES')), {
+      status: 500,
+      text: 'internal error\n',
+      headers: {},
+    });
+    assert.equal(httpAnswer('thrown text').status, 500);
+  });
+
+  it('listenError: a port in use, named, in one line', () => {
+    const inUse = Object.assign(new Error('listen EADDRINUSE: address already in use'), {
+      code: 'EADDRINUSE',
+      address: '127.0.0.1',
+      port: 8080,
+    });
+    assert.equal(listenError(inUse)?.message, 'port 8080 on 127.0.0.1 is in use');
+    const everywhere = Object.assign(new Error('x'), {
+      code: 'EADDRINUSE',
+      address: '::',
+      port: 1,
+    });
+    assert.equal(listenError(everywhere)?.message, 'port 1 on every address is in use');
+    const denied = Object.assign(new Error('x'), { code: 'EACCES', address: '0.0.0.0', port: 80 });
+    assert.match(
+      listenError(denied)?.message ?? '',
+      /^port 80 on every address is not this user's/,
+    );
+    assert.equal(listenError(new Error('other')), undefined);
   });
 });

@@ -4,7 +4,9 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { envsubst, EnvsubstError } from '../../cli/envsubst.js';
-import { loadStack, parseStack, StackError, toDeployment } from '../../cli/stack.js';
+import { loadStack, parseStack } from '../../cli/stack.js';
+import { StackError } from '../../cli/stack-error.js';
+import { toDeployment } from '../../cli/to-deployment.js';
 import type { Stack } from '../../cli/stack.js';
 import { ValidationError } from '../../core/errors.js';
 

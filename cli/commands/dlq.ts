@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
-import { ValidationError } from '../core/errors.js';
-import type { CallRecord, DeadLetter, DeadLetterPage } from '../core/queue.js';
-import { client, gatewayOptions, print, table } from './client-commands.js';
-import type { GatewayOptions } from '../client/gateway-client.js';
+import type { GatewayOptions } from '../../client/gateway-client.js';
+import { ValidationError } from '../../core/errors.js';
+import type { DeadLetter, DeadLetterPage } from '../../core/queue.js';
+import { gatewayOptions } from '../gateway-options.js';
+import { helpExamples } from '../help-examples.js';
+import { print, table } from '../print.js';
 
 interface SelectionOptions extends GatewayOptions {
   function?: string;
@@ -16,23 +18,19 @@ interface ListOptions extends GatewayOptions {
   cursor?: string;
 }
 
-/**
- * The async path's commands: `call CALL_ID` (where a queued call is), `cancel CALL_ID` (one that
- * still waits) and `dlq list|show|redrive|purge` (the dead letters). `invoke --async` is with
- * invoke.
- */
-export function registerAsyncCommands(program: Command): void {
-  gatewayOptions(
-    program
-      .command('call <callId>')
-      .description('show an async call: state, attempts, last status')
-      .option('--json', 'the gateway’s JSON'),
-  ).action(showCall);
-  gatewayOptions(
-    program.command('cancel <callId>').description('cancel an async call that still waits'),
-  ).action(cancelCall);
-
-  const dlq = program.command('dlq').description('dead letters: list, show, redrive, purge');
+/** `fnbus dlq list|show|redrive|purge`: the dead letters of the async path. */
+export function registerDlqCommand(program: Command): void {
+  const dlq = program
+    .command('dlq')
+    .description('dead letters: list, show, redrive, purge')
+    .addHelpText(
+      'after',
+      helpExamples(
+        'fnbus dlq list --function hello',
+        'fnbus dlq show "$id"',
+        'fnbus dlq redrive --function hello',
+      ),
+    );
   gatewayOptions(
     dlq
       .command('list')
@@ -44,10 +42,12 @@ export function registerAsyncCommands(program: Command): void {
       .option('--limit <n>', 'one page of at most n letters (1-1000); its next cursor printed last')
       .option('--cursor <cursor>', 'one page, from where an earlier page ended')
       .option('--json', 'the gateway’s JSON (every page: one array of letters)'),
-  ).action(listDeadLetters);
-  gatewayOptions(
-    dlq.command('show <callId>').description('one dead letter, whole, as JSON'),
-  ).action(showDeadLetter);
+  )
+    .addHelpText('after', helpExamples('fnbus dlq list', 'fnbus dlq list --limit 50 --json'))
+    .action(listDeadLetters);
+  gatewayOptions(dlq.command('show <callId>').description('one dead letter, whole, as JSON'))
+    .addHelpText('after', helpExamples('fnbus dlq show "$id"'))
+    .action(showDeadLetter);
   for (const verb of ['redrive', 'purge'] as const) {
     gatewayOptions(
       dlq
@@ -59,44 +59,15 @@ export function registerAsyncCommands(program: Command): void {
         )
         .option('--function <name>', 'every dead letter of this function')
         .option('--all', 'every dead letter'),
-    ).action((callId: string | undefined, options: SelectionOptions) =>
-      verb === 'redrive' ? redrive(callId, options) : purge(callId, options),
-    );
+    )
+      .addHelpText(
+        'after',
+        helpExamples(`fnbus dlq ${verb} "$id"`, `fnbus dlq ${verb} --function hello`),
+      )
+      .action((callId: string | undefined, options: SelectionOptions) =>
+        verb === 'redrive' ? redrive(callId, options) : purge(callId, options),
+      );
   }
-}
-
-async function showCall(callId: string, options: GatewayOptions & { json?: boolean }) {
-  const record = await client(options).json<CallRecord>(
-    `/system/calls/${encodeURIComponent(callId)}`,
-  );
-  if (options.json) {
-    print(`${JSON.stringify(record, null, 2)}\n`);
-    return;
-  }
-  const lines: [string, string][] = [
-    ['Call', record.callId],
-    ['Function', record.function],
-    ['State', record.state],
-    ['Queued', record.enqueuedAt],
-    ['Updated', record.updatedAt],
-  ];
-  if (record.nextAttemptAt) lines.push(['Next attempt', record.nextAttemptAt]);
-  if (record.lastStatus !== undefined) lines.push(['Last status', String(record.lastStatus)]);
-  if (record.reason) lines.push(['Reason', record.reason]);
-  let text = lines.map(([key, value]) => `${`${key}:`.padEnd(14)}${value}\n`).join('');
-  if (record.attempts.length > 0) {
-    text += 'Attempts:\n';
-    for (const attempt of record.attempts) {
-      const outcome = attempt.status !== undefined ? `status ${attempt.status}` : attempt.error;
-      text += `  ${attempt.attempt}. ${attempt.startedAt}  ${outcome ?? ''}  ${attempt.durationMs} ms\n`;
-    }
-  }
-  print(text);
-}
-
-async function cancelCall(callId: string, options: GatewayOptions) {
-  await client(options).system('DELETE', `/system/calls/${encodeURIComponent(callId)}`);
-  print(`cancelled ${callId}\n`);
 }
 
 /**
@@ -104,7 +75,8 @@ async function cancelCall(callId: string, options: GatewayOptions) {
  * the gateway pages the letters, so neither side holds them all.
  */
 async function listDeadLetters(options: ListOptions) {
-  const gateway = client(options);
+  const { openGateway } = await import('../open-gateway.js');
+  const gateway = openGateway(options);
   const onePage = options.limit !== undefined || options.cursor !== undefined;
   const header = ['CALL', 'FUNCTION', 'ATTEMPTS', 'STATUS', 'SINCE', 'REASON'];
   let cursor = options.cursor;
@@ -149,28 +121,25 @@ async function listDeadLetters(options: ListOptions) {
 }
 
 async function showDeadLetter(callId: string, options: GatewayOptions) {
-  const letter = await client(options).json<DeadLetter>(
+  const { openGateway } = await import('../open-gateway.js');
+  const letter = await openGateway(options).json<DeadLetter>(
     `/system/dead-letters/${encodeURIComponent(callId)}`,
   );
   print(`${JSON.stringify(letter, null, 2)}\n`);
 }
 
 async function redrive(callId: string | undefined, options: SelectionOptions) {
-  const res = await client(options).system(
-    'POST',
-    '/system/dead-letters/redrive',
-    selection(callId, options),
-  );
+  const body = selection(callId, options);
+  const { openGateway } = await import('../open-gateway.js');
+  const res = await openGateway(options).system('POST', '/system/dead-letters/redrive', body);
   const { callIds } = JSON.parse(res.body.toString('utf8')) as { callIds: string[] };
   print(`queued again: ${callIds.length}\n${callIds.map((id) => `${id}\n`).join('')}`);
 }
 
 async function purge(callId: string | undefined, options: SelectionOptions) {
-  const res = await client(options).system(
-    'DELETE',
-    '/system/dead-letters',
-    selection(callId, options),
-  );
+  const body = selection(callId, options);
+  const { openGateway } = await import('../open-gateway.js');
+  const res = await openGateway(options).system('DELETE', '/system/dead-letters', body);
   const { purged } = JSON.parse(res.body.toString('utf8')) as { purged: number };
   print(`purged: ${purged}\n`);
 }

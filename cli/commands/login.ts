@@ -1,20 +1,8 @@
 import type { Command } from 'commander';
-import { parseDurationMs } from '../core/duration.js';
-import { ValidationError } from '../core/errors.js';
-import {
-  basicAuthorization,
-  GatewayClient,
-  GatewayError,
-  gatewayUrl,
-  refusal,
-} from '../client/gateway-client.js';
-import {
-  displayPath,
-  normaliseGateway,
-  removeCredentials,
-  saveCredentials,
-} from '../client/openfaas-config.js';
-import { print } from './client-commands.js';
+import { parseDurationMs } from '../../core/duration.js';
+import { ValidationError } from '../../core/errors.js';
+import { helpExamples } from '../help-examples.js';
+import { print } from '../print.js';
 
 interface LoginOptions {
   gateway?: string;
@@ -26,11 +14,11 @@ interface LoginOptions {
 }
 
 /**
- * `fnbus login` and `fnbus logout`, with faas-cli's flags and its config file (client/
- * openfaas-config.ts): a login made by either is used by both. The gateway is `--gateway`, else
- * `FNBUS_GATEWAY`, else `OPENFAAS_URL`, else http://127.0.0.1:8080, keyed as faas-cli keys it.
+ * `fnbus login`, with faas-cli's flags and its config file (client/openfaas-config.ts): a login
+ * made by either is used by both. The gateway is `--gateway`, else `FNBUS_GATEWAY`, else
+ * `OPENFAAS_URL`, else http://127.0.0.1:8080, keyed as faas-cli keys it.
  */
-export function registerLoginCommands(program: Command): void {
+export function registerLoginCommand(program: Command): void {
   program
     .command('login')
     .description(
@@ -50,25 +38,12 @@ export function registerLoginCommands(program: Command): void {
     .option('--timeout <duration>', 'how long to wait for the gateway', '5s')
     .addHelpText(
       'after',
-      '\nExamples:\n  cat ~/password.txt | fnbus login --username admin --password-stdin\n' +
-        '  fnbus login -u admin -p PASSWORD --gateway http://127.0.0.1:8080\n',
+      helpExamples(
+        'cat ~/password.txt | fnbus login --username admin --password-stdin',
+        'fnbus login -u admin -p PASSWORD --gateway http://127.0.0.1:8080',
+      ),
     )
     .action(login);
-
-  program
-    .command('logout')
-    .description('forget the user and password kept for a gateway')
-    .option(
-      '-g, --gateway <url>',
-      'the gateway (default: $FNBUS_GATEWAY, else $OPENFAAS_URL, else http://127.0.0.1:8080)',
-    )
-    .action((options: { gateway?: string }) => {
-      const gateway = normaliseGateway(gatewayUrl(options, process.env));
-      if (!removeCredentials(gateway, process.env)) {
-        throw new ValidationError(`no credentials are kept for ${gateway}`);
-      }
-      print(`credentials removed for ${gateway}\n`);
-    });
 }
 
 async function login(options: LoginOptions): Promise<void> {
@@ -87,10 +62,13 @@ async function login(options: LoginOptions): Promise<void> {
     );
   }
   // Trimmed, as faas-cli does: `cat file |` and `echo |` add a newline.
-  const password = (options.passwordStdin ? await readStdin() : (options.password ?? '')).trim();
+  const password = (options.passwordStdin ? await readAll() : (options.password ?? '')).trim();
   if (password === '') {
     throw new ValidationError('give a non-empty password with --password-stdin or --password');
   }
+  const { gatewayUrl } = await import('../../client/gateway-client.js');
+  const { displayPath, normaliseGateway, saveCredentials } =
+    await import('../../client/openfaas-config.js');
   const gateway = normaliseGateway(gatewayUrl(options, process.env));
   await checkLogin(gateway, user, password, options.tlsNoVerify === true, timeoutMs);
   const file = saveCredentials(gateway, { user, password }, process.env);
@@ -105,6 +83,8 @@ async function checkLogin(
   tlsNoVerify: boolean,
   timeoutMs: number,
 ): Promise<void> {
+  const { basicAuthorization, GatewayClient, GatewayError, refusal } =
+    await import('../../client/gateway-client.js');
   const client = new GatewayClient({
     url: gateway,
     authorization: basicAuthorization(user, password),
@@ -119,7 +99,8 @@ async function checkLogin(
   if (res.status < 200 || res.status >= 300) throw refusal(res);
 }
 
-async function readStdin(): Promise<string> {
+/** All of stdin, waiting for it even on a terminal (a typed password). */
+async function readAll(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');

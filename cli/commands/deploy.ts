@@ -1,0 +1,127 @@
+import type { Command } from 'commander';
+import type { GatewayClient, GatewayOptions } from '../../client/gateway-client.js';
+import { FnbusError, ValidationError } from '../../core/errors.js';
+import type { FunctionDeployment, StringMap } from '../../core/function-types.js';
+import { collect, gatewayOptions } from '../gateway-options.js';
+import { helpExamples } from '../help-examples.js';
+import { print } from '../print.js';
+
+interface DeployOptions extends GatewayOptions {
+  yaml?: string;
+  filter?: string;
+  image?: string;
+  name?: string;
+  fprocess?: string;
+  env: string[];
+  label: string[];
+  annotation: string[];
+  secret: string[];
+  namespace?: string;
+}
+
+/** `fnbus deploy`: a stack file's functions, or one image, through a gateway (as faas-cli). */
+export function registerDeployCommand(program: Command): void {
+  gatewayOptions(
+    program
+      .command('deploy')
+      .description(
+        'deploy the functions of a stack file, or one image (--image, --name): PUT, then POST on 404',
+      )
+      .option('-f, --yaml <file>', 'the stack file (default: stack.yml, unless --image is given)')
+      .option('--filter <name>', 'only the stack functions matching this name (* is a wildcard)')
+      .option('--image <image>', 'deploy this image instead of a stack file')
+      .option('--name <name>', 'the function name, with --image')
+      .option('--fprocess <command>', 'the command the watchdog runs, with --image')
+      .option('-e, --env <KEY=VALUE>', 'an environment variable (repeatable)', collect, [])
+      .option('-l, --label <KEY=VALUE>', 'a label (repeatable)', collect, [])
+      .option('--annotation <KEY=VALUE>', 'an annotation (repeatable)', collect, [])
+      .option('--secret <name>', 'a secret to give the function (repeatable)', collect, [])
+      .option('-n, --namespace <namespace>', 'the namespace, with --image'),
+  )
+    .addHelpText(
+      'after',
+      helpExamples(
+        'fnbus deploy -f stack.yml',
+        "fnbus deploy -f stack.yml --filter 'api-*'",
+        "fnbus deploy --image ghcr.io/me/echo:1 --name echo --fprocess 'cat' -e mode=streaming",
+      ),
+    )
+    .action(deploy);
+}
+
+async function deploy(options: DeployOptions): Promise<void> {
+  const { openGateway } = await import('../open-gateway.js');
+  if (options.image !== undefined) {
+    if (options.yaml !== undefined) {
+      throw new ValidationError('give either -f/--yaml or --image, not both');
+    }
+    if (!options.name) throw new ValidationError('--image needs --name');
+    const deployment: FunctionDeployment = { service: options.name, image: options.image };
+    if (options.namespace) deployment.namespace = options.namespace;
+    if (options.fprocess) deployment.envProcess = options.fprocess;
+    const envVars = pairs(options.env, '--env');
+    if (envVars) deployment.envVars = envVars;
+    const labels = pairs(options.label, '--label');
+    if (labels) deployment.labels = labels;
+    const annotations = pairs(options.annotation, '--annotation');
+    if (annotations) deployment.annotations = annotations;
+    if (options.secret.length > 0) deployment.secrets = [...options.secret];
+    await deployOne(openGateway(options), deployment);
+    print(`deployed ${options.name}\n`);
+    return;
+  }
+  const singleOnly = (['name', 'fprocess', 'namespace'] as const).filter((k) => options[k]);
+  if (singleOnly.length > 0) {
+    throw new ValidationError(`--${singleOnly[0]} goes with --image, not with a stack file`);
+  }
+  const { loadStack } = await import('../stack.js');
+  const { prepareStackFunction, stackDeployment } = await import('../stack-deployments.js');
+  const stack = loadStack(options.yaml ?? 'stack.yml', process.env);
+  let names = Object.keys(stack.functions);
+  if (options.filter !== undefined) {
+    const pattern = wildcard(options.filter);
+    names = names.filter((name) => pattern.test(name));
+    if (names.length === 0) {
+      throw new ValidationError(
+        `no function in ${stack.file ?? 'the stack'} matches "${options.filter}"`,
+      );
+    }
+  }
+  // Every deployment is built (and checked) before the first call.
+  const deployments = names.map((name) => stackDeployment(name, stack));
+  const gateway = openGateway(options, stack.provider.gateway);
+  for (const [index, deployment] of deployments.entries()) {
+    await prepareStackFunction(deployment.service, stack, (line) =>
+      process.stderr.write(`${line}\n`),
+    );
+    await deployOne(gateway, deployment);
+    print(`deployed ${deployment.service} (${index + 1}/${deployments.length})\n`);
+  }
+}
+
+/** faas-cli's update-or-create: PUT /system/functions, POST when the PUT says 404. */
+async function deployOne(gateway: GatewayClient, deployment: FunctionDeployment): Promise<void> {
+  try {
+    await gateway.system('PUT', '/system/functions', deployment);
+  } catch (error) {
+    if (!(error instanceof FnbusError) || error.status !== 404) throw error;
+    await gateway.system('POST', '/system/functions', deployment);
+  }
+}
+
+/** `K=V` flags as a map; undefined when there are none. */
+function pairs(values: string[], flag: string): StringMap | undefined {
+  if (values.length === 0) return undefined;
+  const result: [string, string][] = [];
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at <= 0) throw new ValidationError(`${flag} takes KEY=VALUE, not "${value}"`);
+    result.push([value.slice(0, at), value.slice(at + 1)]);
+  }
+  return Object.fromEntries(result);
+}
+
+function wildcard(pattern: string): RegExp {
+  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
+  return new RegExp(`^${escaped}$`);
+}

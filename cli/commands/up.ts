@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import { helpExamples } from '../help-examples.js';
+
+export interface UpCommandOptions {
+  yaml?: string;
+  port?: string;
+  host?: string;
+  stateDir?: string;
+  queue?: string;
+  connectors?: string;
+}
+
+/**
+ * `fnbus up`: the whole hub on this machine (gateway, process provider, queue worker,
+ * connectors). The action loads the hub only when it runs, so other commands start fast.
+ */
+export function registerUpCommand(program: Command): void {
+  program
+    .command('up')
+    .description('run the hub (gateway + process provider) on this machine, deploying a stack')
+    .option('-f, --yaml <file>', 'the stack file to deploy')
+    .option('-p, --port <port>', 'the gateway port (default: $port, else 8080)')
+    .option(
+      '--host <address>',
+      'the address to listen on, e.g. 0.0.0.0 for every network (default: $FNBUS_HOST, else 127.0.0.1: this machine only)',
+    )
+    .option(
+      '--state-dir <dir>',
+      'where deployed functions are kept between runs (default: $FNBUS_STATE_DIR, else $XDG_STATE_HOME/fnbus, else ~/.local/state/fnbus)',
+    )
+    .option(
+      '--queue <url>',
+      'the async queue: redis://host:port (BullMQ), nats://host:port (JetStream), or local (default: $FNBUS_QUEUE, else embedded, in the state folder)',
+    )
+    .option(
+      '--connectors <list>',
+      'the connectors to run, comma-separated, or none (cron, webhook; default: $FNBUS_CONNECTORS, else all)',
+    )
+    .addHelpText(
+      'after',
+      helpExamples(
+        'fnbus up -f stack.yml',
+        'fnbus up -f stack.yml --port 9090 --queue redis://127.0.0.1:6379 --connectors cron',
+        'basic_auth=false fnbus up --host 127.0.0.1   # no login: this machine only',
+      ),
+    )
+    .action(runUp);
+}
+
+async function runUp(options: UpCommandOptions): Promise<void> {
+  const { readHubConfig } = await import('../hub-config.js');
+  // Every setting, checked before anything starts: one run names every problem.
+  const hub = readHubConfig(process.env, options);
+  const { pino } = await import('pino');
+  const { up } = await import('../up.js');
+  const logger = pino({ name: 'fnbus' });
+  const { host, stateDir } = hub;
+  const running = await up({
+    stackFile: options.yaml,
+    config: hub.gateway,
+    host,
+    stateDir,
+    logger,
+    queueUrl: hub.queueUrl,
+    worker: hub.worker,
+    connectors: hub.connectors,
+    connectorEnv: hub.env,
+    limits: hub.provider,
+  });
+  logger.info({ host, port: running.port, stateDir }, 'fnbus is up');
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'stopping');
+    running.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
