@@ -21,6 +21,9 @@ export interface ReplicaInvokerOptions {
 
 const internal = 'X-OpenFaaS-Internal';
 
+/** Pools kept, one per replica origin. */
+const maxPools = 64;
+
 /**
  * The queue worker's invoker inside `fnbus up`: calls a replica of the hub's process provider
  * directly from the worker's thread, one HTTP exchange (the function's own process in http mode),
@@ -179,6 +182,13 @@ export class ReplicaInvoker implements Invoker {
     if (!pool) {
       pool = new Pool(origin, { connections: this.#options.connections ?? 128 });
       this.#pools.set(origin, pool);
+      // Replicas come and go (scaling, updates), each on a port of its own: the oldest pool goes
+      // once there are many (a call still on it finishes first).
+      if (this.#pools.size > maxPools) {
+        const [oldest, old] = this.#pools.entries().next().value as [string, Pool];
+        this.#pools.delete(oldest);
+        old.close().catch(() => {});
+      }
     }
     return pool;
   }
