@@ -5,6 +5,7 @@ import { ConfigError } from '../core/errors.js';
 import { readConnectorConfig, type ConnectorConfig } from '../connectors/sdk/config.js';
 import { readWebhookConfig, type WebhookConfig } from '../connectors/webhook/config.js';
 import { readProviderLimits, type ProviderLimits } from '../deploy/process/limits.js';
+import { localImagesDir } from '../deploy/process/local-image-store.js';
 import { readConfig as readGatewayConfig, type GatewayConfig } from '../gateway/config.js';
 import { readWorkerConfig, type WorkerConfig } from '../queue/config.js';
 import { connectorKinds, type ConnectorKind } from './connectors.js';
@@ -48,6 +49,8 @@ export interface HubCommon {
   queueUrl: string | undefined;
   connectors: readonly ConnectorKind[];
   leaseUrl: string | undefined;
+  /** This machine's image store, where `fnbus build` records template functions. */
+  imagesDir: string;
   /** The environment the settings were read from, with the options applied (connectors read it). */
   env: Env;
 }
@@ -84,12 +87,18 @@ export function readHubConfig<P extends HubPart = HubPart>(
     ...(options.gateway !== undefined ? { gateway_url: options.gateway } : {}),
   };
   const merged: Env = Object.keys(overrides).length > 0 ? { ...env, ...overrides } : env;
+  const wanted = options.parts ?? allParts;
+  // A setting is checked where it is used: a lone gateway runs no connector.
+  const problem = (used: boolean, text: string) => {
+    if (used) problems.push(text);
+  };
 
   const queueUrl = given(options.queue) ?? given(env.FNBUS_QUEUE);
   if (queueUrl !== undefined && queueUrl !== 'local') {
     const scheme = URL.canParse(queueUrl) ? new URL(queueUrl).protocol : '';
     if (!['redis:', 'rediss:', 'nats:', 'tls:'].includes(scheme)) {
-      problems.push(
+      problem(
+        wanted.includes('gateway') || wanted.includes('worker'),
         `${options.queue !== undefined ? '--queue' : 'FNBUS_QUEUE'}: "${queueUrl}" is not redis://host:port, nats://host:port or local`,
       );
     }
@@ -102,7 +111,8 @@ export function readHubConfig<P extends HubPart = HubPart>(
     if ((connectorKinds as readonly string[]).includes(kind)) {
       if (!kinds.includes(kind as ConnectorKind)) kinds.push(kind as ConnectorKind);
     } else {
-      problems.push(
+      problem(
+        wanted.includes('connector'),
         `${options.connectors !== undefined ? '--connectors' : 'FNBUS_CONNECTORS'}: unknown connector "${kind}" (choose from ${connectorKinds.join(', ')}, or none)`,
       );
     }
@@ -113,7 +123,6 @@ export function readHubConfig<P extends HubPart = HubPart>(
     given(env.FNBUS_STATE_DIR) ??
     join(given(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'fnbus');
 
-  const wanted = options.parts ?? allParts;
   if (wanted.includes('gateway') && given(env.FNBUS_USERNAME) && !given(env.FNBUS_PASSWORD)) {
     problems.push(
       'FNBUS_USERNAME is set without FNBUS_PASSWORD: set both, or neither for a generated password',
@@ -134,6 +143,7 @@ export function readHubConfig<P extends HubPart = HubPart>(
     ...(parts as Pick<HubParts, P>),
     host,
     stateDir,
+    imagesDir: localImagesDir(env),
     queueUrl: queueUrl === 'local' ? undefined : queueUrl,
     connectors: Object.freeze(kinds),
     leaseUrl:

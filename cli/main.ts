@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { version } from '../watchdog/version.js';
+import { registerBuildCommand } from './commands/build.js';
 import { registerCallCommand } from './commands/call.js';
 import { registerCancelCommand } from './commands/cancel.js';
 import { registerConnectorCommand } from './commands/connector.js';
@@ -50,6 +51,7 @@ registerQueueWorkerCommand(program);
 registerConnectorCommand(program);
 // The client commands, which talk to a gateway.
 registerNewCommand(program);
+registerBuildCommand(program);
 registerDeployCommand(program);
 registerListCommand(program);
 registerDescribeCommand(program);

@@ -27,7 +27,8 @@ export interface NewFunctionResult {
 
 /**
  * `fnbus new NAME --lang L`, as faas-cli's `new`: copies the template's handler into ./NAME and
- * adds the function to the stack file (creating it if needed), keeping the file's comments.
+ * the template into ./template/L, and adds the function to the stack file (creating it if
+ * needed), keeping the file's comments.
  * Nothing is written unless every check passes.
  */
 export function newFunction(options: NewFunctionOptions): NewFunctionResult {
@@ -54,7 +55,8 @@ export function newFunction(options: NewFunctionOptions): NewFunctionResult {
   const document = stackCreated
     ? new Document({
         version: '1.0',
-        provider: { name: 'fnbus', gateway: 'http://127.0.0.1:8080' },
+        // faas-cli refuses any other provider name, and it reads ./stack.yml by default.
+        provider: { name: 'openfaas', gateway: 'http://127.0.0.1:8080' },
         functions: {},
       })
     : parseDocument(readFileSync(stackPath, 'utf8'));
@@ -66,6 +68,10 @@ export function newFunction(options: NewFunctionOptions): NewFunctionResult {
     image: `${imagePrefix ? `${imagePrefix.replace(/\/$/, '')}/` : ''}${name}:latest`,
   });
   cpSync(join(template, 'function'), handlerDir, { recursive: true });
+  // faas-cli's deploy and build read ./template/<lang>/template.yml (faas-cli new pulls it there):
+  // with a copy beside the stack, faas-cli works on this folder too. An existing one is kept.
+  const templateCopy = join(stackDir, 'template', lang);
+  if (!existsSync(templateCopy)) cpSync(template, templateCopy, { recursive: true });
   writeFileSync(stackPath, String(document));
 
   const templateYaml = parseDocument(

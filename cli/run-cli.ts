@@ -15,6 +15,13 @@ export async function runCli(program: Command, argv: readonly string[]): Promise
       })
       .showHelpAfterError(`usage: ${commandPath(command)} ${command.usage()}`);
   });
+  if (argv.length <= 2) {
+    // No command is a usage error too: the usage line and where the list is, not the whole help.
+    process.stderr.write(
+      `fnbus: name a command (fnbus --help lists them)\nusage: fnbus ${program.usage()}\n`,
+    );
+    process.exit(1);
+  }
   try {
     await program.parseAsync(argv);
   } catch (error) {

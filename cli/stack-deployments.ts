@@ -1,16 +1,22 @@
+import { ValidationError } from '../core/errors.js';
 import type { FunctionDeployment } from '../core/function-types.js';
-import { FnbusAnnotation } from '../deploy/process/launch-plan.js';
-import { templateLanguages } from './new-function.js';
-import type { Stack } from './stack.js';
+import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { templateLanguages, templatesDir } from './new-function.js';
+import { templateEnvironment } from './template-environment.js';
+import { loadStack, type Stack, type StackFunction } from './stack.js';
 import { toDeployment } from './to-deployment.js';
 import { installDependencies } from './template-dependencies.js';
 
 /**
- * The deployment of one stack function as fnbus runs it, shared by `fnbus up` (straight to the
- * provider) and `fnbus deploy -f` (through the gateway). A function written for a template runs
- * its handler in place through the process provider: the `fnbus.lang` and `fnbus.handler`
- * annotations name the template and the handler's absolute folder. `namespace`, when given,
- * fills in a function's missing namespace; otherwise that is left to the gateway.
+ * The deployment of one stack function, shared by `fnbus up` (straight to the provider) and
+ * `fnbus deploy -f` (through a gateway): what the stack says (image, environment, labels,
+ * annotations, ...) and nothing of this machine, so any provider anywhere can run it. A template
+ * function is its image: the process provider finds what `fnbus build` made of it by that name
+ * (buildStackFunction). `namespace`, when given, fills in a function's missing namespace;
+ * otherwise that is left to the gateway.
  */
 export function stackDeployment(
   name: string,
@@ -19,40 +25,93 @@ export function stackDeployment(
 ): FunctionDeployment {
   const fn = stack.functions[name];
   if (!fn) throw new Error(`no function "${name}" in the stack`);
-  return withTemplate(toDeployment(name, fn, stack), fn.lang, fn.handlerPath, namespace);
+  const deployment = toDeployment(name, fn, stack);
+  // The template's environment first, the function's own overriding it (as its Dockerfile's ENV
+  // lines are overridden in OpenFaaS): it travels with the deployment to any provider.
+  if (fn.lang && templateLanguages().includes(fn.lang)) {
+    const own = deployment.envVars ?? {};
+    deployment.envVars = { ...templateEnvironment(fn.lang, own.PORT), ...own };
+  }
+  const ns = deployment.namespace ?? namespace;
+  return { ...deployment, ...(ns === undefined ? {} : { namespace: ns }) };
 }
 
-/** Adds the template annotations when `lang` is one of fnbus's templates and a handler is set. */
-export function withTemplate(
-  deployment: FunctionDeployment,
-  lang: string | undefined,
-  handlerPath: string | undefined,
-  namespace?: string,
-): FunctionDeployment {
-  const ns = deployment.namespace ?? namespace;
-  const result = { ...deployment, ...(ns === undefined ? {} : { namespace: ns }) };
-  if (!lang || !handlerPath || !templateLanguages().includes(lang)) return result;
-  return {
-    ...result,
-    annotations: {
-      ...result.annotations,
-      [FnbusAnnotation.Lang]: lang,
-      [FnbusAnnotation.Handler]: handlerPath,
-    },
-  };
+/** A function written for one of fnbus's templates, with a handler folder and to be built. */
+function isTemplateFunction(fn: StackFunction | undefined): fn is StackFunction & {
+  lang: string;
+  handlerPath: string;
+  image: string;
+} {
+  return (
+    !!fn?.lang &&
+    !!fn.handlerPath &&
+    !!fn.image &&
+    !fn.skipBuild &&
+    templateLanguages().includes(fn.lang)
+  );
 }
 
 /**
- * Readies a stack function to run from its handler folder: installs a template handler's
- * dependencies when it has some not installed yet (progress through `progress`). Nothing for a
- * function that is a plain command.
+ * `fnbus build` of one stack function for this machine's hubs: a template handler's dependencies
+ * installed when it has some not installed yet (progress through `progress`), and the function
+ * recorded in the local image store under its image name. Nothing for a function that is a plain
+ * command, or that says skip_build.
  */
-export async function prepareStackFunction(
+export async function buildStackFunction(
   name: string,
   stack: Stack,
+  images: LocalImageStore,
   progress: (line: string) => void,
-): Promise<void> {
+): Promise<boolean> {
   const fn = stack.functions[name];
-  if (!fn?.lang || !fn.handlerPath || !templateLanguages().includes(fn.lang)) return;
+  if (!isTemplateFunction(fn)) return false;
   await installDependencies(name, fn.handlerPath, progress);
+  images.save(fn.image, {
+    lang: fn.lang,
+    handler: fn.handlerPath,
+    fprocess: templateFprocess(fn.lang),
+  });
+  return true;
+}
+
+/** The template's own command (its template.yml `fprocess`), as faas-cli reads it. */
+function templateFprocess(lang: string): string | undefined {
+  const text = readFileSync(join(templatesDir, lang, 'template.yml'), 'utf8');
+  const fprocess = (parse(text) as { fprocess?: unknown } | null)?.fprocess;
+  return typeof fprocess === 'string' ? fprocess : undefined;
+}
+
+/** The stack's function names, or those matching `filter` (`*` a wildcard); none is an error. */
+export function stackFunctionNames(stack: Stack, filter: string | undefined): string[] {
+  const names = Object.keys(stack.functions);
+  if (filter === undefined) return names;
+  const escaped = filter.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
+  const pattern = new RegExp(`^${escaped}$`);
+  const matching = names.filter((name) => pattern.test(name));
+  if (matching.length === 0) {
+    throw new ValidationError(`no function in ${stack.file ?? 'the stack'} matches "${filter}"`);
+  }
+  return matching;
+}
+
+/**
+ * `fnbus build -f FILE`: builds the stack's template functions (or those matching `filter`) into
+ * this machine's image store; returns a line per function saying what became of it.
+ */
+export async function buildStack(
+  file: string,
+  filter: string | undefined,
+  progress: (line: string) => void,
+): Promise<string[]> {
+  const stack = loadStack(file, process.env);
+  const images = new LocalImageStore(localImagesDir(process.env));
+  const lines: string[] = [];
+  for (const name of stackFunctionNames(stack, filter)) {
+    const built = await buildStackFunction(name, stack, images, progress);
+    const image = stack.functions[name]?.image ?? '';
+    lines.push(
+      built ? `built ${name} as ${image}` : `${name}: nothing to build (not a template function)`,
+    );
+  }
+  return lines;
 }

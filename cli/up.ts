@@ -12,13 +12,16 @@ import type { Env } from '../core/config.js';
 import { webhookPrefix } from '../connectors/webhook/webhook-handler.js';
 import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
-import { startConnectors, type ConnectorKind, type RunningConnectors } from './connectors.js';
+import { startConnectors, type RunningConnectors } from './connectors.js';
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
 import { ReplicaLeases } from './replica-leases.js';
-import { prepareStackFunction, stackDeployment } from './stack-deployments.js';
+import { buildStackFunction, stackDeployment } from './stack-deployments.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
 import { loadStack, type Stack } from './stack.js';
+import { build, version } from '../watchdog/version.js';
 
 export interface UpOptions {
   stackFile: string | undefined;
@@ -31,10 +34,12 @@ export interface UpOptions {
   queueUrl?: string;
   worker: WorkerConfig;
   /** The connectors to run against this hub's gateway, and their env config. */
-  connectors: readonly ConnectorKind[];
+  connectors: readonly string[];
   connectorEnv: Env;
   /** The process provider's caps, as readHubConfig read them; default: from process.env. */
   limits?: ProviderLimits;
+  /** This machine's image store (`fnbus build`), as readHubConfig read it; default: from process.env. */
+  imagesDir?: string;
 }
 
 export interface RunningHub {
@@ -61,6 +66,7 @@ export async function up({
   connectors: connectorKinds,
   connectorEnv,
   limits = readProviderLimits(process.env),
+  imagesDir = localImagesDir(process.env),
 }: UpOptions): Promise<RunningHub> {
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const auth = hubCredentials(config, process.env, stateDir);
@@ -77,9 +83,11 @@ export async function up({
     );
   }
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
+  const images = new LocalImageStore(imagesDir);
   const provider = new ProcessProvider({
     stateDir,
     namespace: config.functionNamespace,
+    images,
     logger,
     ...limits,
   });
@@ -110,6 +118,7 @@ export async function up({
   const gateway = buildGateway({
     provider,
     config,
+    version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     credentials,
     queue: refusingQueue(embedded ? wakingQueue(queue, wake) : queue, () =>
       stopping ? 'the hub is stopping' : undefined,
@@ -135,8 +144,11 @@ export async function up({
             },
             // Connectors start once the gateway listens: until then, come back later.
             handler: (req, res) => {
-              if (connectors?.webhook) connectors.webhook.handle(req, res);
-              else res.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
+              if (connectors?.webhook) connectors.webhook(req, res);
+              else {
+                res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '1' });
+                res.end('starting\n');
+              }
             },
           },
         ]
@@ -201,18 +213,15 @@ export async function up({
       (stats) => stats.queued + stats.running > 0,
     );
     if (!embedded || waiting) await worker.start();
-    if (stack) await deployStack(stack, provider, config.functionNamespace, logger);
+    if (stack) await deployStack(stack, provider, images, config.functionNamespace, logger);
     // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
     connectors = await startConnectors(connectorKinds, {
-      env: connectorEnv,
-      gatewayUrl: selfUrl,
+      env: { ...connectorEnv, gateway_url: selfUrl, FNBUS_LEASE_URL: shared ?? 'local' },
       logger,
       registry,
-      leaseUrl: shared,
-      stateDir,
-      secretsDir: resolve(stateDir, 'secrets'),
+      host: { embedded: true, stateDir, secretsDir: resolve(stateDir, 'secrets') },
       authorization: credentials && basicAuthorization(credentials.user, credentials.password),
     });
     return { port, stop };
@@ -225,13 +234,15 @@ export async function up({
 async function deployStack(
   stack: Stack,
   provider: ProcessProvider,
+  images: LocalImageStore,
   namespace: string,
   logger: Logger,
 ): Promise<void> {
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
-    const deployment = stackDeployment(name, stack, namespace);
-    await prepareStackFunction(name, stack, (line) => logger.info({ function: name }, line));
+    // Checked as the gateway checks a deployment: the provider gets what it would get from one.
+    const deployment = normalizeDeployment(stackDeployment(name, stack, namespace), namespace);
+    await buildStackFunction(name, stack, images, (line) => logger.info({ function: name }, line));
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);
     else await provider.deploy(deployment);
     logger.info({ function: name, progress: `${index + 1}/${names.length}` }, 'deployed');

@@ -1,5 +1,6 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Logger } from '../core/logger.js';
+import { Backoff } from '../core/retry-policy.js';
 import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
 import type { ReplicaLeases } from './replica-leases.js';
 
@@ -23,7 +24,7 @@ export interface WorkerThread {
 
 export interface SupervisorOptions {
   logger: Logger;
-  /** The first wait before a restart; it doubles with each failure in a row. Default 500 ms. */
+  /** The first wait before a restart; it doubles (jittered) with each failure in a row. Default 500 ms. */
   firstRestartMs?: number;
   /** The longest wait before a restart. Default 15 s. */
   maxRestartMs?: number;
@@ -36,14 +37,14 @@ export interface SupervisorOptions {
 /**
  * Keeps the hub's queue worker thread running: a thread that ends on its own (SQLITE_FULL, a
  * locked or damaged queue file, any uncaught error) is started again after a wait that doubles
- * up to a cap. Meanwhile `health()` says why the worker is down, for `/healthz`; `metrics()`
+ * (jittered) up to a cap. Meanwhile `health()` says why the worker is down, for `/healthz`; `metrics()`
  * never waits on a thread that is gone or stuck; `stop()` is bounded.
  */
 export class WorkerSupervisor {
   readonly #launch: () => Promise<WorkerThread>;
   readonly #logger: Logger;
-  readonly #firstRestartMs: number;
-  readonly #maxRestartMs: number;
+  /** The wait before a restart, longer with each failure in a row. */
+  readonly #restarts: Backoff;
   readonly #steadyMs: number;
   readonly #metricsTimeoutMs: number;
   #thread: WorkerThread | undefined;
@@ -51,14 +52,15 @@ export class WorkerSupervisor {
   #restartTimer: NodeJS.Timeout | undefined;
   /** Why the worker is down, while it is. */
   #down: string | undefined;
-  #failures = 0;
   #stopping = false;
 
   constructor(launch: () => Promise<WorkerThread>, options: SupervisorOptions) {
     this.#launch = launch;
     this.#logger = options.logger;
-    this.#firstRestartMs = options.firstRestartMs ?? 500;
-    this.#maxRestartMs = options.maxRestartMs ?? 15_000;
+    this.#restarts = new Backoff({
+      minWaitMs: options.firstRestartMs ?? 500,
+      maxWaitMs: options.maxRestartMs ?? 15_000,
+    });
     this.#steadyMs = options.steadyMs ?? 30_000;
     this.#metricsTimeoutMs = options.metricsTimeoutMs ?? 2000;
   }
@@ -135,11 +137,11 @@ export class WorkerSupervisor {
 
   /** The thread did not start, or ended on its own: down, and started again after a wait. */
   #failed(why: unknown, ranMs: number): void {
-    this.#failures = ranMs >= this.#steadyMs ? 1 : this.#failures + 1;
-    const waitMs = Math.min(this.#maxRestartMs, this.#firstRestartMs * 2 ** (this.#failures - 1));
+    if (ranMs >= this.#steadyMs) this.#restarts.reset();
+    const waitMs = this.#restarts.next();
     this.#down = `queue worker down (${shortReason(why)}), restarting`;
     this.#logger.error(
-      { err: why, restartInMs: waitMs, failures: this.#failures },
+      { err: why, restartInMs: waitMs, failures: this.#restarts.failures },
       'the queue worker thread stopped',
     );
     this.#restartTimer = setTimeout(() => {

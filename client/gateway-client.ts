@@ -176,9 +176,16 @@ export class GatewayClient {
   }
 
   /** A call to the system API: a non-2xx status is a GatewayError saying what the gateway said. */
-  async system(method: string, path: string, body?: unknown, query?: CallOptions['query']) {
+  async system(
+    method: string,
+    path: string,
+    body?: unknown,
+    query?: CallOptions['query'],
+    signal?: AbortSignal,
+  ) {
     const res = await this.call(method, path, {
       query,
+      signal,
       ...(body === undefined
         ? {}
         : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
@@ -187,8 +194,8 @@ export class GatewayClient {
     throw refusal(res);
   }
 
-  async json<T>(path: string, query?: CallOptions['query']): Promise<T> {
-    const res = await this.system('GET', path, undefined, query);
+  async json<T>(path: string, query?: CallOptions['query'], signal?: AbortSignal): Promise<T> {
+    const res = await this.system('GET', path, undefined, query, signal);
     try {
       return JSON.parse(res.body.toString('utf8')) as T;
     } catch (error) {

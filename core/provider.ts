@@ -33,8 +33,10 @@ export interface LocalReplica {
  * them (process, swarm, kubernetes).
  *
  * `namespace` absent means the provider's default namespace. Methods naming a function that does
- * not exist reject with NotFoundError; bad input (a name that is not a DNS-1123 label, no image)
- * rejects with ValidationError. A capability the backend lacks is absent, never a stub, and the
+ * not exist reject with NotFoundError. deploy and update get a spec normalizeDeployment made
+ * (function-deployment.ts: the gateway checks it before any provider sees it); what only the
+ * provider can tell is wrong (nothing it can run, a namespace it lacks) rejects with
+ * ValidationError. A capability the backend lacks is absent, never a stub, and the
  * gateway answers 501 for it.
  */
 export interface Provider {

@@ -1,12 +1,14 @@
 import type { EnvReader } from './config.js';
 import { parseDurationMs } from './duration.js';
-import { OpenFaasAnnotation } from './openfaas-names.js';
+import { headerValue } from './http-headers.js';
+import type { InvokeResult } from './invoker.js';
+import { OpenFaasAnnotation, OpenFaasHeader } from './openfaas-names.js';
 
 /** How calls to a function are retried (the async worker, connectors): defaults, or its annotations. */
 export interface RetryPolicy {
   /** Runs in a round (the first one included) before the call is dead-lettered. */
   maxAttempts: number;
-  /** Statuses that are retried; errors marked X-OpenFaaS-Internal and no answer at all always are. */
+  /** Statuses that are retried; errors (≥ 400) marked X-OpenFaaS-Internal and no answer always are. */
   retryCodes: ReadonlySet<number>;
   /** The first wait; each later one doubles, up to maxWaitMs, with jitter. */
   minWaitMs: number;
@@ -92,13 +94,61 @@ export function parseStatusList(text: string): Set<number> | undefined {
 }
 
 /**
- * The wait before retry number `retry` (1 for the first retry): exponential from minWaitMs,
- * capped at maxWaitMs, with "equal jitter" (half fixed, half random) so that calls failing
- * together do not all come back together, yet never much sooner than asked.
+ * Whether a call is tried again (the async worker and the connectors alike): no answer at all; a
+ * status in the policy; or an error fnbus (or OpenFaaS) made itself rather than the function, a
+ * status of 400 or more marked `X-OpenFaaS-Internal`, as OpenFaaS Pro's queue-worker retries
+ * those. A success carrying that header (a function may set any header) is a success.
  */
-export function backoffMs(policy: RetryPolicy, retry: number, random = Math.random): number {
-  const ceiling = Math.min(policy.maxWaitMs, policy.minWaitMs * 2 ** Math.max(0, retry - 1));
+export function isRetryable(
+  result: Pick<InvokeResult, 'status' | 'headers'> | undefined,
+  policy: Pick<RetryPolicy, 'retryCodes'>,
+): boolean {
+  if (result === undefined) return true;
+  if (policy.retryCodes.has(result.status)) return true;
+  return result.status >= 400 && headerValue(result.headers, OpenFaasHeader.Internal) !== undefined;
+}
+
+/** The range a backoff moves in: the first wait, and the longest. */
+export type BackoffRange = Pick<RetryPolicy, 'minWaitMs' | 'maxWaitMs'>;
+
+/**
+ * The one backoff of fnbus: the wait before retry number `retry` (1 for the first retry),
+ * exponential from minWaitMs, capped at maxWaitMs, with "equal jitter" (half fixed, half random)
+ * so that calls failing together do not all come back together, yet never much sooner than asked.
+ */
+export function backoffMs(range: BackoffRange, retry: number, random = Math.random): number {
+  const ceiling = Math.min(range.maxWaitMs, range.minWaitMs * 2 ** Math.max(0, retry - 1));
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * `backoffMs` for a loop that waits longer each time it fails and starts over once it succeeds
+ * (a reconnect, a restart, a poll): `next()` is the wait after one more failure, `reset()` after
+ * a success.
+ */
+export class Backoff {
+  readonly #range: BackoffRange;
+  readonly #random: () => number;
+  #failures = 0;
+
+  constructor(range: BackoffRange, random = Math.random) {
+    this.#range = range;
+    this.#random = random;
+  }
+
+  /** Failures since the last reset. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  next(): number {
+    this.#failures += 1;
+    return backoffMs(this.#range, this.#failures, this.#random);
+  }
+
+  reset(): void {
+    this.#failures = 0;
+  }
 }
 
 /** `Retry-After` as seconds or an HTTP date, in ms from now; undefined if absent or unreadable. */

@@ -14,11 +14,18 @@ export interface SourceEvent {
   /** The source's id for the message (offset, message id), for logs and de-duplication. */
   id?: string;
   /**
+   * Only these of the topic's functions, when the source addresses some rather than all (a cron
+   * schedule is one function's; a webhook verified for the functions it was signed for). A
+   * function named here that no longer takes the topic is not called.
+   */
+  functions?: readonly string[];
+  /**
    * Where the source takes an answer back (a NATS request's reply subject, an MQTT 5 response
    * topic): the controller's reply publisher hands it each function's answer to a synchronous
-   * call. Absent when the source has no such thing.
+   * call, with a signal that aborts past the publisher's deadline. Absent when the source has no
+   * such thing.
    */
-  reply?: (answer: SourceReply) => Promise<void>;
+  reply?: (answer: SourceReply, signal: AbortSignal) => Promise<void>;
 }
 
 /** A function's answer, sent back through the source. */
@@ -39,10 +46,15 @@ export interface SourceReply {
  * acknowledge; it redelivers as its backend allows (Kafka seeks back, MQTT QoS 1 redelivers on
  * reconnect). A source without acknowledgement (cron) just goes on.
  */
-export interface Source {
+export interface Source<Delivered = unknown> {
   /**
-   * Runs until `signal` aborts, then closes its client and resolves. Rejects only on a failure
-   * it cannot recover from (bad configuration, broker refused the credentials).
+   * Runs until `signal` aborts, then closes its client and resolves (at once when `signal` has
+   * aborted already: a connector stopped before its first topic map still releases what its
+   * source holds). Rejects only on a failure it cannot recover from (bad configuration, broker
+   * refused the credentials). `emit` rejects while the connector cannot deliver (no topic map
+   * built yet, a function that did not take the event): the source does not acknowledge then.
+   * What it resolves with is the runtime's account of the delivery (the functions' answers); a
+   * source that only acknowledges ignores it.
    */
-  start(emit: (event: SourceEvent) => Promise<void>, signal: AbortSignal): Promise<void>;
+  start(emit: (event: SourceEvent) => Promise<Delivered>, signal: AbortSignal): Promise<void>;
 }

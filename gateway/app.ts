@@ -6,7 +6,7 @@ import Fastify, {
   type FastifyRequest,
   type RouteOptions,
 } from 'fastify';
-import type { FunctionDeployment, FunctionStatus } from '../core/function-types.js';
+import type { FunctionStatus } from '../core/function-types.js';
 import {
   FnbusError,
   NotFoundError,
@@ -14,8 +14,10 @@ import {
   httpAnswer,
   ValidationError,
 } from '../core/errors.js';
-import { checkDeployment, withoutNulls } from '../core/function-deployment.js';
+import { normalizeDeployment } from '../core/function-deployment.js';
+import { withFunctionLabel } from '../core/function-rules.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import type { VersionInfo } from '../core/info-types.js';
 import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { Queue } from '../core/queue.js';
@@ -30,13 +32,13 @@ import {
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import { registerLogsRoutes } from './logs-routes.js';
+import { knownFields } from './known-fields.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { registerSecretsRoutes } from './secrets-routes.js';
 import {
   DeleteFunctionRequestSchema,
   FunctionDeploymentSchema,
-  type FunctionDeploymentBody,
   NameParamsSchema,
   NamespaceQuerySchema,
   ScaleServiceRequestSchema,
@@ -46,7 +48,8 @@ export interface GatewayDeps {
   provider: Provider;
   config: GatewayConfig;
   logger?: Logger;
-  version?: string;
+  /** The gateway's own release and commit, for `/system/info`. */
+  version?: VersionInfo;
   /**
    * Basic-auth credentials for `/system/*` when `config.basicAuth` is on and the files
    * `basic-auth-user` and `basic-auth-password` are not in `config.secretMountPath` (from env, say).
@@ -98,7 +101,7 @@ export const openApiPath = '/system/openapi.json';
 export function buildGateway({
   provider,
   config,
-  version = '0.0.0',
+  version = { release: '0.0.0', sha: 'unknown', commit_message: '' },
   credentials,
   queue,
   registry,
@@ -129,7 +132,7 @@ export function buildGateway({
   });
   const openApi = collectOpenApi(app, {
     title: 'fnbus gateway',
-    version,
+    version: version.release,
     ...(auth
       ? { authenticated: (route: RouteOptions) => needsCredentials(route.url, route.config) }
       : {}),
@@ -182,8 +185,10 @@ export function buildGateway({
   const namespaceOf = (query: { namespace?: string }, fromBody?: string) =>
     query.namespace ?? fromBody ?? config.functionNamespace;
 
+  // faas_function on every function, as OpenFaaS's providers label them, whatever the provider.
   const withCount = (status: FunctionStatus, counts: Map<string, number>): FunctionStatus => ({
     ...status,
+    labels: withFunctionLabel(status.labels, status.name),
     invocationCount: counts.get(joinFunctionName(status.name, status.namespace)) ?? 0,
   });
 
@@ -222,7 +227,7 @@ export function buildGateway({
     { schema: { summary: 'Gateway and provider info', statuses: { 200: 'GatewayInfo' } } },
     async () => ({
       provider: await provider.info(),
-      version: { release: version, sha: 'unknown', commit_message: '' },
+      version: { commit_message: '', ...version },
       arch: process.arch === 'x64' ? 'x86_64' : process.arch,
     }),
   );
@@ -296,7 +301,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.deploy(toDeployment(request.body, config.functionNamespace));
+      await provider.deploy(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -311,7 +321,12 @@ export function buildGateway({
       },
     },
     async (request, reply) => {
-      await provider.update(toDeployment(request.body, config.functionNamespace));
+      await provider.update(
+        normalizeDeployment(
+          knownFields(FunctionDeploymentSchema, request.body),
+          config.functionNamespace,
+        ),
+      );
       return reply.code(202).send();
     },
   );
@@ -389,12 +404,4 @@ export function buildGateway({
   // The series `/function/*` counts calls in, for a host that hands calls to replicas itself
   // (the queue worker of `fnbus up`): its calls count as the gateway's own.
   return Object.assign(app, { functionMetrics: metrics });
-}
-
-function toDeployment(body: FunctionDeploymentBody, defaultNamespace: string): FunctionDeployment {
-  // registryAuth and network are deprecated by OpenFaaS and ignored.
-  const { registryAuth: _registryAuth, network: _network, ...given } = withoutNulls(body);
-  const deployment = { ...given, namespace: given.namespace ?? defaultNamespace };
-  checkDeployment(deployment as FunctionDeployment);
-  return deployment as FunctionDeployment;
 }

@@ -9,7 +9,7 @@ import {
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-import { parseDurationMs } from '../core/duration.js';
+import { functionTimeoutMs } from '../core/function-rules.js';
 import { OpenFaasHeader } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
 import {
@@ -410,21 +410,6 @@ function refuseUnsendable(message: QueueRequest): void {
     headers: message.Header,
   });
   if (problems.length > 0) throw new ValidationError(`cannot be replayed: ${problems.join('; ')}`);
-}
-
-/**
- * The function's own timeout, from its watchdog settings (the longest of `write_timeout` and
- * `exec_timeout`): the worker's deadline for a call follows it. Undefined when it sets none.
- */
-function functionTimeoutMs(envVars: Record<string, string> | undefined): number | undefined {
-  const longest = Math.max(
-    0,
-    ...['write_timeout', 'exec_timeout'].map((name) => {
-      const text = envVars?.[name];
-      return text === undefined ? 0 : (parseDurationMs(text) ?? 0);
-    }),
-  );
-  return longest > 0 ? longest : undefined;
 }
 
 /** Raw headers as Go's http.Header: names as sent, values of a repeated name together. */

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type * as Undici from 'undici';
 import type { Dispatcher, Pool } from 'undici';
@@ -9,6 +8,7 @@ import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { LocalReplica, Provider } from '../core/provider.js';
 import { callUrlParts } from './call-url.js';
+import { ScaleFromZero } from './scale-from-zero.js';
 import type { GatewayConfig } from './config.js';
 import type { FunctionSeries, GatewayMetrics } from './metrics.js';
 
@@ -71,7 +71,10 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     }
   };
 
-  let held = 0;
+  const scaleFromZero = new ScaleFromZero(deps.provider, {
+    waitMs: scaleFromZeroWaitMs,
+    maxHeld: maxHeldCalls,
+  });
   const resolveReplica = async (
     name: string,
     namespace: string | undefined,
@@ -81,40 +84,9 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     } catch (error) {
       if (!(error instanceof UnavailableError) || !deps.config.scaleFromZero) throw error;
     }
-    // Scale from zero: wake the function to its minimum and hold the call until a replica is ready.
-    const status = await deps.provider.get(name, namespace);
-    if (!status)
-      throw new NotFoundError(`function not found: ${joinFunctionName(name, namespace)}`);
-    if (held >= maxHeldCalls)
-      throw new UnavailableError(`too many calls waiting for ${name} to start`);
-    held += 1;
-    try {
-      if ((status.replicas ?? 0) === 0) {
-        const min = Number(
-          status.labels?.['com.openfaas.scale.min'] ??
-            status.annotations?.['com.openfaas.scale.min'] ??
-            1,
-        );
-        try {
-          await deps.provider.scale(name, Math.max(min, 1), namespace);
-        } catch (error) {
-          // At a cap (or any refusal): the caller gets "no replica", not the operator's 4xx.
-          if (error instanceof NotFoundError) throw error;
-          throw new UnavailableError(`cannot start ${name}`, { cause: error });
-        }
-      }
-      const deadline = Date.now() + scaleFromZeroWaitMs;
-      for (;;) {
-        try {
-          return await locate(name, namespace);
-        } catch (error) {
-          if (!(error instanceof UnavailableError) || Date.now() > deadline) throw error;
-        }
-        await sleep(10);
-      }
-    } finally {
-      held -= 1;
-    }
+    // Scale from zero: held until the function's one wake-up loop finds a replica ready.
+    await scaleFromZero.wait(name, namespace);
+    return await locate(name, namespace);
   };
 
   const invoke = async (

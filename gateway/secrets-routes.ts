@@ -4,6 +4,7 @@ import { NotImplementedError } from '../core/errors.js';
 import type { Secret } from '../core/function-types.js';
 import type { Provider, SecretStore } from '../core/provider.js';
 import type { GatewayConfig } from './config.js';
+import { knownFields } from './known-fields.js';
 import {
   NamespaceQuerySchema,
   SecretNameSchema,
@@ -28,7 +29,7 @@ export function registerSecretsRoutes(
   const namespaceOf = (query: { namespace?: string }, fromBody?: string) =>
     fromBody || query.namespace || config.functionNamespace;
   const toSecret = (body: SecretBody, query: { namespace?: string }): Secret => ({
-    ...body,
+    ...knownFields(SecretSchema, body),
     namespace: namespaceOf(query, body.namespace),
   });
 

@@ -2,11 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { HeaderMap } from '../core/invoker.js';
 import { headersToSend } from '../core/http-headers.js';
 import { headerProblems } from '../core/http-request-check.js';
+import { backoffMs } from '../core/retry-policy.js';
 
 export interface CallbackOptions {
   /** Tries in all (the first included); default 5. */
   attempts: number;
-  /** The first wait between tries; doubles each time. */
+  /** The first wait between tries; doubles each time (with jitter). */
   firstWaitMs: number;
   /** The deadline of each try: the receiver's whole answer, a wait for a connection included. */
   timeoutMs: number;
@@ -22,7 +23,7 @@ export interface CallbackResult {
 /**
  * POSTs an async call's result to its X-Callback-Url: the function's body and headers plus the
  * call headers the caller gave. A 2xx is delivered; anything else (5xx, no answer) is tried again
- * after a doubling wait. Redirects are not followed: a client that follows one with a GET drops
+ * after a doubling wait (jittered). Redirects are not followed: a client that follows one with a GET drops
  * the body (OpenFaaS's worker does: nats-queue-worker#102), so a 3xx counts as not delivered.
  */
 export async function postCallback(
@@ -75,7 +76,8 @@ export async function postCallback(
         : (error as Error).message;
     }
     if (tries < options.attempts) {
-      await sleep(options.firstWaitMs * 2 ** (tries - 1), undefined, { signal }).catch(() => {});
+      const waitMs = backoffMs({ minWaitMs: options.firstWaitMs, maxWaitMs: Infinity }, tries);
+      await sleep(waitMs, undefined, { signal }).catch(() => {});
     }
   }
   return { delivered: false, tries: options.attempts, last };

@@ -10,14 +10,19 @@ import {
 } from '../core/queue.js';
 import type { QueueRequest } from '../core/queue-types.js';
 import { postCallback, type CallbackOptions } from './callback.js';
-import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../core/retry-policy.js';
+import {
+  Backoff,
+  backoffMs,
+  isRetryable,
+  policyFor,
+  retryAfterMs,
+  type RetryPolicy,
+} from '../core/retry-policy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 import { ValidationError } from '../core/errors.js';
 import { headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-
-/** The annotation that caps how many of a function's calls one worker runs at once. */
-export const FunctionMaxInflightAnnotation = 'fnbus.queue.max_inflight';
+import { queueMaxInflight } from '../core/function-rules.js';
 
 export interface WorkerOptions {
   queue: Queue;
@@ -55,7 +60,8 @@ const startAllowanceMs = 30_000;
 interface FunctionSlot {
   inFlight: number;
   pausedUntil: number;
-  slowdownMs: number;
+  /** The pause after each 429 in a row that named none (Retry-After). */
+  slowdown: Backoff;
 }
 
 /**
@@ -107,7 +113,10 @@ export class QueueWorker {
     const unsendable = requestProblems(request);
     if (unsendable.length > 0) return this.#unsendable(req, delivery, policy, unsendable);
     const slot = this.#slot(fn);
-    const limit = functionLimit(req.Annotations, this.#options.maxInflight);
+    const limit = queueMaxInflight(
+      { annotations: req.Annotations, labels: req.Labels },
+      this.#options.maxInflight,
+    );
     const now = Date.now();
     if (slot.inFlight >= limit || slot.pausedUntil > now) {
       return { outcome: 'defer', delayMs: Math.max(deferMs, slot.pausedUntil - now) };
@@ -157,7 +166,7 @@ export class QueueWorker {
     this.#pace(slot, result, asked);
 
     const inRound = attempt - delivery.priorAttempts;
-    const retryable = result === undefined || isRetryable(result, policy);
+    const retryable = isRetryable(result, policy);
     if (retryable && inRound < policy.maxAttempts) {
       const delayMs = Math.max(backoffMs(policy, inRound), asked ?? 0);
       metrics?.finished(fn, 'retry');
@@ -202,22 +211,28 @@ export class QueueWorker {
   #slot(fn: string): FunctionSlot {
     let slot = this.#slots.get(fn);
     if (!slot) {
-      slot = { inFlight: 0, pausedUntil: 0, slowdownMs: firstSlowdownMs };
+      slot = {
+        inFlight: 0,
+        pausedUntil: 0,
+        slowdown: new Backoff({
+          minWaitMs: firstSlowdownMs,
+          maxWaitMs: Math.max(firstSlowdownMs, this.#options.retry.maxWaitMs),
+        }),
+      };
       this.#slots.set(fn, slot);
     }
     return slot;
   }
 
   /**
-   * A 429 pauses the function's calls (`asked`: its Retry-After, else a doubling pause); a success
+   * A 429 pauses the function's calls (`asked`: its Retry-After, else a backoff); a success
    * ends the pause.
    */
   #pace(slot: FunctionSlot, result: InvokeResult | undefined, asked: number | undefined): void {
     if (result?.status === 429) {
-      slot.pausedUntil = Date.now() + (asked ?? slot.slowdownMs);
-      slot.slowdownMs = Math.min(slot.slowdownMs * 2, this.#options.retry.maxWaitMs);
+      slot.pausedUntil = Date.now() + (asked ?? slot.slowdown.next());
     } else if (result && result.status < 400) {
-      slot.slowdownMs = firstSlowdownMs;
+      slot.slowdown.reset();
     }
   }
 
@@ -277,18 +292,6 @@ export function attemptDeadlineMs(
   if (callTimeoutMs !== undefined && callTimeoutMs > 0) return callTimeoutMs;
   const own = req.FunctionTimeoutMs;
   return (typeof own === 'number' && own > 0 ? own : upstreamTimeoutMs) + startAllowanceMs;
-}
-
-/** Statuses in the policy, and any answer fnbus made itself (X-OpenFaaS-Internal). */
-function isRetryable(result: InvokeResult, policy: RetryPolicy): boolean {
-  if (policy.retryCodes.has(result.status)) return true;
-  return result.status >= 400 && headerValue(result.headers, 'x-openfaas-internal') !== undefined;
-}
-
-function functionLimit(annotations: Record<string, string> | undefined, max: number): number {
-  const text = annotations?.[FunctionMaxInflightAnnotation];
-  const limit = text === undefined ? NaN : Number(text);
-  return Number.isInteger(limit) && limit > 0 ? Math.min(limit, max) : max;
 }
 
 /** The call's headers, with X-Retry and X-Retry-Max so the function can tell a retry. */

@@ -15,10 +15,36 @@ export interface ForkDeps {
 /** The methods OpenFaaS's classic watchdog forks for; others get a 405. */
 const classicMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
+/**
+ * One line of the watchdog's log about a call, as OpenFaaS's classic watchdog writes them (Go's
+ * log package: date, time, message): `Forking fprocess.`, `Wrote 12 Bytes - Duration: 0.004512s`,
+ * `Success=false, Error=exit status 1`. `fnbus logs` and `faas-cli logs` show calls and failures
+ * with them.
+ */
+function logCall(deps: ForkDeps, message: string): void {
+  deps.logStream.write(`${logTimestamp()} ${message}\n`);
+}
+
+function logFailure(deps: ForkDeps, reason: string): void {
+  logCall(deps, `Success=false, Error=${reason}`);
+}
+
+/** The output as one log line's worth: the first KiB, with newlines as `\n`. */
+function excerpt(body: Buffer): string {
+  const text = body.subarray(0, 1024).toString('utf8').trimEnd().replaceAll('\n', '\\n');
+  return body.length > 1024 ? `${text}...` : text;
+}
+
 function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): FunctionProcess {
+  logCall(deps, 'Forking fprocess.');
   const child = deps.launcher.launch(config.cgiHeaders ? cgiEnvironment(call.req) : {});
   // Past the deadline, or once the caller has gone away (nobody is left to read the answer).
-  call.work = { cancel: () => child.kill('SIGKILL') };
+  call.work = {
+    cancel: () => {
+      if (call.timedOut) logCall(deps, `Killing process: ${config.command.join(' ')}`);
+      child.kill('SIGKILL');
+    },
+  };
   if (config.marshalRequest) {
     readBody(call.req, config.maxRequestBytes, (error, body) => {
       if (error instanceof BodyTooLarge) refuseLargeBody(call, config.maxRequestBytes);
@@ -93,13 +119,17 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
     void child.exited.then((exit) => {
       if (res.destroyed || res.writableEnded) return; // answered already (413)
       if (outputBytes > config.maxResponseBytes) {
+        logFailure(deps, `output over max_response_bytes (${config.maxResponseBytes})`);
         return call.failInternally(
           502,
           `the function's output is over max_response_bytes (${config.maxResponseBytes}): use mode=streaming to stream it`,
         );
       }
       if (call.timedOut) return call.failInternally(408, 'Killed process.');
-      if (exit.error) return call.failInternally(500, describeExit(exit, config.command));
+      if (exit.error) {
+        logFailure(deps, describeExit(exit, config.command));
+        return call.failInternally(500, describeExit(exit, config.command));
+      }
       const body = output.length === 1 ? (output[0] as Buffer) : Buffer.concat(output);
       if (config.writeDebug) {
         deps.logStream.write(
@@ -108,10 +138,15 @@ export function createBufferedForkHandler(config: WatchdogConfig, deps: ForkDeps
       }
       if (exit.code !== 0) {
         // The function failed: that is its answer, not a watchdog error, so it is not marked internal.
+        logFailure(deps, describeExit(exit, config.command));
+        // Its stderr is in the output (combine_output): the log says why it failed, as the
+        // classic watchdog's `Out=` does, cut short.
+        if (config.combineOutput && body.length > 0) logCall(deps, `Out=${excerpt(body)}`);
         const reason = Buffer.from(`${describeExit(exit, config.command)}\n`);
         return reply(call, 500, 'text/plain; charset=utf-8', Buffer.concat([reason, body]));
       }
       reply(call, 200, contentTypeFor(call, config), body);
+      logCall(deps, `Wrote ${body.length} Bytes - Duration: ${call.durationSeconds()}s`);
     });
   };
 }
@@ -134,8 +169,10 @@ export function createStreamingForkHandler(config: WatchdogConfig, deps: ForkDep
       res.setHeader('X-Duration-Seconds', call.durationSeconds());
       res.writeHead(200);
     };
+    let written = 0;
     const forward = (chunk: Buffer, from: FunctionProcess['stdout']) => {
       begin();
+      written += chunk.length;
       if (!res.write(chunk)) {
         from.pause();
         res.once('drain', () => from.resume());
@@ -148,8 +185,12 @@ export function createStreamingForkHandler(config: WatchdogConfig, deps: ForkDep
     void child.exited.then((exit) => {
       if (res.destroyed) return;
       if (call.timedOut) return call.failInternally(408, 'Killed process.');
-      if (exit.error) return call.failInternally(500, describeExit(exit, config.command));
+      if (exit.error) {
+        logFailure(deps, describeExit(exit, config.command));
+        return call.failInternally(500, describeExit(exit, config.command));
+      }
       if (exit.code !== 0) {
+        logFailure(deps, describeExit(exit, config.command));
         if (res.headersSent) return void res.destroy();
         res.writeHead(500, {
           'Content-Type': 'text/plain; charset=utf-8',
@@ -159,6 +200,7 @@ export function createStreamingForkHandler(config: WatchdogConfig, deps: ForkDep
       }
       begin();
       res.end();
+      logCall(deps, `Wrote ${written} Bytes - Duration: ${call.durationSeconds()}s`);
     });
   };
 }

@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/logger.js';
+import { Backoff } from '../core/retry-policy.js';
 import { logOutput, type OutputLogOptions } from './output-log.js';
 import { describeExit, spawnFunction, type FunctionProcess } from './spawner.js';
 
@@ -13,7 +14,7 @@ export interface SupervisorOptions {
   stderr: Writable;
   logOptions: OutputLogOptions;
   logger: Logger;
-  /** First restart delay; doubles up to maxBackoffMs, and resets after a run of stableAfterMs. */
+  /** First restart delay; doubles (jittered) up to maxBackoffMs, and resets after a run of stableAfterMs. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
   stableAfterMs?: number;
@@ -90,7 +91,7 @@ export class FunctionSupervisor {
 
   async #superviseLoop(): Promise<void> {
     const { logger, minBackoffMs, maxBackoffMs, stableAfterMs } = this.#options;
-    let backoffMs = minBackoffMs;
+    const backoff = new Backoff({ minWaitMs: minBackoffMs, maxWaitMs: maxBackoffMs });
     while (!this.#stopping) {
       const startedAt = Date.now();
       const child = this.#spawn();
@@ -99,7 +100,8 @@ export class FunctionSupervisor {
       const exit = await child.exited;
       this.#ready = false;
       if (this.#stopping) break;
-      if (Date.now() - startedAt >= stableAfterMs) backoffMs = minBackoffMs;
+      if (Date.now() - startedAt >= stableAfterMs) backoff.reset();
+      const backoffMs = backoff.next();
       this.#restarts += 1;
       logger.error(
         {
@@ -114,7 +116,6 @@ export class FunctionSupervisor {
       } catch {
         break;
       }
-      backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
     }
   }
 
@@ -134,14 +135,13 @@ export class FunctionSupervisor {
     void child.exited.then(() => (alive = false));
     const port = Number(this.#options.upstream.port || 80);
     const host = this.#options.upstream.hostname.replace(/^\[|\]$/g, '');
-    let delayMs = 5;
+    const delays = new Backoff({ minWaitMs: 5, maxWaitMs: 100 });
     while (alive && !this.#stopping) {
       if (await canConnect(host, port)) {
         if (alive && this.#child === child && !this.#stopping) this.#ready = true;
         return;
       }
-      await sleep(delayMs);
-      delayMs = Math.min(delayMs * 2, 100);
+      await sleep(delays.next());
     }
   }
 }

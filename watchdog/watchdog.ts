@@ -9,6 +9,7 @@ import { forkingModes, type WatchdogConfig } from './config.js';
 import { createBufferedForkHandler, createStreamingForkHandler } from './fork-handlers.js';
 import { FunctionSupervisor } from './function-supervisor.js';
 import { createHttpProxy, type HttpProxy } from './http-handler.js';
+import { findExecutable } from './find-executable.js';
 import { createLauncher } from './launcher.js';
 import { lockFile } from './lock-file.js';
 import { WatchdogMetrics } from './metrics.js';
@@ -91,6 +92,8 @@ export class Watchdog {
   /** Until start() has prepared the mode (the process launcher, the file server). */
   #handle: (call: Call) => void = (call) => call.failInternally(503, 'the watchdog is starting');
   #launcher: ProcessLauncher | undefined;
+  /** Forking modes: why the command cannot be started (not found, not executable), if so. */
+  #commandProblem: string | undefined;
   #inFlight = 0;
   #accepting = false;
   #draining = false;
@@ -140,6 +143,15 @@ export class Watchdog {
     return this.#supervisor?.pid;
   }
 
+  /**
+   * Forking modes: why no call can succeed (`cannot start "cmd": not found in PATH`), found at
+   * start; undefined when the command can be started.
+   */
+  get startProblem(): string | undefined {
+    if (this.#commandProblem === undefined) return undefined;
+    return `cannot start ${JSON.stringify(this.#config.command[0] ?? '')}: ${this.#commandProblem}`;
+  }
+
   /** How often the function process of http mode has been restarted. */
   get restarts(): number {
     return this.#supervisor?.restarts ?? 0;
@@ -150,8 +162,26 @@ export class Watchdog {
     return (
       this.#accepting &&
       (this.#config.suppressLock || lockFile.exists()) &&
-      (this.#supervisor?.ready ?? true)
+      (this.#supervisor?.ready ?? true) &&
+      this.#commandProblem === undefined
     );
+  }
+
+  /**
+   * Forking modes: looks for the command once, at start, as the process launcher resolves it
+   * once. One that cannot be started leaves the watchdog unhealthy (every call would fail: a
+   * 500 each), and its log says why, where the function's logs are read. A command installed
+   * later needs a restart (a redeploy), as the launcher does.
+   */
+  #checkCommand(): void {
+    const command = this.#config.command[0] ?? '';
+    const problem = findExecutable(command, this.#deps.env.PATH);
+    this.#commandProblem = problem;
+    if (problem) {
+      this.#deps.logger
+        .child({ component: 'function-process' })
+        .error({ command, reason: problem }, 'cannot start the function process');
+    }
   }
 
   /** Listens, starts the function process (http mode), writes the lock file once ready. */
@@ -176,7 +206,10 @@ export class Watchdog {
     const config = this.#config;
     const { env, logger, stderr } = this.#deps;
     if (forkingModes.has(config.mode)) {
-      const launcher = await createLauncher(config.command, env, config.forkHelper, logger);
+      this.#checkCommand();
+      // Without a command to run, fnbus-spawner would only say so again on the host's stderr.
+      const useHelper = config.forkHelper && this.#commandProblem === undefined;
+      const launcher = await createLauncher(config.command, env, useHelper, logger);
       this.#launcher = launcher;
       const deps = { launcher, logStream: stderr };
       this.#handle =

@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.js';
 import { helpExamples } from '../help-examples.js';
@@ -27,30 +26,34 @@ export function registerConnectorCommand(program: Command): void {
         'webhook_port=8090 fnbus connector webhook --gateway http://hub:8080',
       ),
     )
-    .action(runConnector);
+    .action(connectorAction);
 }
 
-async function runConnector(kind: string, options: ConnectorCommandOptions): Promise<void> {
-  const { connectorKinds } = await import('../connectors.js');
-  if (!(connectorKinds as readonly string[]).includes(kind)) {
+/**
+ * Runs the connector through the one connector runtime (connectors/sdk/run-connector.ts), with
+ * its Prometheus metrics on `FNBUS_METRICS_PORT`, until SIGINT or SIGTERM (a bounded stop); a
+ * source that fails for good ends the command with exit 1.
+ */
+async function connectorAction(name: string, options: ConnectorCommandOptions): Promise<void> {
+  const { connectorKind } = await import('../../connectors/kinds.js');
+  const kind = connectorKind(name);
+  if (!kind) {
+    const { connectorKinds } = await import('../connectors.js');
     throw new ValidationError(
-      `fnbus connector takes one of ${connectorKinds.join(', ')}, not "${kind}"`,
+      `fnbus connector takes one of ${connectorKinds.join(', ')}, not "${name}"`,
     );
   }
   const { readHubConfig } = await import('../hub-config.js');
   const hub = readHubConfig(process.env, {
     ...options,
-    connectors: kind,
+    connectors: name,
     parts: ['connector', 'webhook'],
   });
-  const { createServer } = await import('node:http');
   const { pino } = await import('pino');
   const { Registry } = await import('prom-client');
   const { resolveGateway } = await import('../../client/gateway-client.js');
-  const { startConnectors } = await import('../connectors.js');
+  const { runConnector } = await import('../../connectors/sdk/run-connector.js');
   const { serveMetrics } = await import('../metrics-server.js');
-  const { listen } = await import('../listen.js');
-  const kinds = hub.connectors;
   const logger = pino({ name: 'fnbus-connector' });
   const registry = new Registry();
   const { metricsPort, basicAuth, gatewayUrl } = hub.connector;
@@ -60,24 +63,21 @@ async function runConnector(kind: string, options: ConnectorCommandOptions): Pro
     ? undefined
     : resolveGateway({ gateway: gatewayUrl }, process.env).authorization;
   const metrics = await serveMetrics(registry, metricsPort);
-  const running = await startConnectors(kinds, {
-    env: hub.env,
-    gatewayUrl: options.gateway,
-    logger,
-    registry,
-    leaseUrl: hub.leaseUrl,
-    ...(authorization ? { authorization } : {}),
-  });
-  // The webhook connector alone serves POST /webhook/<topic> on a port of its own.
-  const webhook = running.webhook;
-  const server = webhook && createServer(webhook.handle);
-  if (webhook && server) {
-    await listen(server, webhook.port);
-    logger.info({ port: (server.address() as AddressInfo).port }, 'webhooks listening');
+  const env = { ...hub.env, ...(hub.leaseUrl ? { FNBUS_LEASE_URL: hub.leaseUrl } : {}) };
+  let connector: Awaited<ReturnType<typeof runConnector>>;
+  try {
+    connector = await runConnector(kind, {
+      env,
+      logger,
+      registry,
+      ...(authorization ? { authorization } : {}),
+    });
+  } catch (error) {
+    metrics.close();
+    throw error;
   }
   const stop = () => {
-    server?.close();
-    running.stop().then(
+    connector.stop().then(
       () => {
         metrics.close();
         logger.info('stopped');
@@ -88,6 +88,11 @@ async function runConnector(kind: string, options: ConnectorCommandOptions): Pro
       },
     );
   };
+  connector.done.catch((error: unknown) => {
+    logger.error({ err: error }, 'the connector failed');
+    process.exitCode = 1;
+    stop();
+  });
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

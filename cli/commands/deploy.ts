@@ -75,23 +75,19 @@ async function deploy(options: DeployOptions): Promise<void> {
     throw new ValidationError(`--${singleOnly[0]} goes with --image, not with a stack file`);
   }
   const { loadStack } = await import('../stack.js');
-  const { prepareStackFunction, stackDeployment } = await import('../stack-deployments.js');
+  const { buildStackFunction, stackDeployment, stackFunctionNames } =
+    await import('../stack-deployments.js');
+  const { LocalImageStore, localImagesDir } =
+    await import('../../deploy/process/local-image-store.js');
   const stack = loadStack(options.yaml ?? 'stack.yml', process.env);
-  let names = Object.keys(stack.functions);
-  if (options.filter !== undefined) {
-    const pattern = wildcard(options.filter);
-    names = names.filter((name) => pattern.test(name));
-    if (names.length === 0) {
-      throw new ValidationError(
-        `no function in ${stack.file ?? 'the stack'} matches "${options.filter}"`,
-      );
-    }
-  }
+  const names = stackFunctionNames(stack, options.filter);
   // Every deployment is built (and checked) before the first call.
   const deployments = names.map((name) => stackDeployment(name, stack));
   const gateway = openGateway(options, stack.provider.gateway);
+  // Built for this machine's hubs first, as `fnbus build` does; a hub elsewhere runs the image.
+  const images = new LocalImageStore(localImagesDir(process.env));
   for (const [index, deployment] of deployments.entries()) {
-    await prepareStackFunction(deployment.service, stack, (line) =>
+    await buildStackFunction(deployment.service, stack, images, (line) =>
       process.stderr.write(`${line}\n`),
     );
     await deployOne(gateway, deployment);
@@ -119,9 +115,4 @@ function pairs(values: string[], flag: string): StringMap | undefined {
     result.push([value.slice(0, at), value.slice(at + 1)]);
   }
   return Object.fromEntries(result);
-}
-
-function wildcard(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`);
 }

@@ -39,10 +39,9 @@ async function describe(name: string, options: GatewayOptions & { namespace?: st
     ['Created', fn.createdAt],
   ];
   let text = lines.map(([key, value]) => `${`${key}:`.padEnd(20)}${value}\n`).join('');
-  const lang = fn.annotations?.['fnbus.lang'];
   const info = await gateway.json<GatewayInfo>('/system/info');
   if (info.provider?.orchestration === 'process') {
-    const what = lang !== undefined ? `the ${lang} template handler` : 'its Function Process';
+    const what = fn.envProcess ? 'its Function Process' : 'what fnbus build made of the image';
     text += `\nNote: on the process provider the image is kept but not run: the function runs ${what}.\n`;
   }
   print(text);

@@ -66,6 +66,7 @@ async function runUp(options: UpCommandOptions): Promise<void> {
     connectors: hub.connectors,
     connectorEnv: hub.env,
     limits: hub.provider,
+    imagesDir: hub.imagesDir,
   });
   logger.info({ host, port: running.port, stateDir }, 'fnbus is up');
   const stop = (signal: NodeJS.Signals) => {

@@ -41,8 +41,15 @@ async function showVersion(options: GatewayOptions): Promise<void> {
   }
   const provider = info.provider;
   print(
-    `gateway: ${gateway.target.url} version ${info.version?.release ?? '-'}\n` +
+    `gateway: ${gateway.target.url} version ${info.version?.release ?? '-'}${sha(info.version?.sha)}\n` +
       `provider: ${provider?.provider ?? '-'} version ${provider?.version?.release ?? '-'}` +
+      `${sha(provider?.version?.sha)}` +
       `${provider?.orchestration ? ` (${provider.orchestration})` : ''}\n`,
   );
+}
+
+/** ` sha 1a2b3c4` (a commit, shortened as git does), ` sha unknown`, or nothing when not given. */
+function sha(value: string | undefined): string {
+  if (!value) return '';
+  return ` sha ${/^[0-9a-f]{40,64}$/.test(value) ? value.slice(0, 7) : value}`;
 }

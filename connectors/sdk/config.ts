@@ -42,14 +42,31 @@ const connectorRetry: RetryPolicy = {
  */
 export function readConnectorConfig(
   env: Env,
-  defaults: { asyncInvocation?: boolean; contentType?: string } = {},
+  defaults: ConnectorDefaults = {},
 ): Readonly<ConnectorConfig> {
   const read = new EnvReader(env);
+  return read.done(readConnectorSettings(read, defaults));
+}
+
+/** A connector kind's own defaults for the SDK's settings. */
+export interface ConnectorDefaults {
+  asyncInvocation?: boolean;
+  contentType?: string;
+}
+
+/**
+ * `readConnectorConfig` through a reader a kind shares with its own settings, so that one
+ * ConfigError tells every problem of both.
+ */
+export function readConnectorSettings(
+  read: EnvReader,
+  defaults: ConnectorDefaults = {},
+): ConnectorConfig {
   const gatewayUrl = read.string('gateway_url', 'http://127.0.0.1:8080');
   if (!/^https?:\/\/[^/]/.test(gatewayUrl)) {
     read.problem(`gateway_url: "${gatewayUrl}" is not an http(s) URL`);
   }
-  return read.done({
+  return {
     gatewayUrl,
     asyncInvocation: read.boolean('asynchronous_invocation', defaults.asyncInvocation ?? false),
     rebuildIntervalMs: read.durationMs('rebuild_interval', 5000),
@@ -63,5 +80,5 @@ export function readConnectorConfig(
     printResponse: read.boolean('print_response', true),
     printResponseBody: read.boolean('print_response_body', false),
     metricsPort: read.integer(fnbusName('metrics_port'), 8081, { min: 0, max: 65535 }),
-  });
+  };
 }

@@ -13,10 +13,19 @@ import { ReplyPublisher, ResponseMetrics, ResponsePrinter } from './response-sub
 
 export interface ConnectorParts {
   gateway: GatewayClient;
+  /**
+   * The signal for one call to the gateway's system API: it aborts past its deadline
+   * (`systemCallTimeoutMs`), or when the parts close, whichever comes first.
+   */
+  callSignal: () => AbortSignal;
   builder: TopicMapBuilder;
   controller: Controller;
+  /** Ends every system call still waiting, and closes the invokers' connections. */
   close(): Promise<void>;
 }
+
+/** The longest a call to the gateway's system API (list, dead letter, call state) may take. */
+export const systemCallTimeoutMs = 10_000;
 
 export interface ConnectorPartsOptions {
   /** Sent as `X-Connector`. */
@@ -25,6 +34,8 @@ export interface ConnectorPartsOptions {
   registry?: Registry;
   /** `Authorization` for the gateway's system API (else read from basic_auth files, if on). */
   authorization?: string;
+  /** The deadline of each system call; default systemCallTimeoutMs. */
+  systemCallTimeoutMs?: number;
 }
 
 /**
@@ -45,10 +56,14 @@ export async function connectorParts(
     url: config.gatewayUrl.replace(/\/+$/, ''),
     authorization,
   });
+  const closing = new AbortController();
+  const timeoutMs = options.systemCallTimeoutMs ?? systemCallTimeoutMs;
+  const callSignal = () => AbortSignal.any([AbortSignal.timeout(timeoutMs), closing.signal]);
   const builder = new TopicMapBuilder({
     gateway,
     rebuildIntervalMs: config.rebuildIntervalMs,
     delimiter: config.topicDelimiter,
+    callSignal,
     logger,
   });
   const invoker = (async: boolean) =>
@@ -65,7 +80,7 @@ export async function connectorParts(
   if (registry) subscribers.push(new ResponseMetrics(registry));
   const controller = new Controller({
     connector,
-    topicMap: () => builder.map,
+    topicMap: () => builder.builtMap,
     sync,
     async,
     asyncInvocation: config.asyncInvocation,
@@ -73,14 +88,16 @@ export async function connectorParts(
     maxInflight: config.maxInflight,
     retry: config.retry,
     subscribers,
-    deadLetters: new GatewayDeadLetters(gateway),
+    deadLetters: new GatewayDeadLetters(gateway, callSignal),
     logger,
   });
   return {
     gateway,
+    callSignal,
     builder,
     controller,
     async close() {
+      closing.abort();
       await Promise.all([sync.close(), async.close()]);
     },
   };

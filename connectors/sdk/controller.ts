@@ -1,10 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../../core/invoker.js';
 import type { AttemptRecord } from '../../core/queue.js';
-import { ValidationError } from '../../core/errors.js';
+import { UnavailableError, ValidationError } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
-import { backoffMs, policyFor, retryAfterMs, type RetryPolicy } from '../../core/retry-policy.js';
+import {
+  backoffMs,
+  isRetryable,
+  policyFor,
+  retryAfterMs,
+  type RetryPolicy,
+} from '../../core/retry-policy.js';
 import type { SourceEvent } from '../../core/source.js';
 import type { TopicMap, TopicTarget } from './topic-map.js';
 import { headerValue } from '../../core/http-headers.js';
@@ -47,8 +53,8 @@ export interface DeadLetterSink {
 export interface ControllerOptions {
   /** Sent as `X-Connector`, e.g. `cron-connector`. */
   connector: string;
-  /** The map in use now (a TopicMapBuilder's). */
-  topicMap: () => TopicMap;
+  /** The map in use now (a TopicMapBuilder's); undefined until one was built. */
+  topicMap: () => TopicMap | undefined;
   sync: Invoker;
   async: Invoker;
   /** Invoke through `/async-function` unless a function's annotation says otherwise. */
@@ -62,6 +68,16 @@ export interface ControllerOptions {
   subscribers?: ResponseSubscriber[];
   deadLetters?: DeadLetterSink;
   logger?: Logger;
+}
+
+/**
+ * No topic map was built yet (the gateway is not up, or has not answered): nobody knows which
+ * functions an event is for, so it is not taken, and its source does not acknowledge it.
+ */
+export class TopicMapNotBuiltError extends UnavailableError {
+  constructor() {
+    super('the topic map is not built yet (the gateway has not answered): not delivered');
+  }
 }
 
 /** Some functions did not take an event, after every retry. */
@@ -95,9 +111,18 @@ export class Controller {
     this.#options = { logger: silentLogger, ...options };
   }
 
-  /** Delivers `event` to every function its topic reaches. */
-  readonly emit = async (event: SourceEvent, signal?: AbortSignal): Promise<void> => {
-    await this.deliver(event, this.#options.topicMap().match(event.topic), signal);
+  /**
+   * Delivers `event` to every function its topic reaches (those of `event.functions` only, when
+   * it names some): their answers. Rejects with a TopicMapNotBuiltError while no map was built,
+   * never resolving as if the event had been delivered (at least once holds from the start).
+   */
+  readonly emit = async (event: SourceEvent, signal?: AbortSignal): Promise<InvokerResponse[]> => {
+    const map = this.#options.topicMap();
+    if (!map) throw new TopicMapNotBuiltError();
+    let targets = map.match(event.topic);
+    const only = event.functions;
+    if (only) targets = targets.filter((target) => only.includes(target.function));
+    return this.deliver(event, targets, signal);
   };
 
   /** Delivers `event` to `targets` (a cron firing names its one function): their answers. */
@@ -171,10 +196,7 @@ export class Controller {
         durationMs: Date.now() - tryStartedAt.getTime(),
         ...(status === undefined ? { error: failure } : { status }),
       });
-      const retried =
-        result === undefined ||
-        policy.retryCodes.has(result.status) ||
-        result.headers[OpenFaasHeader.Internal.toLowerCase()] !== undefined;
+      const retried = isRetryable(result, policy);
       const last = unsendable || attempt >= policy.maxAttempts || signal?.aborted === true;
       if (!retried || last) {
         const response: InvokerResponse = {

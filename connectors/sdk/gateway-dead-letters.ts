@@ -10,23 +10,32 @@ import type { DeadLetterSink, InvokerResponse } from './controller.js';
  */
 export class GatewayDeadLetters implements DeadLetterSink {
   readonly #gateway: GatewayClient;
+  readonly #signal: () => AbortSignal | undefined;
 
-  constructor(gateway: GatewayClient) {
+  /** `signal`: that of one call (its deadline, and the connector's close). */
+  constructor(gateway: GatewayClient, signal: () => AbortSignal | undefined = () => undefined) {
     this.#gateway = gateway;
+    this.#signal = signal;
   }
 
   async record(response: InvokerResponse): Promise<void> {
-    await this.#gateway.system('POST', '/system/dead-letters', {
-      function: response.function,
-      method: response.request.method,
-      path: response.request.path,
-      query: response.request.query,
-      headers: response.request.headers,
-      body: Buffer.from(response.request.body).toString('base64'),
-      attempts: response.tries,
-      ...(response.status === undefined ? {} : { lastStatus: response.status }),
-      lastBodyExcerpt: bodyExcerpt(response.body),
-      reason: response.error ?? 'not delivered',
-    });
+    await this.#gateway.system(
+      'POST',
+      '/system/dead-letters',
+      {
+        function: response.function,
+        method: response.request.method,
+        path: response.request.path,
+        query: response.request.query,
+        headers: response.request.headers,
+        body: Buffer.from(response.request.body).toString('base64'),
+        attempts: response.tries,
+        ...(response.status === undefined ? {} : { lastStatus: response.status }),
+        lastBodyExcerpt: bodyExcerpt(response.body),
+        reason: response.error ?? 'not delivered',
+      },
+      undefined,
+      this.#signal(),
+    );
   }
 }

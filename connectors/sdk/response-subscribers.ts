@@ -72,22 +72,25 @@ export class ResponseMetrics implements ResponseSubscriber {
 /**
  * Publishes each function's answer to the event's reply topic, where its source has one
  * (`SourceEvent.reply`): synchronous deliveries that got an answer only (an async call's answer is
- * the gateway's 202). Does not block the delivery; a reply that cannot be sent is logged.
+ * the gateway's 202). Does not block the delivery; a reply has a deadline (its signal), and one
+ * that cannot be sent is logged.
  */
 export class ReplyPublisher implements ResponseSubscriber {
   readonly #logger: Logger;
+  readonly #timeoutMs: number;
 
-  constructor(logger: Logger) {
+  /** `timeoutMs`: how long a reply may take before its signal aborts. */
+  constructor(logger: Logger, timeoutMs = 10_000) {
     this.#logger = logger;
+    this.#timeoutMs = timeoutMs;
   }
 
   response(r: InvokerResponse): void {
     const reply = r.event.reply;
     if (!reply || r.async || r.status === undefined) return;
-    reply({ function: r.function, status: r.status, headers: r.headers, body: r.body }).catch(
-      (error: unknown) => {
-        this.#logger.warn({ err: error, function: r.function, topic: r.topic }, 'reply not sent');
-      },
-    );
+    const answer = { function: r.function, status: r.status, headers: r.headers, body: r.body };
+    reply(answer, AbortSignal.timeout(this.#timeoutMs)).catch((error: unknown) => {
+      this.#logger.warn({ err: error, function: r.function, topic: r.topic }, 'reply not sent');
+    });
   }
 }

@@ -1,5 +1,5 @@
 import type { FunctionStatus } from '../../core/function-types.js';
-import { OpenFaasAnnotation } from '../../core/openfaas-names.js';
+import { topicsOf } from '../../core/function-rules.js';
 import { exactTopics, type TopicMatcher } from './topic-matchers.js';
 
 /** A function a topic reaches: its name as the gateway routes it, and its annotations. */
@@ -34,15 +34,12 @@ export class TopicMap {
     const byPattern = new Map<string, TopicTarget[]>();
     for (const fn of functions) {
       const annotations = fn.annotations ?? {};
-      const value = annotations[OpenFaasAnnotation.Topic];
-      if (value === undefined) continue;
+      const patterns = topicsOf(fn, delimiter);
+      if (patterns.length === 0) continue;
       const target = {
         function: fn.namespace ? `${fn.name}.${fn.namespace}` : fn.name,
         annotations,
       };
-      const patterns = new Set(
-        (delimiter ? value.split(delimiter) : [value]).map((p) => p.trim()).filter(Boolean),
-      );
       for (const pattern of patterns) {
         const targets = byPattern.get(pattern) ?? [];
         targets.push(target);

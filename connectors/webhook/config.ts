@@ -19,6 +19,11 @@ export interface WebhookConfig {
  */
 export function readWebhookConfig(env: Env): Readonly<WebhookConfig> {
   const read = new EnvReader(env);
+  return read.done(readWebhookSettings(read));
+}
+
+/** `readWebhookConfig` through a reader shared with the SDK's settings. */
+export function readWebhookSettings(read: EnvReader): WebhookConfig {
   const verify = new Map<string, { scheme: SignatureScheme; secret: string }>();
   const given = read.raw(...fnbusName('webhook_verify'));
   for (const entry of (given?.value ?? '').split(';')) {
@@ -33,10 +38,10 @@ export function readWebhookConfig(env: Env): Readonly<WebhookConfig> {
     }
     verify.set(match[1] as string, { scheme, secret: match[3] as string });
   }
-  return read.done({
+  return {
     port: read.integer(fnbusName('webhook_port'), 8090, { min: 0, max: 65535 }),
     maxBodyBytes: read.integer(fnbusName('webhook_max_body_bytes'), 1024 * 1024, { min: 1 }),
     replayWindowMs: read.durationMs(fnbusName('webhook_replay_window'), 24 * 3600_000),
     verify,
-  });
+  };
 }

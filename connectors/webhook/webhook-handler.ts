@@ -5,7 +5,7 @@ import { parseDurationMs } from '../../core/duration.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
 import type { SourceEvent } from '../../core/source.js';
-import { DeliveryError, type Controller, type InvokerResponse } from '../sdk/controller.js';
+import { DeliveryError, type InvokerResponse } from '../sdk/controller.js';
 import type { TopicMap, TopicTarget } from '../sdk/topic-map.js';
 import type { WebhookConfig } from './config.js';
 import { ReplayGuard } from './replay-guard.js';
@@ -38,7 +38,8 @@ interface Verification {
 export interface WebhookHandlerOptions {
   /** The topic map; undefined until the first one is built (webhooks then answer 503). */
   topicMap: () => TopicMap | undefined;
-  controller: Pick<Controller, 'deliver' | 'isAsync'>;
+  /** The connector's emit, once its source runs; undefined before (webhooks then answer 503). */
+  emit: () => ((event: SourceEvent) => Promise<InvokerResponse[]>) | undefined;
   config: WebhookConfig;
   /** A secret's value by name; undefined when there is none. */
   secret: (name: string) => Promise<string | undefined>;
@@ -64,7 +65,7 @@ class WebhookRefusal extends FnbusError {
  * 502, so that the sender tries again.
  */
 export function createWebhookHandler(options: WebhookHandlerOptions) {
-  const { topicMap, controller, config, secret } = options;
+  const { topicMap, emit, config, secret } = options;
   const logger = options.logger ?? silentLogger;
   const replays = new ReplayGuard(config.replayWindowMs);
 
@@ -147,7 +148,8 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
       throw new WebhookRefusal(405, 'webhooks are POSTed');
     }
     const map = topicMap();
-    if (!map) {
+    const deliver = emit();
+    if (!map || !deliver) {
       // A 404 now would be final to senders (GitHub, Stripe do not retry it): ask for a retry.
       res.setHeader('Retry-After', '1');
       throw new WebhookRefusal(503, 'the topic map is not built yet: try again shortly');
@@ -179,10 +181,17 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
       if (value === undefined || notSentOn.has(name)) continue;
       headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
-    const event: SourceEvent = { topic, body, headers, ...(deliveryId ? { id: deliveryId } : {}) };
+    // To the functions verified for, not others the map may have taken on since.
+    const event: SourceEvent = {
+      topic,
+      functions: targets.map((target) => target.function),
+      body,
+      headers,
+      ...(deliveryId ? { id: deliveryId } : {}),
+    };
     let responses: InvokerResponse[];
     try {
-      responses = await controller.deliver(event, targets);
+      responses = await deliver(event);
     } catch (error) {
       if (deliveryId) replays.forget(deliveryId); // the sender's retry must get through
       if (!(error instanceof DeliveryError)) throw error;
@@ -214,6 +223,8 @@ export function createWebhookHandler(options: WebhookHandlerOptions) {
         res.destroy();
         return;
       }
+      // A sender retries a 503 (not known yet, not taken yet) the sooner for being told when.
+      if (status === 503 && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', '1');
       // A refused body is not read to its end: close the connection after the answer.
       const close = req.complete ? {} : { Connection: 'close' };
       res.writeHead(status, { 'Content-Type': 'text/plain', ...headers, ...close }).end(text);

@@ -3,8 +3,12 @@ import { isAbsolute, join } from 'node:path';
 import { quote } from 'shell-quote';
 import { ValidationError } from '../../core/errors.js';
 import type { FunctionDeployment, StringMap } from '../../core/function-types.js';
+import type { LocalImageStore } from './local-image-store.js';
 
-/** Annotation keys that make a function a template handler run in place (an fnbus addition). */
+/**
+ * Annotation keys that make a function a template handler run in place, kept for functions saved
+ * by older hubs: a stack's template functions are found by image name now (LocalImageStore).
+ */
 export const FnbusAnnotation = {
   /** The template: `node`, `python3` or `alexa`. */
   Lang: 'fnbus.lang',
@@ -34,20 +38,20 @@ export interface LaunchPlan {
 
 /**
  * What runs for a deployment: `envProcess` (the `fprocess` of OpenFaaS; any command the watchdog
- * can start), or a template handler named by the `fnbus.lang` and `fnbus.handler` annotations,
- * or an `fprocess`/`function_process`/static `mode` already in envVars. The image is only kept:
- * there is no container on this provider. Throws a ValidationError saying what is missing.
+ * can start), or an `fprocess`/`function_process`/static `mode` already in envVars, or else the
+ * image as `fnbus build` recorded it on this machine (a template runner in front of a handler);
+ * older functions may name the template and handler with the `fnbus.lang` and `fnbus.handler`
+ * annotations. There is no container on this provider. Throws a ValidationError saying what is
+ * missing, never where on the machine.
  */
-export function planLaunch(spec: FunctionDeployment, repoRoot: string): LaunchPlan {
+export function planLaunch(
+  spec: FunctionDeployment,
+  repoRoot: string,
+  images?: LocalImageStore,
+): LaunchPlan {
   const env: StringMap = { ...(spec.envVars ?? {}) };
   const lang = spec.annotations?.[FnbusAnnotation.Lang] ?? spec.labels?.[FnbusAnnotation.Lang];
   if (lang !== undefined) {
-    const runner = runners[lang];
-    if (!runner) {
-      throw new ValidationError(
-        `${FnbusAnnotation.Lang} "${lang}" is not a template here: use one of ${Object.keys(runners).join(', ')}`,
-      );
-    }
     const handler =
       spec.annotations?.[FnbusAnnotation.Handler] ?? spec.labels?.[FnbusAnnotation.Handler];
     if (!handler || !isAbsolute(handler)) {
@@ -55,28 +59,52 @@ export function planLaunch(spec: FunctionDeployment, repoRoot: string): LaunchPl
         `${FnbusAnnotation.Lang} needs ${FnbusAnnotation.Handler}: the absolute path of the handler's folder`,
       );
     }
-    if (!existsSync(handler)) {
-      // The path is not echoed: answers never show the machine's folders.
-      throw new ValidationError(
-        `${FnbusAnnotation.Handler}: no such file or folder on this machine`,
-      );
-    }
-    env.fprocess = quote(runner(repoRoot));
-    env.mode = 'http';
-    env.handler_path = handler;
-    return { env, needsUpstreamPort: true };
+    return templatePlan(env, lang, handler, repoRoot, FnbusAnnotation.Handler);
+  }
+  const built = spec.image ? images?.find(spec.image) : undefined;
+  // faas-cli sends the template's own fprocess for a template function: its runner, built here.
+  const ownCommand =
+    (spec.envProcess && spec.envProcess !== built?.fprocess) ||
+    env.fprocess ||
+    env.function_process ||
+    env.mode === 'static';
+  if (built && !ownCommand) {
+    return templatePlan(env, built.lang, built.handler, repoRoot, `image "${spec.image}"`);
   }
   if (spec.envProcess) env.fprocess = spec.envProcess;
-  // An http-mode function without its own upstream_url gets a port per replica (several replicas
-  // share this host; a fixed port would collide), in PORT and upstream_url as for a template.
-  const ownUpstream = env.upstream_url !== undefined || env.http_upstream_url !== undefined;
-  const needsUpstreamPort = env.mode === 'http' && !ownUpstream;
-  if (!env.fprocess && !env.function_process && env.mode !== 'static') {
+  if (env.fprocess || env.function_process || env.mode === 'static') {
+    // An http-mode function without its own upstream_url gets a port per replica (several
+    // replicas share this host; a fixed port would collide), in PORT and upstream_url.
+    const ownUpstream = env.upstream_url !== undefined || env.http_upstream_url !== undefined;
+    return { env, needsUpstreamPort: env.mode === 'http' && !ownUpstream };
+  }
+  throw new ValidationError(
+    spec.image
+      ? `image "${spec.image}" is not built on this machine (fnbus build) and there is no container here: build it, or give envProcess (fprocess)`
+      : 'nothing to run: give image and envProcess (fprocess), or an image built with fnbus build',
+  );
+}
+
+/** A template's runner in http mode in front of `handler`, on a port of each replica's own. */
+function templatePlan(
+  env: StringMap,
+  lang: string,
+  handler: string,
+  repoRoot: string,
+  what: string,
+): LaunchPlan {
+  const runner = runners[lang];
+  if (!runner) {
     throw new ValidationError(
-      spec.image
-        ? `image "${spec.image}" cannot run on the process provider (no containers): give envProcess (fprocess) or the ${FnbusAnnotation.Lang} and ${FnbusAnnotation.Handler} annotations`
-        : `nothing to run: give image and envProcess (fprocess), or the ${FnbusAnnotation.Lang} and ${FnbusAnnotation.Handler} annotations`,
+      `${what}: "${lang}" is not a template here: use one of ${Object.keys(runners).join(', ')}`,
     );
   }
-  return { env, needsUpstreamPort };
+  if (!existsSync(handler)) {
+    // The path is not echoed: answers never show the machine's folders.
+    throw new ValidationError(`${what}: its handler is no longer on this machine`);
+  }
+  env.fprocess = quote(runner(repoRoot));
+  env.mode = 'http';
+  env.handler_path = handler;
+  return { env, needsUpstreamPort: true };
 }

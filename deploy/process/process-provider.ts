@@ -10,18 +10,21 @@ import {
   UnavailableError,
   ValidationError,
 } from '../../core/errors.js';
-import { checkDeployment, withoutNulls } from '../../core/function-deployment.js';
-import { assertDnsLabel, assertDnsSubdomain, isDnsLabel } from '../../core/function-name.js';
+import { normalizeDeployment } from '../../core/function-deployment.js';
+import { assertDnsLabel, isDnsLabel } from '../../core/function-name.js';
+import { scaleRules } from '../../core/function-rules.js';
 import type { FunctionDeployment, FunctionStatus, StringMap } from '../../core/function-types.js';
 import type { ProviderInfo } from '../../core/info-types.js';
 import type { LogMessage, LogRequest } from '../../core/log-types.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasAnnotation } from '../../core/openfaas-names.js';
 import type { Provider } from '../../core/provider.js';
-import { version } from '../../watchdog/version.js';
+import { build, version } from '../../watchdog/version.js';
+import { withSecretsPath } from './secrets-path.js';
 import { FileSecretStore } from './file-secret-store.js';
 import { FunctionState, type FunctionRecord } from './function-state.js';
 import { planLaunch, type LaunchPlan } from './launch-plan.js';
+import type { LocalImageStore } from './local-image-store.js';
 import {
   effectiveLimits,
   openFileLimit,
@@ -45,6 +48,8 @@ export interface ProcessProviderOptions extends ProviderLimits {
   namespace?: string;
   /** Holds `templates/`; default: this package. */
   repoRoot?: string;
+  /** What `fnbus build` made of template functions, by image name; without it, commands only. */
+  images?: LocalImageStore;
   /** Every replica's environment before the function's envVars; default: PATH only. */
   baseEnv?: StringMap;
   /** Lines of logs kept per function; default 1000. */
@@ -109,6 +114,7 @@ export class ProcessProvider implements Provider {
   readonly #namespace: string;
   readonly #stateDir: string;
   readonly #repoRoot: string;
+  readonly #images: LocalImageStore | undefined;
   readonly #baseEnv: StringMap;
   readonly #logLines: number;
   readonly #limits: EffectiveLimits;
@@ -128,6 +134,7 @@ export class ProcessProvider implements Provider {
     this.#namespace = options.namespace ?? 'openfaas-fn';
     assertDnsLabel(this.#namespace, 'namespace');
     this.#repoRoot = options.repoRoot ?? defaultRepoRoot;
+    this.#images = options.images;
     this.#baseEnv = options.baseEnv ?? { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
     this.#logLines = options.logLines ?? 1000;
     this.#limits = effectiveLimits(
@@ -173,7 +180,9 @@ export class ProcessProvider implements Provider {
         if (!Number.isSafeInteger(replicas) || replicas < 0) {
           throw new ValidationError(`saved replicas ${replicas} is not a whole number`);
         }
-        entry.record = { ...record, spec: this.#normalize(record.spec) };
+        // A saved record is input too (an older hub, a hand edit): checked as a deployment is.
+        const spec = normalizeDeployment(record.spec, this.#namespace);
+        entry.record = { ...record, spec: this.#normalize(spec) };
         entry.plan = this.#validate(entry.record.spec);
         if (this.#countedFunctions() >= maxFunctions) {
           entry.notStarted = {
@@ -230,7 +239,7 @@ export class ProcessProvider implements Provider {
     return Promise.resolve({
       provider: 'fnbus-process',
       orchestration: 'process',
-      version: { release: version, sha: '' },
+      version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     });
   }
 
@@ -374,6 +383,11 @@ export class ProcessProvider implements Provider {
       if (entry.cursor >= Number.MAX_SAFE_INTEGER) entry.cursor = 0;
       if (replica.ready) return replica;
     }
+    // Every replica up, none able to run its command: waiting (scale from zero) would not help.
+    const problem = replicas[0]?.startProblem;
+    if (problem !== undefined && replicas.every((replica) => replica.startProblem !== undefined)) {
+      throw new NotStartedError(`function "${name}" ${problem}`);
+    }
     throw new UnavailableError(`function "${name}" has no ready replica`);
   }
 
@@ -490,7 +504,7 @@ export class ProcessProvider implements Provider {
     const replica = new Replica({
       instance,
       generation: entry.generation,
-      plan: entry.plan,
+      plan: { ...entry.plan, env: withSecretsPath(entry.plan.env, this.#secretsDir(name)) },
       baseEnv: this.#baseEnv,
       extraEnv: { [SecretsPathEnv]: this.#secretsDir(name) },
       workDir: join(this.#runDir(name), instance),
@@ -542,20 +556,12 @@ export class ProcessProvider implements Provider {
     return status;
   }
 
-  /** Name, fields and what to run of a normalized spec; returns the launch plan. */
+  /**
+   * What to run for a spec (already checked by normalizeDeployment, in core): the launch plan,
+   * with the watchdog's settings checked now, so a bad one is refused, not a crash loop later.
+   */
   #validate(spec: FunctionDeployment): LaunchPlan {
-    assertDnsLabel(spec.service ?? '', 'function name');
-    checkDeployment(spec);
-    if (spec.image !== undefined && typeof spec.image !== 'string') {
-      throw new ValidationError('image must be text');
-    }
-    if (spec.secrets !== undefined) {
-      if (!Array.isArray(spec.secrets))
-        throw new ValidationError('secrets must be a list of names');
-      for (const secret of spec.secrets) assertDnsSubdomain(secret, 'secret name');
-    }
-    const plan = planLaunch(spec, this.#repoRoot);
-    // The watchdog's settings are checked now, so a bad one is refused, not a crash loop later.
+    const plan = planLaunch(spec, this.#repoRoot, this.#images);
     const upstream: StringMap = plan.needsUpstreamPort
       ? { upstream_url: 'http://127.0.0.1:1' }
       : {};
@@ -563,30 +569,24 @@ export class ProcessProvider implements Provider {
     return plan;
   }
 
-  /** `com.openfaas.scale.min` from labels or annotations (annotations win); default 1. */
+  /** Replicas at deploy: the scale rules' minimum (core/function-rules.ts), within the cap. */
   #minReplicas(spec: FunctionDeployment): number {
-    const key = OpenFaasAnnotation.ScaleMin;
-    const text = spec.annotations?.[key] ?? spec.labels?.[key];
-    if (text === undefined) return 1;
-    const replicas = Number(text);
+    const { min } = scaleRules(spec).rules;
     const { maxReplicas } = this.#limits;
-    if (!/^\d+$/.test(text.trim()) || replicas > maxReplicas) {
+    if (min > maxReplicas) {
       throw new ValidationError(
-        `${key} must be a whole number from 0 to ${maxReplicas} (max_replicas_per_function), not "${text}"`,
+        `${OpenFaasAnnotation.ScaleMin} must be a whole number from 0 to ${maxReplicas} (max_replicas_per_function), not ${min}`,
       );
     }
-    return replicas;
+    return min;
   }
 
   /**
-   * The spec as stored: nulls left out (absent, as Go reads them), namespace made explicit
-   * (after checking it is ours), image kept as given (there is no container).
+   * The spec as stored, from one normalizeDeployment made (the gateway, `fnbus up`): its name is a
+   * file name here, so checked again; the namespace must be this provider's and is made explicit.
    */
-  #normalize(given: FunctionDeployment): FunctionDeployment {
-    if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-      throw new ValidationError('a function deployment must be an object');
-    }
-    const spec = withoutNulls(given);
+  #normalize(spec: FunctionDeployment): FunctionDeployment {
+    assertDnsLabel(spec.service ?? '', 'function name');
     if (!this.#isOurs(spec.namespace)) {
       throw new ValidationError(
         `namespace "${spec.namespace}" does not exist: this provider has only "${this.#namespace}"`,

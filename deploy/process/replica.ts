@@ -98,6 +98,11 @@ export class Replica {
     return this.#watchdog?.functionPid;
   }
 
+  /** Why this replica can serve no call (its command cannot be started), if so. */
+  get startProblem(): string | undefined {
+    return this.#watchdog?.startProblem;
+  }
+
   get restarts(): number {
     return this.#watchdog?.restarts ?? 0;
   }

@@ -43,6 +43,7 @@ import {
   ValidationError,
 } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
+import { Backoff } from '../../core/retry-policy.js';
 import {
   deadLetterPageBytes,
   summarizeRequest,
@@ -949,7 +950,8 @@ export class NatsQueue implements Queue {
    */
   async #persist<T>(op: () => Promise<T>): Promise<T | undefined> {
     const deadline = Date.now() + persistForMs;
-    for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, 2000)) {
+    const backoff = new Backoff({ minWaitMs: 100, maxWaitMs: 2000 });
+    for (;;) {
       try {
         return await op();
       } catch (error) {
@@ -958,7 +960,7 @@ export class NatsQueue implements Queue {
           throw error;
         }
         this.#logger.debug({ err: error, queue: this.#name }, 'retrying a write');
-        await pause(pauseMs, this.#closing.signal);
+        await pause(backoff.next(), this.#closing.signal);
       }
     }
   }

@@ -2,7 +2,7 @@
 // that takes Alexa's skill requests: verifies each as Amazon requires (verify.js), parses it, and
 // calls the handler with the skill request and a `reply()` builder (reply.js). See
 // ../README.md for the contract.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,6 +21,25 @@ function handlerFile(env) {
     if (existsSync(file)) return file;
   }
   throw new Error(`no handler.js, handler.mjs or handler.cjs in ${base}`);
+}
+
+/**
+ * A secret's value (as the node template's context.secret): `$FNBUS_SECRETS_PATH/<name>` where
+ * the host sets it, else `/var/openfaas/secrets/<name>`. Its own copy: each template is copied
+ * into an image alone.
+ */
+export function readSecret(name, env = process.env) {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    throw new Error(`not a secret name: ${JSON.stringify(name)}`);
+  }
+  try {
+    return readFileSync(join(env.FNBUS_SECRETS_PATH || '/var/openfaas/secrets', name), 'utf8');
+  } catch (error) {
+    if (error.code === 'ENOENT') {
+      throw new Error(`no secret "${name}": list it in the function's secrets`);
+    }
+    throw error;
+  }
 }
 
 async function loadHandler(file) {
@@ -131,7 +150,7 @@ export function createSkillServer({ handler, verify = createVerifier(), skillId,
         answer(res, 400, { error: 'the request is for another skill' });
         return;
       }
-      const result = await handler(skill, { reply: () => new Reply() });
+      const result = await handler(skill, { reply: () => new Reply(), secret: readSecret });
       const out = result instanceof Reply ? result.toJSON() : (result ?? new Reply().toJSON());
       answer(res, 200, out);
     })().catch((error) => {

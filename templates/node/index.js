@@ -2,7 +2,7 @@
 // for the template itself) that the watchdog starts in `http` mode and proxies every call to. It
 // loads the handler once, at start, and calls it per request as OpenFaaS's node22 template does:
 // `handler(event, context, callback)`. See ../README.md for the contract.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -139,6 +139,29 @@ async function toEvent(req, limits) {
   };
 }
 
+/**
+ * Where the function's secrets are, one file per secret: `FNBUS_SECRETS_PATH` where the host
+ * sets it (the process provider: a folder of the function's own), else OpenFaaS's mount point.
+ */
+export function secretsDir(env = process.env) {
+  return env.FNBUS_SECRETS_PATH || '/var/openfaas/secrets';
+}
+
+/** A secret's value as a string (UTF-8, as stored: a trailing newline is kept). */
+export function readSecret(name, env = process.env) {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    throw new Error(`not a secret name: ${JSON.stringify(name)}`);
+  }
+  try {
+    return readFileSync(join(secretsDir(env), name), 'utf8');
+  } catch (error) {
+    if (error.code === 'ENOENT') {
+      throw new Error(`no secret "${name}": list it in the function's secrets`);
+    }
+    throw error;
+  }
+}
+
 /** OpenFaaS's FunctionContext: setters chain, calling them without an argument reads. */
 class FunctionContext {
   constructor(callback) {
@@ -168,6 +191,11 @@ class FunctionContext {
   fail(error) {
     this.cbCalled++;
     this.cb(error ?? new Error('failed'));
+  }
+
+  /** The value of one of the function's secrets (readSecret). */
+  secret(name) {
+    return readSecret(name);
   }
 }
 

@@ -100,8 +100,27 @@ class Event:
         return f"Event(method={self.method!r}, path={self.path!r})"
 
 
+def secrets_dir(env=None):
+    """Where the function's secrets are, one file per secret: FNBUS_SECRETS_PATH where the host
+    sets it (the process provider: a folder of the function's own), else OpenFaaS's mount point."""
+    env = os.environ if env is None else env
+    return env.get("FNBUS_SECRETS_PATH") or "/var/openfaas/secrets"
+
+
+def read_secret(name, env=None):
+    """A secret's value as a string (UTF-8, as stored: a trailing newline is kept)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"not a secret name: {name!r}")
+    try:
+        with open(os.path.join(secrets_dir(env), name), encoding="utf-8") as file:
+            return file.read()
+    except FileNotFoundError:
+        raise KeyError(f"no secret {name!r}: list it in the function's secrets") from None
+
+
 class Context:
-    """status(n) and headers({...}) set and chain; without an argument they read."""
+    """status(n) and headers({...}) set and chain; without an argument they read. secret(name)
+    reads one of the function's secrets."""
 
     def __init__(self):
         self.status_code = 200
@@ -118,6 +137,9 @@ class Context:
             return self.header_values
         self.header_values = dict(values)
         return self
+
+    def secret(self, name):
+        return read_secret(name)
 
 
 def encode(value):

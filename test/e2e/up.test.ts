@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,11 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 describe('fnbus up', () => {
   it('runs the sample stack: forked and template functions answer through the gateway', async (t) => {
     const stateDir = makeTempDir('fnbus-up-');
-    const { hub, url } = await startHub(['-f', join(root, 'examples', 'stack.yml')], stateDir);
+    // Template functions are built into this machine's image store, here one of the test's own.
+    const images = makeTempDir('fnbus-up-images-');
+    const { hub, url } = await startHub(['-f', join(root, 'examples', 'stack.yml')], stateDir, {
+      FNBUS_IMAGES: images,
+    });
     t.after(() => stopHub(hub));
     for (const name of ['cat', 'sha512sum', 'hello-node', 'hello-python', 'orders', 'every-minute'])
       await ready(url, name);
@@ -38,6 +42,13 @@ describe('fnbus up', () => {
       annotations?: Record<string, string>;
     }[];
     assert.equal(list.find((fn) => fn.name === 'orders')?.annotations?.topic, 'orders,payments');
+    // Deployed as the stack says, runnable by another machine: no path of this one.
+    assert.doesNotMatch(JSON.stringify(list), new RegExp(root));
+    assert.deepEqual(readdirSync(images).sort(), [
+      'hello-node%3Alatest.json',
+      'hello-python%3Alatest.json',
+      'orders%3Alatest.json',
+    ]);
   });
 
   it('stops every process it started on SIGTERM, and brings functions back on the next start', async () => {

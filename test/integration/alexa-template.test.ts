@@ -13,7 +13,10 @@ import { ready, startHub, stopHub, systemAuth } from '../helpers/hub.js';
 import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
 
 type Verify = (headers: Record<string, string>, body: Buffer) => Promise<void>;
-type Handler = (skill: unknown, context: { reply(): unknown }) => unknown;
+type Handler = (
+  skill: unknown,
+  context: { reply(): unknown; secret(name: string): string },
+) => unknown;
 interface VerifyModule {
   createVerifier: (options: {
     fetchCertificate?: (url: string) => string | Promise<string>;
@@ -25,7 +28,7 @@ interface VerifyModule {
 interface RunnerModule {
   createSkillServer: (options: {
     handler: Handler;
-    verify?: Verify;
+    verify?: Verify | null;
     skillId?: string;
     log?: { error(text: string): void };
   }) => Server;
@@ -243,6 +246,35 @@ server.listen(0, '127.0.0.1');
 await once(server, 'listening');
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 after(() => server.close());
+
+describe('alexa template: context.secret', () => {
+  it("reads the function's secret from FNBUS_SECRETS_PATH", async (t) => {
+    const secrets = makeTempDir('fnbus-alexa-secrets-');
+    writeFileSync(join(secrets, 'api-key'), 'open sesame');
+    const before = process.env.FNBUS_SECRETS_PATH;
+    process.env.FNBUS_SECRETS_PATH = secrets;
+    t.after(() => {
+      if (before === undefined) delete process.env.FNBUS_SECRETS_PATH;
+      else process.env.FNBUS_SECRETS_PATH = before;
+    });
+    const withSecret = createSkillServer({
+      handler: (_skill, context) =>
+        (context.reply() as { speak(text: string): unknown }).speak(context.secret('api-key')),
+      verify: null,
+    });
+    withSecret.listen(0, '127.0.0.1');
+    await once(withSecret, 'listening');
+    t.after(() => withSecret.close());
+    const port = (withSecret.address() as AddressInfo).port;
+    const res = await request(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(skillRequest('LaunchRequest')),
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.text, /open sesame/);
+  });
+});
 
 describe('alexa template: the skill endpoint', () => {
   const post = ({ headers, body }: { headers: Record<string, string>; body: Buffer }) =>

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { LocalImageStore } from '../../deploy/process/local-image-store.js';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
@@ -34,14 +35,19 @@ describe('fnbus client commands against a running hub', () => {
   }
 
   before(async () => {
-    provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-cli-client-') });
+    // This machine's image store, one of the test's own: `fnbus deploy -f` builds into it.
+    const images = makeTempDir('fnbus-cli-images-');
+    provider = new ProcessProvider({
+      stateDir: makeTempDir('fnbus-cli-client-'),
+      images: new LocalImageStore(images),
+    });
     await provider.start();
     gateway = buildGateway({ provider, config: readConfig({ basic_auth: 'false' }) });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     const address = gateway.server.address();
     assert.ok(address && typeof address === 'object');
     url = `http://127.0.0.1:${address.port}`;
-    env = { FNBUS_GATEWAY: url };
+    env = { FNBUS_GATEWAY: url, FNBUS_IMAGES: images };
   });
 
   after(async () => {
@@ -80,7 +86,7 @@ describe('fnbus client commands against a running hub', () => {
     await ready('echo');
     await ready('greet');
 
-    // The node template function runs its handler in place.
+    // The node template function runs its handler in place, built under its image name.
     const greeted = await run(['invoke', 'greet'], 'fnbus');
     assert.equal(greeted.code, 0, greeted.stderr);
     assert.deepEqual(JSON.parse(greeted.stdout), { status: 'Received input: "fnbus"' });
@@ -89,13 +95,51 @@ describe('fnbus client commands against a running hub', () => {
     const again = await run(['deploy', '-f', stackFile, '--filter', 'gr*']);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout, 'deployed greet (1/1)\n');
+    // What went over the wire is what the stack says, runnable elsewhere: no path of this machine.
     const status = await provider.get('greet', 'openfaas-fn');
-    assert.equal(status?.annotations?.['fnbus.lang'], 'node');
-    assert.equal(status?.annotations?.['fnbus.handler'], join(dir, 'greet'));
+    assert.equal(status?.image, 'example/greet:latest');
+    assert.deepEqual(status?.annotations ?? {}, {});
+    assert.equal(status?.labels?.faas_function, 'greet');
+    assert.doesNotMatch(JSON.stringify(status), new RegExp(dir));
 
     const none = await run(['deploy', '-f', stackFile, '--filter', 'nothing']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /^fnbus: no function in .* matches "nothing"\n$/);
+  });
+
+  it('build records a stack’s template functions in this machine’s image store, by image name', async () => {
+    const dir = makeTempDir('fnbus-cli-build-');
+    cpSync(join(repoRoot, 'templates', 'node', 'function'), join(dir, 'greet'), {
+      recursive: true,
+    });
+    const stackFile = join(dir, 'stack.yml');
+    writeFileSync(
+      stackFile,
+      [
+        'version: 1.0',
+        'provider:',
+        '  name: openfaas',
+        'functions:',
+        '  echo:',
+        '    image: example/echo:latest',
+        '    fprocess: cat',
+        '  greet:',
+        '    lang: node',
+        '    handler: ./greet',
+        '    image: example/built:1',
+        '',
+      ].join('\n'),
+    );
+    const images = makeTempDir('fnbus-cli-build-images-');
+    const built = await fnbus(['build', '-f', stackFile], { FNBUS_IMAGES: images });
+    assert.equal(built.code, 0, built.stderr);
+    assert.equal(
+      built.stdout,
+      'echo: nothing to build (not a template function)\nbuilt greet as example/built:1\n',
+    );
+    const record = new LocalImageStore(images).find('example/built:1');
+    assert.equal(record?.lang, 'node');
+    assert.equal(record?.handler, join(dir, 'greet'));
   });
 
   it('deploy -f installs a template handler’s dependencies first, once, and refuses a broken one', async () => {
@@ -206,6 +250,9 @@ describe('fnbus client commands against a running hub', () => {
       parsed.map((fn) => fn.name),
       ['echo', 'env-fn', 'greet'],
     );
+    // Every function carries faas_function: <name>, as on OpenFaaS.
+    const labels = JSON.parse(json.stdout) as { name: string; labels?: Record<string, string> }[];
+    for (const fn of labels) assert.equal(fn.labels?.faas_function, fn.name);
   });
 
   it('describe shows status, replicas, image, process, labels, and the process-provider note', async () => {
@@ -218,12 +265,13 @@ describe('fnbus client commands against a running hub', () => {
     assert.match(echo.stdout, /^Invocations:\s+\d+$/m);
     assert.match(echo.stdout, /^Image:\s+example\/echo:latest$/m);
     assert.match(echo.stdout, /^Function Process:\s+cat$/m);
-    assert.match(echo.stdout, /^Labels:\s+team=blue$/m);
+    // faas_function is on every function, as OpenFaaS's providers label them.
+    assert.match(echo.stdout, /^Labels:\s+faas_function=echo, team=blue$/m);
     assert.match(echo.stdout, /image is kept but not run: the function runs its Function Process/);
 
     const greet = await run(['describe', 'greet']);
-    assert.match(greet.stdout, /^Annotations:\s+.*fnbus\.lang=node/m);
-    assert.match(greet.stdout, /runs the node template handler/);
+    assert.match(greet.stdout, /^Annotations:\s+-$/m);
+    assert.match(greet.stdout, /runs what fnbus build made of the image/);
   });
 
   it('invoke sends stdin, headers, query and method; the answer goes to stdout', async () => {

@@ -78,10 +78,11 @@ describe('fnbus logs, secret and version against a running hub', () => {
     // The watchdog prefixes a function's stderr lines (`2024/01/02 15:04:05 stderr: called`).
     assert.match(text, /^\d{4}-\d{2}-\d{2}T\S+ noisy \(noisy-\S+\) .*\bcalled$/m);
 
+    // The last line is the watchdog's own, after the answer: `Wrote 3 Bytes - Duration: ...`.
     const tailed = await run(['logs', 'noisy', '--tail', '1']);
     assert.equal(tailed.code, 0, tailed.stderr);
     assert.equal(tailed.stdout.trimEnd().split('\n').length, 1, tailed.stdout);
-    assert.match(tailed.stdout, /\bcalled\n$/);
+    assert.match(tailed.stdout, /\bWrote 3 Bytes - Duration: \d+\.\d{6}s\n$/);
 
     const json = await run(['logs', 'noisy', '--output', 'json', '--since', '10m']);
     assert.equal(json.code, 0, json.stderr);
@@ -222,8 +223,9 @@ describe('fnbus logs, secret and version against a running hub', () => {
     assert.equal(result.code, 0, result.stderr);
     const [first, ...rest] = result.stdout.trimEnd().split('\n');
     assert.match(first ?? '', /^\d+\.\d+\.\d+/);
-    assert.match(rest.join('\n'), new RegExp(`^gateway: ${url} version \\S+$`, 'm'));
-    assert.match(rest.join('\n'), /^provider: \S+ version \S+/m);
+    assert.match(rest.join('\n'), new RegExp(`^gateway: ${url} version \\S+ sha unknown$`, 'm'));
+    // The provider's commit: the one this build was made from.
+    assert.match(rest.join('\n'), /^provider: \S+ version \S+ sha [0-9a-f]{7} \(process\)$/m);
   });
 
   it('version without a gateway: the CLI version and a one-line note, exit 0', async () => {

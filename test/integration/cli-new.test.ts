@@ -41,6 +41,13 @@ describe('fnbus new', () => {
 
     const stack = loadStack(stackFile, {});
     assert.deepEqual(Object.keys(stack.functions), ['hello', 'py-fn']);
+    // faas-cli refuses a stack file whose provider is not "openfaas", and its deploy reads the
+    // template's fprocess from ./template/<lang>/template.yml.
+    assert.equal(stack.provider.name, 'openfaas');
+    for (const lang of ['node', 'python3']) {
+      const copy = readFileSync(join(dir, 'template', lang, 'template.yml'), 'utf8');
+      assert.equal(copy, readFileSync(join(root, 'templates', lang, 'template.yml'), 'utf8'));
+    }
     assert.equal(stack.functions.hello?.lang, 'node');
     assert.equal(stack.functions['py-fn']?.image, 'py-fn:latest');
     assert.equal(stack.functions['py-fn']?.handler, './py-fn');

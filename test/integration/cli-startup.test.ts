@@ -82,6 +82,15 @@ describe('a usage error is one line and the usage line', () => {
     assert.equal(stderr, "fnbus: unknown option '--bogus'\nusage: fnbus list [options]\n");
   });
 
+  it('no command at all', async () => {
+    const { code, stderr } = await runCli([], {});
+    assert.equal(code, 1);
+    assert.equal(
+      stderr,
+      'fnbus: name a command (fnbus --help lists them)\nusage: fnbus [options] [command]\n',
+    );
+  });
+
   it('a missing argument, in a subcommand', async () => {
     const { code, stderr } = await runCli(['secret', 'create'], {});
     assert.equal(code, 1);

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { normalizeDeployment } from '../../core/function-deployment.js';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
@@ -125,9 +126,13 @@ describe('deployment bodies: null fields and bad names', () => {
     assert.equal(res.statusCode, 202, res.body);
   });
 
-  it('refuses the same things from the provider itself, and from the state folder at start', async () => {
-    await assert.rejects(
-      running.provider.deploy({ service: uniqueName('p'), image: 'x', envProcess: 'a\u0000b' }),
+  it('refuses the same things in core, before any provider, and from the state folder at start', async () => {
+    assert.throws(
+      () =>
+        normalizeDeployment(
+          { service: uniqueName('p'), image: 'x', envProcess: 'a\u0000b' },
+          'openfaas-fn',
+        ),
       (error: Error & { status?: number }) =>
         error.status === 400 && /envProcess/.test(error.message),
     );

@@ -260,7 +260,7 @@ describe('the gateway answers the requests of faas-cli 0.18 the way faas-cli nee
     gateway = buildGateway({
       provider,
       config: readConfig({ basic_auth: 'false' }),
-      version: '0.1.0',
+      version: { release: '0.1.0', sha: 'unknown' },
     });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { NotFoundError, ValidationError } from '../../core/errors.js';
 import type { FunctionDeployment } from '../../core/function-types.js';
+import { LocalImageStore } from '../../deploy/process/local-image-store.js';
 import {
   ProcessProvider,
   type ProcessProviderOptions,
@@ -202,7 +203,8 @@ describe('ProcessProvider', () => {
     const status = await second.get(fn);
     assert.equal(status?.replicas, 2);
     assert.equal(status?.createdAt, createdAt);
-    assert.deepEqual(status?.labels, { keep: 'me' });
+    // Read back as any deployment is checked (core's normalizeDeployment): faas_function added.
+    assert.deepEqual(status?.labels, { faas_function: fn, keep: 'me' });
     await available(second, fn, 2);
     assert.equal((await call(second, fn, 'back again')).text, 'back again');
 
@@ -224,6 +226,50 @@ describe('ProcessProvider', () => {
     });
     assert.equal(response.status, 200, response.text);
     assert.deepEqual(JSON.parse(response.text), { status: 'Received input: {"hello":"world"}' });
+  });
+
+  it('runs a template function by its image name, as fnbus build recorded it on this machine', async () => {
+    const images = new LocalImageStore(makeStateDir());
+    const provider = await open({ images });
+    const fn = randomName();
+    // Built as `example/<fn>`: the same image as `example/<fn>:latest`.
+    images.save(`example/${fn}`, {
+      lang: 'node',
+      handler: join(repoRoot, 'templates', 'node', 'function'),
+      fprocess: 'node index.js',
+    });
+    await provider.deploy({ service: fn, image: `example/${fn}:latest` });
+    await available(provider, fn, 1);
+    const response = await call(provider, fn, 'built');
+    assert.equal(response.status, 200, response.text);
+    assert.deepEqual(JSON.parse(response.text), { status: 'Received input: "built"' });
+    // Nothing of this machine in what is kept and shown: the deployment names the image only.
+    assert.doesNotMatch(JSON.stringify(await provider.get(fn)), new RegExp(repoRoot));
+
+    // faas-cli sends the template's own fprocess: still the template; another command is run.
+    const viaFaasCli = randomName();
+    await provider.deploy({
+      service: viaFaasCli,
+      image: `example/${fn}`,
+      envProcess: 'node index.js',
+    });
+    const own = randomName();
+    await provider.deploy({ service: own, image: `example/${fn}`, envProcess: 'cat' });
+    await available(provider, viaFaasCli, 1);
+    await available(provider, own, 1);
+    assert.deepEqual(JSON.parse((await call(provider, viaFaasCli, 'cli')).text), {
+      status: 'Received input: "cli"',
+    });
+    assert.equal((await call(provider, own, 'as is')).text, 'as is');
+
+    // An image not built here, with nothing else to run, is refused, naming the image only.
+    await assert.rejects(
+      provider.deploy({ service: randomName(), image: 'example/not-built:1.0' }),
+      (error: Error) =>
+        error instanceof ValidationError &&
+        /image "example\/not-built:1\.0" is not built on this machine/.test(error.message) &&
+        !error.message.includes(images.dir),
+    );
   });
 
   it('gives a function the secrets it lists, as files in FNBUS_SECRETS_PATH', async () => {
@@ -262,9 +308,13 @@ describe('ProcessProvider', () => {
     const lines = await waitFor(
       async () => {
         const texts = await readLogs(provider, fn);
-        return texts.every((text) => text.includes('"msg":"call"')) && texts;
+        // Each call's lines: `Forking fprocess.`, `Wrote N Bytes ...`, its JSON line (log_callid,
+        // written once the answer is sent: the last).
+        const ofCalls = /"msg":"call"|Forking fprocess\.$|Wrote \d+ Bytes - Duration/;
+        const last = texts.at(-1) ?? '';
+        return texts.every((text) => ofCalls.test(text)) && last.includes('"msg":"call"') && texts;
       },
-      { what: 'only call lines to remain' },
+      { what: 'only the lines of calls to remain, the last call logged whole' },
     );
     assert.equal(lines.length, 5);
   });

@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { freePort, request, tryConnect } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
-import { fprocess, startWatchdog, type Exit, type RunningWatchdog } from '../helpers/watchdog.js';
+import {
+  fprocess,
+  makeTempDir,
+  startWatchdog,
+  type Exit,
+  type RunningWatchdog,
+} from '../helpers/watchdog.js';
 
 /** The repository root: this file is dist/test/integration/templates.test.js once built. */
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -276,6 +283,29 @@ describe('python3 template', () => {
   });
 
   it('exits 0 on SIGTERM', () => assertStopsOnSigterm(runner));
+});
+
+describe("templates' context.secret(name)", () => {
+  const secrets = makeTempDir('fnbus-template-secrets-');
+  writeFileSync(join(secrets, 'api-key'), 's3cret\n');
+  for (const [name, start] of [
+    ['node', () => startNode('node-cjs', { FNBUS_SECRETS_PATH: secrets })],
+    ['python3', () => startPython({ FNBUS_SECRETS_PATH: secrets })],
+  ] as const) {
+    it(`${name}: reads $FNBUS_SECRETS_PATH/<name>; a missing one or a path is an error`, async (t) => {
+      const runner = await start();
+      t.after(() => runner.stop());
+      const found = await request(`${runner.url}/secret?name=api-key`);
+      assert.equal(found.status, 200, found.text);
+      assert.equal(found.text, 's3cret\n');
+      const missing = await request(`${runner.url}/secret?name=other`);
+      assert.equal(missing.status, 500);
+      assert.match(missing.text, /no secret .other.: list it in the function's secrets/);
+      const path = await request(`${runner.url}/secret?name=..%2Fapi-key`);
+      assert.equal(path.status, 500);
+      assert.match(path.text, /not a secret name/);
+    });
+  }
 });
 
 describe('templates behind the watchdog (mode=http)', () => {

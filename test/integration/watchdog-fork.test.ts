@@ -3,7 +3,13 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
 import { request } from '../helpers/http.js';
-import { fixture, fprocess, startWatchdog, type RunningWatchdog } from '../helpers/watchdog.js';
+import {
+  fixture,
+  fprocess,
+  makeTempDir,
+  startWatchdog,
+  type RunningWatchdog,
+} from '../helpers/watchdog.js';
 
 const internal = 'x-openfaas-internal';
 /** Go's log prefix, as the watchdog writes it before each function line: `2026/01/02 15:04:05`. */
@@ -158,7 +164,7 @@ describe('fork mode: failing functions', () => {
     assert.match(res.text, /signal: SIGSEGV/);
   });
 
-  it('answers 500 marked internal when the command does not exist, and stays up', async (t) => {
+  it('answers 500 marked internal when the command does not exist, stays up, not healthy', async (t) => {
     const watchdog = await startWatchdog({ fprocess: '/nonexistent/fnbus-no-such-command arg' });
     t.after(() => watchdog.stop());
     for (let i = 0; i < 2; i++) {
@@ -167,9 +173,62 @@ describe('fork mode: failing functions', () => {
       assert.equal(res.headers[internal], 'fnbus-watchdog');
       assert.match(res.text, /fnbus-no-such-command/);
     }
+    // Not ready while no call can succeed, and the log says why (once, before any call).
     const health = await request(`${watchdog.url}/_/health`);
-    assert.equal(health.status, 200);
+    assert.equal(health.status, 503);
     assert.equal(watchdog.hasExited, false);
+    const reasons = watchdog
+      .logLines()
+      .filter((line) => line.msg === 'cannot start the function process');
+    assert.equal(reasons.length, 1, watchdog.stderr);
+    assert.equal(reasons[0]?.reason, 'no such executable file');
+  });
+
+  it('is not healthy when the command is not in PATH, and says so', async (t) => {
+    const bin = makeTempDir('fnbus-fork-path-');
+    const watchdog = await startWatchdog({
+      fprocess: 'fnbus-nowhere',
+      PATH: `${bin}:/usr/bin:/bin`,
+    });
+    t.after(() => watchdog.stop());
+    assert.equal((await request(`${watchdog.url}/_/health`)).status, 503);
+    assert.match(
+      watchdog.stderr,
+      /"reason":"not found in PATH".*cannot start the function process/,
+    );
+  });
+});
+
+describe('fork mode: the log of each call, as the classic watchdog writes it', () => {
+  it('logs "Forking fprocess." and "Wrote N Bytes - Duration: X.XXXXXXs"', async (t) => {
+    const watchdog = await startWatchdog({ fprocess: 'cat' });
+    t.after(() => watchdog.stop());
+    const res = await request(`${watchdog.url}/`, { method: 'POST', body: 'hello' });
+    assert.equal(res.status, 200);
+    await watchdog.waitForStderr(/Wrote 5 Bytes/);
+    assert.match(watchdog.stderr, new RegExp(`^${goTimestamp} Forking fprocess\\.$`, 'm'));
+    assert.match(
+      watchdog.stderr,
+      new RegExp(`^${goTimestamp} Wrote 5 Bytes - Duration: \\d+\\.\\d{6}s$`, 'm'),
+    );
+  });
+
+  it('logs a failure with its exit status and output, and a kill at the deadline', async (t) => {
+    const watchdog = await startWatchdog({ fprocess: fixture('exit-1.sh') });
+    t.after(() => watchdog.stop());
+    assert.equal((await request(`${watchdog.url}/`, { method: 'POST', body: 'x' })).status, 500);
+    await watchdog.waitForStderr(/Out=/);
+    assert.match(
+      watchdog.stderr,
+      new RegExp(`^${goTimestamp} Success=false, Error=exit status 1$`, 'm'),
+    );
+    assert.match(watchdog.stderr, new RegExp(`^${goTimestamp} Out=.*something went wrong`, 'm'));
+    assert.doesNotMatch(watchdog.stderr, /Wrote \d+ Bytes/);
+
+    const slow = await startWatchdog({ fprocess: 'sleep 5', exec_timeout: '200ms' });
+    t.after(() => slow.stop());
+    assert.equal((await request(`${slow.url}/`, { method: 'POST' })).status, 408);
+    await slow.waitForStderr(new RegExp(`^${goTimestamp} Killing process: sleep 5$`, 'm'));
   });
 });
 

@@ -61,13 +61,15 @@ for (const forkHelper of ['true', 'false']) {
       assert.match(res.text, /Killed process/);
     });
 
-    it('answers 500 naming a command that does not exist, and stays up', async () => {
+    it('answers 500 naming a command that does not exist, and stays up, not healthy', async () => {
       const missing = await start({ fprocess: 'no-such-command-fnbus' });
       const res = await request(`${missing.url}/`, { method: 'POST', body: 'x' });
       assert.equal(res.status, 500);
       assert.match(res.text, /no-such-command-fnbus/);
       assert.equal(res.headers['x-openfaas-internal'], 'fnbus-watchdog');
-      assert.equal((await request(`${missing.url}/_/health`)).status, 200);
+      // Up, but not healthy: no call can succeed (its log says why).
+      assert.equal((await request(`${missing.url}/_/health`)).status, 503);
+      assert.equal((await request(`${missing.url}/`, { method: 'POST' })).status, 500);
     });
 
     it('streams a large body through cat in streaming mode', async () => {

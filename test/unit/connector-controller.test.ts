@@ -7,12 +7,14 @@ import { defaultRetryPolicy } from '../../core/retry-policy.js';
 import {
   Controller,
   DeliveryError,
+  TopicMapNotBuiltError,
   type ControllerOptions,
   type InvokerResponse,
 } from '../../connectors/sdk/controller.js';
 import { TopicMap, type ListedFunction } from '../../connectors/sdk/topic-map.js';
 import { ReplyPublisher } from '../../connectors/sdk/response-subscribers.js';
 import { silentLogger } from '../../core/logger.js';
+import { waitFor } from '../helpers/wait.js';
 import type { SourceReply } from '../../core/source.js';
 
 /** An Invoker that answers from a script and records every call (the seam, not a server). */
@@ -129,6 +131,41 @@ describe('connector controller', () => {
     assert.equal(a?.error, undefined);
   });
 
+  it('retries an error fnbus made, not a success that carries X-OpenFaaS-Internal', async () => {
+    const sync = new ScriptedInvoker((_fn, n) =>
+      n === 1 ? { status: 404, headers: { 'X-OpenFaaS-Internal': 'proxy' } } : { status: 200 },
+    );
+    await controller(sync).emit(event());
+    assert.equal(sync.calls.length, 2, 'the gateway’s own 404 is retried');
+    const marked = new ScriptedInvoker(() => ({
+      status: 200,
+      headers: { 'x-openfaas-internal': 'of-watchdog' },
+    }));
+    await controller(marked).emit(event());
+    assert.equal(marked.calls.length, 1, 'a 200 is delivered, whatever header it carries');
+  });
+
+  it('rejects an event while no topic map was built: never resolves as if delivered', async () => {
+    const sync = new ScriptedInvoker(() => ({ status: 200 }));
+    const c = controller(sync, { topicMap: () => undefined });
+    await assert.rejects(c.emit(event()), TopicMapNotBuiltError);
+    assert.equal(sync.calls.length, 0);
+  });
+
+  it('delivers to the functions an event names, of those its topic reaches', async () => {
+    const sync = new ScriptedInvoker(() => ({ status: 200 }));
+    const async = new ScriptedInvoker(() => ({ status: 202 }));
+    const responses = await controller(sync, {}, async).emit({
+      ...event(),
+      functions: ['b', 'gone'],
+    });
+    assert.deepEqual(
+      responses.map((r) => r.function),
+      ['b'],
+    );
+    assert.equal(sync.calls.length, 0);
+  });
+
   it('does not retry a status outside the retried ones', async () => {
     const sync = new ScriptedInvoker(() => ({ status: 400 }));
     await controller(sync).emit(event());
@@ -203,6 +240,21 @@ describe('connector controller', () => {
       [['a', 201, 'made']],
       'b is invoked asynchronously: its 202 is not an answer',
     );
+  });
+
+  it('gives each reply a deadline: a reply topic that never takes it is let go', async () => {
+    const sync = new ScriptedInvoker(() => ({ status: 200 }));
+    let reason: unknown;
+    const c = controller(sync, { subscribers: [new ReplyPublisher(silentLogger, 20)] });
+    await c.emit({
+      ...event(),
+      reply: (_answer, signal) =>
+        new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(void (reason = signal.reason))),
+        ),
+    });
+    await waitFor(() => reason !== undefined, { what: 'the reply’s deadline' });
+    assert.equal((reason as Error).name, 'TimeoutError');
   });
 
   it('does nothing for a topic no function takes', async () => {

@@ -81,6 +81,12 @@ describe('readHubConfig', () => {
     const hub = readHubConfig({ port: 'not a port', max_inflight: '8' }, { parts: ['worker'] });
     assert.equal(hub.worker.maxInflight, 8);
     assert.equal((hub as { gateway?: unknown }).gateway, undefined);
+    // A lone gateway runs no connector: FNBUS_CONNECTORS is not its business.
+    const gateway = readHubConfig(
+      { FNBUS_CONNECTORS: 'fax' },
+      { parts: ['gateway', 'provider'], port: '0' },
+    );
+    assert.equal(gateway.gateway.port, 0);
   });
 
   it("fnbus's own settings: FNBUS_ names, the 0.1 names still read, FNBUS_ first", () => {

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../core/errors.js';
 import { readWorkerConfig } from '../../queue/config.js';
-import { backoffMs, defaultRetryPolicy, policyFor, retryAfterMs } from '../../core/retry-policy.js';
+import {
+  Backoff,
+  backoffMs,
+  defaultRetryPolicy,
+  isRetryable,
+  policyFor,
+  retryAfterMs,
+} from '../../core/retry-policy.js';
 
 describe('retry policy', () => {
   it('takes a function’s com.openfaas.retry.* annotations over the defaults', () => {
@@ -61,6 +68,36 @@ describe('retry policy', () => {
       backoffMs(policy, 10, () => 0),
       500,
     );
+  });
+
+  it('retries no answer, a retried status, and an error fnbus made (X-OpenFaaS-Internal, ≥ 400)', () => {
+    const policy = { retryCodes: new Set([429, 503]) };
+    const answer = (status: number, headers: Record<string, string> = {}) => ({ status, headers });
+    const internal = { 'X-OpenFaaS-Internal': 'proxy' };
+    assert.equal(isRetryable(undefined, policy), true, 'no answer at all');
+    assert.equal(isRetryable(answer(503), policy), true);
+    assert.equal(isRetryable(answer(500), policy), false, 'the function’s own 500, not listed');
+    assert.equal(isRetryable(answer(500, internal), policy), true, 'made by the gateway');
+    assert.equal(isRetryable(answer(404, { 'x-openfaas-internal': 'of-watchdog' }), policy), true);
+    // The worker and the controller disagreed here: a success is a success, whatever it carries.
+    assert.equal(isRetryable(answer(200, internal), policy), false);
+    assert.equal(isRetryable(answer(302, internal), policy), false);
+  });
+
+  it('waits longer after each failure in a row, and starts over after a success', () => {
+    const backoff = new Backoff({ minWaitMs: 10, maxWaitMs: 40 }, () => 1);
+    assert.deepEqual(
+      [backoff.next(), backoff.next(), backoff.next(), backoff.next()],
+      [10, 20, 40, 40],
+    );
+    assert.equal(backoff.failures, 4);
+    backoff.reset();
+    assert.equal(backoff.next(), 10);
+    const jittered = new Backoff({ minWaitMs: 100, maxWaitMs: 100 });
+    for (let i = 0; i < 50; i++) {
+      const wait = jittered.next();
+      assert.ok(wait >= 50 && wait <= 100, `equal jitter: ${wait}`);
+    }
   });
 
   it('reads Retry-After as seconds or an HTTP date', () => {

@@ -15,11 +15,8 @@ describe('webhook: errors to HTTP', () => {
         TopicMap.fromFunctions([
           { name: 'orders', namespace: 'openfaas-fn', annotations: { topic: 'orders' } },
         ]),
-      // A controller that fails as an unexpected bug would, naming a file of this machine.
-      controller: {
-        isAsync: () => false,
-        deliver: () => Promise.reject(new Error("ENOENT: open '/home/ada/.fnbus/state/x'")),
-      },
+      // An emit that fails as an unexpected bug would, naming a file of this machine.
+      emit: () => () => Promise.reject(new Error("ENOENT: open '/home/ada/.fnbus/state/x'")),
       config: readWebhookConfig({}),
       secret: () => Promise.resolve(undefined),
     }),

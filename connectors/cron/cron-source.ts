@@ -1,9 +1,10 @@
-import { CronTopic, OpenFaasAnnotation } from '../../core/openfaas-names.js';
+import { scheduleOf } from '../../core/function-rules.js';
+import { CronTopic } from '../../core/openfaas-names.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram, type Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import type { SourceEvent } from '../../core/source.js';
-import type { Controller, InvokerResponse } from '../sdk/controller.js';
+import type { Source, SourceEvent } from '../../core/source.js';
+import type { InvokerResponse } from '../sdk/controller.js';
 import type { TopicMap, TopicTarget } from '../sdk/topic-map.js';
 import type { FiringLedger } from './firing-ledger.js';
 import { parseSchedules, type Schedule } from './schedule.js';
@@ -22,10 +23,10 @@ export const CronAnnotation = {
 export const ScheduledTimeHeader = 'X-Scheduled-Time';
 export const ScheduleHeader = 'X-Schedule';
 
-export interface CronConnectorOptions {
+export interface CronSourceOptions {
   /** The map in use now: cron functions are those taking the topic `cron-function`. */
-  topicMap: () => TopicMap;
-  controller: Pick<Controller, 'deliver'>;
+  topicMap: () => TopicMap | undefined;
+  /** Where slots are claimed and last firings kept; the source closes it when it stops. */
   ledger: FiringLedger;
   /** A queued call's state (`/system/calls/<id>`), for `skip` overlap on async invocation. */
   callState?: (callId: string) => Promise<string | undefined>;
@@ -63,14 +64,14 @@ interface Entry {
 }
 
 /**
- * Fires cron functions on their schedules, through the connector controller (so through the
- * gateway: a function at zero replicas is scaled up by it). Each slot fires once across every
- * replica sharing the ledger: each replica claims the slot, and only the winner calls. Functions
- * deployed, changed or removed are picked up from the topic map.
+ * Fires cron functions on their schedules: each firing is an event emitted for its one function
+ * (so it goes through the gateway: a function at zero replicas is scaled up by it). Each slot
+ * fires once across every replica sharing the ledger: each replica claims the slot, and only the
+ * winner emits. Functions deployed, changed or removed are picked up from the topic map.
  */
-export class CronConnector {
-  readonly #options: Required<Omit<CronConnectorOptions, 'callState' | 'registry'>> &
-    Pick<CronConnectorOptions, 'callState'>;
+export class CronSource implements Source<InvokerResponse[]> {
+  readonly #options: Required<Omit<CronSourceOptions, 'callState' | 'registry'>> &
+    Pick<CronSourceOptions, 'callState'>;
   readonly #lateness: Histogram | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #problems = new Set<string>();
@@ -79,8 +80,11 @@ export class CronConnector {
   /** Parsed schedules by zone and text: a rebuilt map mostly holds the same ones. */
   readonly #parsed = new Map<string, Schedule[]>();
   #signal: AbortSignal = AbortSignal.abort();
+  #emit: (event: SourceEvent) => Promise<InvokerResponse[]> = () => Promise.resolve([]);
+  /** Firings whose calls are out. */
+  readonly #firing = new Set<Promise<void>>();
 
-  constructor(options: CronConnectorOptions) {
+  constructor(options: CronSourceOptions) {
     this.#options = { reconcileEveryMs: 1000, logger: silentLogger, ...options };
     this.#lateness =
       options.registry &&
@@ -92,22 +96,34 @@ export class CronConnector {
       });
   }
 
-  /** Runs until `signal` aborts; firings in flight are left to finish. */
-  async run(signal: AbortSignal): Promise<void> {
+  /**
+   * Fires until `signal` aborts; then waits for the firings in flight (the runtime cuts them if
+   * they take too long) and closes the ledger.
+   */
+  async start(
+    emit: (event: SourceEvent) => Promise<InvokerResponse[]>,
+    signal: AbortSignal,
+  ): Promise<void> {
     this.#signal = signal;
-    while (!signal.aborted) {
-      await this.#reconcile();
-      await sleep(this.#options.reconcileEveryMs, undefined, { signal }).catch(() => {});
+    this.#emit = emit;
+    try {
+      while (!signal.aborted) {
+        await this.#reconcile();
+        await sleep(this.#options.reconcileEveryMs, undefined, { signal }).catch(() => {});
+      }
+      for (const entry of this.#entries.values()) clearTimeout(entry.timer);
+      this.#entries.clear();
+      await Promise.allSettled([...this.#firing]);
+    } finally {
+      await this.#options.ledger.close();
     }
-    for (const entry of this.#entries.values()) clearTimeout(entry.timer);
-    this.#entries.clear();
   }
 
   /** Arms the schedules of cron functions new or changed, and disarms those gone. */
   async #reconcile(): Promise<void> {
     // A map is immutable: the same one as last time needs no look (parsing costs a timer's worth).
     const map = this.#options.topicMap();
-    if (map === this.#reconciled) return;
+    if (map === undefined || map === this.#reconciled) return;
     this.#reconciled = map;
     const wanted = new Map<string, Omit<Entry, 'nextSlotMs'>>();
     for (const target of map.match(CronTopic)) {
@@ -129,7 +145,7 @@ export class CronConnector {
 
   #entriesOf(target: TopicTarget): Omit<Entry, 'nextSlotMs'>[] {
     const annotations = target.annotations;
-    const text = annotations[OpenFaasAnnotation.Schedule];
+    const text = scheduleOf(target);
     const zone = annotations[CronAnnotation.TimeZone]?.trim() || 'UTC';
     const overlap = annotations[CronAnnotation.Overlap]?.trim() || 'allow';
     const missed = annotations[CronAnnotation.Missed]?.trim() || 'skip';
@@ -185,7 +201,10 @@ export class CronConnector {
     if (this.#entries.get(entry.id) !== entry || this.#signal.aborted) return;
     if (Date.now() < entry.nextSlotMs) return this.#arm(entry);
     const slotMs = entry.nextSlotMs;
-    void this.#fire(entry, slotMs);
+    const firing = this.#fire(entry, slotMs);
+    this.#firing.add(firing);
+    const forget = () => this.#firing.delete(firing);
+    void firing.then(forget, forget);
     // The next slot once every firing of this moment is on its way (computing one takes a while).
     setImmediate(() => {
       if (this.#entries.get(entry.id) !== entry) return;
@@ -216,7 +235,7 @@ export class CronConnector {
   }
 
   async #fire(entry: Entry, slotMs: number, onTime = true): Promise<void> {
-    const { ledger, controller, logger } = this.#options;
+    const { ledger, logger } = this.#options;
     const where = {
       function: entry.target.function,
       schedule: entry.schedule.text,
@@ -240,6 +259,7 @@ export class CronConnector {
     }
     const event: SourceEvent = {
       topic: CronTopic,
+      functions: [entry.target.function],
       body: new Uint8Array(),
       headers: {
         [ScheduledTimeHeader]: new Date(slotMs).toISOString(),
@@ -247,7 +267,7 @@ export class CronConnector {
       },
     };
     if (onTime) this.#lateness?.observe((Date.now() - slotMs) / 1000);
-    const delivery = controller.deliver(event, [entry.target], this.#signal);
+    const delivery = this.#emit(event);
     entry.running = delivery;
     try {
       const responses: InvokerResponse[] = await delivery;
