@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import type { CallRecord } from '../core/queue.js';
 import {
+  cpuSeconds,
   gatewayApi,
   percentile,
   startProcess,
@@ -40,6 +41,10 @@ interface Result {
   duplicated: number;
   bare?: number;
   pipeline?: number;
+  /** CPU time per call of the hub (its functions' processes included) and the backend's server. */
+  cpuUs: number;
+  /** The same for the bare pipeline (its process, the function's and the server's). */
+  pipelineCpuUs?: number;
 }
 
 /** POSTs `calls` one-byte calls from `submitters` connections at once; the call ids accepted. */
@@ -73,7 +78,13 @@ function startServer(backend: string, port: number) {
   return startProcess('nats-server', ['-js', '-p', String(port), '-sd', dir], process.env);
 }
 
-async function measure(backend: string, index: number): Promise<Result> {
+/** `hubRoot`: the fnbus checkout whose bin/fnbus runs the hub; bare figures only with `bare`. */
+async function measure(
+  backend: string,
+  index: number,
+  hubRoot = root,
+  bare = true,
+): Promise<Result> {
   const hubPort = 18600 + index * 10;
   const serverPort = 18605 + index * 10;
   const server = backend === 'local' ? undefined : startServer(backend, serverPort);
@@ -81,7 +92,7 @@ async function measure(backend: string, index: number): Promise<Result> {
   const queueUrl = backend === 'local' ? 'local' : `${backend}://127.0.0.1:${serverPort}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'fnbus-bench-async-'));
   const hub = startProcess(
-    join(root, 'bin', 'fnbus'),
+    join(hubRoot, 'bin', 'fnbus'),
     ['up', '--port', String(hubPort), '--state-dir', stateDir, '--queue', queueUrl],
     // On loopback, set up through /system without credentials.
     { ...process.env, basic_auth: 'false', max_inflight: process.env.BENCH_MAX_INFLIGHT ?? '128' },
@@ -103,6 +114,8 @@ async function measure(backend: string, index: number): Promise<Result> {
       'noop to be ready',
     );
 
+    const pids = [hub.pid as number, ...(server ? [server.pid as number] : [])];
+    const cpuBefore = await cpuSeconds(...pids);
     const startedAt = performance.now();
     const accepted = await submit(gateway, '/async-function/noop');
     // From the gateway's own counter, via /system/function (not /metrics: a scrape also reads the
@@ -119,6 +132,7 @@ async function measure(backend: string, index: number): Promise<Result> {
     };
     await until(async () => (await invocations()) >= accepted.length, 'every call to run');
     const seconds = (performance.now() - startedAt) / 1000;
+    const cpuUs = (((await cpuSeconds(...pids)) - cpuBefore) * 1e6) / accepted.length;
     const ran = await invocations();
 
     const latencies: number[] = [];
@@ -135,15 +149,22 @@ async function measure(backend: string, index: number): Promise<Result> {
       latencies.push(answeredAt - Date.parse(record.enqueuedAt));
     }
     latencies.sort((a, b) => a - b);
-    return {
+    const result: Result = {
       backend,
       perSecond: accepted.length / seconds,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
       lost,
       duplicated: Math.max(0, ran - accepted.length),
-      bare: server ? await bareRate(backend, queueUrl, calls) : undefined,
-      pipeline: server ? await barePipelineRate(backend, queueUrl, hubPort + 2) : undefined,
+      cpuUs,
+    };
+    // The bare figures on the same server, with the hub stopped (its idle polling aside).
+    await stopProcess(hub);
+    if (!bare) return result;
+    result.bare = server ? await bareRate(backend, queueUrl, calls) : undefined;
+    return {
+      ...result,
+      ...(await barePipelineRate(backend, queueUrl, hubPort + 2, server?.pid)),
     };
   } finally {
     await gateway.close();
@@ -153,7 +174,12 @@ async function measure(backend: string, index: number): Promise<Result> {
 }
 
 /** The same calls through `bare-pipeline.ts` (the shape of the async path without fnbus). */
-async function barePipelineRate(backend: string, queueUrl: string, port: number) {
+async function barePipelineRate(
+  backend: string,
+  queueUrl: string,
+  port: number,
+  serverPid: number | undefined,
+): Promise<{ pipeline: number; pipelineCpuUs: number }> {
   const functionPort = port + 1;
   const fn = startProcess('node', [echoServer], { ...process.env, PORT: String(functionPort) });
   const pipeline = startProcess(
@@ -165,6 +191,8 @@ async function barePipelineRate(backend: string, queueUrl: string, port: number)
   try {
     await waitForPort(functionPort);
     await waitForPort(port);
+    const pids = [fn.pid as number, pipeline.pid as number, ...(serverPid ? [serverPid] : [])];
+    const cpuBefore = await cpuSeconds(...pids);
     const startedAt = performance.now();
     const accepted = await submit(pool, '/');
     const answered = async () => {
@@ -172,7 +200,9 @@ async function barePipelineRate(backend: string, queueUrl: string, port: number)
       return Number(await res.body.text());
     };
     await until(async () => (await answered()) >= accepted.length, 'the bare pipeline');
-    return accepted.length / ((performance.now() - startedAt) / 1000);
+    const seconds = (performance.now() - startedAt) / 1000;
+    const cpu = (await cpuSeconds(...pids)) - cpuBefore;
+    return { pipeline: accepted.length / seconds, pipelineCpuUs: (cpu * 1e6) / accepted.length };
   } finally {
     await pool.close();
     await stopProcess(pipeline);
@@ -180,7 +210,7 @@ async function barePipelineRate(backend: string, queueUrl: string, port: number)
   }
 }
 
-function line(r: Result): string {
+function line(r: Result, pipeline = r.pipeline, pipelineCpuUs = r.pipelineCpuUs): string {
   const target = targets[r.backend];
   return [
     `${r.backend.padEnd(6)} ${r.perSecond.toFixed(0).padStart(6)} calls/s  p50 ${r.p50Ms.toFixed(0)} ms  p99 ${r.p99Ms.toFixed(0)} ms  lost ${r.lost}  run twice ${r.duplicated}`,
@@ -189,6 +219,13 @@ function line(r: Result): string {
       ? `  bare ${r.backend === 'redis' ? 'BullMQ' : 'JetStream'}: ${r.bare.toFixed(0)}/s`
       : '',
     r.pipeline ? `  bare pipeline: ${r.pipeline.toFixed(0)}/s` : '',
+    pipeline
+      ? `  ratio to the bare pipeline ${(r.perSecond / pipeline).toFixed(2)}x (target >= 0.80x)`
+      : '',
+    `\n       CPU ${r.cpuUs.toFixed(0)} µs a call`,
+    pipelineCpuUs
+      ? `  bare pipeline ${pipelineCpuUs.toFixed(0)} µs  (bare / fnbus ${(pipelineCpuUs / r.cpuUs).toFixed(2)}x)`
+      : '',
   ].join('');
 }
 
@@ -196,6 +233,19 @@ process.stdout.write(
   `${calls} calls per backend, ${submitters} submitting at once, accepted → answered` +
     ` (hub node flags: bin/fnbus defaults${process.env.FNBUS_NODE_FLAGS ? ` + ${process.env.FNBUS_NODE_FLAGS}` : ''})\n`,
 );
-for (const [index, backend] of backends.entries()) {
-  process.stdout.write(`${line(await measure(backend, index))}\n`);
+// BENCH_BASELINE: another fnbus checkout, built (e.g. main), measured in the same run for a
+// before/after; BENCH_ROUNDS repeats the whole set (the machine is shared: compare within a round).
+const baseline = process.env.BENCH_BASELINE;
+const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
+for (let round = 1; round <= rounds; round++) {
+  if (rounds > 1) process.stdout.write(`round ${round}\n`);
+  for (const [index, backend] of backends.entries()) {
+    const result = await measure(backend, index);
+    process.stdout.write(`${line(result)}\n`);
+    if (baseline) {
+      const before = await measure(backend, index, baseline, false);
+      before.backend = `${backend} (baseline)`;
+      process.stdout.write(`${line(before, result.pipeline, result.pipelineCpuUs)}\n`);
+    }
+  }
 }

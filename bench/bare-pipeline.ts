@@ -8,6 +8,10 @@
  */
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Queue, Worker } from 'bullmq';
@@ -27,6 +31,40 @@ function startBullmq(url: string, call: (body: Buffer) => Promise<void>): Publis
   });
   return async (body) => {
     await queue.add('call', { body: body.toString('base64') }, { removeOnComplete: true });
+  };
+}
+
+/**
+ * The embedded queue's shape: a SQLite file (WAL, synchronous=NORMAL, as queue/local), one row
+ * written per call and deleted once answered; the consumer reads rows past the last it took.
+ */
+function startSqlite(call: (body: Buffer) => Promise<void>): Publish {
+  const db = new Database(join(mkdtempSync(join(tmpdir(), 'fnbus-bare-sqlite-')), 'queue.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE calls (id INTEGER PRIMARY KEY, body BLOB NOT NULL)');
+  const insert = db.prepare('INSERT INTO calls (body) VALUES (?)');
+  const next = db.prepare('SELECT id, body FROM calls WHERE id > ? ORDER BY id LIMIT ?');
+  const remove = db.prepare('DELETE FROM calls WHERE id = ?');
+  let taken = 0;
+  let running = 0;
+  const pump = () => {
+    if (running >= concurrency) return;
+    const rows = next.all(taken, concurrency - running) as { id: number; body: Buffer }[];
+    for (const row of rows) {
+      taken = row.id;
+      running += 1;
+      void call(row.body).then(() => {
+        remove.run(row.id);
+        running -= 1;
+        pump();
+      });
+    }
+  };
+  return (body) => {
+    insert.run(body);
+    setImmediate(pump);
+    return Promise.resolve();
   };
 }
 
@@ -63,7 +101,12 @@ async function serve(backend: string, url: string, port: number, functionUrl: st
     await res.body.dump();
     answered += 1;
   };
-  const publish = backend === 'redis' ? startBullmq(url, call) : await startJetstream(url, call);
+  const publish =
+    backend === 'local'
+      ? startSqlite(call)
+      : backend === 'redis'
+        ? startBullmq(url, call)
+        : await startJetstream(url, call);
   createServer((req, res) => {
     if (req.method === 'GET') {
       res.end(String(answered));

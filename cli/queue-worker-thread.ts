@@ -1,21 +1,25 @@
 /**
  * The queue worker of `fnbus up`, on a thread of its own (see up.ts): it takes calls from the
- * hub's queue and runs them through the hub's gateway, as a separate `fnbus queue-worker` would,
- * on the machine's second core. Talks to the main thread by messages: `metrics` (answered with
+ * hub's queue and runs them, on the machine's second core: straight to the hub's replicas, leased
+ * from the main thread (cli/replica-leases.ts), else through the hub's gateway as a separate
+ * `fnbus queue-worker` would. Talks to the main thread by messages: `metrics` (answered with
  * its Prometheus text) and `stop` (finish the calls in flight, close, answer `stopped`).
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { WorkerConfig } from '../queue/config.js';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { workerFromConfig } from '../queue/worker-from-config.js';
+import { ReplicaInvoker } from './replica-invoker.js';
 
 export interface WorkerThreadData {
   queueUrl: string | undefined;
   stateDir: string;
   gatewayUrl: string;
   config: WorkerConfig;
+  /** To the hub's replica leases (cli/replica-leases.ts): calls go to replicas directly. */
+  leases?: MessagePort;
 }
 
 /** Messages between the hub and its worker thread. */
@@ -25,13 +29,27 @@ export type FromWorkerThread =
 
 const port = parentPort;
 if (!port) throw new Error('queue-worker-thread runs as a worker thread of fnbus up');
-const { queueUrl, stateDir, gatewayUrl, config } = workerData as WorkerThreadData;
+const { queueUrl, stateDir, gatewayUrl, config, leases } = workerData as WorkerThreadData;
 const logger = pino({ name: 'fnbus' }).child({ component: 'queue-worker' });
 // The hub's local queue is another connection to its SQLite file: no wake-up crosses threads,
 // so it is polled.
 const queue = await openQueue(queueUrl, stateDir, { ...queueOptions(config), pollMs: 5 });
 const registry = new Registry();
-const { worker, invoker } = workerFromConfig(queue, config, gatewayUrl, registry, logger);
+const { worker, invoker } = workerFromConfig(
+  queue,
+  config,
+  gatewayUrl,
+  registry,
+  logger,
+  leases &&
+    ((gateway) =>
+      new ReplicaInvoker({
+        port: leases,
+        gateway,
+        gatewayHost: new URL(gatewayUrl).host,
+        connections: Math.max(128, config.maxInflight),
+      })),
+);
 const stop = new AbortController();
 port.on('message', (message: ToWorkerThread) => {
   if (message.type === 'stop') stop.abort();
@@ -44,6 +62,7 @@ port.on('message', (message: ToWorkerThread) => {
 port.postMessage({ type: 'ready' } satisfies FromWorkerThread);
 await worker.run(stop.signal);
 await invoker.close();
+leases?.close();
 await queue.close();
 port.postMessage({ type: 'stopped' } satisfies FromWorkerThread);
 port.close();

@@ -17,6 +17,7 @@ import { startConnectors, type RunningConnectors } from './connectors.js';
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
+import { ReplicaLeases } from './replica-leases.js';
 import { buildStackFunction, stackDeployment } from './stack-deployments.js';
 import { normalizeDeployment } from '../core/function-deployment.js';
 import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
@@ -100,6 +101,7 @@ export async function up({
       startWorkerThread(
         { queueUrl, stateDir, gatewayUrl: gatewayUrl ?? '', config: workerConfig },
         logger,
+        leases,
       ),
     { logger },
   );
@@ -155,6 +157,15 @@ export async function up({
         ]
       : [],
   });
+  // The worker calls the replicas of this hub without going through the gateway's route (one HTTP
+  // exchange, not two), their limits and the gateway's metrics applied on this thread.
+  const leases = new ReplicaLeases({
+    provider,
+    metrics: gateway.functionMetrics,
+    registry,
+    functionNamespace: config.functionNamespace,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
+  });
   // Callers are turned away first (no new connection; a request on an open one is answered 503;
   // nothing more is queued), while the calls in flight finish, the worker's included (its
   // connections stay open): for shutdownTimeoutMs at most, then they are cut and the worker
@@ -198,8 +209,8 @@ export async function up({
         `basic_auth is off: anyone on ${open} who reaches this port can deploy functions, and so run commands as this user`,
       );
     }
-    // The worker calls functions through this very gateway, as a separate worker would, from a
-    // thread of its own: the second core, not this thread, carries the queue's work.
+    // The worker runs from a thread of its own: the second core, not this thread, carries the
+    // queue's work. What it cannot send to a replica directly goes through this very gateway.
     gatewayUrl = selfUrl;
     const waiting = Object.values(embedded ? await queue.stats() : {}).some(
       (stats) => stats.queued + stats.running > 0,

@@ -391,5 +391,7 @@ export function buildGateway({
     });
   }
 
-  return app;
+  // The series `/function/*` counts calls in, for a host that hands calls to replicas itself
+  // (the queue worker of `fnbus up`): its calls count as the gateway's own.
+  return Object.assign(app, { functionMetrics: metrics });
 }

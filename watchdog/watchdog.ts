@@ -28,6 +28,47 @@ export interface WatchdogDeps {
   serveMetrics?: boolean;
 }
 
+/** What a host tells lease() of a call it is about to send. */
+export interface LeaseRequest {
+  method: string;
+  /** The path the function sees, for the call's log line (log_call_id, write_debug). */
+  path: string;
+  callId: string;
+  /** The call's X-Timeout header, if any. */
+  timeout?: string | string[];
+  bodyBytes: number;
+  /** The host's own bound on the call (a gateway's upstream_timeout); 0 or absent for none. */
+  hostTimeoutMs?: number;
+}
+
+/** Where to send one call, and for how long; release() once it is over, whatever happened. */
+export interface WatchdogLease {
+  /** The origin (and base path) to send the call's path to. */
+  url: string;
+  /** Cancel the call after this long (0: no deadline) and answer it `timeoutStatus`. */
+  timeoutMs: number;
+  timeoutStatus: number;
+  /** The call is over, with the status its caller got. */
+  release(status: number): void;
+}
+
+/** A call lease() turned away, as serve() would have answered it (X-OpenFaaS-Internal). */
+export interface LeaseRefusal {
+  status: number;
+  message: string;
+}
+
+function refusal(status: number, message: string): LeaseRefusal {
+  return { status, message };
+}
+
+/** Where a server bound to `address` is reached from this machine. */
+function localAddress(address: AddressInfo): string {
+  const host =
+    address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+  return `${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
 export interface ListeningAddresses {
   port: number;
   metricsPort: number;
@@ -240,7 +281,7 @@ export class Watchdog {
     }
 
     if (this.#config.debugHeaders) this.#logHeaders(req);
-    const timeoutMs = this.#timeoutFor(req);
+    const timeoutMs = this.#timeoutFor(req.headers['x-timeout']);
     if (timeoutMs === undefined) {
       res.writeHead(400, { 'Content-Type': 'text/plain', [internalHeader]: internalValue });
       res.end(
@@ -253,6 +294,66 @@ export class Watchdog {
     const call = new Call(req, res, hostBound ? hostTimeoutMs : timeoutMs, this.#onCallClosed);
     if (hostBound) call.hostDeadlineStatus = 502;
     this.#handle(call);
+  }
+
+  /**
+   * For a host in this process that sends a call over HTTP itself (the queue worker of `fnbus up`,
+   * from its own thread): where to send it so that it crosses one HTTP exchange, and the deadline
+   * to keep. In http mode that is the function's own process, the call counted in flight here
+   * (max_inflight) until `release()`; in the other modes it is this watchdog's port, which counts
+   * it as any call. Refused as serve() would refuse it: 503 until ready or while stopping, 429 at
+   * max_inflight, 413 over max_request_bytes, 400 for a bad X-Timeout.
+   */
+  lease(request: LeaseRequest): WatchdogLease | LeaseRefusal {
+    const host = request.hostTimeoutMs ?? 0;
+    const { maxInflight, maxRequestBytes } = this.#config;
+    const upstream = this.#config.mode === 'http' ? this.#config.upstreamUrl : undefined;
+    if (!upstream) {
+      if (!this.#accepting || this.#draining) return refusal(503, 'the watchdog is not ready');
+      const address = this.#server.address() as AddressInfo;
+      const url = `http://${localAddress(address)}`;
+      // This watchdog serves the call (and counts and logs it) as any other.
+      return { url, timeoutMs: host, timeoutStatus: 502, release: () => {} };
+    }
+    if (!this.#accepting || this.#draining || !this.#supervisor?.ready) {
+      return refusal(503, 'the function process is not ready');
+    }
+    if (maxInflight > 0 && this.#inFlight >= maxInflight) {
+      return refusal(
+        429,
+        `Concurrent request limit exceeded. Max concurrent requests: ${maxInflight}`,
+      );
+    }
+    if (request.bodyBytes > maxRequestBytes) {
+      return refusal(413, `request body over ${maxRequestBytes} bytes`);
+    }
+    const own = this.#timeoutFor(request.timeout);
+    if (own === undefined) {
+      return refusal(
+        400,
+        `X-Timeout: "${String(request.timeout)}" is not a duration (e.g. 5s, 500ms)`,
+      );
+    }
+    const hostBound = host > 0 && (own === 0 || host < own);
+    this.#inFlight += 1;
+    const startedAt = performance.now();
+    let released = false;
+    return {
+      url: upstream.href.replace(/\/$/, ''),
+      timeoutMs: hostBound ? host : own,
+      timeoutStatus: hostBound ? 502 : 504,
+      release: (status) => {
+        if (released) return;
+        released = true;
+        this.#inFlight -= 1;
+        if (this.#config.logCallId || this.#config.writeDebug) {
+          const { callId, method, path } = request;
+          const seconds = (performance.now() - startedAt) / 1000;
+          this.#deps.logger.info({ callId, method, path, status, seconds }, 'call');
+        }
+        if (this.#inFlight === 0) this.#drained?.();
+      },
+    };
   }
 
   readonly #onCallClosed = (call: Call): void => {
@@ -280,10 +381,9 @@ export class Watchdog {
   }
 
   /** The call's deadline: exec_timeout and write_timeout, shortened (never lengthened) by X-Timeout. */
-  #timeoutFor(req: IncomingMessage): number | undefined {
+  #timeoutFor(header: string | string[] | undefined): number | undefined {
     const { execTimeoutMs, writeTimeoutMs } = this.#config;
     let limit = execTimeoutMs > 0 ? Math.min(execTimeoutMs, writeTimeoutMs) : writeTimeoutMs;
-    const header = req.headers['x-timeout'];
     if (typeof header === 'string') {
       const asked = parseDurationMs(header);
       if (asked === undefined) return undefined;

@@ -8,7 +8,12 @@ import type { StringMap } from '../../core/function-types.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { readConfig, type WatchdogConfig } from '../../watchdog/config.js';
 import { createJsonLogger } from '../../watchdog/json-logger.js';
-import { Watchdog } from '../../watchdog/watchdog.js';
+import {
+  Watchdog,
+  type LeaseRefusal,
+  type LeaseRequest,
+  type WatchdogLease,
+} from '../../watchdog/watchdog.js';
 import { freePort } from './free-port.js';
 import type { LaunchPlan } from './launch-plan.js';
 import { safeReason } from './storage-error.js';
@@ -105,6 +110,16 @@ export class Replica {
   /** Serves one call in this process; the request's url is the path the function sees. */
   serve(req: IncomingMessage, res: ServerResponse, timeoutMs: number): void {
     (this.#watchdog as Watchdog).serve(req, res, timeoutMs);
+  }
+
+  /**
+   * Where a host in this process sends one call over HTTP itself, past the watchdog's proxy (see
+   * Watchdog.lease): the queue worker of `fnbus up` calls the function without a second exchange.
+   */
+  lease(request: LeaseRequest): WatchdogLease | LeaseRefusal {
+    const watchdog = this.#watchdog;
+    if (!watchdog || this.#stopping) return { status: 503, message: 'the replica is stopping' };
+    return watchdog.lease(request);
   }
 
   start(): void {

@@ -173,4 +173,77 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
       );
     }
   });
+
+  it("runs calls on the hub's replicas directly, under max_inflight and in the gateway's metrics", async (t) => {
+    const dir = makeTempDir('fnbus-async-direct-');
+    const stack = writeTallyStack(dir, join(dir, 'tally.txt'), 0, [
+      '  single:',
+      '    image: fnbus/single',
+      `    fprocess: node ${fixture('node-http-server.cjs')}`,
+      '    environment:',
+      '      mode: http',
+      '      max_inflight: 1',
+    ]);
+    // Calls refused at max_inflight (429) run again until they get the slot.
+    const { hub, url } = await startHub(['-f', stack], join(dir, 'state'), {
+      ...workerEnv,
+      max_retry_attempts: '100',
+    });
+    t.after(() => stopHub(hub));
+    await ready(url, 'single');
+    const calls = 12;
+    const ids: string[] = [];
+    for (let i = 0; i < calls; i++) {
+      const res = await request(`${url}/async-function/single/concurrency?ms=50`, {
+        method: 'POST',
+        body: 'x',
+      });
+      assert.equal(res.status, 202);
+      ids.push(String(res.headers['x-call-id']));
+    }
+    const records = async () =>
+      Promise.all(
+        ids.map(async (id) => {
+          const res = await request(`${url}/system/calls/${id}`, { headers: systemAuth });
+          return JSON.parse(res.text) as CallRecord;
+        }),
+      );
+    await waitFor(
+      async () => (await records()).every((r) => r.state !== 'queued' && r.state !== 'running'),
+      {
+        timeoutMs: 20_000,
+        what: 'every call to be settled',
+      },
+    );
+    const name = 'single.openfaas-fn';
+    const counts = async () => {
+      const metrics = (await request(`${url}/metrics`, { headers: systemAuth })).text;
+      const value = (series: string) =>
+        Number(metrics.match(new RegExp(`^${series} (\\d+)`, 'm'))?.[1] ?? 0);
+      return {
+        direct: value(`queue_worker_direct_calls_total\\{function_name="${name}"\\}`),
+        ok: value(`gateway_function_invocation_total\\{function_name="${name}",code="200"\\}`),
+        refused: value(`gateway_function_invocation_total\\{function_name="${name}",code="429"\\}`),
+      };
+    };
+    const settled = await records();
+    assert.deepEqual(
+      settled.map((r) => r.state),
+      ids.map(() => 'succeeded'),
+    );
+    // The worker sent them to the replica itself, not through /function, and the gateway counted
+    // them as its own: every call that ran, and those refused at the replica's max_inflight of 1
+    // (retried by the worker) as 429. (The hub hears a call is over a moment after the worker.)
+    await waitFor(
+      async () => {
+        const { direct, ok, refused } = await counts();
+        return ok === calls && direct === ok + refused;
+      },
+      { what: 'every direct call counted by the gateway' },
+    );
+    assert.ok((await counts()).direct >= calls);
+    // Never two at once in the function: each call answers the most it saw running together.
+    const most = await request(`${url}/function/single/concurrency?ms=1`);
+    assert.equal(most.text, '1', 'the function never ran two calls at once');
+  });
 });
