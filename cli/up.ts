@@ -159,13 +159,15 @@ export async function up({
   });
   // The worker calls the replicas of this hub without going through the gateway's route (one HTTP
   // exchange, not two), their limits and the gateway's metrics applied on this thread.
-  const leases = new ReplicaLeases({
-    provider,
-    metrics: gateway.functionMetrics,
-    registry,
-    functionNamespace: config.functionNamespace,
-    upstreamTimeoutMs: config.upstreamTimeoutMs,
-  });
+  const leases =
+    local &&
+    new ReplicaLeases({
+      provider: local,
+      metrics: gateway.functionMetrics,
+      registry,
+      functionNamespace: config.functionNamespace,
+      upstreamTimeoutMs: config.upstreamTimeoutMs,
+    });
   // Callers are turned away first (no new connection; a request on an open one is answered 503;
   // nothing more is queued), while the calls in flight finish, the worker's included (its
   // connections stay open): for shutdownTimeoutMs at most, then they are cut and the worker
