@@ -6,6 +6,7 @@ import type { Queue } from '../core/queue.js';
 import { openProvider, providerKind, type OpenedProvider } from '../deploy/open-provider.js';
 import { buildGateway } from '../gateway/app.js';
 import type { ProviderLimits } from '../deploy/process/limits.js';
+import { LocalImageStore } from '../deploy/process/local-image-store.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   worker: WorkerConfig;
   /** The process provider's caps, as readHubConfig read them. */
   limits?: ProviderLimits;
+  /** Where the process provider finds what `fnbus build` made (readHubConfig's imagesDir). */
+  imagesDir?: string;
   env: Env;
   logger: Logger;
 }
@@ -61,6 +64,7 @@ export async function startGateway({
   stateDir,
   worker,
   limits,
+  imagesDir,
   env,
   logger,
 }: GatewayOptions): Promise<RunningGateway> {
@@ -86,6 +90,7 @@ export async function startGateway({
       env,
       logger,
       ...(limits ? { limits } : {}),
+      ...(imagesDir ? { images: new LocalImageStore(imagesDir) } : {}),
     });
     queue = queueUrl ? await openQueue(queueUrl, stateDir, queueOptions(worker)) : undefined;
   } catch (error) {
@@ -157,6 +162,7 @@ export async function runGatewayCommand(options: {
     stateDir: hub.stateDir,
     worker: hub.worker,
     limits: hub.provider,
+    imagesDir: hub.imagesDir,
     env: hub.env,
     logger,
   });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli, startCli, type RunningCli } from '../helpers/cli.js';
@@ -15,7 +16,7 @@ import {
 } from '../helpers/hub.js';
 import { startRedis } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeTempDir } from '../helpers/watchdog.js';
+import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
 
 /** SIGTERM, and the process must exit 0. */
 async function stopCli(running: RunningCli): Promise<void> {
@@ -104,6 +105,39 @@ describe('fnbus gateway', () => {
     assert.equal(removed.code, 0, removed.stderr);
     const gone = await request(`${remote.url}/system/function/echo`, { headers: systemAuth });
     assert.equal(gone.status, 404);
+  });
+
+  it('runs a stack’s template function on its own process provider, by image name', async (t) => {
+    const dir = makeTempDir('fnbus-gateway-images-');
+    cpSync(join(repoRoot, 'templates', 'node', 'function'), join(dir, 'greet'), {
+      recursive: true,
+    });
+    const stackFile = join(dir, 'stack.yml');
+    writeFileSync(
+      stackFile,
+      'version: 1.0\nprovider:\n  name: openfaas\nfunctions:\n  greet:\n    lang: node\n    handler: ./greet\n    image: example/greet-gw:latest\n',
+    );
+    // This machine's image store, shared by the gateway and the CLI that builds into it.
+    const images = { FNBUS_IMAGES: join(dir, 'images') };
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const gateway = startCli(
+      ['gateway', '--port', String(port), '--state-dir', join(dir, 'state')],
+      { ...hubCliEnv, ...images },
+    );
+    t.after(() => stopCli(gateway));
+    await waitFor(
+      () => gateway.stdout().includes('fnbus gateway is up') || gateway.child.exitCode !== null,
+      { timeoutMs: 20_000, what: 'fnbus gateway' },
+    );
+    assert.equal(gateway.child.exitCode, null, gateway.stderr() + gateway.stdout());
+    const env = { FNBUS_GATEWAY: url, ...hubCliEnv, ...images };
+    const deployed = await runCli(['deploy', '-f', stackFile], env);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    await ready(url, 'greet');
+    const answer = await request(`${url}/function/greet`, { method: 'POST', body: 'gw' });
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(JSON.parse(answer.text), { status: 'Received input: "gw"' });
   });
 
   it('refuses a bad provider URL, read with every setting: one line for it, exit 1, never its credentials', async () => {
