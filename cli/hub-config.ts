@@ -1,9 +1,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Env } from '../core/config.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, ValidationError } from '../core/errors.js';
 import { readConnectorConfig, type ConnectorConfig } from '../connectors/sdk/config.js';
 import { readWebhookConfig, type WebhookConfig } from '../connectors/webhook/config.js';
+import { providerKind } from '../deploy/open-provider.js';
 import { readProviderLimits, type ProviderLimits } from '../deploy/process/limits.js';
 import { localImagesDir } from '../deploy/process/local-image-store.js';
 import { readConfig as readGatewayConfig, type GatewayConfig } from '../gateway/config.js';
@@ -32,6 +33,8 @@ export interface HubOptions {
   host?: string;
   stateDir?: string;
   queue?: string;
+  /** The provider's URL (`process`, `http://…`). */
+  provider?: string;
   /** Comma-separated connector kinds, or `none`. */
   connectors?: string;
   /** The gateway a worker or connector calls (`gateway_url`). */
@@ -47,6 +50,8 @@ export interface HubCommon {
   stateDir: string;
   /** The async queue: redis://, rediss://, nats://, tls://, or undefined for the embedded one. */
   queueUrl: string | undefined;
+  /** The provider: `process` (undefined) or a remote one's URL (deploy/open-provider.ts). */
+  providerUrl: string | undefined;
   connectors: readonly ConnectorKind[];
   leaseUrl: string | undefined;
   /** This machine's image store, where `fnbus build` records template functions. */
@@ -103,13 +108,23 @@ export function readHubConfig<P extends HubPart = HubPart>(
       );
     }
   }
+  const providerUrl = given(options.provider) ?? given(env.FNBUS_PROVIDER);
+  try {
+    providerKind(providerUrl);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    // The message never shows the URL's credentials.
+    problems.push(
+      `${options.provider !== undefined ? '--provider' : 'FNBUS_PROVIDER'}: ${error.message}`,
+    );
+  }
   const kindsText = given(options.connectors) ?? given(env.FNBUS_CONNECTORS);
   const kinds: ConnectorKind[] = [];
   for (const name of (kindsText ?? connectorKinds.join(',')).split(',')) {
     const kind = name.trim();
     if (kind === '' || kind === 'none') continue;
     if ((connectorKinds as readonly string[]).includes(kind)) {
-      if (!kinds.includes(kind as ConnectorKind)) kinds.push(kind as ConnectorKind);
+      if (!kinds.includes(kind)) kinds.push(kind);
     } else {
       problem(
         wanted.includes('connector'),
@@ -145,6 +160,7 @@ export function readHubConfig<P extends HubPart = HubPart>(
     stateDir,
     imagesDir: localImagesDir(env),
     queueUrl: queueUrl === 'local' ? undefined : queueUrl,
+    providerUrl: providerUrl === 'process' ? undefined : providerUrl,
     connectors: Object.freeze(kinds),
     leaseUrl:
       given(options.lease) ?? given(env.FNBUS_LEASE_URL) ?? given(env.lease_url) ?? undefined,

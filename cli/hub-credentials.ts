@@ -16,12 +16,34 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import type { Env } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { defaultGateway } from '../client/gateway-client.js';
+import { localHost } from './listen-host.js';
 import {
   basicAuthPasswordFile,
   basicAuthUserFile,
   loadCredentials,
   type BasicAuthCredentials,
 } from '../gateway/auth.js';
+
+/**
+ * Says once, at the start that made the password (before anything else can fail), where it is
+ * and how to log in with it; never the password itself.
+ */
+export function announceGeneratedPassword(
+  logger: Logger,
+  host: string,
+  port: number,
+  passwordFile: string,
+): void {
+  const url = `http://${localHost(host)}:${port}`;
+  const gatewayFlag = url === defaultGateway || port === 0 ? '' : ` --gateway ${url}`;
+  logger.info(
+    { user: generatedUser, passwordFile },
+    `basic auth is on for /system: a password was generated for user ${generatedUser}; log in with: ` +
+      `cat ${passwordFile} | fnbus login --username ${generatedUser} --password-stdin${gatewayFlag}`,
+  );
+}
 
 /** The user of a generated password: OpenFaaS's. */
 export const generatedUser = 'admin';

@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 import type { Logger } from '../core/logger.js';
+import type { Provider } from '../core/provider.js';
+import { openProvider, providerKind } from '../deploy/open-provider.js';
 import { readProviderLimits, type ProviderLimits } from '../deploy/process/limits.js';
-import { ProcessProvider } from '../deploy/process/process-provider.js';
 import { buildGateway } from '../gateway/app.js';
-import { basicAuthorization, defaultGateway } from '../client/gateway-client.js';
-import { generatedUser, hubCredentials } from './hub-credentials.js';
+import { basicAuthorization } from '../client/gateway-client.js';
+import { announceGeneratedPassword, hubCredentials } from './hub-credentials.js';
 import { defaultHost, isLoopback, localHost } from './listen-host.js';
 import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
@@ -32,6 +33,8 @@ export interface UpOptions {
   logger: Logger;
   /** The async queue's URL (`redis://`, `nats://`); default: the embedded one in stateDir. */
   queueUrl?: string;
+  /** The provider's URL (`process`, `http://…`, see openProvider); default: the process provider. */
+  providerUrl?: string;
   worker: WorkerConfig;
   /** The connectors to run against this hub's gateway, and their env config. */
   connectors: readonly string[];
@@ -62,36 +65,34 @@ export async function up({
   stateDir,
   logger,
   queueUrl,
+  providerUrl,
   worker: workerConfig,
   connectors: connectorKinds,
   connectorEnv,
   limits = readProviderLimits(process.env),
   imagesDir = localImagesDir(process.env),
 }: UpOptions): Promise<RunningHub> {
+  providerKind(providerUrl);
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const auth = hubCredentials(config, process.env, stateDir);
   const credentials = auth.credentials;
   if (auth.generated && auth.passwordFile) {
-    // Said once, by the start that made the password (before anything else can fail), never the
-    // password itself.
-    const url = `http://${localHost(host)}:${config.port}`;
-    const gatewayFlag = url === defaultGateway || config.port === 0 ? '' : ` --gateway ${url}`;
-    logger.info(
-      { user: generatedUser, passwordFile: auth.passwordFile },
-      `basic auth is on for /system: a password was generated for user ${generatedUser}; log in with: ` +
-        `cat ${auth.passwordFile} | fnbus login --username ${generatedUser} --password-stdin${gatewayFlag}`,
-    );
+    announceGeneratedPassword(logger, host, config.port, auth.passwordFile);
   }
   const queue = await openQueue(queueUrl, stateDir, queueOptions(workerConfig));
   const images = new LocalImageStore(imagesDir);
-  const provider = new ProcessProvider({
+  const opened = await openProvider(providerUrl, {
     stateDir,
     namespace: config.functionNamespace,
+    env: process.env,
     images,
     logger,
-    ...limits,
+    limits,
+  }).catch(async (error: unknown) => {
+    await queue.close();
+    throw error;
   });
-  await provider.start();
+  const { provider, process: local } = opened;
   /** Set once the gateway listens (until then, nothing can be queued). */
   let gatewayUrl: string | undefined;
   // The worker thread, restarted with backoff whenever it ends on its own.
@@ -117,6 +118,8 @@ export async function up({
   const registry = new Registry();
   const gateway = buildGateway({
     provider,
+    // Calls reach the replicas in this process directly, not through their loopback ports.
+    ...(local ? { resolveLocal: (name, namespace) => local.resolveLocal(name, namespace) } : {}),
     config,
     version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     credentials,
@@ -156,13 +159,15 @@ export async function up({
   });
   // The worker calls the replicas of this hub without going through the gateway's route (one HTTP
   // exchange, not two), their limits and the gateway's metrics applied on this thread.
-  const leases = new ReplicaLeases({
-    provider,
-    metrics: gateway.functionMetrics,
-    registry,
-    functionNamespace: config.functionNamespace,
-    upstreamTimeoutMs: config.upstreamTimeoutMs,
-  });
+  const leases =
+    local &&
+    new ReplicaLeases({
+      provider: local,
+      metrics: gateway.functionMetrics,
+      registry,
+      functionNamespace: config.functionNamespace,
+      upstreamTimeoutMs: config.upstreamTimeoutMs,
+    });
   // Callers are turned away first (no new connection; a request on an open one is answered 503;
   // nothing more is queued), while the calls in flight finish, the worker's included (its
   // connections stay open): for shutdownTimeoutMs at most, then they are cut and the worker
@@ -188,7 +193,7 @@ export async function up({
     await within(closing, closeGraceMs);
     // The queue's connection and the functions' processes, bounded too (a broker that is down
     // must not hold the exit), with a few seconds for the processes to be stopped.
-    const closed = Promise.all([queue.close(), provider.close()]);
+    const closed = Promise.all([queue.close(), opened.close()]);
     if ((await within(closed, Math.max(left(), closeGraceMs))) === timedOut) {
       logger.warn('the queue or the functions did not close in time');
     }
@@ -233,7 +238,7 @@ export async function up({
 
 async function deployStack(
   stack: Stack,
-  provider: ProcessProvider,
+  provider: Provider,
   images: LocalImageStore,
   namespace: string,
   logger: Logger,

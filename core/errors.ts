@@ -80,6 +80,16 @@ export class UnavailableError extends FnbusError {
 }
 
 /**
+ * A server fnbus stands in front of (a remote provider) answered with something it cannot use: a
+ * 5xx of its own, a refusal of fnbus's credentials, a body that is not what the API says. 502.
+ */
+export class BadGatewayError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('bad_gateway', 502, message, options);
+  }
+}
+
+/**
  * Where calls are stored is full (a disk: SQLITE_FULL, ENOSPC; a broker out of memory or disk):
  * nothing new can be kept until room is made. 507, as WebDAV's Insufficient Storage.
  */

@@ -1,5 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FunctionDeployment, FunctionStatus, Secret } from './function-types.js';
+import type {
+  FunctionDeployment,
+  FunctionNamespace,
+  FunctionStatus,
+  Secret,
+} from './function-types.js';
 import type { ProviderInfo } from './info-types.js';
 import type { LogMessage, LogRequest } from './log-types.js';
 
@@ -18,13 +22,19 @@ export interface SecretStore {
   remove(name: string, namespace?: string): Promise<void>;
 }
 
-/** A replica that serves calls inside the gateway's own process. */
-export interface LocalReplica {
-  /**
-   * Serves one call; `req.url` is the path and query the function sees. A call still running
-   * after `timeoutMs` (the gateway's upstream_timeout; 0 for none) is stopped and answered 502.
-   */
-  serve(req: IncomingMessage, res: ServerResponse, timeoutMs: number): void;
+/**
+ * Namespaces a provider can create, change and remove (`/system/namespace/{name}`). Optional as a
+ * whole: without it the gateway answers 501 there, as faas-provider does.
+ */
+export interface NamespaceStore {
+  /** undefined when there is no such namespace. */
+  get(name: string): Promise<FunctionNamespace | undefined>;
+  /** ConflictError if it exists; ValidationError for a name that is not a DNS-1123 label. */
+  create(namespace: FunctionNamespace): Promise<void>;
+  /** Replaces its labels and annotations; NotFoundError if it does not exist. */
+  update(namespace: FunctionNamespace): Promise<void>;
+  /** NotFoundError if it does not exist; ConflictError while it holds functions, or is the default. */
+  remove(name: string): Promise<void>;
 }
 
 /**
@@ -53,19 +63,16 @@ export interface Provider {
   /** Sets the desired replicas; 0 is allowed (scale to zero). Returns before they are ready. */
   scale(name: string, replicas: number, namespace?: string): Promise<void>;
   /**
-   * The base URL of one ready replica, chosen by the provider (so it can spread load).
-   * UnavailableError when the function exists but has no ready replica.
+   * The base URL of one ready replica, chosen by the provider (so it can spread load), or of a
+   * proxy that reaches one (a faas-provider's `/function/<name>/`): a call's path is appended to
+   * the URL's own path. UnavailableError when the function exists but has no ready replica.
    */
   resolve(name: string, namespace?: string): Promise<URL>;
-  /**
-   * Only for providers whose replicas run in the gateway's process (the process provider): a
-   * ready replica chosen as resolve() chooses, handed the call directly, so it crosses one proxy
-   * rather than two. Synchronous, as it runs on every call; throws as resolve() rejects.
-   */
-  resolveLocal?(name: string, namespace?: string): LocalReplica;
   /** Lines of the function's logs; the stream ends when `signal` aborts or, unless following, at the end. */
   logs?(req: LogRequest, signal: AbortSignal): AsyncIterable<LogMessage>;
   /** The namespaces functions can be deployed to. */
   namespaces?(): Promise<string[]>;
+  /** Managing namespaces, where the orchestrator can. */
+  namespaceStore?: NamespaceStore;
   secrets?: SecretStore;
 }

@@ -7,13 +7,7 @@ import Fastify, {
   type RouteOptions,
 } from 'fastify';
 import type { FunctionStatus } from '../core/function-types.js';
-import {
-  FnbusError,
-  NotFoundError,
-  NotImplementedError,
-  httpAnswer,
-  ValidationError,
-} from '../core/errors.js';
+import { FnbusError, NotFoundError, httpAnswer, ValidationError } from '../core/errors.js';
 import { normalizeDeployment } from '../core/function-deployment.js';
 import { withFunctionLabel } from '../core/function-rules.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
@@ -31,8 +25,10 @@ import {
 } from './auth.js';
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
+import type { ResolveLocal } from './local-replica.js';
 import { registerLogsRoutes } from './logs-routes.js';
 import { knownFields } from './known-fields.js';
+import { registerNamespacesRoutes } from './namespaces-routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { registerSecretsRoutes } from './secrets-routes.js';
@@ -46,6 +42,11 @@ import {
 
 export interface GatewayDeps {
   provider: Provider;
+  /**
+   * The provider's replicas that serve in this process, if it has such (the process provider's
+   * resolveLocal): calls are handed to them directly rather than proxied to resolve()'s URL.
+   */
+  resolveLocal?: ResolveLocal;
   config: GatewayConfig;
   logger?: Logger;
   /** The gateway's own release and commit, for `/system/info`. */
@@ -100,6 +101,7 @@ export const openApiPath = '/system/openapi.json';
  */
 export function buildGateway({
   provider,
+  resolveLocal,
   config,
   version = { release: '0.0.0', sha: 'unknown', commit_message: '' },
   credentials,
@@ -232,24 +234,7 @@ export function buildGateway({
     }),
   );
 
-  app.get(
-    '/system/namespaces',
-    { schema: { summary: 'Namespaces', statuses: { 200: 'the namespaces' } } },
-    namespaces,
-  );
-  // Creating, changing and removing namespaces is no provider's capability yet: 501, as
-  // faas-provider answers when it has no namespace handler.
-  app.route({
-    method: ['GET', 'POST', 'PUT', 'DELETE'],
-    url: '/system/namespace/:name',
-    schema: {
-      summary: 'Manage one namespace (not implemented: 501)',
-      statuses: { 501: 'not implemented' },
-    },
-    handler: () => {
-      throw new NotImplementedError('namespaces cannot be managed on this gateway');
-    },
-  });
+  registerNamespacesRoutes(app, { provider, config });
 
   app.get(
     '/system/functions',
@@ -377,7 +362,12 @@ export function buildGateway({
   );
 
   app.register((scope, _options, done) => {
-    registerInvokeRoutes(scope, { provider, config, metrics });
+    registerInvokeRoutes(scope, {
+      provider,
+      config,
+      metrics,
+      ...(resolveLocal ? { resolveLocal } : {}),
+    });
     done();
   });
   registerAsyncRoutes(app, { provider, queue, config });

@@ -6,10 +6,11 @@ import type { Dispatcher, Pool } from 'undici';
 import { FnbusError, httpAnswer, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
-import type { LocalReplica, Provider } from '../core/provider.js';
+import type { Provider } from '../core/provider.js';
 import { callUrlParts } from './call-url.js';
 import { ScaleFromZero } from './scale-from-zero.js';
 import type { GatewayConfig } from './config.js';
+import type { LocalReplica, ResolveLocal } from './local-replica.js';
 import type { FunctionSeries, GatewayMetrics } from './metrics.js';
 
 const internal = { 'X-OpenFaaS-Internal': 'gateway', 'Content-Type': 'text/plain; charset=utf-8' };
@@ -22,6 +23,8 @@ interface InvokeDeps {
   provider: Provider;
   config: GatewayConfig;
   metrics: GatewayMetrics;
+  /** The in-process fast path, when the provider's replicas live in this process. */
+  resolveLocal?: ResolveLocal;
 }
 
 /**
@@ -59,12 +62,12 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
 
   /** A ready replica: one serving in this process when the provider has them, else a URL. */
   const locate = (name: string, namespace: string | undefined) =>
-    deps.provider.resolveLocal?.(name, namespace) ?? deps.provider.resolve(name, namespace);
+    deps.resolveLocal?.(name, namespace) ?? deps.provider.resolve(name, namespace);
 
   /** A ready local replica, found without waiting (every call); undefined for none ready. */
   const readyLocal = (name: string, namespace: string | undefined) => {
     try {
-      return deps.provider.resolveLocal?.(name, namespace);
+      return deps.resolveLocal?.(name, namespace);
     } catch (error) {
       if (error instanceof UnavailableError) return undefined;
       throw error;
@@ -180,7 +183,8 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
       const pool = pools.get(upstream.origin) ?? (await createPool(upstream.origin));
       answer = await pool.request({
         method: request.method,
-        path,
+        // A URL with a path of its own (a faas-provider's /function/<name>/) keeps it.
+        path: upstream.pathname === '/' ? path : `${upstream.pathname.replace(/\/$/, '')}${path}`,
         headers,
         body: hasBody ? request.raw : null,
       });

@@ -18,5 +18,6 @@ export const {
   SecretSchema,
   SecretNameSchema,
   LogsQuerySchema,
+  FunctionNamespaceSchema,
 } = schemas;
-export type { FunctionDeploymentBody, SecretBody } from './schemas.js';
+export type { FunctionDeploymentBody, FunctionNamespaceBody, SecretBody } from './schemas.js';

@@ -3,13 +3,14 @@ import { NotFoundError, UnavailableError } from '../core/errors.js';
 import { joinFunctionName } from '../core/function-name.js';
 import { wakeReplicas } from '../core/function-rules.js';
 import type { Provider } from '../core/provider.js';
+import { Backoff } from '../core/retry-policy.js';
 
 export interface ScaleFromZeroOptions {
   /** How long a held call waits for a ready replica before it is answered 503. */
   waitMs: number;
   /** Calls held at once, over every function: one more is answered 503 at once. */
   maxHeld: number;
-  /** The first pause between two looks at the function; doubled up to maxPollMs. */
+  /** The first pause between two looks at the function; doubled (jittered) up to maxPollMs. */
   firstPollMs?: number;
   maxPollMs?: number;
 }
@@ -23,8 +24,9 @@ interface Wake {
  * Holds calls to a function that has no ready replica until one is, as OpenFaaS's gateway does:
  * the first call scales it to its minimum (core/function-rules.ts, at least 1) if it is at zero,
  * and one loop per function, however many calls are held, looks for a ready replica with a
- * doubling pause (firstPollMs, 2 ms, to maxPollMs, 50 ms: a replica is seen within 50 ms of being
- * ready, at 20 looks a second for the function). All its calls are released together once one
+ * doubling pause (core/retry-policy.ts's Backoff: firstPollMs, 2 ms, to maxPollMs, 50 ms, each
+ * jittered between half and all: a replica is seen within 50 ms of being ready, at 20 to 40 looks
+ * a second for the function). All its calls are released together once one
  * is ready, or failed together (UnavailableError) once waitMs has passed; at most maxHeld wait.
  */
 export class ScaleFromZero {
@@ -83,7 +85,10 @@ export class ScaleFromZero {
         throw new UnavailableError(`cannot start ${name}`, { cause: error });
       }
     }
-    let pauseMs = this.#options.firstPollMs;
+    const pauses = new Backoff({
+      minWaitMs: this.#options.firstPollMs,
+      maxWaitMs: this.#options.maxPollMs,
+    });
     for (;;) {
       try {
         await this.#provider.resolve(name, namespace);
@@ -93,8 +98,7 @@ export class ScaleFromZero {
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new UnavailableError(`no replica of ${name} got ready in time`);
-      await sleep(Math.min(pauseMs, left));
-      pauseMs = Math.min(pauseMs * 2, this.#options.maxPollMs);
+      await sleep(Math.min(pauses.next(), left));
     }
   }
 }

@@ -62,6 +62,14 @@ export const DeleteFunctionRequestSchema = Type.Object({
 export const NameParamsSchema = Type.Object({ name: Type.String({ minLength: 1 }) });
 export const NamespaceQuerySchema = Type.Object({ namespace: Type.Optional(Type.String()) });
 
+/** faas-provider's `types.FunctionNamespace`; unknown fields ignored, as Go's decoder does. */
+export const FunctionNamespaceSchema = Type.Object({
+  name: Type.Optional(namespace),
+  labels: nullable(stringMap),
+  annotations: nullable(stringMap),
+});
+export type FunctionNamespaceBody = Static<typeof FunctionNamespaceSchema>;
+
 /** faas-provider's `types.Secret`; `rawValue` is base64 (Go's []byte in JSON). */
 export const SecretSchema = Type.Object({
   name: secretName,

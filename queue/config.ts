@@ -1,6 +1,7 @@
 import { EnvReader, fnbusName, type Env } from '../core/config.js';
 import type { CallbackOptions } from './callback.js';
 import { defaultRetryPolicy, readRetryPolicy, type RetryPolicy } from '../core/retry-policy.js';
+import { queueDefaults } from './call-records.js';
 
 export interface WorkerConfig {
   /** The gateway the worker calls functions through (standalone `fnbus queue-worker`). */
@@ -34,7 +35,7 @@ export interface WorkerConfig {
 }
 
 /** The cap on a shared queue (Redis, NATS) whose machine this process cannot see. */
-export const sharedQueueMaxCalls = 100_000;
+export const sharedQueueMaxCalls = queueDefaults.maxQueuedCalls;
 
 /**
  * The embedded queue's default cap, for a state folder with `freeBytes` free: as many calls as
@@ -66,9 +67,12 @@ export function readWorkerConfig(env: Env): Readonly<WorkerConfig> {
       timeoutMs: read.durationMs(fnbusName('callback_timeout'), 30_000),
     },
     metricsPort: read.integer(fnbusName('metrics_port'), 8081, { min: 0, max: 65535 }),
-    ackWaitMs: read.durationMs('ack_wait', 30_000),
-    idempotencyWindowMs: read.durationMs(fnbusName('idempotency_window'), 24 * 3600_000),
-    retentionMs: read.durationMs(fnbusName('call_retention'), 24 * 3600_000),
+    ackWaitMs: read.durationMs('ack_wait', queueDefaults.leaseMs),
+    idempotencyWindowMs: read.durationMs(
+      fnbusName('idempotency_window'),
+      queueDefaults.idempotencyWindowMs,
+    ),
+    retentionMs: read.durationMs(fnbusName('call_retention'), queueDefaults.retentionMs),
     maxQueuedCalls: read.raw(...fnbusName('max_queued_calls'))
       ? read.integer(fnbusName('max_queued_calls'), sharedQueueMaxCalls, {
           min: 1,

@@ -54,11 +54,11 @@ export async function openQueue(
   const scheme = URL.canParse(url) ? new URL(url).protocol : '';
   if (scheme === 'redis:' || scheme === 'rediss:') {
     const { BullmqQueue } = await import('./bullmq/bullmq-queue.js');
-    return new BullmqQueue({ url, ...kept, ...(leaseMs ? { lockDurationMs: leaseMs } : {}) });
+    return new BullmqQueue({ url, ...kept, ...(leaseMs ? { leaseMs } : {}) });
   }
   if (scheme === 'nats:' || scheme === 'tls:') {
     const { NatsQueue } = await import('./nats/nats-queue.js');
-    return new NatsQueue({ url, ...kept, ...(leaseMs ? { ackWaitMs: leaseMs } : {}) });
+    return new NatsQueue({ url, ...kept, ...(leaseMs ? { leaseMs } : {}) });
   }
   throw new ValidationError(
     `queue "${url}": use redis://host:port (BullMQ), nats://host:port (JetStream) or local`,

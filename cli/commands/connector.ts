@@ -17,7 +17,7 @@ export function registerConnectorCommand(program: Command): void {
     .option('--gateway <url>', 'the gateway (default: $gateway_url, else http://127.0.0.1:8080)')
     .option(
       '--lease <url>',
-      'cron: where replicas share slots, redis://host:port or nats://host:port (default: $lease_url, else this process alone)',
+      'cron: where replicas share slots, redis://host:port or nats://host:port (default: $FNBUS_LEASE_URL, else this process alone)',
     )
     .addHelpText(
       'after',

@@ -7,6 +7,7 @@ export interface UpCommandOptions {
   host?: string;
   stateDir?: string;
   queue?: string;
+  provider?: string;
   connectors?: string;
 }
 
@@ -31,6 +32,10 @@ export function registerUpCommand(program: Command): void {
     .option(
       '--queue <url>',
       'the async queue: redis://host:port (BullMQ), nats://host:port (JetStream), or local (default: $FNBUS_QUEUE, else embedded, in the state folder)',
+    )
+    .option(
+      '--provider <url>',
+      'process (replicas on this machine), or http://host:port (an OpenFaaS provider) (default: $FNBUS_PROVIDER, else process)',
     )
     .option(
       '--connectors <list>',
@@ -62,6 +67,7 @@ async function runUp(options: UpCommandOptions): Promise<void> {
     stateDir,
     logger,
     queueUrl: hub.queueUrl,
+    ...(hub.providerUrl ? { providerUrl: hub.providerUrl } : {}),
     worker: hub.worker,
     connectors: hub.connectors,
     connectorEnv: hub.env,

@@ -11,18 +11,18 @@ import {
   ValidationError,
 } from '../../core/errors.js';
 import { normalizeDeployment } from '../../core/function-deployment.js';
-import { assertDnsLabel, isDnsLabel } from '../../core/function-name.js';
+import { assertDnsLabel, isDnsLabel, joinFunctionName } from '../../core/function-name.js';
 import { scaleRules } from '../../core/function-rules.js';
 import type { FunctionDeployment, FunctionStatus, StringMap } from '../../core/function-types.js';
 import type { ProviderInfo } from '../../core/info-types.js';
 import type { LogMessage, LogRequest } from '../../core/log-types.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasAnnotation } from '../../core/openfaas-names.js';
-import type { Provider } from '../../core/provider.js';
+import type { Provider, SecretStore } from '../../core/provider.js';
 import { build, version } from '../../watchdog/version.js';
 import { withSecretsPath } from './secrets-path.js';
-import { FileSecretStore } from './file-secret-store.js';
-import { FunctionState, type FunctionRecord } from './function-state.js';
+import { FileNamespaceStore, type NamespaceSpace } from './file-namespace-store.js';
+import type { FunctionRecord } from './function-state.js';
 import { planLaunch, type LaunchPlan } from './launch-plan.js';
 import type { LocalImageStore } from './local-image-store.js';
 import {
@@ -44,7 +44,10 @@ export const SecretsPathEnv = 'FNBUS_SECRETS_PATH';
 export interface ProcessProviderOptions extends ProviderLimits {
   /** Where deployments, secrets and each replica's TMPDIR live. */
   stateDir: string;
-  /** The one namespace; default `openfaas-fn`, as OpenFaaS's. */
+  /**
+   * The default namespace (where a deployment naming none goes); default `openfaas-fn`, as
+   * OpenFaaS's. Others are made through `namespaceStore`.
+   */
   namespace?: string;
   /** Holds `templates/`; default: this package. */
   repoRoot?: string;
@@ -110,8 +113,10 @@ export interface ReplicaInfo {
  * resolve() round-robins over. Deployments are kept in `stateDir`, so start() brings them back.
  */
 export class ProcessProvider implements Provider {
-  readonly secrets: FileSecretStore;
-  readonly #namespace: string;
+  /** Secrets, each namespace's apart. */
+  readonly secrets: SecretStore;
+  /** Namespaces: the default one, and those made since (kept in the state folder). */
+  readonly namespaceStore: FileNamespaceStore;
   readonly #stateDir: string;
   readonly #repoRoot: string;
   readonly #images: LocalImageStore | undefined;
@@ -120,7 +125,7 @@ export class ProcessProvider implements Provider {
   readonly #limits: EffectiveLimits;
   readonly #drainDelayMs: number;
   readonly #logger: Logger;
-  readonly #state: FunctionState;
+  /** Keyed `<name>.<namespace>`: the same name in two namespaces is two functions. */
   readonly #functions = new Map<string, FunctionEntry>();
   /** The change of each function in progress: changes of one name run one after the other. */
   readonly #changes = new Map<string, Promise<unknown>>();
@@ -131,8 +136,6 @@ export class ProcessProvider implements Provider {
   constructor(options: ProcessProviderOptions) {
     // Absolute: replicas get paths under it (TMPDIR, secrets) and run in other folders.
     this.#stateDir = resolve(options.stateDir);
-    this.#namespace = options.namespace ?? 'openfaas-fn';
-    assertDnsLabel(this.#namespace, 'namespace');
     this.#repoRoot = options.repoRoot ?? defaultRepoRoot;
     this.#images = options.images;
     this.#baseEnv = options.baseEnv ?? { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
@@ -143,8 +146,13 @@ export class ProcessProvider implements Provider {
     );
     this.#drainDelayMs = options.drainDelayMs ?? 500;
     this.#logger = options.logger ?? silentLogger;
-    this.#state = new FunctionState(this.#stateDir);
-    this.secrets = new FileSecretStore(this.#stateDir, this.#namespace);
+    this.namespaceStore = new FileNamespaceStore(
+      this.#stateDir,
+      options.namespace ?? 'openfaas-fn',
+      (namespace) =>
+        [...this.#functions.values()].some((entry) => entry.record.spec.namespace === namespace),
+    );
+    this.secrets = this.namespaceStore.secrets;
   }
 
   /**
@@ -159,21 +167,41 @@ export class ProcessProvider implements Provider {
       'process provider limits',
     );
     for (const warning of lowered) this.#logger.warn(warning);
-    let records: FunctionRecord[] = [];
-    try {
-      records = await this.#state.loadAll((file, error) =>
+    await this.namespaceStore
+      .load((namespace, error) =>
         this.#logger.error(
-          { file: basename(file), reason: safeReason(error) },
-          'cannot read a saved function: skipped',
+          { namespace, reason: safeReason(error) },
+          'cannot read a saved namespace: skipped',
         ),
+      )
+      .catch((error: unknown) =>
+        this.#logger.error({ reason: safeReason(error) }, 'cannot read the saved namespaces'),
       );
-    } catch (error) {
-      this.#logger.error({ reason: safeReason(error) }, 'cannot read the saved functions');
+    const records: FunctionRecord[] = [];
+    for (const namespace of this.namespaceStore.names()) {
+      const space = this.namespaceStore.space(namespace) as NamespaceSpace;
+      try {
+        const saved = await space.state.loadAll((file, error) =>
+          this.#logger.error(
+            { file: basename(file), namespace, reason: safeReason(error) },
+            'cannot read a saved function: skipped',
+          ),
+        );
+        // Where a record is kept says its namespace, whatever it holds.
+        for (const record of saved)
+          records.push({ ...record, spec: { ...record.spec, namespace } });
+      } catch (error) {
+        this.#logger.error(
+          { namespace, reason: safeReason(error) },
+          'cannot read the saved functions',
+        );
+      }
     }
     const overCap: string[] = [];
     for (const record of records) {
       const name = record.spec.service;
-      if (!isDnsLabel(name) || this.#functions.has(name)) continue;
+      const key = joinFunctionName(name, record.spec.namespace);
+      if (!isDnsLabel(name) || this.#functions.has(key)) continue;
       const entry = this.#newEntry(record, { env: {}, needsUpstreamPort: false });
       try {
         const { replicas } = record;
@@ -181,7 +209,7 @@ export class ProcessProvider implements Provider {
           throw new ValidationError(`saved replicas ${replicas} is not a whole number`);
         }
         // A saved record is input too (an older hub, a hand edit): checked as a deployment is.
-        const spec = normalizeDeployment(record.spec, this.#namespace);
+        const spec = normalizeDeployment(record.spec, this.namespaceStore.defaultName);
         entry.record = { ...record, spec: this.#normalize(spec) };
         entry.plan = this.#validate(entry.record.spec);
         if (this.#countedFunctions() >= maxFunctions) {
@@ -195,17 +223,17 @@ export class ProcessProvider implements Provider {
             cap: 'max_total_replicas',
           };
         }
-        this.#functions.set(name, entry);
+        this.#functions.set(key, entry);
         if (entry.notStarted) {
-          overCap.push(name);
+          overCap.push(key);
           continue;
         }
         await onDisk(`cannot copy the secrets of "${name}"`, () =>
-          this.#writeSecrets(name, entry.record.spec.secrets),
+          this.#writeSecrets(entry, entry.record.spec.secrets),
         );
         this.#reconcile(entry);
       } catch (error) {
-        this.#functions.set(name, entry);
+        this.#functions.set(key, entry);
         entry.notStarted = { reason: safeReason(error) };
         this.#logger.error(
           { fn: name, reason: safeReason(error) },
@@ -244,7 +272,7 @@ export class ProcessProvider implements Provider {
   }
 
   namespaces(): Promise<string[]> {
-    return Promise.resolve([this.#namespace]);
+    return Promise.resolve(this.namespaceStore.names());
   }
 
   async deploy(given: FunctionDeployment): Promise<void> {
@@ -253,11 +281,12 @@ export class ProcessProvider implements Provider {
     const plan = this.#validate(spec);
     const replicas = this.#minReplicas(spec);
     const name = spec.service;
-    await this.#serialized(name, async () => {
+    const key = joinFunctionName(name, spec.namespace);
+    await this.#serialized(key, async () => {
       this.#checkOpen();
-      if (this.#functions.has(name)) {
+      if (this.#functions.has(key)) {
         throw new ConflictError(
-          `function "${name}" already exists in namespace "${this.#namespace}"`,
+          `function "${name}" already exists in namespace "${spec.namespace}"`,
         );
       }
       const { maxFunctions } = this.#limits;
@@ -270,14 +299,14 @@ export class ProcessProvider implements Provider {
       const entry = this.#newEntry(record, plan);
       this.#checkTotal(entry, replicas, `cannot deploy "${name}"`);
       await onDisk(`cannot copy the secrets of "${name}"`, () =>
-        this.#writeSecrets(name, spec.secrets),
+        this.#writeSecrets(entry, spec.secrets),
       );
-      this.#functions.set(name, entry);
+      this.#functions.set(key, entry);
       try {
         await this.#persist(entry);
       } catch (error) {
-        this.#functions.delete(name);
-        await rm(this.#runDir(name), { recursive: true, force: true }).catch(() => {});
+        this.#functions.delete(key);
+        await rm(this.#runDir(entry), { recursive: true, force: true }).catch(() => {});
         throw error;
       }
       this.#reconcile(entry);
@@ -288,14 +317,14 @@ export class ProcessProvider implements Provider {
     this.#checkOpen();
     const spec = this.#normalize(given);
     const plan = this.#validate(spec);
-    await this.#serialized(spec.service, async () => {
+    await this.#serialized(joinFunctionName(spec.service, spec.namespace), async () => {
       this.#checkOpen();
-      const entry = this.#entry(spec.service, undefined);
+      const entry = this.#entry(spec.service, spec.namespace);
       if (entry.notStarted !== undefined) {
         this.#admit(entry, entry.record.replicas, `cannot start "${spec.service}"`);
       }
       await onDisk(`cannot copy the secrets of "${spec.service}"`, () =>
-        this.#writeSecrets(spec.service, spec.secrets),
+        this.#writeSecrets(entry, spec.secrets),
       );
       entry.record = { ...entry.record, spec };
       entry.plan = plan;
@@ -307,21 +336,23 @@ export class ProcessProvider implements Provider {
   }
 
   async remove(name: string, namespace?: string): Promise<void> {
-    await this.#serialized(name, async () => {
+    await this.#serialized(this.#key(name, namespace), async () => {
       const entry = this.#entry(name, namespace);
-      this.#functions.delete(name);
+      this.#functions.delete(this.#key(name, namespace));
       entry.removed = true;
       entry.deleted = true;
       const replicas = entry.replicas;
       entry.replicas = [];
       await entry.saving.catch(() => {});
       try {
-        await onDisk(`cannot remove the saved state of "${name}"`, () => this.#state.remove(name));
+        await onDisk(`cannot remove the saved state of "${name}"`, () =>
+          this.#space(entry).state.remove(name),
+        );
       } finally {
         // Whatever happens, its processes stop and its files go before the next change of the name.
         await Promise.all(replicas.map((replica) => replica.stop()));
         entry.logs.close();
-        await rm(this.#runDir(name), { recursive: true, force: true }).catch((error: unknown) =>
+        await rm(this.#runDir(entry), { recursive: true, force: true }).catch((error: unknown) =>
           this.#logger.error({ fn: name, reason: safeReason(error) }, 'cannot remove its files'),
         );
       }
@@ -329,16 +360,17 @@ export class ProcessProvider implements Provider {
   }
 
   list(namespace?: string): Promise<FunctionStatus[]> {
-    if (!this.#isOurs(namespace)) return Promise.resolve([]);
+    const wanted = namespace || this.namespaceStore.defaultName;
     return Promise.resolve(
       [...this.#functions.values()]
+        .filter((entry) => entry.record.spec.namespace === wanted)
         .sort((a, b) => a.record.spec.service.localeCompare(b.record.spec.service))
         .map((entry) => this.#status(entry)),
     );
   }
 
   get(name: string, namespace?: string): Promise<FunctionStatus | undefined> {
-    const entry = this.#isOurs(namespace) ? this.#functions.get(name) : undefined;
+    const entry = this.#functions.get(this.#key(name, namespace));
     return Promise.resolve(entry && this.#status(entry));
   }
 
@@ -349,7 +381,7 @@ export class ProcessProvider implements Provider {
         `replicas must be a whole number from 0 to ${maxReplicas} (max_replicas_per_function), not ${replicas}`,
       );
     }
-    await this.#serialized(name, async () => {
+    await this.#serialized(this.#key(name, namespace), async () => {
       const entry = this.#entry(name, namespace);
       this.#admit(entry, replicas, `cannot scale "${name}" to ${replicas}`);
       entry.record = { ...entry.record, replicas };
@@ -451,7 +483,7 @@ export class ProcessProvider implements Provider {
   #message(entry: FunctionEntry, line: LogLine): LogMessage {
     return {
       name: entry.record.spec.service,
-      namespace: this.#namespace,
+      namespace: entry.record.spec.namespace ?? this.namespaceStore.defaultName,
       instance: line.instance,
       timestamp: line.timestamp,
       text: line.text,
@@ -504,10 +536,10 @@ export class ProcessProvider implements Provider {
     const replica = new Replica({
       instance,
       generation: entry.generation,
-      plan: { ...entry.plan, env: withSecretsPath(entry.plan.env, this.#secretsDir(name)) },
+      plan: { ...entry.plan, env: withSecretsPath(entry.plan.env, this.#secretsDir(entry)) },
       baseEnv: this.#baseEnv,
-      extraEnv: { [SecretsPathEnv]: this.#secretsDir(name) },
-      workDir: join(this.#runDir(name), instance),
+      extraEnv: { [SecretsPathEnv]: this.#secretsDir(entry) },
+      workDir: join(this.#runDir(entry), instance),
       onLine: (from, text) => entry.logs.push(from, text),
       onReadyChange: () => this.#reconcile(entry),
       logger: this.#logger.child({ fn: name, instance }),
@@ -536,7 +568,7 @@ export class ProcessProvider implements Provider {
     const status: FunctionStatus = {
       name: spec.service,
       image: spec.image,
-      namespace: this.#namespace,
+      namespace: spec.namespace,
       envProcess: spec.envProcess,
       envVars: spec.envVars,
       constraints: spec.constraints,
@@ -587,12 +619,13 @@ export class ProcessProvider implements Provider {
    */
   #normalize(spec: FunctionDeployment): FunctionDeployment {
     assertDnsLabel(spec.service ?? '', 'function name');
-    if (!this.#isOurs(spec.namespace)) {
+    const space = this.namespaceStore.space(spec.namespace);
+    if (!space) {
       throw new ValidationError(
-        `namespace "${spec.namespace}" does not exist: this provider has only "${this.#namespace}"`,
+        `namespace "${spec.namespace}" does not exist: create it first (POST /system/namespace/)`,
       );
     }
-    return { ...spec, image: spec.image ?? '', namespace: this.#namespace };
+    return { ...spec, image: spec.image ?? '', namespace: space.namespace.name };
   }
 
   /** Desired replicas of every running function but `except`. */
@@ -657,7 +690,9 @@ export class ProcessProvider implements Provider {
     const name = entry.record.spec.service;
     const write = async (): Promise<void> => {
       if (!entry.deleted) {
-        await onDisk(`cannot save function "${name}"`, () => this.#state.save(entry.record));
+        await onDisk(`cannot save function "${name}"`, () =>
+          this.#space(entry).state.save(entry.record),
+        );
       }
     };
     const next = entry.saving.then(write, write);
@@ -665,33 +700,41 @@ export class ProcessProvider implements Provider {
     await next;
   }
 
-  async #writeSecrets(name: string, secrets: readonly string[] | undefined): Promise<void> {
-    await this.secrets.materialize(secrets ?? [], this.#secretsDir(name));
+  async #writeSecrets(entry: FunctionEntry, secrets: readonly string[] | undefined): Promise<void> {
+    await this.#space(entry).secrets.materialize(secrets ?? [], this.#secretsDir(entry));
   }
 
   #entry(name: string, namespace: string | undefined): FunctionEntry {
-    const entry = this.#isOurs(namespace) ? this.#functions.get(name) : undefined;
+    const entry = this.#functions.get(this.#key(name, namespace));
     if (!entry) {
       throw new NotFoundError(
-        `function "${name}" not found in namespace "${namespace || this.#namespace}"`,
+        `function "${name}" not found in namespace "${namespace || this.namespaceStore.defaultName}"`,
       );
     }
     return entry;
   }
 
-  #isOurs(namespace: string | undefined): boolean {
-    return namespace === undefined || namespace === '' || namespace === this.#namespace;
+  /** The key of a function in #functions and #changes. */
+  #key(name: string, namespace: string | undefined): string {
+    return joinFunctionName(name, namespace || this.namespaceStore.defaultName);
+  }
+
+  /** The folders of a function's namespace (it exists while the function does). */
+  #space(entry: FunctionEntry): NamespaceSpace {
+    const space = this.namespaceStore.space(entry.record.spec.namespace);
+    if (!space) throw new NotFoundError(`namespace "${entry.record.spec.namespace}" not found`);
+    return space;
   }
 
   #checkOpen(): void {
     if (this.#closed) throw new UnavailableError('the process provider is closed');
   }
 
-  #runDir(name: string): string {
-    return join(this.#stateDir, 'run', name);
+  #runDir(entry: FunctionEntry): string {
+    return join(this.#space(entry).root, 'run', entry.record.spec.service);
   }
 
-  #secretsDir(name: string): string {
-    return join(this.#runDir(name), 'secrets');
+  #secretsDir(entry: FunctionEntry): string {
+    return join(this.#runDir(entry), 'secrets');
   }
 }

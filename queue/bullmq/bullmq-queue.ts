@@ -7,7 +7,7 @@ import {
   type Job,
   type JobState,
 } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Redis, type ChainableCommander } from 'ioredis';
 import {
   ConflictError,
   FnbusError,
@@ -17,74 +17,23 @@ import {
   ValidationError,
 } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import {
-  deadLetterPageBytes,
-  summarizeRequest,
-  type AttemptRecord,
-  type BuriedCall,
-  type CallRecord,
-  type CallState,
-  type ConsumeOptions,
-  type DeadLetter,
-  type DeadLetterFilter,
-  type DeadLetterPage,
-  type DeadLetterQuery,
-  type DeadLetterSummary,
-  type RequestSummary,
-  type DeliveryHandler,
-  type Enqueued,
-  type EnqueueOptions,
-  type FunctionQueueStats,
-  type Queue,
-  type Settlement,
-} from '../../core/queue.js';
+import * as seam from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import {
-  awaitReconnect,
-  callIdOf,
-  decodeCursor,
-  encodeCursor,
-  everyDeadLetterPage,
-  queueFull,
-  redriveStopped,
-  requestFingerprint,
-  sameRequestOr422,
-  scopedIdempotencyKey,
-  toSettledState,
-} from '../call-records.js';
+import * as records from '../call-records.js';
 
-export interface BullmqQueueOptions {
+export interface BullmqQueueOptions extends records.QueueOptions {
   /** `redis://host:port[/db]`. */
   url: string;
   /** The BullMQ queue name; default `fnbus-async`. */
   name?: string;
-  /** How long finished and cancelled calls stay visible to status(); default 24 h. */
-  retentionMs?: number;
-  /** How long an Idempotency-Key is remembered; default 24 h. */
-  idempotencyWindowMs?: number;
-  /**
-   * How long a worker's hold on a call lasts without renewal: a killed worker's calls are
-   * delivered again this long (and up to one stalled check more) after it died; default 30 s.
-   */
-  lockDurationMs?: number;
-  /** Most calls waiting or running at once; enqueue and redrive refuse more. Default 100,000. */
-  maxQueuedCalls?: number;
-  logger?: Logger;
 }
 
-/** What a job's data holds: the request and the call's record so far. */
-interface CallData {
+/**
+ * What a job's data holds: the request and the call's progress (its `state` is BullMQ's: the
+ * job's state decides).
+ */
+interface CallData extends records.CallProgress {
   request: QueueRequest;
-  attempts: AttemptRecord[];
-  /** When the call was last queued afresh (accepted or redriven), in ms. */
-  queuedAt: number;
-  priorAttempts: number;
-  updatedAt: number;
-  /** When the call is due, in ms: its enqueue, redrive, or the end of its retry or defer delay. */
-  nextAttemptAt: number;
-  lastStatus?: number;
-  lastBodyExcerpt?: string;
-  reason?: string;
   /**
    * BullMQ's count of deliveries started (`attemptsStarted`) when the last one was settled: a
    * delivery that finds more than one start since was preceded by one never settled.
@@ -95,7 +44,7 @@ interface CallData {
 /** What a completed job returns: an acknowledged call's outcome, stored with its completion. */
 interface AckedCall {
   state: 'succeeded' | 'failed';
-  attempts: AttemptRecord[];
+  attempts: seam.AttemptRecord[];
   lastStatus?: number;
   lastBodyExcerpt?: string;
 }
@@ -108,82 +57,51 @@ interface Consumer {
   done: Promise<void>;
 }
 
-/** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
-const afterHandlerErrorMs = 1000;
 /** How long an enqueue holds its call id between its checks and the job's creation. */
 const claimTtlMs = 5 * 60_000;
 
 /**
- * A dead letter's listing, kept in its job's hash beside BullMQ's fields, so that a page reads
- * it and not the job's data (which holds the request's body).
+ * Checks an enqueue, over fnbus's own keys only: returns `{'duplicate', first}` for an
+ * Idempotency-Key seen within the window (`first`: the first call's id and request fingerprint,
+ * as JSON), `{'full'}` when the calls waiting or running (the per-function `live` sets, one ZCARD
+ * a function) are at the cap, `{'taken'}` for a call id another enqueue claims, else claims the
+ * id (and the key) and returns `{'ok', live}`. One script, so two racing enqueues cannot both
+ * pass. Run again with the same nonce (ioredis resends a command whose answer a reconnect lost),
+ * it answers `ok` again. With ARGV[6] '0' (an id minted here, no key) only the cap is checked.
+ * KEYS: claim[, idempotency key]; ARGV: nonce, claim ttl, idempotency window, cap, the key's
+ * value, check the id ('1' or '0'), live set prefix, functions set.
  */
-const summaryField = 'fnbus-summary';
-
-interface LetterSummary {
-  function: string;
-  updatedAt: number;
-  attempts: AttemptRecord[];
-  lastStatus?: number;
-  lastBodyExcerpt?: string;
-  reason?: string;
-  request: RequestSummary;
-}
-
-function letterSummary(data: CallData): LetterSummary {
-  return {
-    function: data.request.Function,
-    updatedAt: data.updatedAt,
-    attempts: data.attempts,
-    lastStatus: data.lastStatus,
-    lastBodyExcerpt: data.lastBodyExcerpt,
-    reason: data.reason,
-    request: summarizeRequest(data.request),
-  };
-}
-
-/**
- * Checks an enqueue: returns `{'duplicate', first}` for an Idempotency-Key seen within the window
- * (`first`: the first call's id and request fingerprint, as JSON), `{'full'}` when the calls
- * waiting or running (BullMQ's wait, paused, prioritized, delayed and active sets, each counted in
- * O(1)) are at the cap, `{'taken'}` for a call id in use (a job, a cancelled call, or another
- * enqueue's claim), else claims the id (and the key) and returns `{'ok'}`. One script, so two
- * racing enqueues cannot both pass: BullMQ itself would silently merge a second job with the same
- * id. Run again with the same nonce (ioredis resends a command whose answer a reconnect lost), it
- * answers `ok` again. With ARGV[7] '0' (an id minted here, no key) only the cap is checked.
- * KEYS: wait, paused, prioritized, delayed, active, job hash, cancelled tombstone, claim[,
- * idempotency key]; ARGV: call id, nonce, claim ttl, idempotency window, cap, the key's value,
- * check the id ('1' or '0').
- */
-const enqueueScript = `
-local checkId = ARGV[7] == '1'
+const claimScript = `
+local checkId = ARGV[6] == '1'
 local claim = false
 if checkId then
-  claim = redis.call('GET', KEYS[8])
-  if claim == ARGV[2] then return {'ok'} end
+  claim = redis.call('GET', KEYS[1])
+  if claim == ARGV[1] then return {'ok'} end
 end
-if KEYS[9] then
-  local first = redis.call('GET', KEYS[9])
+if KEYS[2] then
+  local first = redis.call('GET', KEYS[2])
   if first then return {'duplicate', first} end
 end
-local queued = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
-  + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + redis.call('LLEN', KEYS[5])
-if queued >= tonumber(ARGV[5]) then return {'full'} end
-if checkId then
-  if claim or redis.call('EXISTS', KEYS[6], KEYS[7]) > 0 then return {'taken'} end
-  redis.call('SET', KEYS[8], ARGV[2], 'PX', ARGV[3])
+local live = 0
+for _, fn in ipairs(redis.call('SMEMBERS', ARGV[8])) do
+  live = live + redis.call('ZCARD', ARGV[7] .. fn)
 end
-if KEYS[9] then redis.call('SET', KEYS[9], ARGV[6], 'PX', ARGV[4]) end
-return {'ok', tostring(queued)}
+if live >= tonumber(ARGV[4]) then return {'full'} end
+if checkId then
+  if claim then return {'taken'} end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[3]) end
+return {'ok', tostring(live)}
 `;
 
 /**
- * One page of the failed set (the dead letters), in its order (time of failure, then id): the
- * ids of up to `limit` letters of the function asked for (any: ''), reading at most `max scan`
- * entries and, past the first letter, at most `budget` bytes of job data (HSTRLEN, not read).
- * Returns `{ids, lastId, lastScore}` (no last: the end of the set). A page starts after its
+ * One page of a letters set (all letters, or one function's), oldest first: up to `limit` ids
+ * and their summaries, reading (past the first) at most `budget` bytes of summaries. Returns
+ * `{idsAndSummaries, lastId, lastScore}` (no last: the end of the set). A page starts after its
  * cursor's id, or, when that id left the set meanwhile, after its score.
- * KEYS: failed; ARGV: after id ('' from the start), after score, function, limit, max scan,
- * job key prefix, budget.
+ * KEYS: letters set; ARGV: after id ('' from the start), after score, limit, letter hash prefix,
+ * budget.
  */
 const deadPageScript = `
 local start = 0
@@ -191,145 +109,94 @@ if ARGV[1] ~= '' then
   local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
   if rank then start = rank + 1 else start = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[2]) end
 end
-local limit, maxScan, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
-local ids, bytes, scanned, pos = {}, 0, 0, start
+local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[5])
+local batch = redis.call('ZRANGE', KEYS[1], start, start + limit - 1, 'WITHSCORES')
+local out, bytes, read = {}, 0, 0
 local lastId, lastScore = '', ''
-while true do
-  local batch = redis.call('ZRANGE', KEYS[1], pos, pos + 99, 'WITHSCORES')
-  if #batch == 0 then return {ids, '', ''} end
-  for i = 1, #batch, 2 do
-    local id = batch[i]
-    local key = ARGV[6] .. id
-    if ARGV[3] == '' or redis.call('HGET', key, 'name') == ARGV[3] then
-      local size = redis.call('HSTRLEN', key, '${summaryField}')
-      if size == 0 then size = redis.call('HSTRLEN', key, 'data') end
-      if #ids > 0 and bytes + size > budget then return {ids, lastId, lastScore} end
-      ids[#ids + 1] = id
-      bytes = bytes + size
-    end
-    lastId, lastScore = id, batch[i + 1]
-    scanned = scanned + 1
-    if #ids >= limit or scanned >= maxScan then
-      if pos + (i + 1) / 2 < redis.call('ZCARD', KEYS[1]) then return {ids, lastId, lastScore} end
-      return {ids, '', ''}
-    end
+for i = 1, #batch, 2 do
+  local summary = redis.call('HGET', ARGV[4] .. batch[i], 'summary')
+  if summary then
+    if read > 0 and bytes + #summary > budget then return {out, lastId, lastScore} end
+    bytes = bytes + #summary
+    read = read + 1
+    out[#out + 1] = batch[i]
+    out[#out + 1] = summary
   end
-  pos = pos + 100
+  lastId, lastScore = batch[i], batch[i + 1]
 end
+if start + #batch / 2 < redis.call('ZCARD', KEYS[1]) then return {out, lastId, lastScore} end
+return {out, '', ''}
 `;
 
 /**
- * Per function: calls queued, running and dead-lettered, and the oldest queued call's enqueue
- * time, counted in Redis a hundred ids at a time: the hub receives one row per function, not one
- * per call. KEYS: wait, paused, prioritized, delayed, active, failed; ARGV: job key prefix.
- * Returns a flat list: function, queued, running, dead-lettered, oldest timestamp (0: none).
+ * Per function: live (queued or running) and dead-lettered calls and the oldest live call's
+ * enqueue time, from fnbus's tallies (ZCARD, and the live set's first entry), and the calls
+ * running, summed from the workers' reports that have not expired: O(functions + workers),
+ * whatever the backlog. Reports older than their lifetime leave the workers set.
+ * KEYS: functions, workers; ARGV: live and letters-of prefixes, report prefix, now, report
+ * lifetime. Returns a flat list: function, live, running, dead-lettered, oldest timestamp (0:
+ * none).
  */
 const statsScript = `
-local out, order = {}, {}
-local function count(key, isList, column)
-  local pos = 0
-  while true do
-    local ids
-    if isList then ids = redis.call('LRANGE', key, pos, pos + 99)
-    else ids = redis.call('ZRANGE', key, pos, pos + 99) end
-    if #ids == 0 then return end
-    for _, id in ipairs(ids) do
-      local job = redis.call('HMGET', ARGV[1] .. id, 'name', 'timestamp')
-      local fn = job[1]
-      if fn then
-        local entry = out[fn]
-        if not entry then
-          entry = {0, 0, 0, 0}
-          out[fn] = entry
-          order[#order + 1] = fn
-        end
-        entry[column] = entry[column] + 1
-        if column == 1 and job[2] then
-          local at = tonumber(job[2])
-          if entry[4] == 0 or at < entry[4] then entry[4] = at end
-        end
-      end
-    end
-    pos = pos + 100
+local running = {}
+local since = tonumber(ARGV[4]) - tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. since)
+for _, worker in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local report = redis.call('HGETALL', ARGV[3] .. worker)
+  for i = 1, #report, 2 do
+    running[report[i]] = (running[report[i]] or 0) + tonumber(report[i + 1])
   end
 end
-count(KEYS[1], true, 1)
-count(KEYS[2], true, 1)
-count(KEYS[3], false, 1)
-count(KEYS[4], false, 1)
-count(KEYS[5], true, 2)
-count(KEYS[6], false, 3)
 local flat = {}
-for _, fn in ipairs(order) do
-  local e = out[fn]
+for _, fn in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local liveKey = ARGV[1] .. fn
+  local live, dead = redis.call('ZCARD', liveKey), redis.call('ZCARD', ARGV[2] .. fn)
+  local oldest = '0'
+  if live > 0 then oldest = redis.call('ZRANGE', liveKey, 0, 0, 'WITHSCORES')[2] end
   flat[#flat + 1] = fn
-  flat[#flat + 1] = e[1]
-  flat[#flat + 1] = e[2]
-  flat[#flat + 1] = e[3]
-  flat[#flat + 1] = tostring(e[4])
+  flat[#flat + 1] = live
+  flat[#flat + 1] = running[fn] or 0
+  flat[#flat + 1] = dead
+  flat[#flat + 1] = oldest
 end
 return flat
 `;
 
-/** Where a dead-letter page ended: the last letter's id and its score in the failed set. */
+/** How often a consuming queue reports its calls running, and how long a report counts. */
+const reportEveryMs = 1000;
+const reportLifetimeMs = 3 * reportEveryMs;
+/** How long a queue trusts that a function is in the functions set without adding it again. */
+const functionsKnownMs = 60_000;
+
+/** Where a dead-letter page ended: the last letter's id and its score in the letters set. */
 type BullmqCursor = [string, string];
 const isBullmqCursor = (value: unknown): value is BullmqCursor =>
   Array.isArray(value) && value.length === 2 && value.every((part) => typeof part === 'string');
 
-/** Most entries of the failed set one page reads, letters of other functions included. */
-const maxScanned = 5000;
+/** The BullMQ states of a job that waits to run. */
+const waitingStates = new Set<string>(['waiting', 'delayed', 'prioritized', 'paused']);
 
 /**
- * Cancels a waiting call: takes its id out of BullMQ's wait, paused, prioritized and delayed sets
- * in one step, so that no worker can take it any more (BullMQ's remove() would as well delete a
- * job that finished meanwhile), and keeps what its record needs in a tombstone hash for the
- * retention. 1: cancelled; 0: running, over or already cancelled; -1: unknown.
- * KEYS: job hash, tombstone, wait, paused, prioritized, delayed; ARGV: id, retention, now.
+ * The async queue on Redis, through BullMQ's public API: one job per call waiting or running,
+ * its id the call id, its data the request and the call's progress. BullMQ's states are the
+ * call's: waiting/delayed are `queued`, active is `running`, completed jobs are acknowledged calls
+ * (their return value says `succeeded` or `failed`). `retry` and `defer` move the job to delayed
+ * without using BullMQ's own attempts; a killed worker's jobs come back through BullMQ's
+ * stalled-job check, marked `redelivered`.
+ *
+ * fnbus's own data is under its own keys (`fnbus:<name>:…`), never inside BullMQ's: the claims
+ * and Idempotency-Keys, cancelled calls' tombstones, the dead letters (a hash each, with ordered
+ * sets of all letters and of each function's; a dead-lettered job is failed and removed by
+ * BullMQ), and the tallies the cap and stats read: per function the ids of calls queued or
+ * running (`live`, scored by enqueue time: one ZADD at enqueue, one ZREM at settlement), and per
+ * consuming queue a report of its calls running, rewritten every second. Any number of gateways
+ * and workers
+ * may share one Redis and queue name.
  */
-const cancelScript = `
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-  return -1
-end
-local taken = redis.call('LREM', KEYS[3], 0, ARGV[1]) + redis.call('LREM', KEYS[4], 0, ARGV[1])
-  + redis.call('ZREM', KEYS[5], ARGV[1]) + redis.call('ZREM', KEYS[6], ARGV[1])
-if taken == 0 then return 0 end
-local job = redis.call('HMGET', KEYS[1], 'data', 'timestamp')
-redis.call('HSET', KEYS[2], 'data', job[1], 'timestamp', job[2], 'cancelledAt', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
-`;
-
-/**
- * Moves a job just added with a long delay to the failed set: a dead letter made elsewhere.
- * KEYS: delayed, failed, job hash; ARGV: id, reason, now.
- */
-const buryScript = `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[3], 'failedReason', ARGV[2], 'finishedOn', ARGV[3], 'processedOn', ARGV[3])
-return 1
-`;
-
-/** A buried call is added with this delay, then moved to the failed set in one step. */
-const buryDelayMs = 100 * 365 * 24 * 3600_000;
-
-/**
- * The async queue on Redis, through BullMQ: one job per call, its id the call id. The job's data
- * holds the request and the call's record (attempts, last answer, reason); BullMQ's states are
- * the call's: waiting/delayed are `queued`, active is `running`, completed jobs are acknowledged
- * calls (their return value says `succeeded` or `failed`), and failed jobs are the dead letters.
- * `retry` and `defer` move the job to delayed without using BullMQ's own attempts; a killed
- * worker's jobs come back through BullMQ's stalled-job check, marked `redelivered`. Any number of
- * gateways and workers may share one Redis and queue name.
- */
-export class BullmqQueue implements Queue {
+export class BullmqQueue implements seam.Queue {
   readonly #url: string;
   readonly #name: string;
-  readonly #retentionMs: number;
-  readonly #idempotencyWindowMs: number;
-  readonly #lockDurationMs: number;
-  readonly #maxQueuedCalls: number;
+  readonly #settings: ReturnType<typeof records.queueSettings>;
   /** The calls waiting or running when the cap was last checked, and this queue's enqueues since. */
   #room = { at: 0, queued: 0, since: 0 };
   readonly #logger: Logger;
@@ -338,21 +205,24 @@ export class BullmqQueue implements Queue {
   readonly #queue: BullQueue<CallData, AckedCall>;
   readonly #consumers = new Set<Consumer>();
   #closed = false;
+  /** This queue's deliveries in their handlers, per function: what its reports say. */
+  readonly #running = new Map<string, number>();
+  readonly #workerId = randomUUID();
+  #reporter: NodeJS.Timeout | undefined;
+  /** Functions this queue added to the functions set lately (see functionsKnownMs). */
+  #knownFunctions = { at: 0, names: new Set<string>() };
 
   constructor(options: BullmqQueueOptions) {
     this.#url = options.url;
     this.#name = options.name ?? 'fnbus-async';
-    this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
-    this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
-    this.#lockDurationMs = options.lockDurationMs ?? 30_000;
-    this.#maxQueuedCalls = options.maxQueuedCalls ?? 100_000;
+    this.#settings = records.queueSettings(options);
     this.#logger = (options.logger ?? silentLogger).child({ queue: this.#name });
     this.#client = this.#connect({});
     this.#queue = new BullQueue<CallData, AckedCall>(this.#name, { connection: this.#client });
     this.#queue.on('error', (error) => this.#logger.warn({ err: error }, 'BullMQ queue error'));
   }
 
-  async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+  async enqueue(req: QueueRequest, options: seam.EnqueueOptions = {}): Promise<seam.Enqueued> {
     try {
       await this.#reachable();
       return await this.#enqueue(req, options);
@@ -365,14 +235,14 @@ export class BullmqQueue implements Queue {
   async #reachable(): Promise<void> {
     const client = this.#client;
     if (client.status === 'ready') return;
-    await awaitReconnect('Redis', (up) => {
+    await records.awaitReconnect('Redis', (up) => {
       client.once('ready', up);
       return () => client.off('ready', up);
     });
   }
 
-  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
-    const callId = callIdOf(req) ?? randomUUID();
+  async #enqueue(req: QueueRequest, options: seam.EnqueueOptions): Promise<seam.Enqueued> {
+    const callId = records.callIdOf(req) ?? randomUUID();
     // BullMQ refuses these as job ids; the gateway's own ids are UUIDs.
     if (String(parseInt(callId, 10)) === callId || callId.includes(':')) {
       throw new ValidationError(`X-Call-Id "${callId}": this queue takes no integer or ':' ids`);
@@ -381,8 +251,8 @@ export class BullmqQueue implements Queue {
       options.idempotencyKey === undefined
         ? undefined
         : {
-            key: scopedIdempotencyKey(req, options.idempotencyKey),
-            fingerprint: requestFingerprint(req),
+            key: records.scopedIdempotencyKey(req, options.idempotencyKey),
+            fingerprint: records.requestFingerprint(req),
           };
     // A minted id without a key needs no id check: only the cap's, and not even that while the
     // queue was last seen far below it.
@@ -392,33 +262,85 @@ export class BullmqQueue implements Queue {
     if (!Array.isArray(held)) return held;
     this.#room.since += 1;
     const now = Date.now();
-    const data: CallData = {
-      request: req,
-      attempts: [],
-      queuedAt: now,
-      priorAttempts: 0,
-      updatedAt: now,
-      nextAttemptAt: now,
-      settledStarts: 0,
-    };
+    const data: CallData = { request: req, ...records.queuedCall(now), settledStarts: 0 };
     try {
-      await this.#queue.add(req.Function, data, {
-        jobId: callId,
-        timestamp: now,
-        // Acknowledged calls answer status() for the retention; dead letters stay until purged.
-        removeOnComplete: { age: Math.ceil(this.#retentionMs / 1000) },
-        removeOnFail: false,
-        stackTraceLimit: 0,
-      });
+      // The tally first, on the same connection: it is in Redis before any worker can take the
+      // job and settle it.
+      await Promise.all([
+        execOrThrow(this.#tracked(this.#client.multi(), req.Function, callId, now)),
+        this.#add(callId, data),
+      ]);
     } catch (error) {
-      // Not queued: free the id and the key for the caller's next try.
-      if (held.length > 0) await this.#client.del(...held).catch(() => 0);
+      // Not queued: free the id and the key for the caller's next try (and name the function
+      // again next time: the tally's write may be what failed).
+      this.#knownFunctions.names.delete(req.Function);
+      await this.#untracked(this.#client.multi(), req.Function, callId)
+        .del(...(held.length > 0 ? held : [this.#key('claim', callId)]))
+        .exec()
+        .catch(() => null);
       throw error;
     }
     // The job holds the id from now on; the claim would expire anyway, so the caller need not
     // wait for its removal.
     if (held[0] !== undefined) void this.#client.del(held[0]).catch(() => 0);
     return { callId, duplicate: false };
+  }
+
+  /** A call's job, as BullMQ adds it. */
+  #add(callId: string, data: CallData): Promise<CallJob> {
+    return this.#queue.add(data.request.Function, data, {
+      jobId: callId,
+      timestamp: data.queuedAt,
+      // Acknowledged calls answer status() for the retention; a dead letter leaves BullMQ
+      // (fnbus keeps it under its own keys).
+      removeOnComplete: { age: Math.ceil(this.#settings.retentionMs / 1000) },
+      removeOnFail: true,
+      stackTraceLimit: 0,
+    });
+  }
+
+  /**
+   * Counts a call live (queued or running) in its function's tally; names the function in the
+   * functions set unless this queue did so lately (nothing removes a name from it).
+   */
+  #tracked(batch: ChainableCommander, fn: string, callId: string, at: number, nx = false) {
+    const known = this.#knownFunctions;
+    if (Date.now() - known.at > functionsKnownMs) {
+      this.#knownFunctions = { at: Date.now(), names: new Set() };
+    }
+    if (!this.#knownFunctions.names.has(fn)) {
+      batch.sadd(this.#key('functions'), fn);
+      this.#knownFunctions.names.add(fn);
+    }
+    return nx
+      ? batch.zadd(this.#key('live', fn), 'NX', at, callId)
+      : batch.zadd(this.#key('live', fn), at, callId);
+  }
+
+  /** Counts a call out of its function's live tally. */
+  #untracked(batch: ChainableCommander, fn: string, callId: string) {
+    return batch.zrem(this.#key('live', fn), callId);
+  }
+
+  /**
+   * While consuming, reports this queue's calls running per function every `reportEveryMs`, in
+   * a hash of its own that expires: a running call costs no write of its own.
+   */
+  #report(): void {
+    const report = this.#key('running', this.#workerId);
+    const batch = this.#client.multi().del(report);
+    if (this.#running.size > 0) batch.hset(report, Object.fromEntries(this.#running));
+    void batch
+      .pexpire(report, reportLifetimeMs)
+      .zadd(this.#key('workers'), Date.now(), this.#workerId)
+      .exec()
+      .catch(() => null);
+  }
+
+  #counted(fn: string, change: 1 | -1): void {
+    const n = (this.#running.get(fn) ?? 0) + change;
+    if (n > 0) this.#running.set(fn, n);
+    else this.#running.delete(fn);
   }
 
   /**
@@ -429,42 +351,56 @@ export class BullmqQueue implements Queue {
   async #claim(
     callId: string,
     idempotency: { key: string; fingerprint: string } | undefined,
-    { checkId = true, cap = this.#maxQueuedCalls }: { checkId?: boolean; cap?: number } = {},
-  ): Promise<string[] | Enqueued> {
-    const counted = ['wait', 'paused', 'prioritized', 'delayed', 'active'].map((set) =>
-      this.#queue.toKey(set),
-    );
-    const keys = [...counted, this.#queue.toKey(callId), this.#key('cancelled', callId)];
+    {
+      checkId = true,
+      cap = this.#settings.maxQueuedCalls,
+    }: { checkId?: boolean; cap?: number } = {},
+  ): Promise<string[] | seam.Enqueued> {
     const claim = this.#key('claim', callId);
     const held =
       idempotency === undefined ? [claim] : [claim, this.#key('idempotency', idempotency.key)];
     const [verdict, first] = (await this.#client.eval(
-      enqueueScript,
-      keys.length + held.length,
-      ...keys,
+      claimScript,
+      held.length,
       ...held,
-      callId,
       randomUUID(),
       claimTtlMs,
-      this.#idempotencyWindowMs,
+      this.#settings.idempotencyWindowMs,
       cap,
       JSON.stringify({ callId, fingerprint: idempotency?.fingerprint }),
       checkId ? '1' : '0',
+      this.#key('live', ''),
+      this.#key('functions'),
     )) as [string, string?];
     if (verdict === 'duplicate' && first !== undefined && idempotency !== undefined) {
-      return sameRequestOr422(
+      return records.sameRequestOr422(
         JSON.parse(first) as { callId: string; fingerprint: string },
         idempotency.fingerprint,
       );
     }
-    if (verdict === 'taken') {
-      throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-    }
-    if (verdict === 'full') throw queueFull(this.#maxQueuedCalls);
+    const taken = () => new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
+    if (verdict === 'taken') throw taken();
+    if (verdict === 'full') throw records.queueFull(this.#settings.maxQueuedCalls);
     if (verdict === 'ok' && first !== undefined) {
       this.#room = { at: Date.now(), queued: Number(first), since: 0 };
     }
-    return checkId ? held : [];
+    if (!checkId) return [];
+    // Claimed: no other enqueue can add it now; a job, a dead letter or a cancelled call may
+    // hold it already.
+    if (await this.#idTaken(callId)) {
+      await this.#client.del(...held).catch(() => 0);
+      throw taken();
+    }
+    return held;
+  }
+
+  /** Whether a job, a dead letter or a cancelled call's tombstone holds the id. */
+  async #idTaken(callId: string): Promise<boolean> {
+    const [state, kept] = await Promise.all([
+      this.#queue.getJobState(callId),
+      this.#client.exists(this.#key('letter', callId), this.#key('cancelled', callId)),
+    ]);
+    return state !== 'unknown' || kept > 0;
   }
 
   /**
@@ -474,22 +410,25 @@ export class BullmqQueue implements Queue {
    */
   #roomKnown(): boolean {
     const room = this.#room;
-    return Date.now() - room.at < 1000 && room.queued + room.since < this.#maxQueuedCalls / 2;
+    return (
+      Date.now() - room.at < 1000 && room.queued + room.since < this.#settings.maxQueuedCalls / 2
+    );
   }
 
-  async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
+  async consume(handle: seam.DeliveryHandler, options: seam.ConsumeOptions, signal: AbortSignal) {
     if (this.#closed || signal.aborted) return;
     // A worker's connection retries its commands until Redis is back (BullMQ requires it of the
     // connection it blocks on): a settlement waits out an outage instead of being lost.
     const client = this.#connect({ maxRetriesPerRequest: null });
+    const leaseMs = this.#settings.leaseMs;
     const worker = new Worker<CallData, AckedCall>(
       this.#name,
       (job, token) => this.#deliver(job, token, handle),
       {
         connection: client,
         concurrency: Math.max(1, options.concurrency),
-        lockDuration: this.#lockDurationMs,
-        stalledInterval: Math.max(100, Math.floor(this.#lockDurationMs / 2)),
+        lockDuration: leaseMs,
+        stalledInterval: Math.max(100, Math.floor(leaseMs / 2)),
         // A stalled job is always delivered again, never failed: dead letters are the handler's.
         maxStalledCount: Number.MAX_SAFE_INTEGER,
       },
@@ -508,341 +447,348 @@ export class BullmqQueue implements Queue {
       });
     const consumer = { worker, stop, done };
     this.#consumers.add(consumer);
+    this.#reporter ??= setInterval(() => this.#report(), reportEveryMs).unref();
     try {
       await done;
     } finally {
       this.#consumers.delete(consumer);
+      if (this.#consumers.size === 0) {
+        clearInterval(this.#reporter);
+        this.#reporter = undefined;
+        if (!this.#closed) this.#report();
+      }
     }
   }
 
-  async #deliver(job: CallJob, token: string | undefined, handle: DeliveryHandler) {
+  async #deliver(job: CallJob, token: string | undefined, handle: seam.DeliveryHandler) {
     const data = job.data;
-    let settlement: Settlement;
-    try {
-      settlement = await handle(data.request, {
-        callId: String(job.id),
-        attempts: data.attempts,
-        queuedAt: new Date(data.queuedAt),
-        priorAttempts: data.priorAttempts,
-        redelivered: job.attemptsStarted > data.settledStarts + 1,
-      });
-    } catch {
-      settlement = { outcome: 'defer', delayMs: afterHandlerErrorMs };
+    const callId = String(job.id);
+    const fn = data.request.Function;
+    const redelivered = job.attemptsStarted > data.settledStarts + 1;
+    if (redelivered) {
+      // Live again, should the killed worker's settlement have counted it out; and a worker
+      // killed between writing a dead letter and failing the job: the call runs again.
+      const batch = this.#tracked(this.#client.multi(), fn, callId, job.timestamp, true);
+      void this.#unlettered(batch, fn, callId)
+        .exec()
+        .catch((error: unknown) => this.#tallyLost(error, callId));
     }
+    this.#counted(fn, 1);
+    const settlement = await records
+      .settlementOf(handle, data.request, records.deliveryOf(callId, data, redelivered))
+      .finally(() => this.#counted(fn, -1));
     // Closed under it: the delivery is abandoned, as by a kill. A DelayedError makes BullMQ leave
     // the job as it is.
     if (this.#closed) throw new DelayedError();
-    if (settlement.outcome === 'ack') {
-      const { record, bodyExcerpt } = settlement.attempt;
-      return {
-        state: toSettledState(settlement) as AckedCall['state'],
-        attempts: [...data.attempts, record],
-        lastStatus: record.status,
-        lastBodyExcerpt: bodyExcerpt,
-      };
-    }
+    const now = Date.now();
+    const next: CallData = {
+      ...data,
+      ...records.settledCall(records.claimedCall(data, now), settlement, now),
+      settledStarts: job.attemptsStarted,
+    };
     try {
-      await this.#settleUnacked(job, token, settlement);
+      if (next.state === 'succeeded' || next.state === 'failed') {
+        // Not waited for: sent before BullMQ completes the job (a worker killed in between has
+        // the call delivered again, counted live again). Lost only to a Redis error, logged.
+        void this.#untracked(this.#client.multi(), fn, callId)
+          .exec()
+          .catch((error: unknown) => this.#tallyLost(error, callId));
+        return {
+          state: next.state,
+          attempts: next.attempts,
+          lastStatus: next.lastStatus,
+          lastBodyExcerpt: next.lastBodyExcerpt,
+        };
+      }
+      if (next.state === 'dead-lettered') {
+        await execOrThrow(
+          this.#lettered(
+            this.#untracked(this.#client.multi(), fn, callId),
+            callId,
+            job.timestamp,
+            next,
+          ),
+        );
+        // BullMQ fails the job and removes it: the letter is fnbus's now.
+        throw new UnrecoverableError(next.reason ?? 'dead-lettered');
+      }
+      // Retry or defer: the record into the job's data, then the job to delayed (which, unlike a
+      // thrown error, uses none of BullMQ's attempts).
+      await job.updateData(next);
+      await job.moveToDelayed(next.nextAttemptAt ?? now, token);
     } catch (error) {
       if (error instanceof UnrecoverableError) throw error;
       // Not written (the lock was lost to the stalled check, or Redis failed): leave the job
       // alone; unless it moved on, its lock runs out and it is delivered again.
-      this.#logger.warn({ err: error, callId: job.id }, 'settlement not written');
+      this.#logger.warn({ err: error, callId }, 'settlement not written');
     }
     throw new DelayedError();
   }
 
-  /** Retry, defer and dead-letter: the record into the job's data, then the job where it goes. */
-  async #settleUnacked(
-    job: CallJob,
-    token: string | undefined,
-    settlement: Exclude<Settlement, { outcome: 'ack' }>,
-  ): Promise<void> {
-    const data = job.data;
-    const now = Date.now();
-    const next: CallData = { ...data, updatedAt: now, settledStarts: job.attemptsStarted };
-    const outcome = settlement.outcome === 'defer' ? undefined : settlement.attempt;
-    if (outcome) next.attempts = [...data.attempts, outcome.record];
-    if (settlement.outcome === 'dead-letter') {
-      const dead: CallData = {
-        ...next,
-        lastStatus: outcome?.record.status,
-        lastBodyExcerpt: outcome?.bodyExcerpt,
-        reason: settlement.reason,
-      };
-      await job.updateData(dead);
-      await this.#client.hset(
-        this.#queue.toKey(String(job.id)),
-        summaryField,
-        JSON.stringify(letterSummary(dead)),
-      );
-      // To BullMQ's failed set, whatever its own attempts: that is where dead letters are kept.
-      throw new UnrecoverableError(settlement.reason);
-    }
-    if (settlement.outcome === 'retry') {
-      next.lastStatus = outcome?.record.status ?? data.lastStatus;
-      next.lastBodyExcerpt = outcome?.bodyExcerpt ?? data.lastBodyExcerpt;
-      next.reason = settlement.reason;
-    }
-    next.nextAttemptAt = now + settlement.delayMs;
-    await job.updateData(next);
-    // Unlike a thrown error, this uses none of BullMQ's attempts.
-    await job.moveToDelayed(next.nextAttemptAt, token);
+  /** A tally's write failed: stats may count the call as live until it is next settled. */
+  #tallyLost(error: unknown, callId: string): void {
+    this.#logger.warn({ err: error, callId }, 'a tally was not written');
   }
 
-  async status(callId: string): Promise<CallRecord | undefined> {
+  /** Writes a dead letter: its hash (summary apart from the data that holds the body), indexed. */
+  #lettered(batch: ChainableCommander, callId: string, enqueuedAt: number, data: CallData) {
+    const fn = data.request.Function;
+    const summary: seam.DeadLetterSummary = {
+      ...records.callRecordOf(callId, fn, enqueuedAt, data),
+      request: seam.summarizeRequest(data.request),
+    };
+    return batch
+      .hset(this.#key('letter', callId), {
+        function: fn,
+        enqueuedAt,
+        summary: JSON.stringify(summary),
+        data: JSON.stringify(data),
+      })
+      .zadd(this.#key('letters'), data.updatedAt, callId)
+      .zadd(this.#key('letters-of', fn), data.updatedAt, callId)
+      .sadd(this.#key('functions'), fn);
+  }
+
+  /** Deletes a dead letter and its index entries. */
+  #unlettered(batch: ChainableCommander, fn: string, callId: string) {
+    return batch
+      .zrem(this.#key('letters'), callId)
+      .zrem(this.#key('letters-of', fn), callId)
+      .del(this.#key('letter', callId));
+  }
+
+  async status(callId: string): Promise<seam.CallRecord | undefined> {
     // The state first, then the job: the data is then at least as new as the state.
     const state = await this.#queue.getJobState(callId);
     const job = state === 'unknown' ? undefined : await this.#queue.getJob(callId);
     if (job && state !== 'unknown') return toRecord(job, state);
+    const letter = await this.#letter(callId);
+    if (letter) return toLetterRecord(callId, letter);
     const tombstone = await this.#client.hgetall(this.#key('cancelled', callId));
     if (tombstone.data === undefined) return undefined;
-    return toCallRecord({
-      callId,
-      data: JSON.parse(tombstone.data) as CallData,
+    const data = JSON.parse(tombstone.data) as CallData;
+    return records.callRecordOf(callId, data.request.Function, Number(tombstone.timestamp), {
+      ...data,
       state: 'cancelled',
-      enqueuedAt: Number(tombstone.timestamp),
       updatedAt: Number(tombstone.cancelledAt),
       reason: 'cancelled',
     });
   }
 
+  /**
+   * Cancels a waiting call through BullMQ's remove(), which refuses a job a worker holds (locked):
+   * its record goes to a tombstone of fnbus's for the retention first. (A job taken and finished
+   * between the state's read and the removal, one round trip, would be removed as cancelled.)
+   */
   async cancel(callId: string): Promise<boolean> {
-    const result = await this.#client.eval(
-      cancelScript,
-      6,
-      this.#queue.toKey(callId),
-      this.#key('cancelled', callId),
-      ...['wait', 'paused', 'prioritized', 'delayed'].map((set) => this.#queue.toKey(set)),
-      callId,
-      this.#retentionMs,
-      Date.now(),
+    const state = await this.#queue.getJobState(callId);
+    if (state === 'unknown') {
+      if (await this.#client.exists(this.#key('letter', callId), this.#key('cancelled', callId))) {
+        return false;
+      }
+      throw new NotFoundError(`no call ${callId}`);
+    }
+    if (!waitingStates.has(state)) return false;
+    const job = await this.#queue.getJob(callId);
+    if (!job) return false;
+    const tombstone = this.#key('cancelled', callId);
+    await execOrThrow(
+      this.#client
+        .multi()
+        .hset(tombstone, {
+          data: JSON.stringify(job.data),
+          timestamp: job.timestamp,
+          cancelledAt: Date.now(),
+        })
+        .pexpire(tombstone, this.#settings.retentionMs),
     );
-    if (result === -1) throw new NotFoundError(`no call ${callId}`);
-    if (result !== 1) return false;
-    // Out of every set already; BullMQ deletes the rest (a leftover reads as cancelled anyway).
-    await this.#queue.remove(callId).catch(() => {});
+    try {
+      await job.remove();
+    } catch (error) {
+      // A worker took it meanwhile: it runs.
+      this.#logger.debug({ err: error, callId }, 'not cancelled');
+      await this.#client.del(tombstone);
+      return false;
+    }
+    await execOrThrow(this.#untracked(this.#client.multi(), job.data.request.Function, callId));
     return true;
   }
 
-  /**
-   * The page's ids from the failed set (a script: bounded scan, byte budget), then each letter's
-   * fields in one pipeline: at most the budget of job data is read into this process.
-   */
-  async deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
-    const { items: ids, next } = await this.#deadPage(query, deadLetterPageBytes);
-    const pipeline = this.#client.pipeline();
-    for (const id of ids) {
-      pipeline.hmget(
-        this.#queue.toKey(id),
-        summaryField,
-        'timestamp',
-        'processedOn',
-        'finishedOn',
-        'failedReason',
-      );
-    }
-    const rows = (await execOrThrow(pipeline)) as (string | null)[][];
-    const items: DeadLetterSummary[] = [];
-    for (const [i, callId] of ids.entries()) {
-      const [kept, timestamp, processedOn, finishedOn, failedReason] = rows[i] ?? [];
-      // A letter an older fnbus kept has no summary: made from its data, read for it alone.
-      const summary = kept
-        ? (JSON.parse(kept) as LetterSummary)
-        : await this.#client
-            .hget(this.#queue.toKey(callId), 'data')
-            .then((data) => data && letterSummary(JSON.parse(data) as CallData));
-      if (!summary) continue; // removed since the page was read
-      const record: DeadLetterSummary = {
-        callId,
-        function: summary.function,
-        state: 'dead-lettered',
-        enqueuedAt: new Date(Number(timestamp)).toISOString(),
-        updatedAt: new Date(
-          Math.max(summary.updatedAt, Number(processedOn ?? 0), Number(finishedOn ?? 0)),
-        ).toISOString(),
-        attempts: summary.attempts,
-        request: summary.request,
-      };
-      if (summary.lastStatus !== undefined) record.lastStatus = summary.lastStatus;
-      if (summary.lastBodyExcerpt !== undefined) record.lastBodyExcerpt = summary.lastBodyExcerpt;
-      const reason = summary.reason ?? failedReason ?? undefined;
-      if (reason !== undefined) record.reason = reason;
-      items.push(record);
-    }
+  /** A page's ids and summaries in one script (bounded by the page's limit and byte budget). */
+  async deadLetters(query: seam.DeadLetterQuery): Promise<seam.DeadLetterPage> {
+    const { items, next } = await this.#deadPage(query, seam.deadLetterPageBytes);
     return next === undefined ? { items } : { items, next };
   }
 
-  async deadLetter(callId: string): Promise<DeadLetter | undefined> {
-    const job = await this.#deadJob(callId);
-    return job && { ...toRecord(job, 'failed'), request: job.data.request };
+  async deadLetter(callId: string): Promise<seam.DeadLetter | undefined> {
+    const letter = await this.#letter(callId);
+    return letter && { ...toLetterRecord(callId, letter), request: letter.data.request };
   }
 
-  /** One page's ids; `next` while the failed set goes on. */
+  /** A dead letter's hash, whole; undefined when there is none. */
+  async #letter(callId: string): Promise<{ data: CallData; enqueuedAt: number } | undefined> {
+    const [data, enqueuedAt] = await this.#client.hmget(
+      this.#key('letter', callId),
+      'data',
+      'enqueuedAt',
+    );
+    if (!data) return undefined;
+    return { data: JSON.parse(data) as CallData, enqueuedAt: Number(enqueuedAt) };
+  }
+
+  /** One page of letters; `next` while the letters set goes on. */
   async #deadPage(
-    query: DeadLetterQuery,
+    query: seam.DeadLetterQuery,
     budget: number,
-  ): Promise<{ items: string[]; next?: string }> {
+  ): Promise<{ items: seam.DeadLetterSummary[]; next?: string }> {
     const [afterId, afterScore] = query.cursor
-      ? decodeCursor(query.cursor, isBullmqCursor)
+      ? records.decodeCursor(query.cursor, isBullmqCursor)
       : ['', ''];
-    const [ids, lastId, lastScore] = (await this.#client.eval(
+    const letters =
+      query.function === undefined ? this.#key('letters') : this.#key('letters-of', query.function);
+    const [flat, lastId, lastScore] = (await this.#client.eval(
       deadPageScript,
       1,
-      this.#queue.toKey('failed'),
+      letters,
       afterId,
       afterScore,
-      query.function ?? '',
       query.limit,
-      maxScanned,
-      this.#queue.toKey(''),
+      this.#key('letter', ''),
       budget,
     )) as [string[], string, string];
-    return lastId === '' ? { items: ids } : { items: ids, next: encodeCursor([lastId, lastScore]) };
+    const items: seam.DeadLetterSummary[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      items.push(JSON.parse(flat[i + 1] as string) as seam.DeadLetterSummary);
+    }
+    return lastId === '' ? { items } : { items, next: records.encodeCursor([lastId, lastScore]) };
   }
 
-  /** The ids of the matching dead letters, a page at a time, until none is left. */
-  async *#deadBatches(filter: DeadLetterFilter): AsyncGenerator<string[]> {
+  /** The matching dead letters, a page at a time, until none is left. */
+  async *#deadBatches(filter: seam.DeadLetterFilter): AsyncGenerator<seam.DeadLetterSummary[]> {
     if (filter.callId !== undefined) {
-      const job = await this.#deadJob(filter.callId, filter.function);
-      yield job ? [String(job.id)] : [];
+      const letter = await this.#letter(filter.callId);
+      const fn = letter?.data.request.Function;
+      const matches = letter && (filter.function === undefined || fn === filter.function);
+      yield matches
+        ? [
+            {
+              ...toLetterRecord(filter.callId, letter),
+              request: seam.summarizeRequest(letter.data.request),
+            },
+          ]
+        : [];
       return;
     }
-    yield* everyDeadLetterPage(filter.function, (query) =>
+    yield* records.everyDeadLetterPage(filter.function, (query) =>
       this.#deadPage(query, Number.MAX_SAFE_INTEGER),
     );
   }
 
-  async redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
+  async redrive(filter: seam.DeadLetterFilter = {}): Promise<string[]> {
     const ids: string[] = [];
     for await (const batch of this.#deadBatches(filter)) {
-      for (const id of batch) {
-        // One job's data at a time (the request is replayed from it).
-        const job = await this.#queue.getJob(id);
-        if (job) await this.#redriveOne(job, ids);
-      }
+      for (const letter of batch) await this.#redriveOne(letter.callId, ids);
     }
     return ids;
   }
 
-  /** One letter back to the wait list, if the cap has room: checked before each. */
-  async #redriveOne(job: CallJob, ids: string[]): Promise<void> {
+  /**
+   * One letter back to the queue, if the cap has room (checked before each): out of the letters
+   * set first (one redrive wins), then its job, then the rest of the letter.
+   */
+  async #redriveOne(callId: string, ids: string[]): Promise<void> {
     try {
-      await this.#claim(String(job.id), undefined, { checkId: false });
+      await this.#claim(callId, undefined, { checkId: false });
     } catch (error) {
-      throw redriveStopped(error, ids.length);
+      throw records.redriveStopped(error, ids.length);
     }
+    const letter = await this.#letter(callId);
+    if (!letter || (await this.#client.zrem(this.#key('letters'), callId)) === 0) return;
     const now = Date.now();
-    const { reason: _reason, ...data } = job.data;
+    const fn = letter.data.request.Function;
+    const data: CallData = { ...letter.data, ...records.redrivenCall(letter.data, now) };
     try {
-      // The data first: a worker may take the job as soon as it is back in the wait list.
-      await job.updateData({
-        ...data,
-        queuedAt: now,
-        priorAttempts: data.attempts.length,
-        nextAttemptAt: now,
-        updatedAt: now,
-      });
-      await job.retry('failed');
-      ids.push(String(job.id));
+      await Promise.all([
+        execOrThrow(this.#tracked(this.#client.multi(), fn, callId, now)),
+        this.#add(callId, data),
+      ]);
     } catch (error) {
-      // No longer a dead letter: redriven or purged meanwhile.
-      this.#logger.debug({ err: error, callId: job.id }, 'not redriven');
+      // Still a dead letter.
+      await this.#untracked(this.#client.multi(), fn, callId)
+        .zadd(this.#key('letters'), letter.data.updatedAt, callId)
+        .exec()
+        .catch(() => null);
+      throw records.redriveStopped(error, ids.length);
     }
+    await execOrThrow(this.#unlettered(this.#client.multi(), fn, callId));
+    ids.push(callId);
   }
 
-  async purge(filter: DeadLetterFilter = {}): Promise<number> {
+  async purge(filter: seam.DeadLetterFilter = {}): Promise<number> {
     let purged = 0;
     for await (const batch of this.#deadBatches(filter)) {
-      for (const id of batch) {
-        // Out of the failed set first, in one step: a call redriven meanwhile is not deleted.
-        if ((await this.#client.zrem(this.#queue.toKey('failed'), id)) === 0) continue;
-        await this.#queue.remove(id).catch(() => {});
+      for (const letter of batch) {
+        // Out of the letters set first, in one step: a call redriven meanwhile is not deleted.
+        if ((await this.#client.zrem(this.#key('letters'), letter.callId)) === 0) continue;
+        await execOrThrow(this.#unlettered(this.#client.multi(), letter.function, letter.callId));
         purged += 1;
       }
     }
     return purged;
   }
 
-  async bury(buried: BuriedCall): Promise<string> {
-    const callId = callIdOf(buried.request) ?? randomUUID();
+  async bury(buried: seam.BuriedCall): Promise<string> {
+    const callId = records.callIdOf(buried.request) ?? randomUUID();
     // A dead letter is not a call waiting: the cap does not apply.
     const held = await this.#claim(callId, undefined, { cap: Number.MAX_SAFE_INTEGER });
     if (!Array.isArray(held)) throw new ConflictError(`call id ${callId} is taken`);
     const now = Date.now();
     const data: CallData = {
       request: buried.request,
-      attempts: buried.attempts,
-      queuedAt: now,
-      priorAttempts: 0,
-      updatedAt: now,
-      nextAttemptAt: now,
-      lastStatus: buried.lastStatus,
-      lastBodyExcerpt: buried.lastBodyExcerpt,
-      reason: buried.reason,
+      ...records.buriedCall(buried, now),
       settledStarts: 0,
     };
     try {
-      // Through BullMQ's own add (the job as BullMQ writes it), delayed beyond reach, then to the
-      // failed set at once.
-      await this.#queue.add(buried.request.Function, data, {
-        jobId: callId,
-        timestamp: now,
-        delay: buryDelayMs,
-        removeOnFail: false,
-        stackTraceLimit: 0,
-      });
-      await this.#client.hset(
-        this.#queue.toKey(callId),
-        summaryField,
-        JSON.stringify(letterSummary(data)),
-      );
-      const moved = await this.#client.eval(
-        buryScript,
-        3,
-        this.#queue.toKey('delayed'),
-        this.#queue.toKey('failed'),
-        this.#queue.toKey(callId),
-        callId,
-        buried.reason,
-        now,
-      );
-      if (moved !== 1) throw new Error(`dead letter ${callId} was not stored`);
+      await execOrThrow(this.#lettered(this.#client.multi(), callId, now, data));
     } finally {
       void this.#client.del(...held).catch(() => 0);
     }
     return callId;
   }
 
-  /** Counted by a script in Redis: the hub gets one row per function, whatever the backlog. */
-  async stats(): Promise<Record<string, FunctionQueueStats>> {
-    const keys = ['wait', 'paused', 'prioritized', 'delayed', 'active', 'failed'].map((set) =>
-      this.#queue.toKey(set),
-    );
+  /** From fnbus's per-function tallies, in one script: O(functions), whatever the backlog. */
+  async stats(): Promise<Record<string, seam.FunctionQueueStats>> {
     const flat = (await this.#client.eval(
       statsScript,
-      keys.length,
-      ...keys,
-      this.#queue.toKey(''),
+      2,
+      this.#key('functions'),
+      this.#key('workers'),
+      this.#key('live', ''),
+      this.#key('letters-of', ''),
+      this.#key('running', ''),
+      Date.now(),
+      reportLifetimeMs,
     )) as (string | number)[];
-    const now = Date.now();
-    // No prototype: `constructor` is a valid function name.
-    const out = Object.create(null) as Record<string, FunctionQueueStats>;
+    const tallies: [string, records.FunctionTally][] = [];
     for (let i = 0; i + 4 < flat.length; i += 5) {
       const oldest = Number(flat[i + 4]);
-      out[String(flat[i])] = {
-        queued: Number(flat[i + 1]),
-        running: Number(flat[i + 2]),
-        deadLettered: Number(flat[i + 3]),
-        oldestQueuedAgeMs: oldest > 0 ? Math.max(0, now - oldest) : 0,
-      };
+      tallies.push([
+        String(flat[i]),
+        {
+          live: Number(flat[i + 1]),
+          running: Number(flat[i + 2]),
+          dead: Number(flat[i + 3]),
+          ...(oldest > 0 ? { oldestQueuedAt: oldest } : {}),
+        },
+      ]);
     }
-    return out;
+    return records.statsOf(tallies, Date.now());
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#reporter);
     const consumers = [...this.#consumers];
     for (const consumer of consumers) {
       // Now, so that no worker takes another job meanwhile.
@@ -854,16 +800,9 @@ export class BullmqQueue implements Queue {
     this.#client.disconnect();
   }
 
-  /** The dead letter a call id names, if it is one (of `fn`, when given). */
-  async #deadJob(callId: string, fn?: string): Promise<CallJob | undefined> {
-    const job = await this.#queue.getJob(callId);
-    if (!job || !(await job.isFailed())) return undefined;
-    return fn === undefined || job.data.request.Function === fn ? job : undefined;
-  }
-
-  /** fnbus's own keys, beside (not among) BullMQ's. */
-  #key(kind: string, id: string): string {
-    return `fnbus:${this.#name}:${kind}:${id}`;
+  /** fnbus's own keys, beside (not among) BullMQ's: `fnbus:<queue>:<kind>[:<id>]`. */
+  #key(kind: string, id?: string): string {
+    return id === undefined ? `fnbus:${this.#name}:${kind}` : `fnbus:${this.#name}:${kind}:${id}`;
   }
 
   #connect(options: { maxRetriesPerRequest?: null; enableAutoPipelining?: boolean }): Redis {
@@ -914,67 +853,44 @@ function redisError(error: unknown): unknown {
   return error;
 }
 
-/** Where a record's attempts and last answer come from: the job's data, or an acked call. */
-type LastAnswer = Pick<CallData, 'attempts' | 'lastStatus' | 'lastBodyExcerpt'>;
-
-interface RecordParts {
-  callId: string;
-  data: CallData;
-  state: CallState;
-  enqueuedAt: number;
-  updatedAt: number;
-  last?: LastAnswer;
-  reason?: string;
-}
-
-function toCallRecord({
-  callId,
-  data,
-  state,
-  enqueuedAt,
-  updatedAt,
-  last = data,
-  reason,
-}: RecordParts) {
-  const record: CallRecord = {
-    callId,
-    function: data.request.Function,
-    state,
-    enqueuedAt: new Date(enqueuedAt).toISOString(),
-    updatedAt: new Date(updatedAt).toISOString(),
-    attempts: last.attempts,
-  };
-  if (state === 'queued') record.nextAttemptAt = new Date(data.nextAttemptAt).toISOString();
-  if (last.lastStatus !== undefined) record.lastStatus = last.lastStatus;
-  if (last.lastBodyExcerpt !== undefined) record.lastBodyExcerpt = last.lastBodyExcerpt;
-  if (reason !== undefined) record.reason = reason;
-  return record;
+/** A dead letter's record, from its hash. */
+function toLetterRecord(
+  callId: string,
+  letter: { data: CallData; enqueuedAt: number },
+): seam.CallRecord {
+  const { data } = letter;
+  return records.callRecordOf(callId, data.request.Function, letter.enqueuedAt, {
+    ...data,
+    state: 'dead-lettered',
+  });
 }
 
 /** A call's record from its job and BullMQ state. */
-function toRecord(job: CallJob, state: JobState): CallRecord {
+function toRecord(job: CallJob, state: JobState): seam.CallRecord {
   const data = job.data;
-  const parts = {
-    callId: String(job.id),
-    data,
-    enqueuedAt: job.timestamp,
-    updatedAt: Math.max(data.updatedAt, job.processedOn ?? 0, job.finishedOn ?? 0),
-  };
+  const record = (call: records.CallProgress) =>
+    records.callRecordOf(String(job.id), data.request.Function, job.timestamp, {
+      ...call,
+      updatedAt: Math.max(call.updatedAt, job.processedOn ?? 0, job.finishedOn ?? 0),
+    });
   switch (state) {
     case 'active':
-      return toCallRecord({ ...parts, state: 'running', reason: data.reason });
-    case 'failed':
-      return toCallRecord({
-        ...parts,
-        state: 'dead-lettered',
-        reason: data.reason ?? job.failedReason,
-      });
+      return record({ ...data, state: 'running' });
+    case 'failed': // a dead letter an older fnbus left in BullMQ's failed set
+      return record({ ...data, state: 'dead-lettered', reason: data.reason ?? job.failedReason });
     case 'completed': {
       const acked = (job.returnvalue as AckedCall | null) ?? undefined;
-      return toCallRecord({ ...parts, state: acked?.state ?? 'succeeded', last: acked });
+      return record({
+        ...data,
+        state: acked?.state ?? 'succeeded',
+        attempts: acked?.attempts ?? data.attempts,
+        lastStatus: acked?.lastStatus,
+        lastBodyExcerpt: acked?.lastBodyExcerpt,
+        reason: undefined,
+      });
     }
     default: // waiting, delayed, prioritized
-      return toCallRecord({ ...parts, state: 'queued', reason: data.reason });
+      return record({ ...data, state: 'queued' });
   }
 }
 

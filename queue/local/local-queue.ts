@@ -9,48 +9,13 @@ import {
   NotFoundError,
   UnavailableError,
 } from '../../core/errors.js';
-import {
-  base64Bytes,
-  summarizeRequest,
-  type RequestSummary,
-  type BuriedCall,
-  type AttemptRecord,
-  type CallRecord,
-  type CallState,
-  type ConsumeOptions,
-  type DeadLetter,
-  type DeadLetterFilter,
-  type DeadLetterPage,
-  type DeadLetterQuery,
-  type DeliveryHandler,
-  type Enqueued,
-  type EnqueueOptions,
-  type FunctionQueueStats,
-  type Queue,
-  type Settlement,
-} from '../../core/queue.js';
+import * as seam from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import {
-  callIdOf,
-  decodeCursor,
-  encodeCursor,
-  queueFull,
-  redriveStopped,
-  requestFingerprint,
-  sameRequestOr422,
-  scopedIdempotencyKey,
-  toSettledState,
-} from '../call-records.js';
+import * as records from '../call-records.js';
 
-export interface LocalQueueOptions {
+export interface LocalQueueOptions extends records.QueueOptions {
   /** The database file (created with its folder); `:memory:` for a queue that does not last. */
   file: string;
-  /** How long finished calls stay visible to status(); default 24 h. */
-  retentionMs?: number;
-  /** How long an Idempotency-Key is remembered; default 24 h. */
-  idempotencyWindowMs?: number;
-  /** Most calls waiting or running at once; enqueue and redrive refuse more. Default 100,000. */
-  maxQueuedCalls?: number;
   /**
    * Also look for due calls this often while consuming: for a consumer in another thread or
    * process than the one enqueueing, which no wake-up reaches. Default: only when woken.
@@ -61,7 +26,7 @@ export interface LocalQueueOptions {
 interface CallRow {
   call_id: string;
   function: string;
-  state: CallState;
+  state: seam.CallState;
   request: string | null;
   enqueued_at: number;
   updated_at: number;
@@ -75,8 +40,6 @@ interface CallRow {
   reason: string | null;
 }
 
-/** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
-const afterHandlerErrorMs = 1000;
 /** Most calls claimed in one statement when several slots are free. */
 const claimBatch = 64;
 /** Most dead letters redriven in one statement. */
@@ -106,7 +69,7 @@ interface LetterRow extends CallRow {
  * (`redelivered`). One process owns the file: this is the queue of a single hub, not of a fleet
  * of workers (use BullMQ or JetStream for that).
  */
-export class LocalQueue implements Queue {
+export class LocalQueue implements seam.Queue {
   readonly #db: Database.Database;
   readonly #retentionMs: number;
   readonly #idempotencyWindowMs: number;
@@ -121,7 +84,7 @@ export class LocalQueue implements Queue {
   #enqueues: {
     req: QueueRequest;
     key: string | undefined;
-    resolve: (enqueued: Enqueued) => void;
+    resolve: (enqueued: seam.Enqueued) => void;
     reject: (error: Error) => void;
   }[] = [];
   #settlements: (() => void)[] = [];
@@ -134,9 +97,11 @@ export class LocalQueue implements Queue {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
     migrate(this.#db);
-    this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
-    this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
-    this.#maxQueuedCalls = options.maxQueuedCalls ?? 100_000;
+    ({
+      retentionMs: this.#retentionMs,
+      idempotencyWindowMs: this.#idempotencyWindowMs,
+      maxQueuedCalls: this.#maxQueuedCalls,
+    } = records.queueSettings(options));
     this.#pollMs = options.pollMs;
     this.#statements = prepare(this.#db);
     // Calls running when the last process died: run them again, marked redelivered.
@@ -144,7 +109,7 @@ export class LocalQueue implements Queue {
     this.#pruner = setInterval(() => this.#prune(), 60_000).unref();
   }
 
-  enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+  enqueue(req: QueueRequest, options: seam.EnqueueOptions = {}): Promise<seam.Enqueued> {
     return new Promise((resolve, reject) => {
       this.#enqueues.push({ req, key: options.idempotencyKey, resolve, reject });
       if (this.#enqueues.length === 1) setImmediate(this.#commitEnqueues);
@@ -163,7 +128,7 @@ export class LocalQueue implements Queue {
       for (const item of batch) item.reject(new UnavailableError('the queue is closed'));
       return;
     }
-    let results: (Enqueued | Error)[];
+    let results: (seam.Enqueued | Error)[];
     try {
       // IMMEDIATE: the write lock up front, waited for; a read-then-write transaction could
       // otherwise fail at once when another connection (the worker thread) wrote meanwhile.
@@ -184,7 +149,7 @@ export class LocalQueue implements Queue {
       return;
     }
     batch.forEach((item, i) => {
-      const result = results[i] as Enqueued | Error;
+      const result = results[i] as seam.Enqueued | Error;
       if (result instanceof Error) item.reject(result);
       else item.resolve(result);
     });
@@ -196,12 +161,15 @@ export class LocalQueue implements Queue {
     req: QueueRequest,
     sentKey: string | undefined,
     counted: { queued: number; added: Map<string, number> },
-  ): Enqueued | Error {
+  ): seam.Enqueued | Error {
     const now = Date.now();
     const idempotency =
       sentKey === undefined
         ? undefined
-        : { key: scopedIdempotencyKey(req, sentKey), fingerprint: requestFingerprint(req) };
+        : {
+            key: records.scopedIdempotencyKey(req, sentKey),
+            fingerprint: records.requestFingerprint(req),
+          };
     if (idempotency) {
       const { key, fingerprint } = idempotency;
       this.#statements.forgetKey.run(key, now);
@@ -209,7 +177,7 @@ export class LocalQueue implements Queue {
         { call_id: string; fingerprint: string | null } | undefined;
       if (seen) {
         try {
-          return sameRequestOr422(
+          return records.sameRequestOr422(
             { callId: seen.call_id, fingerprint: seen.fingerprint },
             fingerprint,
           );
@@ -218,8 +186,8 @@ export class LocalQueue implements Queue {
         }
       }
     }
-    if (counted.queued >= this.#maxQueuedCalls) return queueFull(this.#maxQueuedCalls);
-    const callId = callIdOf(req) ?? randomUUID();
+    if (counted.queued >= this.#maxQueuedCalls) return records.queueFull(this.#maxQueuedCalls);
+    const callId = records.callIdOf(req) ?? randomUUID();
     // A taken id inserts nothing: no read of the row first.
     const { changes } = this.#statements.insert.run({
       call_id: callId,
@@ -239,7 +207,7 @@ export class LocalQueue implements Queue {
     return { callId, duplicate: false };
   }
 
-  async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
+  async consume(handle: seam.DeliveryHandler, options: seam.ConsumeOptions, signal: AbortSignal) {
     const inFlight = new Set<Promise<void>>();
     const concurrency = Math.max(1, options.concurrency);
     while (!signal.aborted && !this.#closed) {
@@ -268,35 +236,23 @@ export class LocalQueue implements Queue {
     }
   }
 
-  async #deliver(row: CallRow, handle: DeliveryHandler): Promise<void> {
+  async #deliver(row: CallRow, handle: seam.DeliveryHandler): Promise<void> {
     const req = JSON.parse(row.request ?? '{}') as QueueRequest;
-    const attempts = JSON.parse(row.attempts) as AttemptRecord[];
-    let settlement: Settlement;
-    try {
-      settlement = await handle(req, {
-        callId: row.call_id,
-        attempts,
-        queuedAt: new Date(row.queued_at),
-        priorAttempts: row.prior_attempts,
-        redelivered: row.redelivered === 1,
-      });
-    } catch {
-      settlement = { outcome: 'defer', delayMs: afterHandlerErrorMs };
-    }
-    this.#settle(row.call_id, req, attempts, settlement);
+    const call = progressOf(row);
+    const settlement = await records.settlementOf(
+      handle,
+      req,
+      records.deliveryOf(row.call_id, call, row.redelivered === 1),
+    );
+    this.#settle(row.call_id, req, records.settledCall(call, settlement, Date.now()));
   }
 
   /**
    * Settlements are committed together once per turn, as enqueues are: a settlement lost to a
    * crash before its commit only means the call runs again (at least once).
    */
-  #settle(
-    callId: string,
-    req: QueueRequest,
-    attempts: AttemptRecord[],
-    settlement: Settlement,
-  ): void {
-    this.#settlements.push(() => this.#writeSettlement(callId, req, attempts, settlement));
+  #settle(callId: string, req: QueueRequest, next: records.CallProgress): void {
+    this.#settlements.push(() => this.#writeSettlement(callId, req, next));
     if (this.#settlements.length === 1) setImmediate(this.#commitSettlements);
   }
 
@@ -308,54 +264,25 @@ export class LocalQueue implements Queue {
     this.#notify();
   };
 
-  #writeSettlement(
-    callId: string,
-    req: QueueRequest,
-    attempts: AttemptRecord[],
-    settlement: Settlement,
-  ): void {
-    const now = Date.now();
-    if (settlement.outcome === 'defer') {
-      this.#statements.requeue.run({
-        call_id: callId,
-        next_at: now + settlement.delayMs,
-        attempts: JSON.stringify(attempts),
-        now,
-        last_status: null,
-        last_body: null,
-        reason: null,
-      });
-      return;
-    }
-    const outcome = settlement.attempt;
-    const all = outcome ? [...attempts, outcome.record] : attempts;
-    const common = {
+  /** One row update, whatever the outcome. */
+  #writeSettlement(callId: string, req: QueueRequest, next: records.CallProgress): void {
+    const dead = next.state === 'dead-lettered';
+    this.#statements.settle.run({
       call_id: callId,
-      attempts: JSON.stringify(all),
-      now,
-      last_status: outcome?.record.status ?? null,
-      last_body: outcome?.bodyExcerpt ?? null,
-    };
-    if (settlement.outcome === 'retry') {
-      this.#statements.requeue.run({
-        ...common,
-        next_at: now + settlement.delayMs,
-        reason: settlement.reason,
-      });
-      return;
-    }
-    const state = toSettledState(settlement);
-    this.#statements.finish.run({
-      ...common,
-      state,
-      reason: settlement.outcome === 'dead-letter' ? settlement.reason : null,
+      state: next.state,
+      next_at: next.nextAttemptAt ?? next.updatedAt,
+      attempts: JSON.stringify(next.attempts),
+      now: next.updatedAt,
+      last_status: next.lastStatus ?? null,
+      last_body: next.lastBodyExcerpt ?? null,
+      reason: next.reason ?? null,
       // Finished calls keep only their record; dead letters keep the request to be replayed.
-      keep_request: state === 'dead-lettered' ? 1 : 0,
-      summary: state === 'dead-lettered' ? JSON.stringify(summarizeRequest(req)) : null,
+      keep_request: next.state === 'queued' || dead ? 1 : 0,
+      summary: dead ? JSON.stringify(seam.summarizeRequest(req)) : null,
     });
   }
 
-  status(callId: string): Promise<CallRecord | undefined> {
+  status(callId: string): Promise<seam.CallRecord | undefined> {
     return settled(() => {
       const row = this.#statements.get.get(callId) as CallRow | undefined;
       return row && toRecord(row);
@@ -374,12 +301,12 @@ export class LocalQueue implements Queue {
    * One statement over the dead letters' own index, LIMIT rows: the request's summary is made
    * by SQLite (json_extract), so that no body is read into this process.
    */
-  deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
+  deadLetters(query: seam.DeadLetterQuery): Promise<seam.DeadLetterPage> {
     return settled(() => this.#deadLetterPage(query));
   }
 
-  #deadLetterPage(query: DeadLetterQuery): DeadLetterPage {
-    const [at, seq] = query.cursor ? decodeCursor(query.cursor, isLocalCursor) : [-1, -1];
+  #deadLetterPage(query: seam.DeadLetterQuery): seam.DeadLetterPage {
+    const [at, seq] = query.cursor ? records.decodeCursor(query.cursor, isLocalCursor) : [-1, -1];
     const params = { at, seq, limit: query.limit + 1 };
     const rows = (
       query.function === undefined
@@ -389,21 +316,22 @@ export class LocalQueue implements Queue {
     const items = rows.slice(0, query.limit).map((row) => ({
       ...toRecord(row),
       request: row.summary
-        ? (JSON.parse(row.summary) as RequestSummary)
+        ? (JSON.parse(row.summary) as seam.RequestSummary)
         : {
             Method: row.method ?? '',
             Path: row.path ?? '',
             QueryString: row.query ?? '',
-            BodyBytes: base64Bytes(row.body_length ?? 0, row.body_tail ?? ''),
+            BodyBytes: seam.base64Bytes(row.body_length ?? 0, row.body_tail ?? ''),
           },
     }));
     const last = rows[query.limit - 1];
-    const page: DeadLetterPage = { items };
-    if (rows.length > query.limit && last) page.next = encodeCursor([last.updated_at, last.seq]);
+    const page: seam.DeadLetterPage = { items };
+    if (rows.length > query.limit && last)
+      page.next = records.encodeCursor([last.updated_at, last.seq]);
     return page;
   }
 
-  deadLetter(callId: string): Promise<DeadLetter | undefined> {
+  deadLetter(callId: string): Promise<seam.DeadLetter | undefined> {
     return settled(() => {
       const row = this.#statements.get.get(callId) as CallRow | undefined;
       if (!row || row.state !== 'dead-lettered') return undefined;
@@ -412,7 +340,7 @@ export class LocalQueue implements Queue {
   }
 
   /** A batch at a time, each within the room left under the cap. */
-  redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
+  redrive(filter: seam.DeadLetterFilter = {}): Promise<string[]> {
     try {
       const ids: string[] = [];
       let full = false;
@@ -440,7 +368,9 @@ export class LocalQueue implements Queue {
         for (const row of batch) ids.push(row.call_id);
         if (batch.length > 0) this.#notify();
         if (full) {
-          return Promise.reject(redriveStopped(queueFull(this.#maxQueuedCalls), ids.length));
+          return Promise.reject(
+            records.redriveStopped(records.queueFull(this.#maxQueuedCalls), ids.length),
+          );
         }
         if (batch.length < redriveBatch) return Promise.resolve(ids);
       }
@@ -449,24 +379,25 @@ export class LocalQueue implements Queue {
     }
   }
 
-  purge(filter: DeadLetterFilter = {}): Promise<number> {
+  purge(filter: seam.DeadLetterFilter = {}): Promise<number> {
     return settled(() => this.#statements.purge.run(filterParams(filter)).changes);
   }
 
-  bury(call: BuriedCall): Promise<string> {
-    const callId = callIdOf(call.request) ?? randomUUID();
+  bury(buried: seam.BuriedCall): Promise<string> {
+    const callId = records.callIdOf(buried.request) ?? randomUUID();
+    const call = records.buriedCall(buried, Date.now());
     let changes: number;
     try {
       ({ changes } = this.#bury({
         call_id: callId,
-        function: call.request.Function,
-        request: JSON.stringify(call.request),
-        now: Date.now(),
+        function: buried.request.Function,
+        request: JSON.stringify(buried.request),
+        now: call.updatedAt,
         attempts: JSON.stringify(call.attempts),
         last_status: call.lastStatus ?? null,
         last_body: call.lastBodyExcerpt ?? null,
-        reason: call.reason,
-        summary: JSON.stringify(summarizeRequest(call.request)),
+        reason: call.reason ?? null,
+        summary: JSON.stringify(seam.summarizeRequest(buried.request)),
       }));
     } catch (error) {
       return Promise.reject(storeError(error));
@@ -489,33 +420,29 @@ export class LocalQueue implements Queue {
    * From the per-function counters the triggers keep, and one index lookup per function with
    * calls waiting: the cost grows with the functions, not with the backlog.
    */
-  stats(): Promise<Record<string, FunctionQueueStats>> {
-    const now = Date.now();
-    // No prototype: `constructor` is a valid function name.
-    const out = Object.create(null) as Record<string, FunctionQueueStats>;
-    const entry = (fn: string) =>
-      (out[fn] ??= { queued: 0, running: 0, deadLettered: 0, oldestQueuedAgeMs: 0 });
-    const tallies = this.#statements.tallies.all() as {
-      function: string;
-      kind: 'live' | 'dead';
-      count: number;
-    }[];
-    for (const row of tallies) {
-      if (row.kind === 'live') entry(row.function).queued = row.count;
-      else entry(row.function).deadLettered = row.count;
-    }
-    const running = this.#statements.running.all() as { function: string; count: number }[];
-    for (const row of running) {
-      const stats = entry(row.function);
-      stats.running = row.count;
-      stats.queued = Math.max(0, stats.queued - row.count);
-    }
-    for (const [fn, stats] of Object.entries(out)) {
-      if (stats.queued === 0) continue;
-      const { oldest } = this.#statements.oldestQueued.get(fn) as { oldest: number | null };
-      if (oldest !== null) stats.oldestQueuedAgeMs = Math.max(0, now - oldest);
-    }
-    return Promise.resolve(out);
+  stats(): Promise<Record<string, seam.FunctionQueueStats>> {
+    return settled(() => {
+      const tallies = new Map<string, records.FunctionTally>();
+      const tally = (fn: string) => {
+        let entry = tallies.get(fn);
+        if (!entry) tallies.set(fn, (entry = { live: 0, running: 0, dead: 0 }));
+        return entry;
+      };
+      const counts = this.#statements.tallies.all() as {
+        function: string;
+        kind: 'live' | 'dead';
+        count: number;
+      }[];
+      for (const row of counts) tally(row.function)[row.kind] = row.count;
+      const running = this.#statements.running.all() as { function: string; count: number }[];
+      for (const row of running) tally(row.function).running = row.count;
+      for (const [fn, entry] of tallies) {
+        if (entry.live <= entry.running) continue;
+        const { oldest } = this.#statements.oldestQueued.get(fn) as { oldest: number | null };
+        if (oldest !== null) entry.oldestQueuedAt = oldest;
+      }
+      return records.statsOf(tallies, Date.now());
+    });
   }
 
   /** Calls waiting or running now, from the per-function counters. */
@@ -607,30 +534,36 @@ function storeError(error: unknown): Error {
   return error;
 }
 
-function filterParams(filter: DeadLetterFilter) {
+function filterParams(filter: seam.DeadLetterFilter) {
   return { call_id: filter.callId ?? null, function: filter.function ?? null };
 }
 
-function toRecord(row: CallRow): CallRecord {
-  const record: CallRecord = {
-    callId: row.call_id,
-    function: row.function,
+/** A row's progress, as the state machine (call-records) reads it. */
+function progressOf(row: CallRow): records.CallProgress {
+  const call: records.CallProgress = {
     state: row.state,
-    enqueuedAt: new Date(row.enqueued_at).toISOString(),
-    updatedAt: new Date(row.updated_at).toISOString(),
-    attempts: JSON.parse(row.attempts) as AttemptRecord[],
+    attempts: JSON.parse(row.attempts) as seam.AttemptRecord[],
+    queuedAt: row.queued_at,
+    priorAttempts: row.prior_attempts,
+    updatedAt: row.updated_at,
+    nextAttemptAt: row.next_at,
   };
-  if (row.state === 'queued') record.nextAttemptAt = new Date(row.next_at).toISOString();
-  if (row.last_status !== null) record.lastStatus = row.last_status;
-  if (row.last_body !== null) record.lastBodyExcerpt = row.last_body;
-  if (row.reason !== null) record.reason = row.reason;
-  return record;
+  if (row.last_status !== null) call.lastStatus = row.last_status;
+  if (row.last_body !== null) call.lastBodyExcerpt = row.last_body;
+  if (row.reason !== null) call.reason = row.reason;
+  return call;
 }
 
-/** What a call in `row`'s state is tallied as: live, dead, or nothing (finished). */
+function toRecord(row: CallRow): seam.CallRecord {
+  return records.callRecordOf(row.call_id, row.function, row.enqueued_at, progressOf(row));
+}
+
+/** What a call in `row`'s state is tallied as (call-records' records.tallyOfState), in SQL. */
 function kindOf(row: 'old' | 'new'): string {
-  return `(CASE ${row}.state WHEN 'queued' THEN 'live' WHEN 'running' THEN 'live'
-    WHEN 'dead-lettered' THEN 'dead' END)`;
+  const cases = Object.entries(records.tallyOfState)
+    .filter(([, kind]) => kind !== undefined)
+    .map(([state, kind]) => `WHEN '${state}' THEN '${kind}'`);
+  return `(CASE ${row}.state ${cases.join(' ')} END)`;
 }
 
 const schema = `
@@ -753,17 +686,12 @@ function prepare(db: Database.Database) {
                        ORDER BY next_at, rowid LIMIT @limit)
        RETURNING *`,
     ),
-    requeue: db.prepare(
-      `UPDATE calls SET state = 'queued', next_at = @next_at, attempts = @attempts,
-         updated_at = @now, redelivered = 0,
-         last_status = coalesce(@last_status, last_status),
-         last_body = coalesce(@last_body, last_body), reason = coalesce(@reason, reason)
-       WHERE call_id = @call_id AND state = 'running'`,
-    ),
-    finish: db.prepare(
-      `UPDATE calls SET state = @state, attempts = @attempts, updated_at = @now,
-         last_status = @last_status, last_body = @last_body, reason = @reason,
-         request = CASE WHEN @keep_request = 1 THEN request ELSE NULL END, summary = @summary
+    // A settlement of a running call: whatever its outcome, one row update.
+    settle: db.prepare(
+      `UPDATE calls SET state = @state, next_at = @next_at, attempts = @attempts,
+         updated_at = @now, redelivered = 0, last_status = @last_status, last_body = @last_body,
+         reason = @reason, request = CASE WHEN @keep_request = 1 THEN request ELSE NULL END,
+         summary = @summary
        WHERE call_id = @call_id AND state = 'running'`,
     ),
     requeueRunning: db.prepare(

@@ -43,71 +43,35 @@ import {
   ValidationError,
 } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
+import * as seam from '../../core/queue.js';
 import { Backoff } from '../../core/retry-policy.js';
-import {
-  deadLetterPageBytes,
-  summarizeRequest,
-  type BuriedCall,
-  type CallRecord,
-  type ConsumeOptions,
-  type DeadLetter,
-  type DeadLetterFilter,
-  type DeadLetterPage,
-  type DeadLetterQuery,
-  type Delivery,
-  type DeliveryHandler,
-  type Enqueued,
-  type EnqueueOptions,
-  type FunctionQueueStats,
-  type Queue,
-  type Settlement,
-} from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
-import {
-  awaitReconnect,
-  callIdOf,
-  decodeCursor,
-  encodeCursor,
-  everyDeadLetterPage,
-  queueFull,
-  redriveStopped,
-  requestFingerprint,
-  sameRequestOr422,
-  scopedIdempotencyKey,
-  toSettledState,
-} from '../call-records.js';
+import * as records from '../call-records.js';
 import {
   callKey,
   createOnce,
+  functionOfToken,
   isStale,
+  progressOf,
   readCall,
+  subjectToken,
   toCallRecord,
   updateCall,
+  withProgress,
   type CallEntry,
   type StoredCall,
 } from './stored-call.js';
 
-export interface NatsQueueOptions {
+/**
+ * `leaseMs` is JetStream's ack wait: live workers keep their deliveries with progress acks.
+ * `maxQueuedCalls` is the work stream's `max_msgs` (discard new): the server itself refuses the
+ * next publish.
+ */
+export interface NatsQueueOptions extends records.QueueOptions {
   /** The server, `nats://host:port` (a comma-separated list for a cluster). */
   url: string;
   /** Names the stream (and prefixes its consumer, subjects and KV buckets); default `fnbus-async`. */
   name?: string;
-  /** How long finished calls stay visible to status(); default 24 h. */
-  retentionMs?: number;
-  /** How long an Idempotency-Key is remembered; default 24 h. */
-  idempotencyWindowMs?: number;
-  /**
-   * How long a delivery may go unanswered before JetStream hands it to another worker: how soon
-   * a killed worker's call runs again. Live workers keep their deliveries with progress acks.
-   * Default 30 s.
-   */
-  ackWaitMs?: number;
-  /**
-   * Most calls waiting or running at once: the work stream's `max_msgs` (discard new), so the
-   * server itself refuses the next publish. Default 100,000.
-   */
-  maxQueuedCalls?: number;
-  logger?: Logger;
 }
 
 /** What one connection has set up. */
@@ -136,8 +100,6 @@ interface Claim {
   redelivered: boolean;
 }
 
-/** A handler that throws is a bug, not a decision: the call waits a second and runs again. */
-const afterHandlerErrorMs = 1000;
 /** How long enqueue and settlements keep retrying through a lost connection. */
 const persistForMs = 15_000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
@@ -165,13 +127,15 @@ const isSequence = (value: unknown): value is number =>
  * or a cancel is dropped rather than run again. Records are written with compare-and-set on their
  * revision, so two workers, or a worker and a cancel, never both win.
  */
-export class NatsQueue implements Queue {
+export class NatsQueue implements seam.Queue {
   readonly #url: string;
   readonly #name: string;
   readonly #retentionMs: number;
   readonly #idempotencyWindowMs: number;
   readonly #ackWaitMs: number;
   readonly #maxQueuedCalls: number;
+  /** This queue's deliveries in its handlers, per function: what stats() asks of every worker. */
+  readonly #running = new Map<string, number>();
   readonly #logger: Logger;
   #backend: Promise<Backend> | undefined;
   /** Aborts when the queue closes: consume loops and retries stop at once. */
@@ -187,15 +151,17 @@ export class NatsQueue implements Queue {
     if (!/^[-\w]+$/.test(this.#name)) {
       throw new ConfigError([`queue name "${this.#name}": use letters, digits, - and _`]);
     }
-    this.#retentionMs = options.retentionMs ?? 24 * 3600_000;
-    this.#idempotencyWindowMs = options.idempotencyWindowMs ?? 24 * 3600_000;
-    this.#ackWaitMs = options.ackWaitMs ?? 30_000;
-    this.#maxQueuedCalls = options.maxQueuedCalls ?? 100_000;
+    ({
+      retentionMs: this.#retentionMs,
+      idempotencyWindowMs: this.#idempotencyWindowMs,
+      leaseMs: this.#ackWaitMs,
+      maxQueuedCalls: this.#maxQueuedCalls,
+    } = records.queueSettings(options));
     this.#logger = options.logger ?? silentLogger;
     this.#sweeper = setInterval(() => void this.#sweep(), sweepEveryMs).unref();
   }
 
-  async enqueue(req: QueueRequest, options: EnqueueOptions = {}): Promise<Enqueued> {
+  async enqueue(req: QueueRequest, options: seam.EnqueueOptions = {}): Promise<seam.Enqueued> {
     try {
       await this.#reachable();
       return await this.#enqueue(req, options);
@@ -204,7 +170,7 @@ export class NatsQueue implements Queue {
     }
   }
 
-  async #enqueue(req: QueueRequest, options: EnqueueOptions): Promise<Enqueued> {
+  async #enqueue(req: QueueRequest, options: seam.EnqueueOptions): Promise<seam.Enqueued> {
     const backend = await this.#connected();
     const data = JSON.stringify(req);
     // The request travels as one message, and a dead letter keeps it in one record beside the
@@ -216,33 +182,31 @@ export class NatsQueue implements Queue {
           `takes ${limit} at most (its max_payload, less room for the call's record)`,
       );
     }
-    const callId = callIdOf(req) ?? randomUUID();
-    const now = new Date().toISOString();
-    const call: StoredCall = {
-      callId,
-      function: req.Function,
-      state: 'queued',
-      enqueuedAt: now,
-      updatedAt: now,
-      nextAttemptAt: now,
-      attempts: [],
-      messageId: `${callId}~${randomUUID()}`,
-      queuedAt: now,
-      priorAttempts: 0,
-    };
+    const callId = records.callIdOf(req) ?? randomUUID();
+    const now = Date.now();
+    const call = withProgress(
+      {
+        callId,
+        function: req.Function,
+        enqueuedAt: new Date(now).toISOString(),
+        messageId: `${callId}~${randomUUID()}`,
+      },
+      records.queuedCall(now),
+    );
     // Whatever this enqueue wrote is taken back if it fails: the caller was told no.
     const undo: (() => Promise<unknown>)[] = [];
     try {
       if (options.idempotencyKey !== undefined) {
-        const digest = scopedIdempotencyKey(req, options.idempotencyKey);
-        const fingerprint = requestFingerprint(req);
+        const digest = records.scopedIdempotencyKey(req, options.idempotencyKey);
+        const fingerprint = records.requestFingerprint(req);
         const mine = JSON.stringify({ callId, messageId: call.messageId, fingerprint });
         const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
         if (revision === undefined) {
           const seen = await backend.keys.get(digest);
-          if (seen?.operation !== 'PUT')
+          if (seen?.operation !== 'PUT') {
             throw new UnavailableError('Idempotency-Key just expired; try again');
-          return sameRequestOr422(
+          }
+          return records.sameRequestOr422(
             seen.json<{ callId: string; fingerprint?: string }>(),
             fingerprint,
           );
@@ -271,8 +235,9 @@ export class NatsQueue implements Queue {
     }
   }
 
-  async consume(handle: DeliveryHandler, options: ConsumeOptions, signal: AbortSignal) {
+  async consume(handle: seam.DeliveryHandler, options: seam.ConsumeOptions, signal: AbortSignal) {
     const stop = AbortSignal.any([signal, this.#closing.signal]);
+    const answering = this.#answerRunning();
     const concurrency = Math.max(1, Math.floor(options.concurrency));
     const inFlight = new Set<Promise<void>>();
     while (!stop.aborted) {
@@ -309,9 +274,32 @@ export class NatsQueue implements Queue {
     // Closed under it (a process going away): what is in flight is abandoned and comes back
     // after the ack wait. Otherwise the deliveries in flight settle first.
     if (!this.#closing.signal.aborted) await Promise.all(inFlight);
+    (await answering)?.unsubscribe();
   }
 
-  async status(callId: string): Promise<CallRecord | undefined> {
+  /**
+   * While consuming, answers stats()' question on core NATS (no stream, nothing stored): this
+   * queue's deliveries in their handlers, per function. Running calls are not written anywhere
+   * on their way, so that a claim costs one write.
+   */
+  async #answerRunning() {
+    try {
+      const { nc } = await this.#connected();
+      return nc.subscribe(this.#runningSubject(), {
+        callback: (_error, msg) => {
+          attempt(() => msg.respond(JSON.stringify([...this.#running])));
+        },
+      });
+    } catch {
+      return undefined; // not connected: the consume loop says so
+    }
+  }
+
+  #runningSubject(): string {
+    return `${this.#name}.running`;
+  }
+
+  async status(callId: string): Promise<seam.CallRecord | undefined> {
     const backend = await this.#connected();
     const key = callKey(callId);
     const entry = (await readCall(backend.live, key)) ?? (await readCall(backend.done, key));
@@ -328,14 +316,10 @@ export class NatsQueue implements Queue {
         throw new NotFoundError(`no call ${callId}`);
       }
       if (entry.call.state !== 'queued') return false;
-      const now = new Date().toISOString();
-      const cancelled: StoredCall = {
-        ...entry.call,
-        state: 'cancelled',
-        updatedAt: now,
-        nextAttemptAt: undefined,
-        reason: 'cancelled',
-      };
+      const cancelled = withProgress(
+        entry.call,
+        records.cancelledCall(progressOf(entry.call), Date.now()),
+      );
       const revision = await updateCall(backend.live, entry.key, cancelled, entry.revision);
       if (revision === undefined) continue; // a worker took it meanwhile: look again
       // Its message stays in the stream until delivered, and is dropped then: no record in `live`.
@@ -344,22 +328,22 @@ export class NatsQueue implements Queue {
     }
   }
 
-  async deadLetters(query: DeadLetterQuery): Promise<DeadLetterPage> {
+  async deadLetters(query: seam.DeadLetterQuery): Promise<seam.DeadLetterPage> {
     const backend = await this.#connected();
-    const page = await this.#deadPage(backend, query, deadLetterPageBytes);
+    const page = await this.#deadPage(backend, query, seam.deadLetterPageBytes);
     const items = page.items.map(({ call }) => ({
       ...toCallRecord(call),
       // (Neither: a letter whose writer died between its record and its request.)
       request:
         call.letter ??
         (call.request
-          ? summarizeRequest(call.request)
+          ? seam.summarizeRequest(call.request)
           : { Method: '', Path: '', QueryString: '', BodyBytes: 0 }),
     }));
     return page.next === undefined ? { items } : { items, next: page.next };
   }
 
-  async deadLetter(callId: string): Promise<DeadLetter | undefined> {
+  async deadLetter(callId: string): Promise<seam.DeadLetter | undefined> {
     const backend = await this.#connected();
     const entry = await readCall(backend.live, callKey(callId));
     if (entry?.call.state !== 'dead-lettered') return undefined;
@@ -367,15 +351,24 @@ export class NatsQueue implements Queue {
     return request && { ...toCallRecord(entry.call), request };
   }
 
-  /** A dead letter's request: inline (an older fnbus's record), or from the letters bucket. */
+  /**
+   * A dead letter's request: its message in the letters stream, or (an older fnbus's letter)
+   * inline or in the letters bucket.
+   */
   async #letterRequest(backend: Backend, call: StoredCall): Promise<QueueRequest | undefined> {
     if (call.request) return call.request;
+    if (call.letterSeq !== undefined) {
+      const stored = await backend.jsm.streams
+        .getMessage(this.#deadStream(), { seq: call.letterSeq })
+        .catch(() => null);
+      return stored?.json<QueueRequest>();
+    }
     if (!call.letterKey) return undefined;
     const stored = await backend.letters.get(call.letterKey);
     return stored?.operation === 'PUT' ? stored.json<QueueRequest>() : undefined;
   }
 
-  async redrive(filter: DeadLetterFilter = {}): Promise<string[]> {
+  async redrive(filter: seam.DeadLetterFilter = {}): Promise<string[]> {
     const backend = await this.#connected();
     const redriven: string[] = [];
     for await (const letters of this.#deadBatches(backend, filter)) {
@@ -385,20 +378,13 @@ export class NatsQueue implements Queue {
   }
 
   async #redriveOne(backend: Backend, letter: CallEntry, redriven: string[]): Promise<void> {
-    const { request: _inline, letterKey, letter: _summary, ...call } = letter.call;
+    const { request: _inline, letterKey, letterSeq, letter: _summary, ...call } = letter.call;
     const request = await this.#letterRequest(backend, letter.call);
     if (!request) return; // every dead letter keeps its request; this one cannot be replayed
-    const now = new Date().toISOString();
-    const queued: StoredCall = {
-      ...call,
-      state: 'queued',
-      updatedAt: now,
-      nextAttemptAt: now,
-      reason: undefined,
-      messageId: `${call.callId}~${randomUUID()}`,
-      queuedAt: now,
-      priorAttempts: call.attempts.length,
-    };
+    const queued = withProgress(
+      { ...call, messageId: `${call.callId}~${randomUUID()}` },
+      records.redrivenCall(progressOf(call), Date.now()),
+    );
     // The record first, so that only one redrive of a letter wins; then its new message.
     const revision = await updateCall(backend.live, letter.key, queued, letter.revision);
     if (revision === undefined) return; // redriven or purged meanwhile
@@ -408,14 +394,46 @@ export class NatsQueue implements Queue {
       // Back to a dead letter. Should the message have been stored after all, its id is not
       // the record's, so it is dropped when delivered.
       await updateCall(backend.live, letter.key, letter.call, revision).catch(() => {});
-      throw error instanceof QueueFullError ? redriveStopped(error, redriven.length) : error;
+      throw error instanceof QueueFullError
+        ? records.redriveStopped(error, redriven.length)
+        : error;
     }
     redriven.push(call.callId);
     // The message carries the request now.
+    await this.#dropLetter(backend, { letterKey, letterSeq });
+  }
+
+  /** Deletes a dead letter's request (its message, or an older fnbus's bucket entry). */
+  async #dropLetter(backend: Backend, { letterKey, letterSeq }: Partial<StoredCall>) {
+    if (letterSeq !== undefined) {
+      await backend.jsm.streams.deleteMessage(this.#deadStream(), letterSeq).catch(() => false);
+    }
     if (letterKey) await backend.letters.delete(letterKey).catch(() => {});
   }
 
-  async purge(filter: DeadLetterFilter = {}): Promise<number> {
+  /**
+   * Keeps a dead letter's request as a message of the letters stream, on its function's subject
+   * (the stream's per-subject counts are the dead letters per function); returns its sequence.
+   * Deduplicated by `id`, so that a retry through a reconnect keeps one.
+   */
+  async #keepLetter(backend: Backend, req: QueueRequest, id: string): Promise<number> {
+    const ack = await this.#persist(() =>
+      backend.js.publish(this.#subject('dead', req.Function), JSON.stringify(req), { msgID: id }),
+    );
+    if (!ack) throw new Error('the dead letter was not stored');
+    return ack.seq;
+  }
+
+  #deadStream(): string {
+    return `${this.#name}-dead`;
+  }
+
+  /** `<name>.<kind>.<function's token>`: the work stream's and the letters stream's subjects. */
+  #subject(kind: 'calls' | 'dead', fn: string): string {
+    return `${this.#name}.${kind}.${subjectToken(fn)}`;
+  }
+
+  async purge(filter: seam.DeadLetterFilter = {}): Promise<number> {
     const backend = await this.#connected();
     let purged = 0;
     for await (const letters of this.#deadBatches(backend, filter)) {
@@ -427,77 +445,101 @@ export class NatsQueue implements Queue {
           if (!isStale(error)) throw error; // else: redriven meanwhile
           continue;
         }
-        const { letterKey } = letter.call;
-        if (letterKey) await backend.letters.delete(letterKey).catch(() => {});
+        await this.#dropLetter(backend, letter.call);
       }
     }
     return purged;
   }
 
-  async bury(buried: BuriedCall): Promise<string> {
+  async bury(buried: seam.BuriedCall): Promise<string> {
     const backend = await this.#connected();
-    const callId = callIdOf(buried.request) ?? randomUUID();
-    const now = new Date().toISOString();
-    // The request first, under a key of its own: a record never names a letter not yet there.
-    const letterKey = randomUUID();
-    await this.#persist(() => backend.letters.put(letterKey, JSON.stringify(buried.request)));
+    const callId = records.callIdOf(buried.request) ?? randomUUID();
+    const messageId = `${callId}~${randomUUID()}`;
+    // The request first: a record never names a letter not yet there.
+    const letterSeq = await this.#keepLetter(backend, buried.request, `${messageId}~letter`);
     const call: StoredCall = {
-      callId,
-      function: buried.request.Function,
-      state: 'dead-lettered',
-      enqueuedAt: now,
-      updatedAt: now,
-      attempts: buried.attempts,
-      lastStatus: buried.lastStatus,
-      lastBodyExcerpt: buried.lastBodyExcerpt,
-      reason: buried.reason,
-      messageId: `${callId}~${randomUUID()}`,
-      queuedAt: now,
-      priorAttempts: 0,
-      letterKey,
-      letter: summarizeRequest(buried.request),
+      ...withProgress(
+        {
+          callId,
+          function: buried.request.Function,
+          enqueuedAt: new Date().toISOString(),
+          messageId,
+        },
+        records.buriedCall(buried, Date.now()),
+      ),
+      letterSeq,
+      letter: seam.summarizeRequest(buried.request),
     };
     // No message: a dead letter waits in `live` until redriven (a new message) or purged.
     const key = callKey(callId);
     const revision = await this.#persist(() => createOnce(backend.live, key, JSON.stringify(call)));
     if (revision === undefined) {
-      await backend.letters.delete(letterKey).catch(() => {});
+      await this.#dropLetter(backend, { letterSeq });
       throw new ConflictError(`call id ${callId} is taken`);
     }
     return callId;
   }
 
   /**
-   * Reads every record in `live` as it streams by (queued, running and dead-lettered calls only,
-   * as finished ones move to `done`; dead letters without their requests): the time grows with
-   * the backlog and the dead letters, the memory with the functions.
+   * From what the server and the workers keep anyway, O(functions) whatever the backlog: the
+   * work stream's and the letters stream's message counts per subject (one subject a function),
+   * the deliveries each consuming queue has in its handlers (asked on core NATS), and, per
+   * function with calls waiting, its oldest message (one direct get). Cancelled calls' and stale
+   * copies' messages count until a worker drops them; the oldest message may be one running.
    */
-  async stats(): Promise<Record<string, FunctionQueueStats>> {
+  async stats(): Promise<Record<string, seam.FunctionQueueStats>> {
     const backend = await this.#connected();
-    const now = Date.now();
-    // No prototype: `constructor` is a valid function name.
-    const out = Object.create(null) as Record<string, FunctionQueueStats>;
-    await this.#scanLive(backend, 1, ({ call }) => {
-      if (call.state !== 'queued' && call.state !== 'running' && call.state !== 'dead-lettered') {
-        return 'on';
-      }
-      const entry = (out[call.function] ??= {
-        queued: 0,
-        running: 0,
-        deadLettered: 0,
-        oldestQueuedAgeMs: 0,
+    const perSubject = async (stream: string, kind: 'calls' | 'dead') => {
+      const prefix = `${this.#name}.${kind}.`;
+      const info = await backend.jsm.streams.info(stream, { subjects_filter: `${prefix}>` });
+      return Object.entries(info.state.subjects ?? {}).map(
+        ([subject, count]) => [functionOfToken(subject.slice(prefix.length)), count] as const,
+      );
+    };
+    const [live, dead, running] = await Promise.all([
+      perSubject(this.#name, 'calls'),
+      perSubject(this.#deadStream(), 'dead'),
+      this.#runningEverywhere(backend),
+    ]);
+    const tallies = new Map<string, records.FunctionTally>();
+    const tally = (fn: string) => {
+      let entry = tallies.get(fn);
+      if (!entry) tallies.set(fn, (entry = { live: 0, running: 0, dead: 0 }));
+      return entry;
+    };
+    for (const [fn, count] of live) tally(fn).live += count;
+    for (const [fn, count] of dead) tally(fn).dead += count;
+    for (const [fn, count] of running) tally(fn).running += count;
+    await Promise.all(
+      [...tallies].map(async ([fn, entry]) => {
+        if (entry.live <= entry.running) return;
+        const oldest = await backend.jsm.direct
+          .getMessage(this.#name, { next_by_subj: this.#subject('calls', fn), seq: 1 })
+          .catch(() => null);
+        if (oldest) entry.oldestQueuedAt = oldest.time.getTime();
+      }),
+    );
+    return records.statsOf(tallies, Date.now());
+  }
+
+  /** Every consuming queue's deliveries in their handlers, per function (see #answerRunning). */
+  async #runningEverywhere(backend: Backend): Promise<Map<string, number>> {
+    const total = new Map<string, number>();
+    try {
+      const replies = await backend.nc.requestMany(this.#runningSubject(), '', {
+        strategy: 'stall',
+        stall: 50,
+        maxWait: 1000,
       });
-      if (call.state === 'queued') {
-        entry.queued += 1;
-        entry.oldestQueuedAgeMs = Math.max(
-          entry.oldestQueuedAgeMs,
-          now - Date.parse(call.enqueuedAt),
-        );
-      } else if (call.state === 'running') entry.running += 1;
-      else entry.deadLettered += 1;
-      return 'on';
-    });
-    return out;
+      for await (const reply of replies) {
+        for (const [fn, n] of reply.json<[string, number][]>()) {
+          total.set(fn, (total.get(fn) ?? 0) + n);
+        }
+      }
+    } catch {
+      // no worker consuming: none running
+    }
+    return total;
   }
 
   async close(): Promise<void> {
@@ -512,7 +554,7 @@ export class NatsQueue implements Queue {
   /** Resolves at once while connected; else waits for the connection to come back. */
   async #reachable(): Promise<void> {
     if (this.#online) return;
-    await awaitReconnect('NATS', (up) => {
+    await records.awaitReconnect('NATS', (up) => {
       this.#onReconnect.add(up);
       return () => this.#onReconnect.delete(up);
     });
@@ -572,6 +614,9 @@ export class NatsQueue implements Queue {
         bucket('letters'),
       ]);
       const consumer = await js.consumers.get(this.#name, 'workers');
+      await this.#purgeAcked(jsm).catch((error: unknown) => {
+        this.#logger.debug({ err: error, queue: this.#name }, 'purging acknowledged calls failed');
+      });
       if (this.#closing.signal.aborted) throw new Error('the queue is closed');
       // Closed by the client library itself (not by close()): the next call connects afresh.
       void nc.closed().then(() => {
@@ -586,10 +631,19 @@ export class NatsQueue implements Queue {
 
   async #ensureWorkQueue(jsm: JetStreamManager): Promise<void> {
     // The cap: the server refuses a publish past it (discard new), atomically, at no cost.
-    const limits = { max_msgs: this.#maxQueuedCalls, discard: DiscardPolicy.New };
+    // Direct gets: stats read a function's oldest message.
+    const limits = {
+      max_msgs: this.#maxQueuedCalls,
+      discard: DiscardPolicy.New,
+      allow_direct: true,
+    };
     try {
       const info = await jsm.streams.info(this.#name);
-      if (info.config.max_msgs !== limits.max_msgs || info.config.discard !== limits.discard) {
+      if (
+        info.config.max_msgs !== limits.max_msgs ||
+        info.config.discard !== limits.discard ||
+        !info.config.allow_direct
+      ) {
         await jsm.streams.update(this.#name, limits);
       }
     } catch (error) {
@@ -607,6 +661,19 @@ export class NatsQueue implements Queue {
           if (!/already in use/.test(String(addError))) throw addError;
         });
     }
+    // Dead letters' requests, one message each on their function's subject.
+    await jsm.streams.info(this.#deadStream()).catch(async (error: unknown) => {
+      if (!isNotFound(error)) throw error;
+      await jsm.streams
+        .add({
+          name: this.#deadStream(),
+          subjects: [`${this.#name}.dead.>`],
+          storage: StorageType.File,
+        })
+        .catch((addError: unknown) => {
+          if (!/already in use/.test(String(addError))) throw addError;
+        });
+    });
     const config = {
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(this.#ackWaitMs),
@@ -632,7 +699,7 @@ export class NatsQueue implements Queue {
    * first when nothing changed since.
    */
   async #publish(backend: Backend, call: StoredCall, revision: number, data: string) {
-    const subject = `${this.#name}.calls.${call.function.replace(/[^-\w]/g, '_') || '_'}`;
+    const subject = this.#subject('calls', call.function);
     const headed = headers();
     headed.set(callIdHeader, call.callId);
     headed.set(recordHeader, JSON.stringify({ revision, call }));
@@ -642,12 +709,12 @@ export class NatsQueue implements Queue {
       );
     } catch (error) {
       // The stream's max_msgs: the queue is at its cap.
-      if (/maximum messages/i.test(String(error))) throw queueFull(this.#maxQueuedCalls);
+      if (/maximum messages/i.test(String(error))) throw records.queueFull(this.#maxQueuedCalls);
       throw error;
     }
   }
 
-  async #deliver(backend: Backend, msg: JsMsg, handle: DeliveryHandler): Promise<void> {
+  async #deliver(backend: Backend, msg: JsMsg, handle: seam.DeliveryHandler): Promise<void> {
     // Progress acks keep the delivery ours while the function runs, however long that is.
     const beat = setInterval(
       () => {
@@ -659,18 +726,19 @@ export class NatsQueue implements Queue {
     try {
       const claim = await this.#claim(backend, msg);
       if (!claim) return;
-      const delivery: Delivery = {
-        callId: claim.call.callId,
-        attempts: claim.call.attempts,
-        queuedAt: new Date(claim.call.queuedAt),
-        priorAttempts: claim.call.priorAttempts,
-        redelivered: claim.redelivered,
-      };
-      let settlement: Settlement;
+      const fn = claim.call.function;
+      this.#running.set(fn, (this.#running.get(fn) ?? 0) + 1);
+      let settlement: seam.Settlement;
       try {
-        settlement = await handle(claim.req, delivery);
-      } catch {
-        settlement = { outcome: 'defer', delayMs: afterHandlerErrorMs };
+        settlement = await records.settlementOf(
+          handle,
+          claim.req,
+          records.deliveryOf(claim.call.callId, progressOf(claim.call), claim.redelivered),
+        );
+      } finally {
+        const left = (this.#running.get(fn) ?? 1) - 1;
+        if (left > 0) this.#running.set(fn, left);
+        else this.#running.delete(fn);
       }
       await this.#settle(backend, msg, claim, settlement);
     } catch (error) {
@@ -738,12 +806,7 @@ export class NatsQueue implements Queue {
         attempt(() => msg.nak(dueInMs));
         return undefined;
       }
-      const running: StoredCall = {
-        ...call,
-        state: 'running',
-        updatedAt: new Date().toISOString(),
-        nextAttemptAt: undefined,
-      };
+      const running = withProgress(call, records.claimedCall(progressOf(call), Date.now()));
       const revision = await updateCall(backend.live, key, running, entry.revision);
       if (revision === undefined) continue; // cancelled or claimed meanwhile: look again
       return { key, revision, call: running, req, redelivered: call.state === 'running' };
@@ -770,12 +833,7 @@ export class NatsQueue implements Queue {
     }
     const dueInMs = call.nextAttemptAt ? Date.parse(call.nextAttemptAt) - Date.now() : 0;
     if (dueInMs > 50) return undefined;
-    const running: StoredCall = {
-      ...call,
-      state: 'running',
-      updatedAt: new Date().toISOString(),
-      nextAttemptAt: undefined,
-    };
+    const running = withProgress(call, records.claimedCall(progressOf(call), Date.now()));
     const claimed = await updateCall(backend.live, key, running, revision);
     if (claimed === undefined) return undefined;
     const claim: Claim = { key, revision: claimed, call: running, req, redelivered: false };
@@ -783,50 +841,34 @@ export class NatsQueue implements Queue {
   }
 
   /** Carries out the handler's decision: the record first, then the message. */
-  async #settle(backend: Backend, msg: JsMsg, claim: Claim, settlement: Settlement) {
-    const now = Date.now();
+  async #settle(backend: Backend, msg: JsMsg, claim: Claim, settlement: seam.Settlement) {
     const { call } = claim;
-    if (settlement.outcome === 'retry' || settlement.outcome === 'defer') {
-      const outcome = settlement.outcome === 'retry' ? settlement.attempt : undefined;
-      const queued: StoredCall = {
-        ...call,
-        state: 'queued',
-        updatedAt: new Date(now).toISOString(),
-        nextAttemptAt: new Date(now + settlement.delayMs).toISOString(),
-        attempts: outcome ? [...call.attempts, outcome.record] : call.attempts,
-        lastStatus: outcome?.record.status ?? call.lastStatus,
-        lastBodyExcerpt: outcome?.bodyExcerpt ?? call.lastBodyExcerpt,
-        reason: settlement.outcome === 'retry' ? settlement.reason : call.reason,
-      };
-      const revision = await this.#persist(() =>
-        updateCall(backend.live, claim.key, queued, claim.revision),
-      );
-      // Undefined: someone else holds the call now (this delivery outlived its ack wait).
-      if (revision !== undefined) attempt(() => msg.nak(settlement.delayMs));
-      return;
-    }
-    const outcome = settlement.attempt;
-    const settled: StoredCall = {
-      ...call,
-      state: toSettledState(settlement),
-      updatedAt: new Date(now).toISOString(),
-      nextAttemptAt: undefined,
-      attempts: outcome ? [...call.attempts, outcome.record] : call.attempts,
-      lastStatus: outcome?.record.status,
-      lastBodyExcerpt: outcome?.bodyExcerpt,
-      reason: settlement.outcome === 'dead-letter' ? settlement.reason : undefined,
-    };
-    if (settled.state === 'dead-lettered') {
-      // A dead letter keeps the whole request, to be replayed by a redrive: in the letters
-      // bucket first, then the record that names it.
-      const letterKey = randomUUID();
-      await this.#persist(() => backend.letters.put(letterKey, JSON.stringify(claim.req)));
-      settled.letterKey = letterKey;
-      settled.letter = summarizeRequest(claim.req);
+    const settled = withProgress(
+      call,
+      records.settledCall(progressOf(call), settlement, Date.now()),
+    );
+    if (settled.state === 'queued') {
+      // Retry or defer: the record, then the message handed back for the delay.
       const revision = await this.#persist(() =>
         updateCall(backend.live, claim.key, settled, claim.revision),
       );
-      if (revision === undefined) return;
+      // Undefined: someone else holds the call now (this delivery outlived its ack wait).
+      const delayMs = Date.parse(settled.nextAttemptAt ?? '') - Date.parse(settled.updatedAt);
+      if (revision !== undefined) attempt(() => msg.nak(Math.max(0, delayMs)));
+      return;
+    }
+    if (settled.state === 'dead-lettered') {
+      // A dead letter keeps the whole request, to be replayed by a redrive: in the letters
+      // stream first, then the record that names it.
+      settled.letterSeq = await this.#keepLetter(backend, claim.req, `${call.messageId}~letter`);
+      settled.letter = seam.summarizeRequest(claim.req);
+      const revision = await this.#persist(() =>
+        updateCall(backend.live, claim.key, settled, claim.revision),
+      );
+      if (revision === undefined) {
+        await this.#dropLetter(backend, { letterSeq: settled.letterSeq });
+        return;
+      }
     } else {
       // Straight to `done`: should this worker die before the record leaves `live`, the message
       // comes back, its record says `running`, and the claim finds the call in `done`.
@@ -853,10 +895,10 @@ export class NatsQueue implements Queue {
    */
   async #deadPage(
     backend: Backend,
-    query: DeadLetterQuery,
+    query: seam.DeadLetterQuery,
     budget: number,
   ): Promise<{ items: CallEntry[]; next?: string }> {
-    const from = query.cursor ? decodeCursor(query.cursor, isSequence) : 1;
+    const from = query.cursor ? records.decodeCursor(query.cursor, isSequence) : 1;
     const entries: CallEntry[] = [];
     let bytes = 0;
     let scanned = 0;
@@ -873,7 +915,9 @@ export class NatsQueue implements Queue {
       scanned += 1;
       return entries.length >= query.limit || scanned >= maxScanned ? 'after' : 'on';
     });
-    return end === undefined ? { items: entries } : { items: entries, next: encodeCursor(end) };
+    return end === undefined
+      ? { items: entries }
+      : { items: entries, next: records.encodeCursor(end) };
   }
 
   /**
@@ -925,7 +969,10 @@ export class NatsQueue implements Queue {
   }
 
   /** The matching dead letters, a page at a time. */
-  async *#deadBatches(backend: Backend, filter: DeadLetterFilter): AsyncGenerator<CallEntry[]> {
+  async *#deadBatches(
+    backend: Backend,
+    filter: seam.DeadLetterFilter,
+  ): AsyncGenerator<CallEntry[]> {
     if (filter.callId !== undefined) {
       const entry = await readCall(backend.live, callKey(filter.callId));
       const { call } = entry ?? {};
@@ -938,7 +985,7 @@ export class NatsQueue implements Queue {
       }
       return;
     }
-    yield* everyDeadLetterPage(filter.function, (query) =>
+    yield* records.everyDeadLetterPage(filter.function, (query) =>
       this.#deadPage(backend, query, Number.MAX_SAFE_INTEGER),
     );
   }
@@ -966,6 +1013,19 @@ export class NatsQueue implements Queue {
   }
 
   /**
+   * Drops the work stream's messages below the consumer's ack floor: acknowledged, so gone from a
+   * work queue, but a restart of an older nats-server (2.9) can leave some behind, and stats
+   * count messages. Done when connecting and with each sweep.
+   */
+  async #purgeAcked(jsm: JetStreamManager): Promise<void> {
+    const { ack_floor: floor } = await jsm.consumers.info(this.#name, 'workers');
+    const { state } = await jsm.streams.info(this.#name);
+    if (floor.stream_seq >= state.first_seq && state.messages > 0) {
+      await jsm.streams.purge(this.#name, { seq: floor.stream_seq + 1 });
+    }
+  }
+
+  /**
    * Deleting a record leaves a marker in the bucket's stream; markers would pile up, one per
    * call ever made, and slow every scan. Markers older than a minute go, each purged up to its
    * own sequence only, so that a record created again meanwhile stays.
@@ -974,6 +1034,7 @@ export class NatsQueue implements Queue {
     if (!this.#backend) return; // never used: no need to connect for this
     try {
       const { jsm, live } = await this.#backend;
+      await this.#purgeAcked(jsm);
       const bucket = `${this.#name}-calls`;
       const before = Date.now() - 60_000;
       for await (const entry of await live.history()) {

@@ -2,6 +2,7 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { CallRecord, RequestSummary } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
+import type { CallProgress } from '../call-records.js';
 
 /** A call record as the JetStream queue keeps it in its KV buckets. */
 export interface StoredCall extends CallRecord {
@@ -19,7 +20,9 @@ export interface StoredCall extends CallRecord {
    * letters bucket (`letterKey`), so that records stay small to scan.
    */
   request?: QueueRequest;
-  /** Dead letters: the key of their request in the letters bucket. */
+  /** Dead letters: the sequence of their request's message in the letters stream. */
+  letterSeq?: number;
+  /** Dead letters kept by an older fnbus: the key of their request in the letters bucket. */
   letterKey?: string;
   /** Dead letters: their request as listings show it. */
   letter?: RequestSummary;
@@ -40,10 +43,62 @@ export function toCallRecord(stored: StoredCall): CallRecord {
     priorAttempts: _prior,
     request: _req,
     letterKey: _key,
+    letterSeq: _seq,
     letter: _letter,
     ...record
   } = stored;
   return record;
+}
+
+/** A stored call's progress, as the state machine (call-records) reads it. */
+export function progressOf(stored: StoredCall): CallProgress {
+  const call: CallProgress = {
+    state: stored.state,
+    attempts: stored.attempts,
+    queuedAt: Date.parse(stored.queuedAt),
+    priorAttempts: stored.priorAttempts,
+    updatedAt: Date.parse(stored.updatedAt),
+  };
+  if (stored.nextAttemptAt !== undefined) call.nextAttemptAt = Date.parse(stored.nextAttemptAt);
+  if (stored.lastStatus !== undefined) call.lastStatus = stored.lastStatus;
+  if (stored.lastBodyExcerpt !== undefined) call.lastBodyExcerpt = stored.lastBodyExcerpt;
+  if (stored.reason !== undefined) call.reason = stored.reason;
+  return call;
+}
+
+/** `stored` with the state machine's `call` written into it. */
+export function withProgress(
+  stored: Pick<StoredCall, 'callId' | 'function' | 'enqueuedAt' | 'messageId'> &
+    Partial<StoredCall>,
+  call: CallProgress,
+): StoredCall {
+  const iso = (ms: number | undefined) =>
+    ms === undefined ? undefined : new Date(ms).toISOString();
+  return {
+    ...stored,
+    state: call.state,
+    attempts: call.attempts,
+    queuedAt: new Date(call.queuedAt).toISOString(),
+    priorAttempts: call.priorAttempts,
+    updatedAt: new Date(call.updatedAt).toISOString(),
+    nextAttemptAt: call.state === 'queued' ? iso(call.nextAttemptAt) : undefined,
+    lastStatus: call.lastStatus,
+    lastBodyExcerpt: call.lastBodyExcerpt,
+    reason: call.reason,
+  };
+}
+
+/**
+ * A function's subject token: its name when made of letters, digits, `-` and `_` (the usual),
+ * else `=` and its name in base64url, so that a subject names one function and gives it back.
+ */
+export function subjectToken(fn: string): string {
+  return /^[-\w]+$/.test(fn) ? fn : `=${Buffer.from(fn).toString('base64url')}`;
+}
+
+/** The function a subject token names (see subjectToken). */
+export function functionOfToken(token: string): string {
+  return token.startsWith('=') ? Buffer.from(token.slice(1), 'base64url').toString() : token;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { ProcessProvider } from '../../deploy/process/process-provider.js';
 
 /**
  * The process provider's required methods, bound, and none of its optional capabilities
- * (resolveLocal, logs, secrets, namespaces): the gateway sees it as it will see a remote
+ * (logs, secrets, namespaces): the gateway sees it as it will see a remote
  * orchestrator. Tests add back the capabilities they need.
  */
 export function baseProvider(provider: ProcessProvider): Provider {

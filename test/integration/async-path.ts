@@ -588,7 +588,8 @@ export function asyncPathSuite(name: string, makeSubject: () => Promise<AsyncPat
       const [first, second] = callbacks.to('/flaky-receiver');
       assert.equal(second?.headers['x-call-id'], callId);
       assert.equal(second?.body, first?.body);
-      assert.ok(second.at - first!.at >= 90, 'after a wait');
+      // callback_retry_wait (100 ms) with equal jitter: half of it at least.
+      assert.ok(second.at - first!.at >= 45, 'after a wait');
 
       callbacks.answer('/moved', 302);
       await settled(

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ConflictError, ValidationError } from '../../core/errors.js';
 import type { Queue } from '../../core/queue.js';
@@ -19,7 +20,7 @@ after(() => server.stop());
 const randomName = () => `q-${randomBytes(4).toString('hex')}`;
 
 // A short lock, so that a killed worker's call comes back within a couple of seconds.
-const lockDurationMs = 1000;
+const leaseMs = 1000;
 
 queueContract(
   'BullmqQueue',
@@ -27,9 +28,7 @@ queueContract(
     const name = randomName();
     return Promise.resolve({
       open: (options) =>
-        Promise.resolve<Queue>(
-          new BullmqQueue({ url: server.url, name, lockDurationMs, ...options }),
-        ),
+        Promise.resolve<Queue>(new BullmqQueue({ url: server.url, name, leaseMs, ...options })),
       // Closing a queue under its consumers drops their connections without settling anything,
       // as a kill would: the lock is no longer renewed, and the stalled check redelivers.
       abandon: (queue) => queue.close(),
@@ -54,23 +53,90 @@ describe('BullmqQueue on Redis', () => {
     }
   });
 
-  it('lists a dead letter kept without its summary (an older fnbus) from its data', async () => {
+  it("scripts only fnbus's own keys; BullMQ's are reached through its API", async () => {
     const name = randomName();
-    const queue = new BullmqQueue({ url: server.url, name });
-    const redis = new Redis(server.url);
+    const queue = new BullmqQueue({ url: server.url, name, leaseMs });
+    // Redis's MONITOR on a plain socket: every command, as `"name" "arg" ...` lines.
+    const watcher = connect(Number(new URL(server.url).port), '127.0.0.1');
+    const scripted: string[][] = [];
+    let pending = '';
+    watcher.setEncoding('utf8');
+    watcher.on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\r\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const args = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map(([, arg]) => arg ?? '');
+        // BullMQ's own scripts open with a --[[ ]] header; every other script is fnbus's.
+        if (args[0]?.toLowerCase() === 'eval' && !args[1]?.startsWith('--[[')) scripted.push(args);
+      }
+    });
+    watcher.write('MONITOR\r\n');
+    await new Promise((resolve) => watcher.once('data', resolve));
+    const stop = new AbortController();
     try {
-      const req = queueRequest('old', { Body: Buffer.from('twelve bytes').toString('base64') });
-      const callId = await queue.bury({ request: req, attempts: [], reason: 'gave up' });
-      assert.equal(await redis.hdel(`bull:${name}:${callId}`, 'fnbus-summary'), 1);
-      const { items } = await queue.deadLetters({ limit: 10 });
-      assert.equal(items[0]?.callId, callId);
-      assert.equal(items[0]?.reason, 'gave up');
-      assert.deepEqual(items[0]?.request, {
-        Method: 'PUT',
-        Path: '/orders/1',
-        QueryString: 'a=1&b=two',
-        BodyBytes: 12,
+      const fn = 'keys';
+      const idempotent = await queue.enqueue(queueRequest(fn), { idempotencyKey: 'k' });
+      await queue.enqueue(queueRequest(fn), { freshCallId: true });
+      const cancelled = await queue.enqueue(queueRequest(fn));
+      assert.equal(await queue.cancel(cancelled.callId), true);
+      await queue.bury({ request: queueRequest(fn), attempts: [], reason: 'gave up' });
+      const consuming = queue.consume(
+        () => Promise.resolve({ outcome: 'dead-letter', reason: 'no' }),
+        { concurrency: 2 },
+        stop.signal,
+      );
+      await waitFor(async () => (await queue.stats())[fn]?.deadLettered === 3, {
+        what: 'the calls dead-lettered',
       });
+      stop.abort();
+      await consuming;
+      await queue.deadLetters({ limit: 10 });
+      await queue.deadLetters({ limit: 10, function: fn });
+      assert.deepEqual(await queue.redrive({ callId: idempotent.callId }), [idempotent.callId]);
+      assert.equal(await queue.purge({ function: fn }), 2);
+      assert.ok(scripted.length > 0);
+      for (const args of scripted) {
+        const keys = args.slice(3, 3 + Number(args[2]));
+        assert.ok(
+          args.every((arg) => !arg.startsWith(`bull:${name}`)) &&
+            keys.every((key) => key.startsWith(`fnbus:${name}:`)),
+          `a script named BullMQ's keys: ${JSON.stringify(args.slice(2))}`,
+        );
+      }
+    } finally {
+      stop.abort();
+      watcher.destroy();
+      await queue.close();
+    }
+  });
+
+  it('answers stats from its tallies: a 20,000-call backlog is not read', async () => {
+    const queue = new BullmqQueue({ url: server.url, name: randomName() });
+    const redis = new Redis(server.url);
+    /** Commands Redis ran (scripts' own calls included) during one stats(). */
+    const commandsFor = async (): Promise<number> => {
+      await redis.config('RESETSTAT');
+      await queue.stats();
+      const info = await redis.info('commandstats');
+      const calls = [...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)];
+      // Less RESETSTAT itself and the INFO asking.
+      return calls.reduce((sum, [, , n]) => sum + Number(n), 0) - 2;
+    };
+    try {
+      for (let i = 0; i < 20; i += 1) await queue.enqueue(queueRequest(`small-${i % 2}`));
+      const few = await commandsFor();
+      for (let sent = 0; sent < 20_000; sent += 500) {
+        await Promise.all(
+          Array.from({ length: 500 }, (_, i) =>
+            queue.enqueue(queueRequest(`large-${i % 2}`), { freshCallId: true }),
+          ),
+        );
+      }
+      const stats = await queue.stats();
+      assert.equal((stats['large-0']?.queued ?? 0) + (stats['large-1']?.queued ?? 0), 20_000);
+      const many = await commandsFor();
+      // Per function a few commands, whatever each one's backlog.
+      assert.ok(many <= few * 2 + 10, `${many} commands with 20,000 calls queued, ${few} with 20`);
     } finally {
       redis.disconnect();
       await queue.close();
@@ -99,7 +165,7 @@ describe('BullmqQueue on Redis', () => {
   });
 
   it('survives a Redis kill and restart under load: every accepted call runs', async () => {
-    const queue = new BullmqQueue({ url: server.url, name: randomName(), lockDurationMs: 2000 });
+    const queue = new BullmqQueue({ url: server.url, name: randomName(), leaseMs: 2000 });
     const runs = new Map<string, number>();
     const stop = new AbortController();
     const consuming = queue.consume(

@@ -113,6 +113,7 @@ describe('a usage error is one line and the usage line', () => {
 describe('every command has help with an example', () => {
   const commands = [
     ['up'],
+    ['gateway'],
     ['queue-worker'],
     ['connector'],
     ['new'],
@@ -133,6 +134,8 @@ describe('every command has help with an example', () => {
     ['topics'],
     ['login'],
     ['logout'],
+    ['namespace'],
+    ['namespace', 'create'],
   ];
   it('fnbus --help lists them', async () => {
     const { code, stdout } = await runCli(['--help'], {});
@@ -170,6 +173,17 @@ describe('a service that cannot start says why in one line and exits 1', () => {
     const stateDir = makeTempDir('fnbus-busy-');
     const { code, stderr } = await runCli(
       ['up', '--port', String(port), '--state-dir', stateDir, '--connectors', 'none'],
+      { basic_auth: 'false' },
+    );
+    assert.equal(stderr, `fnbus: port ${port} on 127.0.0.1 is in use\n`);
+    assert.equal(code, 1);
+  });
+
+  it('fnbus gateway on a busy port', async () => {
+    const port = await busyPort('127.0.0.1');
+    const stateDir = makeTempDir('fnbus-busy-');
+    const { code, stderr } = await runCli(
+      ['gateway', '--port', String(port), '--state-dir', stateDir],
       { basic_auth: 'false' },
     );
     assert.equal(stderr, `fnbus: port ${port} on 127.0.0.1 is in use\n`);

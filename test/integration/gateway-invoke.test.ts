@@ -56,6 +56,9 @@ for (const { path, remote } of paths) {
       gateway = buildGateway({
         // Without resolveLocal, the gateway proxies to the replica's loopback port, as to a container.
         provider: remote ? baseProvider(provider) : provider,
+        ...(remote
+          ? {}
+          : { resolveLocal: (name, namespace) => provider.resolveLocal(name, namespace) }),
         config: readConfig({
           upstream_timeout: '1s',
           scale_from_zero: 'false',
