@@ -117,6 +117,7 @@ describe('every command has help with an example', () => {
     ['queue-worker'],
     ['connector'],
     ['new'],
+    ['build'],
     ['deploy'],
     ['list'],
     ['describe'],
