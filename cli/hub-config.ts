@@ -124,7 +124,7 @@ export function readHubConfig<P extends HubPart = HubPart>(
     const kind = name.trim();
     if (kind === '' || kind === 'none') continue;
     if ((connectorKinds as readonly string[]).includes(kind)) {
-      if (!kinds.includes(kind as ConnectorKind)) kinds.push(kind as ConnectorKind);
+      if (!kinds.includes(kind)) kinds.push(kind);
     } else {
       problem(
         wanted.includes('connector'),
