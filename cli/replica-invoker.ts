@@ -5,7 +5,8 @@ import type { Pool } from 'undici';
 import { ValidationError } from '../core/errors.js';
 import { headersToSend, headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+import { readAnswer } from '../client/read-answer.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
 
 export interface ReplicaInvokerOptions {
@@ -159,20 +160,10 @@ export class ReplicaInvoker implements Invoker {
       body: request.body.length > 0 ? request.body : null,
       signal,
     });
-    let body: Uint8Array;
-    try {
-      body = new Uint8Array(await answer.body.arrayBuffer());
-    } catch (error) {
-      answer.body.destroy();
-      throw error;
-    }
-    const out: HeaderMap = {};
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value !== undefined) out[name] = value;
-    }
+    const { status, headers: out, body } = await readAnswer(answer);
     out['x-call-id'] = ours['X-Call-Id'] as string;
     out['x-start-time'] = ours['X-Start-Time'] as string;
-    return { status: answer.statusCode, headers: out, body, durationMs: 0 };
+    return { status, headers: out, body, durationMs: 0 };
   }
 
   /** undici is loaded on the first call: a hub that never runs an async call never needs it. */

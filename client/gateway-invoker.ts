@@ -2,7 +2,8 @@ import type { Pool } from 'undici';
 import { ValidationError } from '../core/errors.js';
 import { headersToSend } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+import { readAnswer } from './read-answer.js';
+import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 
 export interface GatewayInvokerOptions {
   /** The gateway, e.g. `http://127.0.0.1:8080`. */
@@ -92,23 +93,7 @@ export class GatewayInvoker implements Invoker {
         this.#replacePool(pooled, pool);
       throw error;
     }
-    let body: Uint8Array;
-    try {
-      body = new Uint8Array(await answer.body.arrayBuffer());
-    } catch (error) {
-      answer.body.destroy();
-      throw error;
-    }
-    const out: HeaderMap = {};
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value !== undefined) out[name] = value;
-    }
-    return {
-      status: answer.statusCode,
-      headers: out,
-      body,
-      durationMs: performance.now() - startedAt,
-    };
+    return { ...(await readAnswer(answer)), durationMs: performance.now() - startedAt };
   }
 
   async close(): Promise<void> {

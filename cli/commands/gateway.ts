@@ -1,14 +1,9 @@
 import type { Command } from 'commander';
+import type { HubOptions } from '../hub-config.js';
 import { helpExamples } from '../help-examples.js';
 import { defaultHost } from '../listen-host.js';
 
-interface GatewayCommandOptions {
-  port?: string;
-  host?: string;
-  stateDir?: string;
-  provider?: string;
-  queue?: string;
-}
+type GatewayCommandOptions = Pick<HubOptions, 'port' | 'host' | 'stateDir' | 'provider' | 'queue'>;
 
 /** `fnbus gateway`: the gateway alone, over any provider, queueing on a shared queue. */
 export function registerGatewayCommand(program: Command): void {

@@ -1,15 +1,11 @@
 import type { Command } from 'commander';
+import type { HubOptions } from '../hub-config.js';
 import { helpExamples } from '../help-examples.js';
 
-export interface UpCommandOptions {
-  yaml?: string;
-  port?: string;
-  host?: string;
-  stateDir?: string;
-  queue?: string;
-  provider?: string;
-  connectors?: string;
-}
+export type UpCommandOptions = Pick<
+  HubOptions,
+  'port' | 'host' | 'stateDir' | 'queue' | 'provider' | 'connectors'
+> & { yaml?: string };
 
 /**
  * `fnbus up`: the whole hub on this machine (gateway, process provider, queue worker,
