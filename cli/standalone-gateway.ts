@@ -102,6 +102,7 @@ export async function startGateway({
     provider: opened.provider,
     ...(local ? { resolveLocal: (name, namespace) => local.resolveLocal(name, namespace) } : {}),
     config,
+    logger,
     version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     ...(auth.credentials ? { credentials: auth.credentials } : {}),
     ...(queue

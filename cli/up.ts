@@ -121,6 +121,7 @@ export async function up({
     // Calls reach the replicas in this process directly, not through their loopback ports.
     ...(local ? { resolveLocal: (name, namespace) => local.resolveLocal(name, namespace) } : {}),
     config,
+    logger,
     version: { release: version, sha: build.sha, commit_message: build.commitMessage },
     credentials,
     queue: refusingQueue(embedded ? wakingQueue(queue, wake) : queue, () =>

@@ -36,6 +36,36 @@ export interface ScaleRules {
   zero: boolean;
   /** `com.openfaas.scale.zero-duration`; undefined when not set. */
   zeroDurationMs: number | undefined;
+  /**
+   * `com.openfaas.scale.factor`: the percent of max one alert adds, 0 to 100 (0: the autoscaler
+   * leaves the function alone); undefined when not set.
+   */
+  factor: number | undefined;
+}
+
+/** OpenFaaS's gateway (scaling/ranges.go): the most replicas alerts scale to, and its step. */
+export const AlertMaxReplicas = 5;
+export const DefaultScalingFactor = 10;
+
+/**
+ * The replicas an alert about a function asks for, as OpenFaaS's gateway reckons them
+ * (handlers/alerthandler.go): `firing` adds ceil(max × factor / 100), max being the function's
+ * `scale.max` capped at 5; `resolved` goes back to `scale.min`. fnbus differs in three ways that
+ * only matter where OpenFaaS would do harm: `resolved` never goes below 1 (only the idler scales
+ * to zero) and leaves a function at zero there; `firing` never lowers a count already above max;
+ * a bad factor (outside 0..100) and 0 both leave the function as it is.
+ */
+export function alertReplicas(
+  meta: FunctionMeta,
+  status: 'firing' | 'resolved',
+  current: number,
+): number {
+  const { min, max, factor = DefaultScalingFactor } = scaleRules(meta).rules;
+  if (factor <= 0 || factor > 100) return current;
+  if (status === 'resolved') return current === 0 ? 0 : Math.max(1, min);
+  const top = Math.min(max ?? AlertMaxReplicas, AlertMaxReplicas);
+  const step = Math.ceil((top / 100) * factor);
+  return current >= top ? current : Math.min(current + step, top);
 }
 
 /** A key's value: the label, else the annotation. */
@@ -74,8 +104,18 @@ export function scaleRules(meta: FunctionMeta): { rules: ScaleRules; problems: s
   if (durationText !== undefined && zeroDurationMs === undefined) {
     problems.push(`${OpenFaasAnnotation.ScaleZeroDuration}: "${durationText}" is not a duration`);
   }
+  const factor = count(OpenFaasAnnotation.ScaleFactor);
+  if (factor !== undefined && factor > 100) {
+    problems.push(`${OpenFaasAnnotation.ScaleFactor}: "${factor}" is not between 0 and 100`);
+  }
   return {
-    rules: { min: min ?? 1, max, zero: zeroText === 'true', zeroDurationMs },
+    rules: {
+      min: min ?? 1,
+      max,
+      zero: zeroText === 'true',
+      zeroDurationMs,
+      factor,
+    },
     problems,
   };
 }

@@ -24,6 +24,8 @@ import {
   type BasicAuthCredentials,
 } from './auth.js';
 import { registerAsyncRoutes } from './async-routes.js';
+import { registerAlertRoute } from './alert-route.js';
+import { Autoscaler } from './autoscaler.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import type { ResolveLocal } from './local-replica.js';
 import { registerLogsRoutes } from './logs-routes.js';
@@ -103,6 +105,7 @@ export function buildGateway({
   provider,
   resolveLocal,
   config,
+  logger,
   version = { release: '0.0.0', sha: 'unknown', commit_message: '' },
   credentials,
   queue,
@@ -370,6 +373,19 @@ export function buildGateway({
     });
     done();
   });
+  registerAlertRoute(app, { provider, config, ...(logger ? { logger } : {}) });
+  // The autoscaler and idler run while the gateway serves (from ready to close).
+  if (config.autoscale.enabled || config.autoscale.idler) {
+    const autoscaler = new Autoscaler({
+      provider,
+      metrics,
+      namespaces,
+      settings: config.autoscale,
+      ...(logger ? { logger } : {}),
+    });
+    app.addHook('onReady', async () => autoscaler.start());
+    app.addHook('onClose', async () => autoscaler.stop());
+  }
   registerAsyncRoutes(app, { provider, queue, config });
   registerLogsRoutes(app, { provider, config });
   registerSecretsRoutes(app, { provider, config });

@@ -14,6 +14,12 @@ export class FunctionSeries {
   readonly #name: string;
   readonly #started: ReturnType<Counter<'function_name'>['labels']>;
   readonly #byCode = new Map<number, CodeSeries>();
+  /** Calls started and not yet over: the idler never scales a function with one to zero. */
+  #inFlight = 0;
+  /** Calls answered 200, as the autoscaler's rule counts them (`code="200"`). */
+  #succeeded = 0;
+  /** When a call last started or ended (Date.now()), for the idler. */
+  #lastCallAt = 0;
 
   constructor(metrics: GatewayMetrics, name: string) {
     this.#metrics = metrics;
@@ -24,10 +30,27 @@ export class FunctionSeries {
   /** A call reached a replica. */
   start(): void {
     this.#started.inc();
+    this.#inFlight += 1;
+    this.#lastCallAt = Date.now();
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get succeeded(): number {
+    return this.#succeeded;
+  }
+
+  get lastCallAt(): number {
+    return this.#lastCallAt;
   }
 
   /** A call is over, with the status the caller got. */
   finish(code: number, seconds: number): void {
+    this.#inFlight = Math.max(0, this.#inFlight - 1);
+    this.#lastCallAt = Date.now();
+    if (code === 200) this.#succeeded += 1;
     let series = this.#byCode.get(code);
     if (!series) {
       const label = String(code);
@@ -96,6 +119,11 @@ export class GatewayMetrics {
       this.#functions.set(name, series);
     }
     return series;
+  }
+
+  /** The series of one function if it has had a call; never makes one. */
+  peek(name: string): FunctionSeries | undefined {
+    return this.#functions.get(name);
   }
 
   /** Finished calls per function (all codes), from `gateway_function_invocation_total`. */

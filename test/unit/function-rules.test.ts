@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { ValidationError } from '../../core/errors.js';
 import { normalizeDeployment } from '../../core/function-deployment.js';
 import {
+  alertReplicas,
   functionTimeoutMs,
   queueMaxInflight,
   ruleProblems,
@@ -22,6 +23,7 @@ describe('function rules', () => {
       max: 5,
       zero: false,
       zeroDurationMs: undefined,
+      factor: undefined,
     });
     assert.equal(scaleRules({ annotations: { 'com.openfaas.scale.min': '2' } }).rules.min, 2);
     assert.equal(scaleRules({}).rules.min, 1);
@@ -34,6 +36,36 @@ describe('function rules', () => {
     }).rules;
     assert.equal(zero.zero, true);
     assert.equal(zero.zeroDurationMs, 300_000);
+  });
+
+  it("reckons an alert's replicas as OpenFaaS's gateway does, never below 1 on resolve", () => {
+    const fn = (labels: Record<string, string>) => ({ labels });
+    const minMax = fn({ 'com.openfaas.scale.min': '1', 'com.openfaas.scale.max': '2' });
+    assert.equal(alertReplicas(minMax, 'firing', 1), 2);
+    assert.equal(alertReplicas(minMax, 'firing', 2), 2);
+    assert.equal(alertReplicas(minMax, 'resolved', 2), 1);
+    // No max: OpenFaaS's 5; the default factor 10 steps by ceil(0.5) = 1; max is capped at 5.
+    assert.equal(alertReplicas(fn({}), 'firing', 1), 2);
+    assert.equal(alertReplicas(fn({}), 'firing', 5), 5);
+    assert.equal(alertReplicas(fn({ 'com.openfaas.scale.max': '20' }), 'firing', 5), 5);
+    assert.equal(
+      alertReplicas(
+        fn({ 'com.openfaas.scale.max': '4', 'com.openfaas.scale.factor': '50' }),
+        'firing',
+        1,
+      ),
+      3,
+    );
+    // Factor 0 (or out of range) disables scaling.
+    assert.equal(alertReplicas(fn({ 'com.openfaas.scale.factor': '0' }), 'firing', 1), 1);
+    assert.equal(alertReplicas(fn({ 'com.openfaas.scale.factor': '0' }), 'resolved', 3), 3);
+    assert.equal(alertReplicas(fn({ 'com.openfaas.scale.factor': '150' }), 'firing', 1), 1);
+    // Resolved: min, but at least 1; a function at zero stays there (the idler's).
+    assert.equal(alertReplicas(fn({ 'com.openfaas.scale.min': '0' }), 'resolved', 3), 1);
+    assert.equal(alertReplicas(fn({}), 'resolved', 0), 0);
+    assert.deepEqual(scaleRules(fn({ 'com.openfaas.scale.factor': '150' })).problems, [
+      'com.openfaas.scale.factor: "150" is not between 0 and 100',
+    ]);
   });
 
   it('names every value that is not what its key takes, and keeps the default for it', () => {
