@@ -383,7 +383,10 @@ export function buildGateway({
       settings: config.autoscale,
       ...(logger ? { logger } : {}),
     });
-    app.addHook('onReady', async () => autoscaler.start());
+    app.addHook('onReady', (done) => {
+      autoscaler.start();
+      done();
+    });
     app.addHook('onClose', async () => autoscaler.stop());
   }
   registerAsyncRoutes(app, { provider, queue, config });

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { ProcessProvider } from '../../deploy/process/process-provider.js';
+import { buildGateway } from '../../gateway/app.js';
+import { readConfig } from '../../gateway/config.js';
+import { openRequest, request } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+import { fprocess, makeTempDir } from '../helpers/watchdog.js';
+
+const uniqueName = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+const credentials = { user: 'admin', password: 'scale me' };
+const auth = {
+  Authorization: `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`,
+};
+
+/** A gateway over a fresh process provider, with the settings given (auth on, known credentials). */
+async function startGateway(env: Record<string, string>) {
+  const provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-scale-'), drainDelayMs: 0 });
+  await provider.start();
+  const gateway = buildGateway({
+    provider,
+    resolveLocal: (name, namespace) => provider.resolveLocal(name, namespace),
+    config: readConfig(env),
+    credentials,
+  });
+  await gateway.listen({ port: 0, host: '127.0.0.1' });
+  const url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
+  const deploy = (name: string, labels: Record<string, string>) =>
+    provider.deploy({ service: name, image: 'fnbus/cat', envProcess: fprocess('cat'), labels });
+  const replicas = async (name: string) => (await provider.get(name))?.replicas;
+  const close = async () => {
+    await gateway.close();
+    await provider.close();
+  };
+  return { provider, gateway, url, deploy, replicas, close };
+}
+
+type Hub = Awaited<ReturnType<typeof startGateway>>;
+
+const waitReplicas = (hub: Hub, name: string, count: number, timeoutMs = 15_000) =>
+  waitFor(async () => (await hub.replicas(name)) === count, {
+    timeoutMs,
+    what: `${name} at ${count} replicas`,
+  });
+
+describe('autoscaler: the APIHighInvocationRate rule from the gateway own counters', () => {
+  let hub: Hub;
+  before(async () => {
+    // The rule's windows, shortened: seconds, not a minute.
+    hub = await startGateway({
+      FNBUS_AUTOSCALE_WINDOW: '1s',
+      FNBUS_AUTOSCALE_FOR: '300ms',
+      FNBUS_AUTOSCALE_INTERVAL: '100ms',
+      FNBUS_IDLER: 'false',
+    });
+  });
+  after(async () => hub.close());
+
+  it('scales a function with min 1, max 2 to 2 under load, and back to 1 once it stops; factor 0 stays', async () => {
+    const busy = uniqueName('busy');
+    const fixed = uniqueName('fixed');
+    const range = { 'com.openfaas.scale.min': '1', 'com.openfaas.scale.max': '2' };
+    await hub.deploy(busy, range);
+    await hub.deploy(fixed, { ...range, 'com.openfaas.scale.factor': '0' });
+    await waitReplicas(hub, busy, 1);
+    // Load on both (well above 5 calls a second) until the rule fires for the first.
+    let calls = 0;
+    await waitFor(
+      async () => {
+        for (const name of [busy, fixed]) {
+          const answer = await request(`${hub.url}/function/${name}`, {
+            method: 'POST',
+            body: 'x',
+          });
+          assert.equal(answer.status, 200);
+          calls += 1;
+        }
+        return (await hub.replicas(busy)) === 2;
+      },
+      { timeoutMs: 20_000, intervalMs: 0, what: `${busy} to scale to 2` },
+    );
+    assert.ok(calls > 10, `${calls} calls`);
+    assert.equal(await hub.replicas(fixed), 1, 'com.openfaas.scale.factor=0: no scaling');
+    // The load stopped: the rate falls below 5 a second within the window; resolved → min.
+    await waitReplicas(hub, busy, 1);
+    assert.equal(await hub.replicas(fixed), 1);
+  });
+});
+
+describe('POST /system/alert: AlertManager webhook, as OpenFaaS takes it', () => {
+  let hub: Hub;
+  before(async () => {
+    hub = await startGateway({ FNBUS_AUTOSCALE: 'false', FNBUS_IDLER: 'false' });
+  });
+  after(async () => hub.close());
+
+  const alert = (status: string, functionName: string) =>
+    JSON.stringify({
+      receiver: 'scale-up',
+      status,
+      alerts: [
+        {
+          status,
+          labels: { alertname: 'APIHighInvocationRate', function_name: functionName },
+        },
+      ],
+    });
+  const post = (body: string, headers: Record<string, string> = auth) =>
+    request(`${hub.url}/system/alert`, {
+      method: 'POST',
+      body,
+      headers: { ...headers, 'Content-Type': 'application/json' },
+    });
+
+  it('scales up by the step on firing (to max), back to min on resolved; factor 0 leaves it', async () => {
+    const name = uniqueName('alerted');
+    await hub.deploy(name, { 'com.openfaas.scale.min': '1', 'com.openfaas.scale.max': '2' });
+    assert.equal((await post(alert('firing', name), {})).status, 401, 'authenticated as /system');
+    assert.equal((await post(alert('firing', name))).status, 200);
+    assert.equal(await hub.replicas(name), 2);
+    // Already at max: stays.
+    assert.equal((await post(alert('firing', `${name}.openfaas-fn`))).status, 200);
+    assert.equal(await hub.replicas(name), 2);
+    assert.equal((await post(alert('resolved', name))).status, 200);
+    assert.equal(await hub.replicas(name), 1);
+
+    const disabled = uniqueName('factor-zero');
+    await hub.deploy(disabled, { 'com.openfaas.scale.factor': '0' });
+    assert.equal((await post(alert('firing', disabled))).status, 200);
+    assert.equal(await hub.replicas(disabled), 1);
+
+    // No max label: OpenFaaS's 5 at most, one step (ceil(5 × 10%)) each firing.
+    const open = uniqueName('open');
+    await hub.deploy(open, {});
+    for (const want of [2, 3, 4, 5, 5]) {
+      assert.equal((await post(alert('firing', open))).status, 200);
+      assert.equal(await hub.replicas(open), want);
+    }
+  });
+
+  it('answers 400 to a body that is not an alert, 200 for an unknown function', async () => {
+    const bad = await post('{"status": "firing", "alerts": [');
+    assert.equal(bad.status, 400);
+    assert.equal((await post('{"alerts": "many"}')).status, 400);
+    assert.equal((await post('{"alerts": [{"labels": {"function_name": 7}}]}')).status, 400);
+    assert.equal((await post(alert('firing', uniqueName('nobody')))).status, 200);
+    assert.equal((await post('{}')).status, 200);
+  });
+});
+
+describe('idler: com.openfaas.scale.zero=true functions idle to zero', () => {
+  let hub: Hub;
+  before(async () => {
+    hub = await startGateway({
+      FNBUS_AUTOSCALE: 'false',
+      FNBUS_AUTOSCALE_INTERVAL: '100ms',
+    });
+  });
+  after(async () => hub.close());
+
+  it('scales an idle one to 0, never one with a call in flight, and the next call wakes it', async () => {
+    const zero = { 'com.openfaas.scale.zero': 'true', 'com.openfaas.scale.zero-duration': '500ms' };
+    const busy = uniqueName('busy');
+    const idle = uniqueName('idle');
+    const kept = uniqueName('kept');
+    await hub.deploy(busy, zero);
+    await hub.deploy(kept, { 'com.openfaas.scale.zero-duration': '500ms' });
+    await waitReplicas(hub, busy, 1);
+    // A call whose body is not sent yet: in flight from here until its end is written.
+    const call = openRequest(`${hub.url}/function/${busy}`, {
+      method: 'POST',
+      headers: { 'Content-Length': '5' },
+      timeoutMs: 30_000,
+    });
+    call.req.write('he');
+    await waitFor(() => hub.gateway.functionMetrics.peek(`${busy}.openfaas-fn`)?.inFlight === 1, {
+      what: 'the call to be in flight',
+    });
+    // Deployed after the call started, idle as long: once it is at zero, so would busy be.
+    await hub.deploy(idle, zero);
+    await waitReplicas(hub, idle, 0);
+    assert.equal(await hub.replicas(busy), 1, 'a call in flight is not cut');
+    call.req.end('llo');
+    const answer = await call.response;
+    assert.equal(answer.status, 200);
+    assert.equal(answer.text, 'hello');
+    await waitReplicas(hub, busy, 0);
+    // Without the label: never idled.
+    assert.equal(await hub.replicas(kept), 1);
+    // Scale from zero: the next call wakes it.
+    const woken = await request(`${hub.url}/function/${idle}`, { method: 'POST', body: 'up' });
+    assert.equal(woken.status, 200);
+    assert.equal(woken.text, 'up');
+    assert.equal(await hub.replicas(idle), 1);
+  });
+});
