@@ -49,7 +49,7 @@ interface Watch {
  * `forMs`: firing; below: resolved), each transition applied by `scaleOnAlert` as an alert would
  * be; and the idler: a function labelled `com.openfaas.scale.zero=true`, replicas above zero, no
  * call started or ended for its `com.openfaas.scale.zero-duration` (else `zeroDurationMs`) and
- * none in flight, is scaled to 0. The in-flight count is read just before the scale, with no wait
+ * none in flight or held for a replica, is scaled to 0. The in-flight count is read just before the scale, with no wait
  * between, so a call that started is never cut (OpenFaaS's faas#1410).
  */
 export class Autoscaler {
@@ -168,7 +168,7 @@ export class Autoscaler {
       const lastCall = Math.max(series?.lastCallAt ?? 0, watch.awakeSince);
       // Read with no await before the scale: a call that started is never cut.
       if (now - lastCall >= idleMs && Date.now() - (series?.lastCallAt ?? 0) >= idleMs) {
-        if ((series?.inFlight ?? 0) > 0) return;
+        if ((series?.inFlight ?? 0) > 0 || this.#metrics.waitingFor(key) > 0) return;
         await this.#provider.scale(fn.name, 0, namespace);
         watch.replicas = 0;
         watch.firing = false;

@@ -105,10 +105,19 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     const fullName = joinFunctionName(name, namespace);
     const callId = (request.headers['x-call-id'] as string | undefined) ?? randomUUID();
 
-    let replica: LocalReplica | URL;
+    let replica: LocalReplica | URL | undefined;
+    // A call that waits for a replica counts as waiting until it has started (series.start),
+    // so the idler never puts the function back to zero under it.
+    let waits = false;
     try {
-      replica = readyLocal(name, namespace) ?? (await resolveReplica(name, namespace));
+      replica = readyLocal(name, namespace);
+      if (replica === undefined) {
+        waits = true;
+        deps.metrics.waiting(fullName, 1);
+        replica = await resolveReplica(name, namespace);
+      }
     } catch (error) {
+      if (waits) deps.metrics.waiting(fullName, -1);
       if (error instanceof NotFoundError) {
         return reply.code(404).headers(internal).send(`function not found: ${fullName}\n`);
       }
@@ -127,6 +136,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     }
     const series = deps.metrics.function(fullName);
     series.start();
+    if (waits) deps.metrics.waiting(fullName, -1);
     const call: CallContext = { callId, startTime, startedAt, series };
     // Raw, as the caller sent it: an encoded `?` (%3F) stays in the path, never the query.
     const parts = callUrlParts(request.raw.url ?? '');

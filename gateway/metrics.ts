@@ -76,6 +76,8 @@ export class GatewayMetrics {
   readonly seconds: Histogram<Labels>;
   readonly started: Counter<'function_name'>;
   readonly #functions = new Map<string, FunctionSeries>();
+  /** Calls held for a replica (scale from zero), by function: not yet started, not to be idled. */
+  readonly #waiting = new Map<string, number>();
 
   /** `desiredReplicas` is asked at each scrape, for `gateway_service_count`. */
   constructor(registry: Registry | undefined, desiredReplicas: () => Promise<Map<string, number>>) {
@@ -119,6 +121,18 @@ export class GatewayMetrics {
       this.#functions.set(name, series);
     }
     return series;
+  }
+
+  /** A call waits for a replica of `name` (+1), or is done waiting (-1). */
+  waiting(name: string, change: 1 | -1): void {
+    const count = (this.#waiting.get(name) ?? 0) + change;
+    if (count > 0) this.#waiting.set(name, count);
+    else this.#waiting.delete(name);
+  }
+
+  /** Calls waiting for a replica of `name` now. */
+  waitingFor(name: string): number {
+    return this.#waiting.get(name) ?? 0;
   }
 
   /** The series of one function if it has had a call; never makes one. */

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ProcessProvider } from '../../deploy/process/process-provider.js';
@@ -6,7 +8,7 @@ import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
 import { openRequest, request } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
-import { fprocess, makeTempDir } from '../helpers/watchdog.js';
+import { fixture, fprocess, makeTempDir } from '../helpers/watchdog.js';
 
 const uniqueName = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
 const credentials = { user: 'admin', password: 'scale me' };
@@ -193,5 +195,36 @@ describe('idler: com.openfaas.scale.zero=true functions idle to zero', () => {
     assert.equal(woken.status, 200);
     assert.equal(woken.text, 'up');
     assert.equal(await hub.replicas(idle), 1);
+  });
+
+  it('does not idle a function whose woken replica a held call still waits for', async () => {
+    // An http-mode function whose process listens only once `gate` exists.
+    const gate = join(makeTempDir('fnbus-gate-'), 'open');
+    const held = uniqueName('held');
+    const script = `while [ ! -e "$GATE" ]; do sleep 0.02; done; exec node "$SERVER"`;
+    await hub.provider.deploy({
+      service: held,
+      image: 'fnbus/gated',
+      envProcess: fprocess('sh', '-c', script),
+      envVars: { mode: 'http', GATE: gate, SERVER: fixture('node-http-server.cjs') },
+      labels: {
+        'com.openfaas.scale.min': '0',
+        'com.openfaas.scale.zero': 'true',
+        'com.openfaas.scale.zero-duration': '300ms',
+      },
+    });
+    assert.equal(await hub.replicas(held), 0);
+    const call = request(`${hub.url}/function/${held}`, { timeoutMs: 30_000 });
+    await waitReplicas(hub, held, 1);
+    const control = uniqueName('control');
+    await hub.deploy(control, {
+      'com.openfaas.scale.zero': 'true',
+      'com.openfaas.scale.zero-duration': '300ms',
+    });
+    await waitReplicas(hub, control, 0);
+    assert.equal(await hub.replicas(held), 1, 'the held call keeps its replica');
+    writeFileSync(gate, '');
+    // The fixture's own answer.
+    assert.equal((await call).status, 201);
   });
 });
