@@ -7,6 +7,7 @@ import { ProcessProvider } from '../../deploy/process/process-provider.js';
 import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
 import { openRequest, request } from '../helpers/http.js';
+import { startHub, stopHub, systemAuth, type RunningHub } from '../helpers/hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { fixture, fprocess, makeTempDir } from '../helpers/watchdog.js';
 
@@ -226,5 +227,71 @@ describe('idler: com.openfaas.scale.zero=true functions idle to zero', () => {
     writeFileSync(gate, '');
     // The fixture's own answer.
     assert.equal((await call).status, 201);
+  });
+});
+
+describe('fnbus up scales as the certifier expects, on by default', () => {
+  let running: RunningHub;
+  before(async () => {
+    // Only the windows are shortened (and the idle time, which the certifier's function does not
+    // set): the autoscaler and the idler are on by default.
+    running = await startHub(['--connectors', 'none'], makeTempDir('fnbus-scale-hub-'), {
+      FNBUS_AUTOSCALE_WINDOW: '1s',
+      FNBUS_AUTOSCALE_FOR: '300ms',
+      FNBUS_AUTOSCALE_INTERVAL: '100ms',
+      FNBUS_SCALE_ZERO_DURATION: '1s',
+    });
+  });
+  after(async () => stopHub(running.hub));
+
+  const replicas = async (name: string) => {
+    const res = await request(`${running.url}/system/function/${name}`, { headers: systemAuth });
+    return (JSON.parse(res.text) as { replicas: number }).replicas;
+  };
+  const deploy = async (name: string, labels: Record<string, string>) => {
+    const res = await request(`${running.url}/system/functions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...systemAuth },
+      body: JSON.stringify({
+        service: name,
+        image: 'functions/alpine:latest',
+        envProcess: 'sha512sum',
+        labels,
+      }),
+    });
+    assert.equal(res.status, 202, res.text);
+  };
+  /** Calls `name` back to back until it has `count` replicas. */
+  const loadUntil = (name: string, count: number) =>
+    waitFor(
+      async () => {
+        const answer = await request(`${running.url}/function/${name}`, { method: 'POST' });
+        assert.equal(answer.status, 200);
+        return (await replicas(name)) === count;
+      },
+      { timeoutMs: 20_000, intervalMs: 0, what: `${name} to scale to ${count}` },
+    );
+  const settles = (name: string, count: number) =>
+    waitFor(async () => (await replicas(name)) === count, {
+      timeoutMs: 15_000,
+      what: `${name} back to ${count}`,
+    });
+
+  it('Test_ScaleUpAndDownFromThroughPut: min 1, max 2: to 2 under load, back to 1 after', async () => {
+    const name = uniqueName('test-throughput-scaling');
+    await deploy(name, { 'com.openfaas.scale.min': '1', 'com.openfaas.scale.max': '2' });
+    await loadUntil(name, 2);
+    await settles(name, 1);
+  });
+
+  it('Test_ScaleToZero: max 2, zero: to 2 under load, then to 0 when idle', async () => {
+    const name = uniqueName('test-scaling-to-zero');
+    await deploy(name, { 'com.openfaas.scale.max': '2', 'com.openfaas.scale.zero': 'true' });
+    await loadUntil(name, 2);
+    await settles(name, 0);
+    assert.equal(
+      (await request(`${running.url}/function/${name}`, { method: 'POST', body: 'x' })).status,
+      200,
+    );
   });
 });
