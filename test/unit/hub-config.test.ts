@@ -33,6 +33,41 @@ describe('readHubConfig', () => {
     }, TypeError);
   });
 
+  it("reads the autoscaler's settings: on by default, OpenFaaS's rule, faas-idler's name", () => {
+    assert.deepEqual(readHubConfig({}).gateway.autoscale, {
+      enabled: true,
+      rate: 5,
+      windowMs: 10_000,
+      forMs: 5_000,
+      intervalMs: 1_000,
+      idler: true,
+      zeroDurationMs: 900_000,
+    });
+    const set = readHubConfig({
+      FNBUS_AUTOSCALE: 'false',
+      FNBUS_AUTOSCALE_RATE: '20',
+      FNBUS_AUTOSCALE_WINDOW: '30s',
+      FNBUS_IDLER: '0',
+      inactivity_duration: '2m',
+    }).gateway.autoscale;
+    assert.equal(set.enabled, false);
+    assert.equal(set.rate, 20);
+    assert.equal(set.windowMs, 30_000);
+    assert.equal(set.idler, false);
+    assert.equal(set.zeroDurationMs, 120_000);
+    assert.equal(
+      readHubConfig({ inactivity_duration: '2m', FNBUS_SCALE_ZERO_DURATION: '30s' }).gateway
+        .autoscale.zeroDurationMs,
+      30_000,
+    );
+    assert.deepEqual(
+      problemsOf(() =>
+        readHubConfig({ FNBUS_AUTOSCALE: 'maybe', FNBUS_AUTOSCALE_INTERVAL: '0' }),
+      ).map((p) => p.split(':')[0]),
+      ['FNBUS_AUTOSCALE', 'FNBUS_AUTOSCALE_INTERVAL'],
+    );
+  });
+
   it('takes options over variables', () => {
     const hub = readHubConfig(
       {
