@@ -76,6 +76,7 @@ export function readConfig(env: Env): Readonly<GatewayConfig> {
 function positive(read: EnvReader, name: string | readonly string[], fallbackMs: number): number {
   const ms = read.durationMs(name, fallbackMs);
   if (ms > 0) return ms;
-  read.problem(`${typeof name === 'string' ? name : name[0]}: must be longer than 0`);
+  const set = read.raw(...(typeof name === 'string' ? [name] : name));
+  read.problem(`${set?.name ?? String(name)}: "${set?.value ?? ''}" must be longer than 0`);
   return fallbackMs;
 }
