@@ -20,6 +20,8 @@ export interface SupervisorOptions {
   stableAfterMs?: number;
   /** How long a stopping process gets after SIGTERM before SIGKILL. */
   stopGraceMs?: number;
+  /** The process's working directory (default: this process's). */
+  cwd?: string;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface SupervisorOptions {
  * Ready means the upstream accepts TCP connections, not merely that the process was started.
  */
 export class FunctionSupervisor {
-  readonly #options: Required<SupervisorOptions>;
+  readonly #options: Required<Omit<SupervisorOptions, 'cwd'>> & Pick<SupervisorOptions, 'cwd'>;
   #child: FunctionProcess | undefined;
   #ready = false;
   #stopping = false;
@@ -120,8 +122,8 @@ export class FunctionSupervisor {
   }
 
   #spawn(): FunctionProcess {
-    const { command, env, stdout, stderr, logOptions, logger } = this.#options;
-    const child = spawnFunction(command, env, { boundToUs: true });
+    const { command, env, stdout, stderr, logOptions, logger, cwd } = this.#options;
+    const child = spawnFunction(command, env, { boundToUs: true, cwd });
     child.stdin.end();
     logOutput(child.stdout, 'stdout', stdout, logOptions);
     logOutput(child.stderr, 'stderr', stderr, logOptions);

@@ -298,6 +298,29 @@ describe('ProcessProvider', () => {
     );
   });
 
+  it("runs each replica in a folder of its own, never the hub's working directory", async () => {
+    const provider = await open();
+    const fn = randomName();
+    // Fork mode (a process per call) and http mode (one long-running process) alike.
+    await provider.deploy({ service: fn, image: 'x', envProcess: 'sh -c pwd' });
+    const served = randomName();
+    await provider.deploy({
+      service: served,
+      image: 'x',
+      envProcess: `node -e "require('http').createServer((q,s)=>s.end(process.cwd())).listen(process.env.PORT)"`,
+      envVars: { mode: 'http' },
+    });
+    await available(provider, fn, 1);
+    await available(provider, served, 1);
+    for (const name of [fn, served]) {
+      const cwd = (await call(provider, name)).text.trim();
+      assert.notEqual(cwd, process.cwd(), name);
+      assert.ok(cwd.startsWith(stateDir), `${name} runs in ${cwd}`);
+      // Writable, as a container's working folder is: TMPDIR is inside it.
+      assert.ok(existsSync(join(cwd, 'tmp')), name);
+    }
+  });
+
   it('keeps a bounded number of log lines per function', async () => {
     const provider = await open({ logLines: 5 });
     const fn = randomName();
