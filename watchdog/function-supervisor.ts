@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.js';
 import { Backoff } from '../core/retry-policy.js';
 import { logOutput, type OutputLogOptions } from './output-log.js';
 import { describeExit, spawnFunction, type FunctionProcess } from './spawner.js';
+import { basename, isAbsolute } from 'node:path';
 
 export interface SupervisorOptions {
   command: readonly string[];
@@ -127,7 +128,7 @@ export class FunctionSupervisor {
     child.stdin.end();
     logOutput(child.stdout, 'stdout', stdout, logOptions);
     logOutput(child.stderr, 'stderr', stderr, logOptions);
-    logger.info({ pid: child.pid, command: command.join(' ') }, 'started function process');
+    logger.info({ pid: child.pid, command: shownCommand(command) }, 'started function process');
     return child;
   }
 
@@ -157,4 +158,9 @@ function canConnect(host: string, port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** The command for a log line: an absolute path shows only its last part (no machine paths). */
+function shownCommand(command: readonly string[]): string {
+  return command.map((part) => (isAbsolute(part) ? basename(part) : part)).join(' ');
 }

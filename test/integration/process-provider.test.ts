@@ -245,6 +245,10 @@ describe('ProcessProvider', () => {
     assert.deepEqual(JSON.parse(response.text), { status: 'Received input: "built"' });
     // Nothing of this machine in what is kept and shown: the deployment names the image only.
     assert.doesNotMatch(JSON.stringify(await provider.get(fn)), new RegExp(repoRoot));
+    // Nor in the function's logs: the runner and the handler by name, not by where they are.
+    const logs = (await readLogs(provider, fn)).join('\n');
+    assert.match(logs, /started function process|listening/);
+    assert.doesNotMatch(logs, new RegExp(repoRoot));
 
     // faas-cli sends the template's own fprocess: still the template; another command is run.
     const viaFaasCli = randomName();
