@@ -5,7 +5,7 @@ import type * as Undici from 'undici';
 import type { Dispatcher, Pool } from 'undici';
 import { FnbusError, httpAnswer, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
-import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import { isDnsLabel, joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { Provider } from '../core/provider.js';
 import { callUrlParts } from './call-url.js';
 import { ScaleFromZero } from './scale-from-zero.js';
@@ -105,6 +105,11 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     const fullName = joinFunctionName(name, namespace);
     const callId = (request.headers['x-call-id'] as string | undefined) ?? randomUUID();
 
+    // A name no function can have (empty, not a DNS label) is not found on any provider: a
+    // remote one would answer its own 400 about the lookup instead.
+    if (!isDnsLabel(name)) {
+      return reply.code(404).headers(internal).send(`function not found: ${fullName}\n`);
+    }
     let replica: LocalReplica | URL | undefined;
     // A call that waits for a replica counts as waiting until it has started (series.start),
     // so the idler never puts the function back to zero under it.

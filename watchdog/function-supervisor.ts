@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.js';
 import { Backoff } from '../core/retry-policy.js';
 import { logOutput, type OutputLogOptions } from './output-log.js';
 import { describeExit, spawnFunction, type FunctionProcess } from './spawner.js';
+import { basename, isAbsolute } from 'node:path';
 
 export interface SupervisorOptions {
   command: readonly string[];
@@ -20,6 +21,8 @@ export interface SupervisorOptions {
   stableAfterMs?: number;
   /** How long a stopping process gets after SIGTERM before SIGKILL. */
   stopGraceMs?: number;
+  /** The process's working directory (default: this process's). */
+  cwd?: string;
 }
 
 /**
@@ -31,7 +34,7 @@ export interface SupervisorOptions {
  * Ready means the upstream accepts TCP connections, not merely that the process was started.
  */
 export class FunctionSupervisor {
-  readonly #options: Required<SupervisorOptions>;
+  readonly #options: Required<Omit<SupervisorOptions, 'cwd'>> & Pick<SupervisorOptions, 'cwd'>;
   #child: FunctionProcess | undefined;
   #ready = false;
   #stopping = false;
@@ -120,12 +123,12 @@ export class FunctionSupervisor {
   }
 
   #spawn(): FunctionProcess {
-    const { command, env, stdout, stderr, logOptions, logger } = this.#options;
-    const child = spawnFunction(command, env, { boundToUs: true });
+    const { command, env, stdout, stderr, logOptions, logger, cwd } = this.#options;
+    const child = spawnFunction(command, env, { boundToUs: true, cwd });
     child.stdin.end();
     logOutput(child.stdout, 'stdout', stdout, logOptions);
     logOutput(child.stderr, 'stderr', stderr, logOptions);
-    logger.info({ pid: child.pid, command: command.join(' ') }, 'started function process');
+    logger.info({ pid: child.pid, command: shownCommand(command) }, 'started function process');
     return child;
   }
 
@@ -155,4 +158,9 @@ function canConnect(host: string, port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** The command for a log line: an absolute path shows only its last part (no machine paths). */
+function shownCommand(command: readonly string[]): string {
+  return command.map((part) => (isAbsolute(part) ? basename(part) : part)).join(' ');
 }

@@ -11,10 +11,11 @@ export async function createLauncher(
   env: NodeJS.ProcessEnv,
   useHelper: boolean,
   logger: Logger,
+  cwd?: string,
 ): Promise<ProcessLauncher> {
   if (useHelper) {
     if (SpawnHelper.available()) {
-      const helper = new SpawnHelper(command, env, logger);
+      const helper = new SpawnHelper(command, env, logger, cwd);
       if (await helper.ready) return helper;
       helper.close();
       logger.warn('fnbus-spawner did not start; forking with child_process instead');
@@ -24,5 +25,5 @@ export async function createLauncher(
       );
     }
   }
-  return new ChildProcessLauncher(command, env);
+  return new ChildProcessLauncher(command, env, cwd);
 }

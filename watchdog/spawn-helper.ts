@@ -174,9 +174,12 @@ export class SpawnHelper implements ProcessLauncher {
   ready!: Promise<boolean>;
 
   /** `env` is the environment every function process starts from. */
-  constructor(command: readonly string[], env: NodeJS.ProcessEnv, logger: Logger) {
+  readonly #cwd: string | undefined;
+
+  constructor(command: readonly string[], env: NodeJS.ProcessEnv, logger: Logger, cwd?: string) {
     this.#command = command;
     this.#env = env;
+    this.#cwd = cwd;
     this.#logger = logger;
     this.#start();
   }
@@ -188,8 +191,10 @@ export class SpawnHelper implements ProcessLauncher {
   #start(): void {
     // A process group of its own, so a terminal's Ctrl-C reaches the watchdog (which drains)
     // but not the helper; the helper ends when its stdin closes, i.e. with the watchdog.
+    // The helper's folder is every function process's: they inherit it.
     const helper = spawn(spawnHelperPath, [], {
       env: this.#env,
+      cwd: this.#cwd,
       stdio: ['pipe', 'pipe', 'inherit'],
       detached: true,
     });

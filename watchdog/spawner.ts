@@ -50,7 +50,7 @@ function killGroup(pid: number, signal: NodeJS.Signals): boolean {
 export function spawnFunction(
   command: readonly string[],
   env: NodeJS.ProcessEnv,
-  { boundToUs = false } = {},
+  { boundToUs = false, cwd }: { boundToUs?: boolean; cwd?: string } = {},
 ): FunctionProcess {
   const [file = '', ...args] = command;
   helperBuilt ??= existsSync(spawnHelperPath);
@@ -58,10 +58,11 @@ export function spawnFunction(
     boundToUs && helperBuilt
       ? spawn(spawnHelperPath, ['--exec-bound-to', String(process.pid), file, ...args], {
           env,
+          cwd,
           stdio: 'pipe',
           detached: true,
         })
-      : spawn(file, args, { env, stdio: 'pipe', detached: true });
+      : spawn(file, args, { env, cwd, stdio: 'pipe', detached: true });
   const pid = child.pid;
   if (pid !== undefined) running.add(pid);
   const exited = new Promise<ProcessExit>((resolve) => {
@@ -96,14 +97,16 @@ export interface ProcessLauncher {
 export class ChildProcessLauncher implements ProcessLauncher {
   readonly #command: readonly string[];
   readonly #env: NodeJS.ProcessEnv;
+  readonly #cwd: string | undefined;
 
-  constructor(command: readonly string[], env: NodeJS.ProcessEnv) {
+  constructor(command: readonly string[], env: NodeJS.ProcessEnv, cwd?: string) {
     this.#command = command;
     this.#env = env;
+    this.#cwd = cwd;
   }
 
   launch(extraEnv: Record<string, string>): FunctionProcess {
-    return spawnFunction(this.#command, { ...this.#env, ...extraEnv });
+    return spawnFunction(this.#command, { ...this.#env, ...extraEnv }, { cwd: this.#cwd });
   }
 
   close(): void {}

@@ -26,6 +26,8 @@ export interface WatchdogDeps {
   host?: string;
   /** Serve Prometheus metrics on metrics_port (default true; off where a host reports its own). */
   serveMetrics?: boolean;
+  /** The function process's working directory (default: this process's, as in a container). */
+  cwd?: string;
 }
 
 /** What a host tells lease() of a call it is about to send. */
@@ -113,6 +115,7 @@ export class Watchdog {
         logOptions: { prefix: config.prefixLogs, maxLineBytes: config.logBufferSize },
         logger: deps.logger.child({ component: 'function-process' }),
         stopGraceMs: config.writeTimeoutMs,
+        ...(deps.cwd ? { cwd: deps.cwd } : {}),
       });
       const proxy = createHttpProxy(config, () => supervisor.ready);
       this.#supervisor = supervisor;
@@ -175,7 +178,7 @@ export class Watchdog {
    */
   #checkCommand(): void {
     const command = this.#config.command[0] ?? '';
-    const problem = findExecutable(command, this.#deps.env.PATH);
+    const problem = findExecutable(command, this.#deps.env.PATH, this.#deps.cwd);
     this.#commandProblem = problem;
     if (problem) {
       this.#deps.logger
@@ -209,7 +212,7 @@ export class Watchdog {
       this.#checkCommand();
       // Without a command to run, fnbus-spawner would only say so again on the host's stderr.
       const useHelper = config.forkHelper && this.#commandProblem === undefined;
-      const launcher = await createLauncher(config.command, env, useHelper, logger);
+      const launcher = await createLauncher(config.command, env, useHelper, logger, this.#deps.cwd);
       this.#launcher = launcher;
       const deps = { launcher, logStream: stderr };
       this.#handle =

@@ -172,6 +172,8 @@ export class Replica {
       stderr: output,
       host: '127.0.0.1',
       serveMetrics: false,
+      // A folder of the replica's own, as a container has its own: never the hub's.
+      cwd: workDir,
     });
     this.#watchdog = watchdog;
     void this.#watchHealth();

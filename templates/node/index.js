@@ -4,7 +4,7 @@
 // `handler(event, context, callback)`. See ../README.md for the contract.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -308,7 +308,9 @@ export async function main(env = process.env) {
       resolveListen();
     });
   });
-  console.log(`fnbus node template: ${file} listening on http://${host}:${server.address().port}`);
+  console.log(
+    `fnbus node template: ${basename(file)} listening on http://${host}:${server.address().port}`,
+  );
 
   const stop = () => {
     if (draining) return;

@@ -289,7 +289,7 @@ def make_server(env):
 def main():
     path, server, stop = make_server(os.environ)
     host, port = server.server_address[:2]
-    print(f"fnbus python3 template: {path} listening on http://{host}:{port}", flush=True)
+    print(f"fnbus python3 template: {os.path.basename(path)} listening on http://{host}:{port}", flush=True)
     stopper = []
 
     def on_signal(_signum, _frame):

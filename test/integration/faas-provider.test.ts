@@ -222,6 +222,11 @@ describe('FaasProvider', () => {
       const missing = await request(`${url}/system/function/${randomName('missing')}`);
       assert.equal(missing.status, 404);
       await assert.rejects(provider.resolve(randomName('missing')), NotFoundError);
+      // OpenFaaS's certifier calls a function with no name: not found, never the remote's 400.
+      for (const path of ['/function/.openfaas-fn', `/function/${randomName('missing')}`]) {
+        const unknown = await request(`${url}${path}`, { method: 'POST', body: 'x' });
+        assert.equal(unknown.status, 404, `${path}: ${unknown.text}`);
+      }
       const info = JSON.parse((await request(`${url}/system/info`)).text) as {
         provider: { provider: string };
       };

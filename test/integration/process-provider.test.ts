@@ -245,6 +245,10 @@ describe('ProcessProvider', () => {
     assert.deepEqual(JSON.parse(response.text), { status: 'Received input: "built"' });
     // Nothing of this machine in what is kept and shown: the deployment names the image only.
     assert.doesNotMatch(JSON.stringify(await provider.get(fn)), new RegExp(repoRoot));
+    // Nor in the function's logs: the runner and the handler by name, not by where they are.
+    const logs = (await readLogs(provider, fn)).join('\n');
+    assert.match(logs, /started function process|listening/);
+    assert.doesNotMatch(logs, new RegExp(repoRoot));
 
     // faas-cli sends the template's own fprocess: still the template; another command is run.
     const viaFaasCli = randomName();
@@ -296,6 +300,29 @@ describe('ProcessProvider', () => {
       }),
       ValidationError,
     );
+  });
+
+  it("runs each replica in a folder of its own, never the hub's working directory", async () => {
+    const provider = await open();
+    const fn = randomName();
+    // Fork mode (a process per call) and http mode (one long-running process) alike.
+    await provider.deploy({ service: fn, image: 'x', envProcess: 'sh -c pwd' });
+    const served = randomName();
+    await provider.deploy({
+      service: served,
+      image: 'x',
+      envProcess: `node -e "require('http').createServer((q,s)=>s.end(process.cwd())).listen(process.env.PORT)"`,
+      envVars: { mode: 'http' },
+    });
+    await available(provider, fn, 1);
+    await available(provider, served, 1);
+    for (const name of [fn, served]) {
+      const cwd = (await call(provider, name)).text.trim();
+      assert.notEqual(cwd, process.cwd(), name);
+      assert.ok(cwd.startsWith(stateDir), `${name} runs in ${cwd}`);
+      // Writable, as a container's working folder is: TMPDIR is inside it.
+      assert.ok(existsSync(join(cwd, 'tmp')), name);
+    }
   });
 
   it('keeps a bounded number of log lines per function', async () => {
