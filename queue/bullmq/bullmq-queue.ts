@@ -266,10 +266,7 @@ export class BullmqQueue implements seam.Queue {
     try {
       // The tally first, on the same connection: it is in Redis before any worker can take the
       // job and settle it.
-      await Promise.all([
-        execOrThrow(this.#tracked(this.#client.multi(), req.Function, callId, now)),
-        this.#add(callId, data),
-      ]);
+      await Promise.all([this.#track(req.Function, callId, now), this.#add(callId, data)]);
     } catch (error) {
       // Not queued: free the id and the key for the caller's next try (and name the function
       // again next time: the tally's write may be what failed).
@@ -304,17 +301,33 @@ export class BullmqQueue implements seam.Queue {
    * functions set unless this queue did so lately (nothing removes a name from it).
    */
   #tracked(batch: ChainableCommander, fn: string, callId: string, at: number, nx = false) {
-    const known = this.#knownFunctions;
-    if (Date.now() - known.at > functionsKnownMs) {
-      this.#knownFunctions = { at: Date.now(), names: new Set() };
-    }
-    if (!this.#knownFunctions.names.has(fn)) {
-      batch.sadd(this.#key('functions'), fn);
-      this.#knownFunctions.names.add(fn);
-    }
+    if (this.#naming(fn)) batch.sadd(this.#key('functions'), fn);
     return nx
       ? batch.zadd(this.#key('live', fn), 'NX', at, callId)
       : batch.zadd(this.#key('live', fn), at, callId);
+  }
+
+  /**
+   * `#tracked` for the hot path, as plain commands on the connection: no MULTI, for ioredis copies
+   * every script BullMQ defined on the connection into each MULTI it makes (most of an enqueue's
+   * client CPU). The two writes need no atomicity: each is idempotent, and a failed enqueue undoes
+   * both. Sent in order on the connection, they reach Redis before a job added after them.
+   */
+  #track(fn: string, callId: string, at: number): Promise<unknown> {
+    const live = this.#client.zadd(this.#key('live', fn), at, callId);
+    return this.#naming(fn)
+      ? Promise.all([this.#client.sadd(this.#key('functions'), fn), live])
+      : live;
+  }
+
+  /** Whether a call of `fn` should name it in the functions set (not done lately by this queue). */
+  #naming(fn: string): boolean {
+    if (Date.now() - this.#knownFunctions.at > functionsKnownMs) {
+      this.#knownFunctions = { at: Date.now(), names: new Set() };
+    }
+    if (this.#knownFunctions.names.has(fn)) return false;
+    this.#knownFunctions.names.add(fn);
+    return true;
   }
 
   /** Counts a call out of its function's live tally. */
@@ -489,9 +502,10 @@ export class BullmqQueue implements seam.Queue {
     try {
       if (next.state === 'succeeded' || next.state === 'failed') {
         // Not waited for: sent before BullMQ completes the job (a worker killed in between has
-        // the call delivered again, counted live again). Lost only to a Redis error, logged.
-        void this.#untracked(this.#client.multi(), fn, callId)
-          .exec()
+        // the call delivered again, counted live again). Lost only to a Redis error, logged. One
+        // plain command: a MULTI costs more client CPU than the call's other commands (#track).
+        void this.#client
+          .zrem(this.#key('live', fn), callId)
           .catch((error: unknown) => this.#tallyLost(error, callId));
         return {
           state: next.state,

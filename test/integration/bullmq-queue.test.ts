@@ -143,6 +143,67 @@ describe('BullmqQueue on Redis', () => {
     }
   });
 
+  it("runs a call's enqueue, claim and ack in few Redis commands, no MULTI of its own", async () => {
+    const queue = new BullmqQueue({ url: server.url, name: randomName() });
+    const redis = new Redis(server.url);
+    const calls = 300;
+    let acked = 0;
+    const stop = new AbortController();
+    try {
+      await queue.stats();
+      await redis.config('RESETSTAT');
+      const consuming = queue.consume(
+        () => {
+          acked += 1;
+          return Promise.resolve({
+            outcome: 'ack' as const,
+            attempt: {
+              record: {
+                attempt: 1,
+                startedAt: new Date().toISOString(),
+                durationMs: 1,
+                status: 200,
+              },
+            },
+          });
+        },
+        { concurrency: 16 },
+        stop.signal,
+      );
+      // As the gateway enqueues: ids it minted, 32 at once.
+      for (let sent = 0; sent < calls; sent += 32) {
+        await Promise.all(
+          Array.from({ length: Math.min(32, calls - sent) }, (_, i) =>
+            queue.enqueue(queueRequest(`hot-${i % 2}`), { freshCallId: true }),
+          ),
+        );
+      }
+      await waitFor(() => acked === calls, { timeoutMs: 20_000, what: 'every call acked' });
+      await waitFor(async () => Object.keys(await queue.stats()).length === 0, {
+        timeoutMs: 5000,
+        what: 'the live tallies to empty',
+      });
+      stop.abort();
+      await consuming;
+      const info = await redis.info('commandstats');
+      const count = (name: string) =>
+        Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+      const all = [...info.matchAll(/^cmdstat_[\w|]+:calls=(\d+)/gm)].reduce(
+        (sum, [, n]) => sum + Number(n),
+        0,
+      );
+      // A MULTI per call cost more client CPU than the call's other commands (ioredis copies the
+      // connection's scripts into each): only the once-a-second reports make one.
+      assert.ok(count('multi') < 10, `${count('multi')} MULTIs for ${calls} calls`);
+      // BullMQ's own ~35 (add, take, complete, events) and the live tally's ZADD and ZREM.
+      assert.ok(all / calls < 39, `${(all / calls).toFixed(1)} Redis commands a call`);
+    } finally {
+      stop.abort();
+      redis.disconnect();
+      await queue.close();
+    }
+  });
+
   it('queues a call once when enqueues race with one Idempotency-Key or call id', async () => {
     const queue = new BullmqQueue({ url: server.url, name: randomName() });
     try {
