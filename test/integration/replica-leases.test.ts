@@ -85,7 +85,7 @@ describe('the queue worker calling the hub replicas directly', () => {
     provider = new ProcessProvider({ stateDir: makeTempDir('fnbus-leases-'), drainDelayMs: 0 });
     await provider.start();
     registry = new Registry();
-    const config = readConfig({ basic_auth: 'false', upstream_timeout: '1s' });
+    const config = readConfig({ basic_auth: 'false', upstream_timeout: '3s' });
     gateway = buildGateway({ provider, config, registry });
     await gateway.listen({ port: 0, host: '127.0.0.1' });
     url = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
@@ -179,7 +179,8 @@ describe('the queue worker calling the hub replicas directly', () => {
   it("keeps the replica's max_inflight, shared with calls through the gateway", async () => {
     // A call through the gateway holds the one slot: the direct call is refused 429.
     await settled(single);
-    const held = request(`${url}/function/${single}/concurrency?ms=600`);
+    // Held long enough that a loaded machine still sees it in flight when the direct call comes.
+    const held = request(`${url}/function/${single}/concurrency?ms=2000`);
     await holding(single);
     const refused = await invoker.invoke(single, call('/'));
     assert.equal(refused.status, 429);
@@ -188,7 +189,7 @@ describe('the queue worker calling the hub replicas directly', () => {
 
     // A direct call holds the slot: the gateway's route is refused 429 meanwhile.
     await settled(single);
-    const direct = invoker.invoke(single, call('/concurrency?ms=600'));
+    const direct = invoker.invoke(single, call('/concurrency?ms=2000'));
     await holding(single);
     assert.equal((await request(`${url}/function/${single}`)).status, 429);
     const answered = await direct;
@@ -202,8 +203,8 @@ describe('the queue worker calling the hub replicas directly', () => {
     const late = await invoker.invoke(sleepy, call('/slow?ms=2000'));
     assert.equal(late.status, 504);
     assert.ok(late.headers['X-OpenFaaS-Internal']);
-    const past = await invoker.invoke(echo, call('/slow?ms=3000'));
-    assert.equal(past.status, 502, 'upstream_timeout is 1s');
+    const past = await invoker.invoke(echo, call('/slow?ms=5000'));
+    assert.equal(past.status, 502, 'upstream_timeout is 3s');
     // The slots are given back: the function takes calls at once.
     await settled(sleepy);
     assert.equal((await invoker.invoke(sleepy, call('/'))).status, 201);
