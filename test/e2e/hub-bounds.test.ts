@@ -96,17 +96,7 @@ describe('the hub keeps its memory bounded whatever the bodies', () => {
       ['big-stream', `head -c ${size} /dev/zero`, 'streaming'],
       ['echo-http', `${process.execPath} ${fixture('node-http-server.cjs')}`, 'http'],
     ] as const) {
-      const res = await request(`${url}/system/functions`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', ...systemAuth },
-        body: JSON.stringify({
-          service: name,
-          image: `fnbus/${name}`,
-          envProcess: fprocess,
-          envVars: { mode },
-        }),
-      });
-      assert.equal(res.status, 202, res.text);
+      await deployProcess(url, name, fprocess, {}, { mode });
     }
     for (const name of ['sink', 'big', 'echo-stream', 'big-stream', 'echo-http']) {
       await ready(url, name);

@@ -168,12 +168,16 @@ export function writeTallyStack(
   return file;
 }
 
-/** Deploys `name` running `fprocess` (one process per call) with `annotations`; a 202 or throws. */
+/**
+ * Deploys `name` running `fprocess` (one process per call unless `envVars` sets another mode)
+ * with `annotations`; a 202 or throws.
+ */
 export async function deployProcess(
   url: string,
   name: string,
   fprocess: string,
   annotations: Record<string, string>,
+  envVars?: Record<string, string>,
 ): Promise<void> {
   const res = await request(`${url}/system/functions`, {
     method: 'POST',
@@ -183,6 +187,7 @@ export async function deployProcess(
       image: `fnbus/${name}`,
       envProcess: fprocess,
       annotations,
+      ...(envVars ? { envVars } : {}),
     }),
   });
   assert.equal(res.status, 202, res.text);

@@ -56,30 +56,10 @@ describe('fnbus client commands against a running hub', () => {
   });
 
   it('deploy -f deploys every stack function (PUT, then POST on 404), with progress', async () => {
-    const dir = makeTempDir('fnbus-cli-stack-');
-    cpSync(join(repoRoot, 'templates', 'node', 'function'), join(dir, 'greet'), {
-      recursive: true,
-    });
-    const stackFile = join(dir, 'stack.yml');
-    writeFileSync(
-      stackFile,
-      [
-        'version: 1.0',
-        'provider:',
-        '  name: openfaas',
-        'functions:',
-        '  echo:',
-        '    image: example/echo:latest',
-        '    fprocess: cat',
-        '    labels:',
-        '      team: blue',
-        '  greet:',
-        '    lang: node',
-        '    handler: ./greet',
-        '    image: example/greet:latest',
-        '',
-      ].join('\n'),
-    );
+    const { dir, stackFile } = greetStack('fnbus-cli-stack-', 'example/greet:latest', [
+      '    labels:',
+      '      team: blue',
+    ]);
     const first = await run(['deploy', '-f', stackFile]);
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.stdout, 'deployed echo (1/2)\ndeployed greet (2/2)\n');
@@ -108,28 +88,7 @@ describe('fnbus client commands against a running hub', () => {
   });
 
   it('build records a stack’s template functions in this machine’s image store, by image name', async () => {
-    const dir = makeTempDir('fnbus-cli-build-');
-    cpSync(join(repoRoot, 'templates', 'node', 'function'), join(dir, 'greet'), {
-      recursive: true,
-    });
-    const stackFile = join(dir, 'stack.yml');
-    writeFileSync(
-      stackFile,
-      [
-        'version: 1.0',
-        'provider:',
-        '  name: openfaas',
-        'functions:',
-        '  echo:',
-        '    image: example/echo:latest',
-        '    fprocess: cat',
-        '  greet:',
-        '    lang: node',
-        '    handler: ./greet',
-        '    image: example/built:1',
-        '',
-      ].join('\n'),
-    );
+    const { dir, stackFile } = greetStack('fnbus-cli-build-', 'example/built:1');
     const images = makeTempDir('fnbus-cli-build-images-');
     const built = await fnbus(['build', '-f', stackFile], { FNBUS_IMAGES: images });
     assert.equal(built.code, 0, built.stderr);
@@ -424,3 +383,32 @@ describe('fnbus client commands against a running hub', () => {
     }
   });
 });
+
+/**
+ * A stack in a new folder: `echo` (fprocess cat, plus `echoLines`) and `greet`, the node
+ * template's sample handler as image `greetImage`.
+ */
+function greetStack(prefix: string, greetImage: string, echoLines: string[] = []) {
+  const dir = makeTempDir(prefix);
+  cpSync(join(repoRoot, 'templates', 'node', 'function'), join(dir, 'greet'), { recursive: true });
+  const stackFile = join(dir, 'stack.yml');
+  writeFileSync(
+    stackFile,
+    [
+      'version: 1.0',
+      'provider:',
+      '  name: openfaas',
+      'functions:',
+      '  echo:',
+      '    image: example/echo:latest',
+      '    fprocess: cat',
+      ...echoLines,
+      '  greet:',
+      '    lang: node',
+      '    handler: ./greet',
+      `    image: ${greetImage}`,
+      '',
+    ].join('\n'),
+  );
+  return { dir, stackFile };
+}
