@@ -39,15 +39,19 @@ export class ReplicaInvoker implements Invoker {
   readonly #options: ReplicaInvokerOptions;
   readonly #answers = new Map<number, (answer: FromLeases) => void>();
   readonly #pools = new Map<string, Pool>();
+  /** What this turn has to tell the main thread, sent in one message (cli/replica-leases.ts). */
+  #outbox: ToLeases[] = [];
   #nextId = 1;
   #undici: Promise<typeof Undici> | undefined;
 
   constructor(options: ReplicaInvokerOptions) {
     this.#options = options;
-    options.port.on('message', (answer: FromLeases) => {
-      const resolve = this.#answers.get(answer.id);
-      this.#answers.delete(answer.id);
-      resolve?.(answer);
+    options.port.on('message', (answers: FromLeases[]) => {
+      for (const answer of answers) {
+        const resolve = this.#answers.get(answer.id);
+        this.#answers.delete(answer.id);
+        resolve?.(answer);
+      }
     });
   }
 
@@ -109,12 +113,13 @@ export class ReplicaInvoker implements Invoker {
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', cancel);
-      this.#options.port.postMessage({ type: 'done', id, status } satisfies ToLeases);
+      this.#post({ type: 'done', id, status });
     }
   }
 
   /** Settles the calls still waiting for an answer, and closes the pools. */
   async close(): Promise<void> {
+    this.#flush();
     for (const [id, resolve] of this.#answers) resolve({ type: 'gateway', id });
     this.#answers.clear();
     await Promise.all([
@@ -126,9 +131,21 @@ export class ReplicaInvoker implements Invoker {
   #ask(id: number, message: ToLeases): Promise<FromLeases> {
     return new Promise((resolve) => {
       this.#answers.set(id, resolve);
-      this.#options.port.postMessage(message);
+      this.#post(message);
     });
   }
+
+  /** Queued for the end of this turn: one message for all a turn has to say, not one each. */
+  #post(message: ToLeases): void {
+    if (this.#outbox.push(message) === 1) setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    if (this.#outbox.length === 0) return;
+    const batch = this.#outbox;
+    this.#outbox = [];
+    this.#options.port.postMessage(batch);
+  };
 
   async #send(
     to: string,

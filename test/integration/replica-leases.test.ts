@@ -239,16 +239,21 @@ describe('the queue worker calling the hub replicas directly', () => {
     });
     const release = leases.serve(channel.port1);
     const granted = new Promise<unknown>((resolve) => channel.port2.once('message', resolve));
-    channel.port2.postMessage({
-      type: 'lease',
-      id: 1,
-      fn: single,
-      method: 'POST',
-      path: '/',
-      callId: 'gone',
-      bodyBytes: 0,
-    });
-    assert.equal(((await granted) as { type: string }).type, 'granted');
+    channel.port2.postMessage([
+      {
+        type: 'lease',
+        id: 1,
+        fn: single,
+        method: 'POST',
+        path: '/',
+        callId: 'gone',
+        bodyBytes: 0,
+      },
+    ]);
+    assert.deepEqual(
+      ((await granted) as { type: string }[]).map((answer) => answer.type),
+      ['granted'],
+    );
     // The worker is gone without saying the call is over: the slot stays taken...
     assert.equal((await request(`${url}/function/${single}`)).status, 429);
     // ...until its thread's end releases what it held.
