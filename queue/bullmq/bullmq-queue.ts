@@ -20,6 +20,7 @@ import { silentLogger, type Logger } from '../../core/logger.js';
 import * as seam from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import * as records from '../call-records.js';
+import { TurnBatch, type BatchedWrite } from './turn-batch.js';
 
 export interface BullmqQueueOptions extends records.QueueOptions {
   /** `redis://host:port[/db]`. */
@@ -29,8 +30,8 @@ export interface BullmqQueueOptions extends records.QueueOptions {
 }
 
 /**
- * What a job's data holds: the request and the call's progress (its `state` is BullMQ's: the
- * job's state decides).
+ * A call's request and progress, as a job's data holds them once the call was settled (retried,
+ * deferred) or redriven; its `state` is BullMQ's: the job's state decides.
  */
 interface CallData extends records.CallProgress {
   request: QueueRequest;
@@ -49,10 +50,28 @@ interface AckedCall {
   lastBodyExcerpt?: string;
 }
 
-type CallJob = Job<CallData, AckedCall>;
+/**
+ * A call as accepted, never settled yet: the request alone, its progress `queuedCall` at the
+ * job's timestamp (less for every enqueue and delivery to encode, store and decode).
+ */
+interface AcceptedCall {
+  request: QueueRequest;
+}
+
+/** What a job's data holds. */
+type JobData = CallData | AcceptedCall;
+
+type CallJob = Job<JobData, AckedCall>;
+
+/** A job's call, its progress included. */
+function callOf(job: CallJob): CallData {
+  const data = job.data;
+  if ('state' in data) return data;
+  return { request: data.request, ...records.queuedCall(job.timestamp), settledStarts: 0 };
+}
 
 interface Consumer {
-  worker: Worker<CallData, AckedCall>;
+  worker: Worker<JobData, AckedCall>;
   stop: () => void;
   done: Promise<void>;
 }
@@ -202,7 +221,9 @@ export class BullmqQueue implements seam.Queue {
   readonly #logger: Logger;
   /** For enqueue, status and the dead-letter tools: a command waits ~10 s for Redis, then fails. */
   readonly #client: Redis;
-  readonly #queue: BullQueue<CallData, AckedCall>;
+  readonly #queue: BullQueue<JobData, AckedCall>;
+  /** The enqueues' tally writes, a command per turn, on the queue's connection (see #track). */
+  readonly #tally: TurnBatch;
   readonly #consumers = new Set<Consumer>();
   #closed = false;
   /** This queue's deliveries in their handlers, per function: what its reports say. */
@@ -218,7 +239,8 @@ export class BullmqQueue implements seam.Queue {
     this.#settings = records.queueSettings(options);
     this.#logger = (options.logger ?? silentLogger).child({ queue: this.#name });
     this.#client = this.#connect({});
-    this.#queue = new BullQueue<CallData, AckedCall>(this.#name, { connection: this.#client });
+    this.#tally = new TurnBatch(this.#client);
+    this.#queue = new BullQueue<JobData, AckedCall>(this.#name, { connection: this.#client });
     this.#queue.on('error', (error) => this.#logger.warn({ err: error }, 'BullMQ queue error'));
   }
 
@@ -262,11 +284,12 @@ export class BullmqQueue implements seam.Queue {
     if (!Array.isArray(held)) return held;
     this.#room.since += 1;
     const now = Date.now();
-    const data: CallData = { request: req, ...records.queuedCall(now), settledStarts: 0 };
+    const tally = this.#track(req.Function, callId, now);
     try {
       // The tally first, on the same connection: it is in Redis before any worker can take the
       // job and settle it.
-      await Promise.all([this.#track(req.Function, callId, now), this.#add(callId, data)]);
+      await tally.sent;
+      await Promise.all([tally.stored, this.#add(callId, { request: req }, now)]);
     } catch (error) {
       // Not queued: free the id and the key for the caller's next try (and name the function
       // again next time: the tally's write may be what failed).
@@ -283,17 +306,12 @@ export class BullmqQueue implements seam.Queue {
     return { callId, duplicate: false };
   }
 
-  /** A call's job, as BullMQ adds it. */
-  #add(callId: string, data: CallData): Promise<CallJob> {
-    return this.#queue.add(data.request.Function, data, {
-      jobId: callId,
-      timestamp: data.queuedAt,
-      // Acknowledged calls answer status() for the retention; a dead letter leaves BullMQ
-      // (fnbus keeps it under its own keys).
-      removeOnComplete: { age: Math.ceil(this.#settings.retentionMs / 1000) },
-      removeOnFail: true,
-      stackTraceLimit: 0,
-    });
+  /**
+   * A call's job, as BullMQ adds it. Its options are the id and time alone: how long a finished
+   * job stays is the workers' (see consume), not written into every job.
+   */
+  #add(callId: string, data: JobData, timestamp: number): Promise<CallJob> {
+    return this.#queue.add(data.request.Function, data, { jobId: callId, timestamp });
   }
 
   /**
@@ -308,16 +326,17 @@ export class BullmqQueue implements seam.Queue {
   }
 
   /**
-   * `#tracked` for the hot path, as plain commands on the connection: no MULTI, for ioredis copies
-   * every script BullMQ defined on the connection into each MULTI it makes (most of an enqueue's
-   * client CPU). The two writes need no atomicity: each is idempotent, and a failed enqueue undoes
-   * both. Sent in order on the connection, they reach Redis before a job added after them.
+   * `#tracked` for the hot path: plain commands, each turn's enqueues' in one ZADD per function
+   * (`TurnBatch`). No MULTI, for ioredis copies every script BullMQ defined on the connection into
+   * each MULTI it makes (most of an enqueue's client CPU). The writes need no atomicity: each is
+   * idempotent, and a failed enqueue undoes both. Once `sent`, a job added on the connection
+   * reaches Redis after them.
    */
-  #track(fn: string, callId: string, at: number): Promise<unknown> {
-    const live = this.#client.zadd(this.#key('live', fn), at, callId);
-    return this.#naming(fn)
-      ? Promise.all([this.#client.sadd(this.#key('functions'), fn), live])
-      : live;
+  #track(fn: string, callId: string, at: number): BatchedWrite {
+    const live = this.#tally.write('zadd', this.#key('live', fn), at, callId);
+    if (!this.#naming(fn)) return live;
+    const named = this.#tally.write('sadd', this.#key('functions'), fn);
+    return { sent: live.sent, stored: Promise.all([named.stored, live.stored]) };
   }
 
   /** Whether a call of `fn` should name it in the functions set (not done lately by this queue). */
@@ -433,10 +452,12 @@ export class BullmqQueue implements seam.Queue {
     // A worker's connection retries its commands until Redis is back (BullMQ requires it of the
     // connection it blocks on): a settlement waits out an outage instead of being lost.
     const client = this.#connect({ maxRetriesPerRequest: null });
+    // The settlements' tally writes, on the connection BullMQ completes jobs on (see #deliver).
+    const tally = new TurnBatch(client);
     const leaseMs = this.#settings.leaseMs;
-    const worker = new Worker<CallData, AckedCall>(
+    const worker = new Worker<JobData, AckedCall>(
       this.#name,
-      (job, token) => this.#deliver(job, token, handle),
+      (job, token) => this.#deliver(job, token, handle, tally),
       {
         connection: client,
         concurrency: Math.max(1, options.concurrency),
@@ -444,6 +465,10 @@ export class BullmqQueue implements seam.Queue {
         stalledInterval: Math.max(100, Math.floor(leaseMs / 2)),
         // A stalled job is always delivered again, never failed: dead letters are the handler's.
         maxStalledCount: Number.MAX_SAFE_INTEGER,
+        // Acknowledged calls answer status() for the retention; a dead letter leaves BullMQ (fnbus
+        // keeps it under its own keys). Jobs an older fnbus queued carry the same in their options.
+        removeOnComplete: { age: Math.ceil(this.#settings.retentionMs / 1000) },
+        removeOnFail: { count: 0 },
       },
     );
     worker.on('error', (error) => this.#logger.warn({ err: error }, 'BullMQ worker error'));
@@ -473,8 +498,13 @@ export class BullmqQueue implements seam.Queue {
     }
   }
 
-  async #deliver(job: CallJob, token: string | undefined, handle: seam.DeliveryHandler) {
-    const data = job.data;
+  async #deliver(
+    job: CallJob,
+    token: string | undefined,
+    handle: seam.DeliveryHandler,
+    tally: TurnBatch,
+  ) {
+    const data = callOf(job);
     const callId = String(job.id);
     const fn = data.request.Function;
     const redelivered = job.attemptsStarted > data.settledStarts + 1;
@@ -494,26 +524,24 @@ export class BullmqQueue implements seam.Queue {
     // the job as it is.
     if (this.#closed) throw new DelayedError();
     const now = Date.now();
-    const next: CallData = {
-      ...data,
-      ...records.settledCall(records.claimedCall(data, now), settlement, now),
-      settledStarts: job.attemptsStarted,
-    };
+    const settled = records.settledCall(records.claimedCall(data, now), settlement, now);
     try {
-      if (next.state === 'succeeded' || next.state === 'failed') {
-        // Not waited for: sent before BullMQ completes the job (a worker killed in between has
-        // the call delivered again, counted live again). Lost only to a Redis error, logged. One
-        // plain command: a MULTI costs more client CPU than the call's other commands (#track).
-        void this.#client
-          .zrem(this.#key('live', fn), callId)
-          .catch((error: unknown) => this.#tallyLost(error, callId));
+      if (settled.state === 'succeeded' || settled.state === 'failed') {
+        // Sent before BullMQ completes the job, on the same connection: it reaches Redis first (a
+        // worker killed in between has the call delivered again, counted live again). Its reply
+        // is not waited for: lost only to a Redis error, logged. A plain command, a turn's in one
+        // per function: a MULTI costs more client CPU than the call's other commands (#track).
+        const untracked = tally.write('zrem', this.#key('live', fn), callId);
+        untracked.stored.catch((error: unknown) => this.#tallyLost(error, callId));
+        await untracked.sent;
         return {
-          state: next.state,
-          attempts: next.attempts,
-          lastStatus: next.lastStatus,
-          lastBodyExcerpt: next.lastBodyExcerpt,
+          state: settled.state,
+          attempts: settled.attempts,
+          lastStatus: settled.lastStatus,
+          lastBodyExcerpt: settled.lastBodyExcerpt,
         };
       }
+      const next: CallData = { ...data, ...settled, settledStarts: job.attemptsStarted };
       if (next.state === 'dead-lettered') {
         await execOrThrow(
           this.#lettered(
@@ -610,7 +638,7 @@ export class BullmqQueue implements seam.Queue {
       this.#client
         .multi()
         .hset(tombstone, {
-          data: JSON.stringify(job.data),
+          data: JSON.stringify(callOf(job)),
           timestamp: job.timestamp,
           cancelledAt: Date.now(),
         })
@@ -724,7 +752,7 @@ export class BullmqQueue implements seam.Queue {
     try {
       await Promise.all([
         execOrThrow(this.#tracked(this.#client.multi(), fn, callId, now)),
-        this.#add(callId, data),
+        this.#add(callId, data, now),
       ]);
     } catch (error) {
       // Still a dead letter.
@@ -823,8 +851,28 @@ export class BullmqQueue implements seam.Queue {
     const client = new Redis(this.#url, options);
     // Reconnects on its own; without a listener ioredis would print every failed try.
     client.on('error', (error: Error) => this.#logger.debug({ err: error }, 'Redis error'));
+    client.on('connect', () => writeOncePerTurn(client.stream));
     return client;
   }
+}
+
+/**
+ * Makes a connection's writes of one turn go out together: ioredis writes each command to its
+ * socket as it is sent, a system call each, a good part of a call's client CPU (BullMQ's own
+ * commands included). The socket is corked at a turn's first write and uncorked once the code
+ * and promise callbacks of that moment are done (process.nextTick), in one writev. The order of
+ * writes is kept; a reconnection's new socket is corked the same way.
+ */
+function writeOncePerTurn(stream: Redis['stream']): void {
+  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  const uncork = () => stream.uncork();
+  stream.write = (...args: unknown[]) => {
+    if (stream.writableCorked === 0) {
+      stream.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  };
 }
 
 /** Redis refusing writes for want of room: `maxmemory` reached, or no disk to persist to. */
@@ -881,7 +929,7 @@ function toLetterRecord(
 
 /** A call's record from its job and BullMQ state. */
 function toRecord(job: CallJob, state: JobState): seam.CallRecord {
-  const data = job.data;
+  const data = callOf(job);
   const record = (call: records.CallProgress) =>
     records.callRecordOf(String(job.id), data.request.Function, job.timestamp, {
       ...call,
