@@ -453,7 +453,7 @@ export class BullmqQueue implements seam.Queue {
     // connection it blocks on): a settlement waits out an outage instead of being lost.
     const client = this.#connect({ maxRetriesPerRequest: null });
     // The settlements' tally writes, on the connection BullMQ completes jobs on (see #deliver).
-    const tally = new TurnBatch(client);
+    const tally = new TurnBatch(client, (error, callIds) => this.#tallyLost(error, callIds));
     const leaseMs = this.#settings.leaseMs;
     const worker = new Worker<JobData, AckedCall>(
       this.#name,
@@ -531,9 +531,7 @@ export class BullmqQueue implements seam.Queue {
         // worker killed in between has the call delivered again, counted live again). Its reply
         // is not waited for: lost only to a Redis error, logged. A plain command, a turn's in one
         // per function: a MULTI costs more client CPU than the call's other commands (#track).
-        const untracked = tally.write('zrem', this.#key('live', fn), callId);
-        untracked.stored.catch((error: unknown) => this.#tallyLost(error, callId));
-        await untracked.sent;
+        await tally.write('zrem', this.#key('live', fn), callId).sent;
         return {
           state: settled.state,
           attempts: settled.attempts,
@@ -567,9 +565,9 @@ export class BullmqQueue implements seam.Queue {
     throw new DelayedError();
   }
 
-  /** A tally's write failed: stats may count the call as live until it is next settled. */
-  #tallyLost(error: unknown, callId: string): void {
-    this.#logger.warn({ err: error, callId }, 'a tally was not written');
+  /** A tally's write failed: stats may count the calls as live until they are next settled. */
+  #tallyLost(error: unknown, callIds: string | (string | number)[]): void {
+    this.#logger.warn({ err: error, callIds }, 'a tally was not written');
   }
 
   /** Writes a dead letter: its hash (summary apart from the data that holds the body), indexed. */

@@ -8,8 +8,9 @@ interface Entry {
   command: BatchedCommand;
   key: string;
   args: (string | number)[];
-  reply: Promise<unknown>;
-  settle: (send: () => Promise<unknown>) => void;
+  written: BatchedWrite;
+  resolve: (reply: unknown) => void;
+  reject: (error: unknown) => void;
 }
 
 /** What a write is told: when its command is sent, and its reply. */
@@ -23,22 +24,28 @@ export interface BatchedWrite {
   stored: Promise<unknown>;
 }
 
+/** Told of a failed command, once, with what it carried. */
+export type BatchLost = (error: unknown, args: (string | number)[]) => void;
+
 /**
  * Writes of one member each (`ZADD key score member`, `ZREM key member`, `SADD key member`)
  * gathered over a turn of the event loop and sent, on one connection, as one command per command
  * and key (`ZADD key s1 m1 s2 m2 …`): one command a turn instead of one a call, for each costs
  * its client a command object, a system call and a reply to parse, and Redis a dispatch. The
  * commands go out in the order their keys were first written in the turn. A failed command fails
- * every write it carried.
+ * every write it carried, and is told to `lost` (if given) once: a writer that does not wait for
+ * the reply need not handle its error.
  */
 export class TurnBatch {
   readonly #client: Redis;
+  readonly #lost: BatchLost | undefined;
   #entries = new Map<string, Entry>();
   #sent: Promise<void> | undefined;
   #markSent: (() => void) | undefined;
 
-  constructor(client: Redis) {
+  constructor(client: Redis, lost?: BatchLost) {
     this.#client = client;
+    this.#lost = lost;
   }
 
   write(command: BatchedCommand, key: string, ...args: (string | number)[]): BatchedWrite {
@@ -49,19 +56,17 @@ export class TurnBatch {
     const id = `${command} ${key}`;
     let entry = this.#entries.get(id);
     if (entry === undefined) {
-      let settle!: Entry['settle'];
-      const reply = new Promise<unknown>((resolve, reject) => {
-        // Sent at once; should ioredis throw rather than reject, the reply rejects all the same.
-        settle = (send) => void new Promise<unknown>((sent) => sent(send())).then(resolve, reject);
-      });
-      // A writer that does not wait for the reply handles its error itself (or not at all): the
-      // batch never leaves a rejection unhandled.
-      reply.catch(() => undefined);
-      entry = { command, key, args: [], reply, settle };
+      let resolve!: Entry['resolve'];
+      let reject!: Entry['reject'];
+      const stored = new Promise<unknown>((ok, fail) => ((resolve = ok), (reject = fail)));
+      // Handled here (and told to `lost`): the batch never leaves a rejection unhandled.
+      stored.catch(() => undefined);
+      entry = { command, key, args, written: { sent: this.#sent, stored }, resolve, reject };
       this.#entries.set(id, entry);
+    } else {
+      for (const arg of args) entry.args.push(arg);
     }
-    for (const arg of args) entry.args.push(arg);
-    return { sent: this.#sent, stored: entry.reply };
+    return entry.written;
   }
 
   #flush(): void {
@@ -70,8 +75,15 @@ export class TurnBatch {
     this.#entries = new Map();
     this.#sent = undefined;
     this.#markSent = undefined;
-    for (const { command, key, args, settle } of entries.values()) {
-      settle(() => this.#send(command, key, args));
+    for (const entry of entries.values()) {
+      // Sent at once; should ioredis throw rather than reject, the reply rejects all the same.
+      new Promise<unknown>((sent) => sent(this.#send(entry.command, entry.key, entry.args))).then(
+        entry.resolve,
+        (error: unknown) => {
+          entry.reject(error);
+          this.#lost?.(error, entry.args);
+        },
+      );
     }
     markSent?.();
   }
