@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ConflictError, ValidationError } from '../../core/errors.js';
 import type { Queue } from '../../core/queue.js';
+import { Queue as BullQueue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BullmqQueue } from '../../queue/bullmq/bullmq-queue.js';
 import { startRedis, type RunningServer } from '../helpers/servers.js';
@@ -202,6 +203,116 @@ describe('BullmqQueue on Redis', () => {
     } finally {
       stop.abort();
       redis.disconnect();
+      await queue.close();
+    }
+  });
+
+  it('keeps a new call as its request alone, and runs and reports the calls an older fnbus queued', async () => {
+    const name = randomName();
+    // Finished jobs kept 1 s: BullMQ removes them as later jobs complete (the workers' option).
+    const queue = new BullmqQueue({ url: server.url, name, retentionMs: 1000 });
+    const redis = new Redis(server.url);
+    const olderRedis = new Redis(server.url);
+    const older = new BullQueue(name, { connection: olderRedis });
+    const stop = new AbortController();
+    const ack = (status: number) =>
+      Promise.resolve({
+        outcome: 'ack' as const,
+        attempt: {
+          record: { attempt: 1, startedAt: new Date().toISOString(), durationMs: 1, status },
+        },
+      });
+    try {
+      const fresh = (await queue.enqueue(queueRequest('fn'), { freshCallId: true })).callId;
+      const job = await redis.hgetall(`bull:${name}:${fresh}`);
+      assert.deepEqual(Object.keys(JSON.parse(job.data ?? '{}') as object), ['request']);
+      const opts = JSON.parse(job.opts ?? '{}') as Record<string, unknown>;
+      assert.ok(!('removeOnComplete' in opts) && !('removeOnFail' in opts), job.opts);
+      // As fnbus queued a call before: its progress in the data (an attempt made), its removal
+      // in its options.
+      const old = queueRequest('fn');
+      const oldId = old.Header['X-Call-Id']?.[0] ?? '';
+      const now = Date.now();
+      const attempt = { attempt: 1, startedAt: new Date(now).toISOString(), durationMs: 5 };
+      await redis.zadd(`fnbus:${name}:live:fn`, now, oldId);
+      await older.add(
+        'fn',
+        {
+          request: old,
+          state: 'queued',
+          attempts: [{ ...attempt, status: 503 }],
+          queuedAt: now,
+          priorAttempts: 0,
+          updatedAt: now,
+          nextAttemptAt: now,
+          lastStatus: 503,
+          settledStarts: 1,
+        },
+        {
+          jobId: oldId,
+          timestamp: now,
+          removeOnComplete: { age: 1 },
+          removeOnFail: true,
+          stackTraceLimit: 0,
+        },
+      );
+      const dead = (await queue.enqueue(queueRequest('dies'))).callId;
+      const told = new Map<string, number>();
+      const consuming = queue.consume(
+        (req, delivery) => {
+          told.set(delivery.callId, delivery.attempts.length);
+          return req.Function === 'dies'
+            ? Promise.resolve({ outcome: 'dead-letter' as const, reason: 'gave up' })
+            : ack(200);
+        },
+        { concurrency: 4 },
+        stop.signal,
+      );
+      await waitFor(() => told.size === 3, { timeoutMs: 10_000, what: 'the three calls run' });
+      assert.equal(told.get(oldId), 1, "the older call's attempt is told");
+      assert.equal(told.get(fresh), 0);
+      await waitFor(async () => (await queue.status(oldId))?.state === 'succeeded', {
+        timeoutMs: 5000,
+        what: 'the older call succeeded',
+      });
+      const record = await queue.status(oldId);
+      assert.deepEqual(
+        record?.attempts.map((a) => a.status),
+        [503, 200],
+      );
+      assert.equal(record?.enqueuedAt, new Date(now).toISOString());
+      const freshRecord = await queue.status(fresh);
+      assert.equal(freshRecord?.state, 'succeeded');
+      assert.equal(freshRecord?.lastStatus, 200);
+      assert.equal(freshRecord?.attempts.length, 1);
+      // A dead letter leaves BullMQ (fnbus keeps it); stats count nothing live.
+      await waitFor(async () => (await queue.status(dead))?.state === 'dead-lettered', {
+        timeoutMs: 5000,
+        what: 'the dead letter',
+      });
+      await waitFor(async () => (await redis.exists(`bull:${name}:${dead}`)) === 0, {
+        timeoutMs: 5000,
+        what: "the dead letter's job to leave BullMQ",
+      });
+      assert.deepEqual(
+        Object.entries(await queue.stats()).map(([fn, s]) => [fn, s.queued + s.running]),
+        [['dies', 0]],
+      );
+      // Past the retention, a later completion removes the finished jobs, new and older alike.
+      await waitFor(
+        async () => {
+          await queue.enqueue(queueRequest('later'), { freshCallId: true });
+          return (await redis.exists(`bull:${name}:${fresh}`, `bull:${name}:${oldId}`)) === 0;
+        },
+        { timeoutMs: 10_000, what: 'finished jobs removed after the retention' },
+      );
+      stop.abort();
+      await consuming;
+    } finally {
+      stop.abort();
+      redis.disconnect();
+      await older.close();
+      olderRedis.disconnect();
       await queue.close();
     }
   });
