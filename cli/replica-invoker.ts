@@ -8,6 +8,7 @@ import { requestProblems } from '../core/http-request-check.js';
 import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 import { readAnswer } from '../client/read-answer.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
+import { TurnBatch } from './turn-batch.js';
 
 export interface ReplicaInvokerOptions {
   /** To the hub's main thread, where cli/replica-leases.ts answers. */
@@ -40,12 +41,13 @@ export class ReplicaInvoker implements Invoker {
   readonly #answers = new Map<number, (answer: FromLeases) => void>();
   readonly #pools = new Map<string, Pool>();
   /** What this turn has to tell the main thread, sent in one message (cli/replica-leases.ts). */
-  #outbox: ToLeases[] = [];
+  readonly #outbox: TurnBatch<ToLeases>;
   #nextId = 1;
   #undici: Promise<typeof Undici> | undefined;
 
   constructor(options: ReplicaInvokerOptions) {
     this.#options = options;
+    this.#outbox = new TurnBatch(options.port);
     options.port.on('message', (answers: FromLeases[]) => {
       for (const answer of answers) {
         const resolve = this.#answers.get(answer.id);
@@ -113,13 +115,13 @@ export class ReplicaInvoker implements Invoker {
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', cancel);
-      this.#post({ type: 'done', id, status });
+      this.#outbox.post({ type: 'done', id, status });
     }
   }
 
   /** Settles the calls still waiting for an answer, and closes the pools. */
   async close(): Promise<void> {
-    this.#flush();
+    this.#outbox.flush();
     for (const [id, resolve] of this.#answers) resolve({ type: 'gateway', id });
     this.#answers.clear();
     await Promise.all([
@@ -131,21 +133,9 @@ export class ReplicaInvoker implements Invoker {
   #ask(id: number, message: ToLeases): Promise<FromLeases> {
     return new Promise((resolve) => {
       this.#answers.set(id, resolve);
-      this.#post(message);
+      this.#outbox.post(message);
     });
   }
-
-  /** Queued for the end of this turn: one message for all a turn has to say, not one each. */
-  #post(message: ToLeases): void {
-    if (this.#outbox.push(message) === 1) setImmediate(this.#flush);
-  }
-
-  readonly #flush = (): void => {
-    if (this.#outbox.length === 0) return;
-    const batch = this.#outbox;
-    this.#outbox = [];
-    this.#options.port.postMessage(batch);
-  };
 
   async #send(
     to: string,
