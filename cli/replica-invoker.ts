@@ -6,6 +6,7 @@ import { ValidationError } from '../core/errors.js';
 import { headersToSend, headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+import { startTimeNow } from '../core/openfaas-names.js';
 import { readAnswer } from '../client/read-answer.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
 import { TurnBatch } from './turn-batch.js';
@@ -22,6 +23,9 @@ export interface ReplicaInvokerOptions {
 }
 
 const internal = 'X-OpenFaaS-Internal';
+
+/** Set by this invoker for every call, whatever the queued request carried. */
+const ourHeaders: ReadonlySet<string> = new Set(['x-call-id', 'x-start-time']);
 
 /** Pools kept, one per replica origin. */
 const maxPools = 64;
@@ -40,6 +44,7 @@ export class ReplicaInvoker implements Invoker {
   readonly #options: ReplicaInvokerOptions;
   readonly #answers = new Map<number, (answer: FromLeases) => void>();
   readonly #pools = new Map<string, Pool>();
+  readonly #targets = new Map<string, { origin: string; base: string }>();
   /** What this turn has to tell the main thread, sent in one message (cli/replica-leases.ts). */
   readonly #outbox: TurnBatch<ToLeases>;
   #nextId = 1;
@@ -78,7 +83,7 @@ export class ReplicaInvoker implements Invoker {
       bodyBytes: request.body.length,
     });
     if (answer.type === 'gateway') return this.#options.gateway.invoke(fn, request, signal);
-    const startTime = `${BigInt(Date.now()) * 1_000_000n}`;
+    const startTime = startTimeNow();
     const ours = { 'X-Call-Id': callId, 'X-Start-Time': startTime };
     if (answer.type === 'refused') {
       return refusal(answer.status, answer.message, ours, startedAt);
@@ -144,11 +149,11 @@ export class ReplicaInvoker implements Invoker {
     ours: Record<string, string>,
     signal: AbortSignal,
   ): Promise<InvokeResult> {
-    const url = new URL(to);
-    const pool = this.#pools.get(url.origin) ?? (await this.#pool(url.origin));
+    const { origin, base } = this.#target(to);
+    const pool = this.#pools.get(origin) ?? (await this.#pool(origin));
     const headers = headersToSend(request.headers);
-    for (const name of Object.keys(headers)) {
-      if (/^x-(call-id|start-time)$/i.test(name)) delete headers[name];
+    for (const name in headers) {
+      if (ourHeaders.has(name.toLowerCase())) delete headers[name];
     }
     Object.assign(headers, ours);
     // As through the gateway, whose Host the watchdog passes on.
@@ -159,7 +164,6 @@ export class ReplicaInvoker implements Invoker {
     if (headerValue(headers, 'x-forwarded-for') === undefined) {
       headers['X-Forwarded-For'] = '127.0.0.1';
     }
-    const base = url.pathname === '/' ? '' : url.pathname;
     const answer = await pool.request({
       method: request.method,
       path: `${base}${path}`,
@@ -171,6 +175,18 @@ export class ReplicaInvoker implements Invoker {
     out['x-call-id'] = ours['X-Call-Id'] as string;
     out['x-start-time'] = ours['X-Start-Time'] as string;
     return { status, headers: out, body, durationMs: 0 };
+  }
+
+  /** A replica's address parsed once, not a URL a call. */
+  #target(to: string): { origin: string; base: string } {
+    let target = this.#targets.get(to);
+    if (!target) {
+      const url = new URL(to);
+      target = { origin: url.origin, base: url.pathname === '/' ? '' : url.pathname };
+      if (this.#targets.size >= maxPools) this.#targets.clear();
+      this.#targets.set(to, target);
+    }
+    return target;
   }
 
   /** undici is loaded on the first call: a hub that never runs an async call never needs it. */
