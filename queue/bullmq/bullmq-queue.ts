@@ -63,10 +63,13 @@ type JobData = CallData | AcceptedCall;
 
 type CallJob = Job<JobData, AckedCall>;
 
-/** A job's call, its progress included. */
+/**
+ * A job's call, its progress included. Data without attempts is a call as accepted (or one an
+ * older fnbus worker, which cannot read it, deferred: it runs now, marked redelivered).
+ */
 function callOf(job: CallJob): CallData {
   const data = job.data;
-  if ('state' in data) return data;
+  if ('attempts' in data) return data;
   return { request: data.request, ...records.queuedCall(job.timestamp), settledStarts: 0 };
 }
 
