@@ -249,7 +249,7 @@ export class BullmqQueue implements seam.Queue {
 
   async enqueue(req: QueueRequest, options: seam.EnqueueOptions = {}): Promise<seam.Enqueued> {
     try {
-      await this.#reachable();
+      if (this.#client.status !== 'ready') await this.#reachable();
       return await this.#enqueue(req, options);
     } catch (error) {
       throw redisError(error);
@@ -520,9 +520,16 @@ export class BullmqQueue implements seam.Queue {
         .catch((error: unknown) => this.#tallyLost(error, callId));
     }
     this.#counted(fn, 1);
-    const settlement = await records
-      .settlementOf(handle, data.request, records.deliveryOf(callId, data, redelivered))
-      .finally(() => this.#counted(fn, -1));
+    let settlement: seam.Settlement;
+    try {
+      settlement = await records.settlementOf(
+        handle,
+        data.request,
+        records.deliveryOf(callId, data, redelivered),
+      );
+    } finally {
+      this.#counted(fn, -1);
+    }
     // Closed under it: the delivery is abandoned, as by a kill. A DelayedError makes BullMQ leave
     // the job as it is.
     if (this.#closed) throw new DelayedError();
