@@ -61,6 +61,8 @@ import {
   type CallEntry,
   type StoredCall,
 } from './stored-call.js';
+import { RecordBucket } from './record-bucket.js';
+import { StreamWriter } from './stream-writer.js';
 
 /**
  * `leaseMs` is JetStream's ack wait: live workers keep their deliveries with progress acks.
@@ -80,12 +82,14 @@ interface Backend {
   js: JetStreamClient;
   jsm: JetStreamManager;
   consumer: Consumer;
+  /** Acknowledged writes to streams, cheaper than `js.publish` (see StreamWriter). */
+  writer: StreamWriter;
   /** Calls that are queued, running or dead-lettered (dead letters with their request). */
-  live: KV;
+  live: RecordBucket;
   /** Calls that are over (succeeded, failed, cancelled), for `retentionMs`. */
-  done: KV;
+  done: RecordBucket;
   /** Idempotency-Key digest → the first call's id (and message id), for `idempotencyWindowMs`. */
-  keys: KV;
+  keys: RecordBucket;
   /** Dead letters' requests, apart from their records (which stay small to scan). */
   letters: KV;
 }
@@ -202,7 +206,7 @@ export class NatsQueue implements seam.Queue {
         const mine = JSON.stringify({ callId, messageId: call.messageId, fingerprint });
         const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
         if (revision === undefined) {
-          const seen = await backend.keys.get(digest);
+          const seen = await backend.keys.kv.get(digest);
           if (seen?.operation !== 'PUT') {
             throw new UnavailableError('Idempotency-Key just expired; try again');
           }
@@ -211,14 +215,14 @@ export class NatsQueue implements seam.Queue {
             fingerprint,
           );
         }
-        undo.push(() => backend.keys.delete(digest, { previousSeq: revision }));
+        undo.push(() => backend.keys.delete(digest, revision));
       }
       const key = callKey(callId);
       const revision = await this.#persist(() =>
         createOnce(backend.live, key, JSON.stringify(call)),
       );
       if (revision !== undefined) {
-        undo.push(() => backend.live.delete(key, { previousSeq: revision }));
+        undo.push(() => backend.live.delete(key, revision));
       }
       // A finished call moved to `done` before leaving `live`, so looking there after creating in
       // `live` cannot miss it.
@@ -417,8 +421,10 @@ export class NatsQueue implements seam.Queue {
    * Deduplicated by `id`, so that a retry through a reconnect keeps one.
    */
   async #keepLetter(backend: Backend, req: QueueRequest, id: string): Promise<number> {
+    const dedup = headers();
+    dedup.set('Nats-Msg-Id', id);
     const ack = await this.#persist(() =>
-      backend.js.publish(this.#subject('dead', req.Function), JSON.stringify(req), { msgID: id }),
+      backend.writer.publish(this.#subject('dead', req.Function), JSON.stringify(req), dedup),
     );
     if (!ack) throw new Error('the dead letter was not stored');
     return ack.seq;
@@ -439,7 +445,7 @@ export class NatsQueue implements seam.Queue {
     for await (const letters of this.#deadBatches(backend, filter)) {
       for (const letter of letters) {
         try {
-          await backend.live.delete(letter.key, { previousSeq: letter.revision });
+          await backend.live.delete(letter.key, letter.revision);
           purged += 1;
         } catch (error) {
           if (!isStale(error)) throw error; // else: redriven meanwhile
@@ -607,12 +613,16 @@ export class NatsQueue implements seam.Queue {
           storage: StorageType.File,
           ...(ttlMs === undefined ? {} : { ttl: ttlMs }),
         });
-      const [live, done, keys, letters] = await Promise.all([
+      const [calls, finished, idempotency, letters] = await Promise.all([
         bucket('calls'),
         bucket('done', this.#retentionMs),
         bucket('keys', this.#idempotencyWindowMs),
         bucket('letters'),
       ]);
+      const writer = new StreamWriter(nc);
+      const live = new RecordBucket(calls, `${this.#name}-calls`, writer);
+      const done = new RecordBucket(finished, `${this.#name}-done`, writer);
+      const keys = new RecordBucket(idempotency, `${this.#name}-keys`, writer);
       const consumer = await js.consumers.get(this.#name, 'workers');
       await this.#purgeAcked(jsm).catch((error: unknown) => {
         this.#logger.debug({ err: error, queue: this.#name }, 'purging acknowledged calls failed');
@@ -622,7 +632,7 @@ export class NatsQueue implements seam.Queue {
       void nc.closed().then(() => {
         this.#backend = undefined;
       });
-      return { nc, js, jsm, consumer, live, done, keys, letters };
+      return { nc, js, jsm, consumer, writer, live, done, keys, letters };
     } catch (error) {
       await nc.close();
       throw error;
@@ -702,11 +712,10 @@ export class NatsQueue implements seam.Queue {
     const subject = this.#subject('calls', call.function);
     const headed = headers();
     headed.set(callIdHeader, call.callId);
+    headed.set('Nats-Msg-Id', call.messageId);
     headed.set(recordHeader, JSON.stringify({ revision, call }));
     try {
-      await this.#persist(() =>
-        backend.js.publish(subject, data, { msgID: call.messageId, headers: headed }),
-      );
+      await this.#persist(() => backend.writer.publish(subject, data, headed));
     } catch (error) {
       // The stream's max_msgs: the queue is at its cap.
       if (/maximum messages/i.test(String(error))) throw records.queueFull(this.#maxQueuedCalls);
@@ -854,7 +863,7 @@ export class NatsQueue implements seam.Queue {
       );
       // Undefined: someone else holds the call now (this delivery outlived its ack wait).
       const delayMs = Date.parse(settled.nextAttemptAt ?? '') - Date.parse(settled.updatedAt);
-      if (revision !== undefined) attempt(() => msg.nak(Math.max(0, delayMs)));
+      if (revision !== undefined) backend.writer.later(() => msg.nak(Math.max(0, delayMs)));
       return;
     }
     if (settled.state === 'dead-lettered') {
@@ -875,14 +884,14 @@ export class NatsQueue implements seam.Queue {
       await this.#persist(() => this.#retire(backend, claim.key, settled, claim.revision));
     }
     // A lost ack is harmless: the message comes back, finds the call settled, and is dropped.
-    attempt(() => msg.ack());
+    backend.writer.later(() => msg.ack());
   }
 
   /** Moves a finished call from `live` to `done`, where it expires after the retention. */
   async #retire(backend: Backend, key: string, call: StoredCall, revision: number): Promise<void> {
     // `done` first: a reader looks in `live`, then `done`, and always finds the call.
     await backend.done.put(key, JSON.stringify({ ...call, request: undefined }));
-    await backend.live.delete(key, { previousSeq: revision }).catch((error: unknown) => {
+    await backend.live.delete(key, revision).catch((error: unknown) => {
       if (!isStale(error)) throw error;
     });
   }
@@ -1037,7 +1046,7 @@ export class NatsQueue implements seam.Queue {
       await this.#purgeAcked(jsm);
       const bucket = `${this.#name}-calls`;
       const before = Date.now() - 60_000;
-      for await (const entry of await live.history()) {
+      for await (const entry of await live.kv.history()) {
         if (entry.operation === 'PUT' || entry.created.getTime() > before) continue;
         await jsm.streams.purge(`KV_${bucket}`, {
           filter: `$KV.${bucket}.${entry.key}`,

@@ -1,8 +1,8 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
 import type { CallRecord, RequestSummary } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import type { CallProgress } from '../call-records.js';
+import type { RecordBucket } from './record-bucket.js';
 
 /** A call record as the JetStream queue keeps it in its KV buckets. */
 export interface StoredCall extends CallRecord {
@@ -113,8 +113,8 @@ export function callKey(callId: string): string {
 }
 
 /** The record under `key`, or undefined when there is none (or a deletion marker). */
-export async function readCall(kv: KV, key: string): Promise<CallEntry | undefined> {
-  const entry = await kv.get(key);
+export async function readCall(bucket: RecordBucket, key: string): Promise<CallEntry | undefined> {
+  const entry = await bucket.kv.get(key);
   if (!entry || entry.operation !== 'PUT') return undefined;
   return { key, revision: entry.revision, call: entry.json<StoredCall>() };
 }
@@ -124,25 +124,29 @@ export async function readCall(kv: KV, key: string): Promise<CallEntry | undefin
  * value there means an earlier try succeeded and only its answer was lost: `value` must be unique
  * to the caller, so that a create can be retried.
  */
-export async function createOnce(kv: KV, key: string, value: string): Promise<number | undefined> {
+export async function createOnce(
+  bucket: RecordBucket,
+  key: string,
+  value: string,
+): Promise<number | undefined> {
   try {
-    return await kv.create(key, value);
+    return await bucket.create(key, value);
   } catch (error) {
     if (!isStale(error)) throw error;
   }
-  const entry = await kv.get(key);
+  const entry = await bucket.kv.get(key);
   return entry?.operation === 'PUT' && entry.string() === value ? entry.revision : undefined;
 }
 
 /** Replaces the record at `revision`; undefined when it changed since. */
 export async function updateCall(
-  kv: KV,
+  bucket: RecordBucket,
   key: string,
   call: StoredCall,
   revision: number,
 ): Promise<number | undefined> {
   try {
-    return await kv.update(key, JSON.stringify(call), revision);
+    return await bucket.update(key, JSON.stringify(call), revision);
   } catch (error) {
     if (isStale(error)) return undefined;
     throw error;
