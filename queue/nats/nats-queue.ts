@@ -52,6 +52,8 @@ import {
   createOnce,
   functionOfToken,
   isStale,
+  isoOf,
+  msOf,
   progressOf,
   readCall,
   subjectToken,
@@ -111,6 +113,12 @@ const sweepEveryMs = 10 * 60_000;
 const callIdHeader = 'Fnbus-Call-Id';
 /** The call's record when the message was published, and its revision: `{revision, call}`. */
 const recordHeader = 'Fnbus-Record';
+/**
+ * Instead of `Fnbus-Record` on a call's first message: `<revision> <enqueued at, ms>`, from which
+ * (with the call id, the message id and the request's function) the record as enqueued is made
+ * again (`enqueuedRecord`), a few bytes rather than the whole record.
+ */
+const queuedHeader = 'Fnbus-Queued';
 /** Room kept in a message for the rest of a dead letter's record (attempts, excerpt...). */
 const recordRoomBytes = 64 * 1024;
 /** Most records of the live bucket one dead-letter page reads, other calls' included. */
@@ -187,16 +195,7 @@ export class NatsQueue implements seam.Queue {
       );
     }
     const callId = records.callIdOf(req) ?? randomUUID();
-    const now = Date.now();
-    const call = withProgress(
-      {
-        callId,
-        function: req.Function,
-        enqueuedAt: new Date(now).toISOString(),
-        messageId: `${callId}~${randomUUID()}`,
-      },
-      records.queuedCall(now),
-    );
+    const call = enqueuedRecord(callId, req.Function, `${callId}~${randomUUID()}`, Date.now());
     // Whatever this enqueue wrote is taken back if it fails: the caller was told no.
     const undo: (() => Promise<unknown>)[] = [];
     try {
@@ -231,7 +230,7 @@ export class NatsQueue implements seam.Queue {
         revision === undefined ||
         (!options.freshCallId && (await this.#persist(() => readCall(backend.done, key))));
       if (taken) throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-      await this.#publish(backend, call, revision, data);
+      await this.#publish(backend, call, revision, data, true);
       return { callId, duplicate: false };
     } catch (error) {
       for (const step of undo.reverse()) await step().catch(() => {});
@@ -708,12 +707,19 @@ export class NatsQueue implements seam.Queue {
    * the record as written at `revision`, so that a worker can claim the call without reading it
    * first when nothing changed since.
    */
-  async #publish(backend: Backend, call: StoredCall, revision: number, data: string) {
+  async #publish(
+    backend: Backend,
+    call: StoredCall,
+    revision: number,
+    data: string,
+    enqueued = false,
+  ) {
     const subject = this.#subject('calls', call.function);
     const headed = headers();
     headed.set(callIdHeader, call.callId);
     headed.set('Nats-Msg-Id', call.messageId);
-    headed.set(recordHeader, JSON.stringify({ revision, call }));
+    if (enqueued) headed.set(queuedHeader, `${revision} ${msOf(call.enqueuedAt)}`);
+    else headed.set(recordHeader, JSON.stringify({ revision, call }));
     try {
       await this.#persist(() => backend.writer.publish(subject, data, headed));
     } catch (error) {
@@ -828,14 +834,8 @@ export class NatsQueue implements seam.Queue {
    * another worker) or the header is missing: the caller reads the record and decides.
    */
   async #claimAsPublished(backend: Backend, msg: JsMsg, key: string, req: QueueRequest) {
-    const header = msg.headers?.get(recordHeader);
-    if (!header) return undefined;
-    let published: { revision: number; call: StoredCall };
-    try {
-      published = JSON.parse(header) as typeof published;
-    } catch {
-      return undefined;
-    }
+    const published = publishedRecord(msg, req);
+    if (!published) return undefined;
     const { revision, call } = published;
     if (call.state !== 'queued' || call.messageId !== msg.headers?.get('Nats-Msg-Id')) {
       return undefined;
@@ -1056,6 +1056,40 @@ export class NatsQueue implements seam.Queue {
     } catch (error) {
       this.#logger.debug({ err: error, queue: this.#name }, 'sweeping deletion markers failed');
     }
+  }
+}
+
+/** A call's record as enqueue writes it (and as a claim makes it again from `Fnbus-Queued`). */
+function enqueuedRecord(callId: string, fn: string, messageId: string, now: number): StoredCall {
+  return withProgress(
+    { callId, function: fn, enqueuedAt: isoOf(now), messageId },
+    records.queuedCall(now),
+  );
+}
+
+/**
+ * The record a message was published with, and its revision: from `Fnbus-Queued` (a call's
+ * first message) or `Fnbus-Record` (a redriven call's, or any message of an older fnbus).
+ */
+function publishedRecord(
+  msg: JsMsg,
+  req: QueueRequest,
+): { revision: number; call: StoredCall } | undefined {
+  const queued = msg.headers?.get(queuedHeader);
+  if (queued) {
+    const [revision, at] = queued.split(' ').map(Number);
+    const callId = msg.headers?.get(callIdHeader);
+    const messageId = msg.headers?.get('Nats-Msg-Id');
+    if (!isSequence(revision) || !isSequence(at) || !callId || !messageId) return undefined;
+    return { revision, call: enqueuedRecord(callId, req.Function, messageId, at) };
+  }
+  const header = msg.headers?.get(recordHeader);
+  if (!header) return undefined;
+  try {
+    const published = JSON.parse(header) as { revision: number; call?: StoredCall };
+    return published.call && { revision: published.revision, call: published.call };
+  } catch {
+    return undefined;
   }
 }
 
