@@ -243,6 +243,23 @@ export class NatsQueue implements seam.Queue {
     const answering = this.#answerRunning();
     const concurrency = Math.max(1, Math.floor(options.concurrency));
     const inFlight = new Set<Promise<void>>();
+    // Woken when a delivery ends (or on stop): one waiter, not a reaction on every delivery.
+    let wake: (() => void) | undefined;
+    const woken = () => {
+      const waiter = wake;
+      wake = undefined;
+      waiter?.();
+    };
+    stop.addEventListener('abort', woken);
+    // Progress acks keep every delivery in hand ours while its function runs, however long that
+    // is: one timer for all, each delivery acked at least every ackWait / 3.
+    const held = new Set<JsMsg>();
+    const beat = setInterval(
+      () => {
+        for (const msg of held) attempt(() => msg.working());
+      },
+      Math.max(50, this.#ackWaitMs / 3),
+    );
     while (!stop.aborted) {
       try {
         const backend = await this.#connected();
@@ -255,14 +272,17 @@ export class NatsQueue implements seam.Queue {
         try {
           for await (const msg of messages) {
             while (inFlight.size >= concurrency && !stop.aborted) {
-              await anySettled(inFlight, stop);
+              await new Promise<void>((resolve) => (wake = resolve));
             }
             if (stop.aborted) {
               // Pulled as we stopped: hand it straight back, untouched.
               attempt(() => msg.nak());
               continue;
             }
-            const run = this.#deliver(backend, msg, handle).finally(() => inFlight.delete(run));
+            const run = this.#deliver(backend, msg, handle, held).finally(() => {
+              inFlight.delete(run);
+              woken();
+            });
             inFlight.add(run);
           }
         } finally {
@@ -276,7 +296,9 @@ export class NatsQueue implements seam.Queue {
     }
     // Closed under it (a process going away): what is in flight is abandoned and comes back
     // after the ack wait. Otherwise the deliveries in flight settle first.
+    stop.removeEventListener('abort', woken);
     if (!this.#closing.signal.aborted) await Promise.all(inFlight);
+    clearInterval(beat);
     (await answering)?.unsubscribe();
   }
 
@@ -729,15 +751,13 @@ export class NatsQueue implements seam.Queue {
     }
   }
 
-  async #deliver(backend: Backend, msg: JsMsg, handle: seam.DeliveryHandler): Promise<void> {
-    // Progress acks keep the delivery ours while the function runs, however long that is.
-    const beat = setInterval(
-      () => {
-        if (this.#closing.signal.aborted) clearInterval(beat);
-        else attempt(() => msg.working());
-      },
-      Math.max(50, this.#ackWaitMs / 3),
-    );
+  async #deliver(
+    backend: Backend,
+    msg: JsMsg,
+    handle: seam.DeliveryHandler,
+    held: Set<JsMsg>,
+  ): Promise<void> {
+    held.add(msg); // kept by consume's progress acks until settled
     try {
       const claim = await this.#claim(backend, msg);
       if (!claim) return;
@@ -761,7 +781,7 @@ export class NatsQueue implements seam.Queue {
       // Unsettled: the message comes back after the ack wait, and its record says what to do.
       this.#logger.warn({ err: error, queue: this.#name }, 'a delivery could not be handled');
     } finally {
-      clearInterval(beat);
+      held.delete(msg);
     }
   }
 
@@ -890,7 +910,8 @@ export class NatsQueue implements seam.Queue {
   /** Moves a finished call from `live` to `done`, where it expires after the retention. */
   async #retire(backend: Backend, key: string, call: StoredCall, revision: number): Promise<void> {
     // `done` first: a reader looks in `live`, then `done`, and always finds the call.
-    await backend.done.put(key, JSON.stringify({ ...call, request: undefined }));
+    const finished = call.request === undefined ? call : { ...call, request: undefined };
+    await backend.done.put(key, JSON.stringify(finished));
     await backend.live.delete(key, revision).catch((error: unknown) => {
       if (!isStale(error)) throw error;
     });
@@ -1156,19 +1177,6 @@ function attempt(send: () => void): void {
   } catch {
     // the connection is closed: the server redelivers after the ack wait
   }
-}
-
-/** Until one of `running` settles, or `signal` aborts. */
-function anySettled(running: Iterable<Promise<unknown>>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done);
-    if (signal.aborted) done();
-    for (const run of running) void run.then(done, done);
-  });
 }
 
 async function pause(ms: number, signal: AbortSignal): Promise<void> {
