@@ -19,7 +19,7 @@ export interface PubAck {
 
 interface Pending {
   subject: string;
-  resolve: (ack: PubAck) => void;
+  resolve: (answer: Answer) => void;
   reject: (error: unknown) => void;
   /** When the request gives up waiting for its acknowledgement (ms since the epoch). */
   deadline: number;
@@ -34,7 +34,8 @@ interface Outgoing {
 
 /**
  * Acknowledged JetStream writes (a publish to a stream's subject, answered by the server's
- * PubAck) as plain core NATS publishes with a reply subject, all answered on one subscription.
+ * PubAck; a message delete, answered by the API) as plain core NATS publishes with a reply
+ * subject, all answered on one subscription.
  *
  * It is what `js.publish` does, less its cost per write: nats.js makes a request object, a timer
  * and, when a request ends, an Error (with its stack) for every write. Here a write is a map
@@ -67,8 +68,38 @@ export class StreamWriter {
   }
 
   /** Publishes `data` on `subject` and resolves with the stream's acknowledgement. */
-  publish(subject: string, data: Uint8Array | string, headers?: MsgHdrs): Promise<PubAck> {
-    return new Promise<PubAck>((resolve, reject) => {
+  async publish(subject: string, data: Uint8Array | string, headers?: MsgHdrs): Promise<PubAck> {
+    const answer = await this.#request(subject, data, headers);
+    if (!answer.stream || answer.seq === undefined) {
+      throw new Error(`not a JetStream acknowledgement: ${JSON.stringify(answer)}`);
+    }
+    return { stream: answer.stream, seq: answer.seq, duplicate: !!answer.duplicate };
+  }
+
+  /**
+   * Removes `stream`'s message at `seq` (JetStream's message delete, not erased): true when it
+   * was there, false when it was not (deleted, or replaced in a bucket that keeps one revision).
+   */
+  async deleteMessage(stream: string, seq: number): Promise<boolean> {
+    try {
+      await this.#request(
+        `$JS.API.STREAM.MSG.DELETE.${stream}`,
+        JSON.stringify({ seq, no_erase: true }),
+        undefined,
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === messageNotFound) return false;
+      throw error;
+    }
+  }
+
+  #request(
+    subject: string,
+    data: Uint8Array | string,
+    headers: MsgHdrs | undefined,
+  ): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
       if (this.#nc.isClosed()) {
         reject(new ClosedConnectionError());
         return;
@@ -130,7 +161,7 @@ export class StreamWriter {
       pending.reject(new NoRespondersError(pending.subject));
       return;
     }
-    let answer: { stream?: string; seq?: number; duplicate?: boolean; error?: ApiError };
+    let answer: Answer;
     try {
       answer = msg.json();
     } catch (error) {
@@ -138,11 +169,7 @@ export class StreamWriter {
       return;
     }
     if (answer.error) pending.reject(new JetStreamApiError(answer.error));
-    else if (!answer.stream || answer.seq === undefined) {
-      pending.reject(new Error(`not a JetStream acknowledgement: ${msg.string()}`));
-    } else {
-      pending.resolve({ stream: answer.stream, seq: answer.seq, duplicate: !!answer.duplicate });
-    }
+    else pending.resolve(answer);
   }
 
   #expire(): void {
@@ -166,6 +193,17 @@ export class StreamWriter {
     }
   }
 }
+
+/** The server's answer: a PubAck, an API response, or an error. */
+interface Answer {
+  stream?: string;
+  seq?: number;
+  duplicate?: boolean;
+  error?: ApiError;
+}
+
+/** JetStream's "no message found" (or past the stream's end) of a message delete. */
+const messageNotFound = 10057;
 
 interface ApiError {
   code: number;

@@ -5,7 +5,7 @@ import { after, describe, it } from 'node:test';
 import { ValidationError } from '../../core/errors.js';
 import type { Delivery, Queue, Settlement } from '../../core/queue.js';
 import { Kvm } from '@nats-io/kv';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { NatsQueue } from '../../queue/nats/nats-queue.js';
 import { startNats } from '../helpers/servers.js';
@@ -253,6 +253,52 @@ describe('NatsQueue', () => {
       const status = await queue.status(callId);
       assert.equal(status?.enqueuedAt, now);
       assert.equal(status?.attempts.length, 1);
+    } finally {
+      stop.abort();
+      await queue.close();
+      await nc.close();
+    }
+  });
+
+  it("sweeps finished calls' deletion markers, and keeps a record created again since", async () => {
+    const name = randomName();
+    const sweep = { everyMs: 300, olderThanMs: 0 };
+    const queue = new NatsQueue({ url: server.url, name, leaseMs: ackWaitMs, sweep });
+    const nc = await connect({ servers: server.url });
+    const stop = new AbortController();
+    try {
+      const reused = queueRequest('swept');
+      const reusedId = reused.Header['X-Call-Id']![0]!;
+      const ids = [reusedId];
+      await queue.enqueue(reused);
+      for (let i = 0; i < 20; i += 1) ids.push((await queue.enqueue(queueRequest('swept'))).callId);
+      let acked = 0;
+      const consuming = queue.consume(
+        (_req, delivery) => {
+          acked += 1;
+          return Promise.resolve(ack(delivery));
+        },
+        { concurrency: 4 },
+        stop.signal,
+      );
+      await waitFor(() => acked === ids.length, { what: 'every call acked' });
+      stop.abort();
+      await consuming;
+      // One call's id taken again once it is gone from the live records (an older fnbus's
+      // marker case too): the sweep must leave its new record alone.
+      const live = await new Kvm(nc).open(`${name}-calls`);
+      await waitFor(async () => (await live.get(reusedId)) === null, {
+        what: 'the swept marker of the reused id',
+      });
+      const again = await live.create(reusedId, JSON.stringify({ again: true }));
+      const jsm = await jetstreamManager(nc);
+      await waitFor(async () => (await jsm.streams.info(`KV_${name}-calls`)).state.messages === 1, {
+        what: 'every marker swept',
+      });
+      const entry = await live.get(reusedId);
+      assert.equal(entry?.revision, again);
+      assert.deepEqual(entry?.json(), { again: true });
+      for (const id of ids.slice(1)) assert.equal((await queue.status(id))?.state, 'succeeded');
     } finally {
       stop.abort();
       await queue.close();
