@@ -1068,18 +1068,40 @@ export class NatsQueue implements seam.Queue {
   async #sweep(): Promise<void> {
     if (!this.#backend) return; // never used: no need to connect for this
     try {
-      const { jsm, live, writer } = await this.#backend;
+      const { js, jsm, writer } = await this.#backend;
       await this.#purgeAcked(jsm);
       const before = Date.now() - this.#markerAgeMs;
+      const stream = `KV_${this.#name}-calls`;
+      const { state } = await jsm.streams.info(stream);
+      if (state.messages === 0) return;
+      // Headers only (the records' bodies are not needed), in batches, up to the last message
+      // written when the sweep began.
+      const consumer = await js.consumers.get(stream, { headers_only: true });
       const removing: Promise<boolean>[] = [];
-      for await (const entry of await live.kv.history()) {
-        if (entry.operation === 'PUT' || entry.created.getTime() > before) continue;
-        // The marker's own message, by sequence: the bucket keeps one message a key, so this is
-        // what a purge of the key up to the marker removed, at a fraction of a purge's cost
-        // (which the server pays scanning the key's messages). A record created again since has
-        // a later sequence and stays.
-        removing.push(writer.deleteMessage(`KV_${this.#name}-calls`, entry.revision));
-        if (removing.length >= 256) await Promise.all(removing.splice(0));
+      try {
+        let atEnd = false;
+        while (!atEnd) {
+          const messages = await consumer.fetch({ max_messages: 512, expires: 2000 });
+          let got = 0;
+          for await (const msg of messages) {
+            got += 1;
+            if (msg.headers?.get('KV-Operation') && msg.time.getTime() <= before) {
+              // The marker's own message, by sequence: the bucket keeps one message a key, so
+              // this is what a purge of the key up to the marker removed, at a fraction of a
+              // purge's cost (which the server pays scanning the key's messages). A record
+              // created again since has a later sequence and stays.
+              removing.push(writer.deleteMessage(stream, msg.seq));
+              if (removing.length >= 256) await Promise.all(removing.splice(0));
+            }
+            if (msg.seq >= state.last_seq || msg.info.pending === 0) {
+              atEnd = true;
+              break; // rather than wait for the fetch to expire
+            }
+          }
+          if (got === 0) atEnd = true; // nothing more came: the rest was deleted meanwhile
+        }
+      } finally {
+        await consumer.delete().catch(() => false);
       }
       await Promise.all(removing);
     } catch (error) {
