@@ -6,8 +6,10 @@ import { ValidationError } from '../core/errors.js';
 import { headersToSend, headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+import { startTimeNow } from '../core/openfaas-names.js';
 import { readAnswer } from '../client/read-answer.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
+import { TurnBatch } from './turn-batch.js';
 
 export interface ReplicaInvokerOptions {
   /** To the hub's main thread, where cli/replica-leases.ts answers. */
@@ -21,6 +23,9 @@ export interface ReplicaInvokerOptions {
 }
 
 const internal = 'X-OpenFaaS-Internal';
+
+/** Set by this invoker for every call, whatever the queued request carried. */
+const ourHeaders: ReadonlySet<string> = new Set(['x-call-id', 'x-start-time']);
 
 /** Pools kept, one per replica origin. */
 const maxPools = 64;
@@ -39,13 +44,15 @@ export class ReplicaInvoker implements Invoker {
   readonly #options: ReplicaInvokerOptions;
   readonly #answers = new Map<number, (answer: FromLeases) => void>();
   readonly #pools = new Map<string, Pool>();
+  readonly #targets = new Map<string, { origin: string; base: string }>();
   /** What this turn has to tell the main thread, sent in one message (cli/replica-leases.ts). */
-  #outbox: ToLeases[] = [];
+  readonly #outbox: TurnBatch<ToLeases>;
   #nextId = 1;
   #undici: Promise<typeof Undici> | undefined;
 
   constructor(options: ReplicaInvokerOptions) {
     this.#options = options;
+    this.#outbox = new TurnBatch(options.port);
     options.port.on('message', (answers: FromLeases[]) => {
       for (const answer of answers) {
         const resolve = this.#answers.get(answer.id);
@@ -76,7 +83,7 @@ export class ReplicaInvoker implements Invoker {
       bodyBytes: request.body.length,
     });
     if (answer.type === 'gateway') return this.#options.gateway.invoke(fn, request, signal);
-    const startTime = `${BigInt(Date.now()) * 1_000_000n}`;
+    const startTime = startTimeNow();
     const ours = { 'X-Call-Id': callId, 'X-Start-Time': startTime };
     if (answer.type === 'refused') {
       return refusal(answer.status, answer.message, ours, startedAt);
@@ -113,13 +120,13 @@ export class ReplicaInvoker implements Invoker {
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', cancel);
-      this.#post({ type: 'done', id, status });
+      this.#outbox.post({ type: 'done', id, status });
     }
   }
 
   /** Settles the calls still waiting for an answer, and closes the pools. */
   async close(): Promise<void> {
-    this.#flush();
+    this.#outbox.flush();
     for (const [id, resolve] of this.#answers) resolve({ type: 'gateway', id });
     this.#answers.clear();
     await Promise.all([
@@ -131,21 +138,9 @@ export class ReplicaInvoker implements Invoker {
   #ask(id: number, message: ToLeases): Promise<FromLeases> {
     return new Promise((resolve) => {
       this.#answers.set(id, resolve);
-      this.#post(message);
+      this.#outbox.post(message);
     });
   }
-
-  /** Queued for the end of this turn: one message for all a turn has to say, not one each. */
-  #post(message: ToLeases): void {
-    if (this.#outbox.push(message) === 1) setImmediate(this.#flush);
-  }
-
-  readonly #flush = (): void => {
-    if (this.#outbox.length === 0) return;
-    const batch = this.#outbox;
-    this.#outbox = [];
-    this.#options.port.postMessage(batch);
-  };
 
   async #send(
     to: string,
@@ -154,11 +149,11 @@ export class ReplicaInvoker implements Invoker {
     ours: Record<string, string>,
     signal: AbortSignal,
   ): Promise<InvokeResult> {
-    const url = new URL(to);
-    const pool = this.#pools.get(url.origin) ?? (await this.#pool(url.origin));
+    const { origin, base } = this.#target(to);
+    const pool = this.#pools.get(origin) ?? (await this.#pool(origin));
     const headers = headersToSend(request.headers);
-    for (const name of Object.keys(headers)) {
-      if (/^x-(call-id|start-time)$/i.test(name)) delete headers[name];
+    for (const name in headers) {
+      if (ourHeaders.has(name.toLowerCase())) delete headers[name];
     }
     Object.assign(headers, ours);
     // As through the gateway, whose Host the watchdog passes on.
@@ -169,7 +164,6 @@ export class ReplicaInvoker implements Invoker {
     if (headerValue(headers, 'x-forwarded-for') === undefined) {
       headers['X-Forwarded-For'] = '127.0.0.1';
     }
-    const base = url.pathname === '/' ? '' : url.pathname;
     const answer = await pool.request({
       method: request.method,
       path: `${base}${path}`,
@@ -181,6 +175,18 @@ export class ReplicaInvoker implements Invoker {
     out['x-call-id'] = ours['X-Call-Id'] as string;
     out['x-start-time'] = ours['X-Start-Time'] as string;
     return { status, headers: out, body, durationMs: 0 };
+  }
+
+  /** A replica's address parsed once, not a URL a call. */
+  #target(to: string): { origin: string; base: string } {
+    let target = this.#targets.get(to);
+    if (!target) {
+      const url = new URL(to);
+      target = { origin: url.origin, base: url.pathname === '/' ? '' : url.pathname };
+      if (this.#targets.size >= maxPools) this.#targets.clear();
+      this.#targets.set(to, target);
+    }
+    return target;
   }
 
   /** undici is loaded on the first call: a hub that never runs an async call never needs it. */

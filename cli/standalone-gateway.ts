@@ -15,6 +15,7 @@ import { announceGeneratedPassword, hubCredentials } from './hub-credentials.js'
 import { defaultHost, isLoopback } from './listen-host.js';
 import { refusingQueue } from './refusing-queue.js';
 import { timedOut, within } from './worker-supervisor.js';
+import { makeStateFolder } from './state-folder.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -70,6 +71,7 @@ export async function startGateway({
 }: GatewayOptions): Promise<RunningGateway> {
   refuseLocalQueue(queueUrl);
   providerKind(providerUrl);
+  makeStateFolder(stateDir);
   const auth = hubCredentials(config, env, stateDir);
   if (auth.generated && auth.passwordFile) {
     announceGeneratedPassword(logger, host, config.port, auth.passwordFile);

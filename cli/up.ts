@@ -14,6 +14,7 @@ import { webhookPrefix } from '../connectors/webhook/webhook-handler.js';
 import { Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { startConnectors, type RunningConnectors } from './connectors.js';
+import { makeStateFolder } from './state-folder.js';
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
@@ -73,6 +74,7 @@ export async function up({
   imagesDir = localImagesDir(process.env),
 }: UpOptions): Promise<RunningHub> {
   providerKind(providerUrl);
+  makeStateFolder(stateDir);
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
   const auth = hubCredentials(config, process.env, stateDir);
   const credentials = auth.credentials;

@@ -16,7 +16,8 @@ export async function readAnswer(
     throw error;
   }
   const headers: HeaderMap = {};
-  for (const [name, value] of Object.entries(answer.headers)) {
+  for (const name in answer.headers) {
+    const value = answer.headers[name];
     if (value !== undefined) headers[name] = value;
   }
   return { status: answer.statusCode, headers, body };

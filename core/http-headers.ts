@@ -29,8 +29,9 @@ export function headersToSend(
   headers: Readonly<Record<string, string | string[]>>,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (!notSentOn.has(name.toLowerCase())) out[name] = value;
+  // for-in, not Object.entries: these run for every call, and entries() allocates a pair each.
+  for (const name in headers) {
+    if (!notSentOn.has(name.toLowerCase())) out[name] = headers[name] as string | string[];
   }
   return out;
 }
@@ -40,9 +41,14 @@ export function headerValue(
   headers: Readonly<Record<string, string | string[] | undefined>> | undefined,
   name: string,
 ): string | undefined {
+  if (!headers) return undefined;
+  const exact = headers[name];
+  if (exact !== undefined) return Array.isArray(exact) ? exact[0] : exact;
   const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers ?? {})) {
-    if (key.toLowerCase() === wanted) return Array.isArray(value) ? value[0] : value;
+  for (const key in headers) {
+    if (key.length !== wanted.length || key.toLowerCase() !== wanted) continue;
+    const value = headers[key];
+    return Array.isArray(value) ? value[0] : value;
   }
   return undefined;
 }

@@ -72,7 +72,10 @@ export function headerProblems(headers: unknown): string[] {
     return ['headers are not a map of names to values'];
   }
   const problems: string[] = [];
-  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
+  const map = headers as Record<string, unknown>;
+  for (const name in map) {
+    if (!Object.hasOwn(map, name)) continue;
+    const value = map[name];
     if (!isHttpToken(name)) {
       problems.push(`header name ${shown(name)} is not an HTTP token`);
       continue;

@@ -10,7 +10,7 @@ import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import { functionTimeoutMs } from '../core/function-rules.js';
-import { OpenFaasHeader } from '../core/openfaas-names.js';
+import { OpenFaasHeader, startTimeNow } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
 import {
   deadLetterPageDefault,
@@ -167,7 +167,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       const callId = sentCallId ?? randomUUID();
       const header = groupHeaders(request.raw.rawHeaders);
       header[OpenFaasHeader.CallId] = [callId];
-      header[OpenFaasHeader.StartTime] = [`${BigInt(Date.now()) * 1_000_000n}`];
+      header[OpenFaasHeader.StartTime] = [startTimeNow()];
       // Path and query raw, as sent: the worker replays them byte for byte.
       const parts = callUrlParts(request.raw.url ?? '');
       const timeoutMs = functionTimeoutMs(status.envVars);

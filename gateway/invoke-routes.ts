@@ -6,6 +6,7 @@ import type { Dispatcher, Pool } from 'undici';
 import { FnbusError, httpAnswer, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { isDnsLabel, joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import { startTimeNow } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
 import { callUrlParts } from './call-url.js';
 import { ScaleFromZero } from './scale-from-zero.js';
@@ -97,7 +98,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
     reply: FastifyReply,
   ) => {
     const startedAt = performance.now();
-    const startTime = `${BigInt(Date.now()) * 1_000_000n}`;
+    const startTime = startTimeNow();
     const { name, namespace } = splitFunctionName(
       request.params.name,
       deps.config.functionNamespace,

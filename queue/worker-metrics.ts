@@ -15,6 +15,14 @@ export class WorkerMetrics {
   readonly #deadLetters: Counter<'function_name'>;
   readonly #callbacks: Counter<'function_name' | 'delivered'>;
   readonly #inFlight: Gauge<'function_name'>;
+  /** Each function's series, looked up once: labels() hashes its arguments on every call. */
+  readonly #series = new Map<
+    string,
+    {
+      inFlight: ReturnType<Gauge['labels']>;
+      processed: Map<Outcome, ReturnType<Counter['labels']>>;
+    }
+  >();
 
   constructor(registry: Registry, queue: Queue) {
     const registers = [registry];
@@ -79,13 +87,28 @@ export class WorkerMetrics {
   }
 
   started(fn: string): void {
-    this.#inFlight.labels(fn).inc();
+    this.#seriesOf(fn).inFlight.inc();
   }
 
   finished(fn: string, outcome: Outcome): void {
-    this.#inFlight.labels(fn).dec();
-    this.#processed.labels(fn, outcome).inc();
+    const series = this.#seriesOf(fn);
+    series.inFlight.dec();
+    let processed = series.processed.get(outcome);
+    if (!processed) {
+      processed = this.#processed.labels(fn, outcome);
+      series.processed.set(outcome, processed);
+    }
+    processed.inc();
     if (outcome === 'retry') this.#retries.labels(fn).inc();
+  }
+
+  #seriesOf(fn: string) {
+    let series = this.#series.get(fn);
+    if (!series) {
+      series = { inFlight: this.#inFlight.labels(fn), processed: new Map() };
+      this.#series.set(fn, series);
+    }
+    return series;
   }
 
   deadLettered(fn: string): void {

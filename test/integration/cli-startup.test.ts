@@ -218,6 +218,36 @@ describe('a service that cannot start says why in one line and exits 1', () => {
     }
   });
 
+  it('fnbus up and gateway with a state folder that cannot be made: why, at once', async () => {
+    const file = join(makeTempDir('fnbus-state-'), 'a-file');
+    writeFileSync(file, '');
+    // /proc/x once made Node's recursive mkdir loop for ever.
+    for (const [command, dir, why] of [
+      ['up', '/proc/fnbus-state', 'the folder cannot be made here (ENOENT)'],
+      ['gateway', '/proc/fnbus-state/deeper', 'the folder cannot be made here (ENOENT)'],
+      ['up', join(file, 'state'), 'the folder cannot be made here (ENOTDIR)'],
+      ['up', file, 'a file is in the way, not a folder'],
+    ] as const) {
+      const { code, stderr } = await runCli(
+        [
+          command,
+          '--port',
+          '0',
+          '--state-dir',
+          dir,
+          ...(command === 'up' ? ['--connectors', 'none'] : []),
+        ],
+        { basic_auth: 'false' },
+      );
+      assert.equal(
+        stderr,
+        `fnbus: invalid configuration:\n  - --state-dir ${dir}: ${why}\n`,
+        `${command} --state-dir ${dir}`,
+      );
+      assert.equal(code, 1);
+    }
+  });
+
   it('fnbus up with bad settings in several components: every problem, nothing started', async () => {
     const stateDir = join(makeTempDir('fnbus-config-'), 'state');
     mkdirSync(stateDir);
