@@ -89,7 +89,7 @@ export class StreamWriter {
       );
       return true;
     } catch (error) {
-      if (error instanceof JetStreamApiError && error.code === messageNotFound) return false;
+      if (error instanceof JetStreamApiError && notThere.includes(error.code)) return false;
       throw error;
     }
   }
@@ -202,8 +202,11 @@ interface Answer {
   error?: ApiError;
 }
 
-/** JetStream's "no message found" (or past the stream's end) of a message delete. */
-const messageNotFound = 10057;
+/**
+ * What a message delete answers for a message that is not there: "sequence not found" (10043)
+ * or, from the store, "no message found" / "stream store EOF" (10057).
+ */
+const notThere = [10043, 10057];
 
 interface ApiError {
   code: number;
