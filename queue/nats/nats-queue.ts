@@ -52,6 +52,8 @@ import {
   createOnce,
   functionOfToken,
   isStale,
+  isoOf,
+  msOf,
   progressOf,
   readCall,
   subjectToken,
@@ -61,6 +63,8 @@ import {
   type CallEntry,
   type StoredCall,
 } from './stored-call.js';
+import { RecordBucket } from './record-bucket.js';
+import { StreamWriter } from './stream-writer.js';
 
 /**
  * `leaseMs` is JetStream's ack wait: live workers keep their deliveries with progress acks.
@@ -72,6 +76,8 @@ export interface NatsQueueOptions extends records.QueueOptions {
   url: string;
   /** Names the stream (and prefixes its consumer, subjects and KV buckets); default `fnbus-async`. */
   name?: string;
+  /** Deletion markers are swept every `everyMs` once `olderThanMs` old (10 min, 1 min). */
+  sweep?: { everyMs: number; olderThanMs: number };
 }
 
 /** What one connection has set up. */
@@ -80,12 +86,14 @@ interface Backend {
   js: JetStreamClient;
   jsm: JetStreamManager;
   consumer: Consumer;
+  /** Acknowledged writes to streams, cheaper than `js.publish` (see StreamWriter). */
+  writer: StreamWriter;
   /** Calls that are queued, running or dead-lettered (dead letters with their request). */
-  live: KV;
+  live: RecordBucket;
   /** Calls that are over (succeeded, failed, cancelled), for `retentionMs`. */
-  done: KV;
+  done: RecordBucket;
   /** Idempotency-Key digest → the first call's id (and message id), for `idempotencyWindowMs`. */
-  keys: KV;
+  keys: RecordBucket;
   /** Dead letters' requests, apart from their records (which stay small to scan). */
   letters: KV;
 }
@@ -103,10 +111,16 @@ interface Claim {
 /** How long enqueue and settlements keep retrying through a lost connection. */
 const persistForMs = 15_000;
 /** How often deletion markers are swept from the live bucket (see #sweep). */
-const sweepEveryMs = 10 * 60_000;
+const sweepDefaults = { everyMs: 10 * 60_000, olderThanMs: 60_000 };
 const callIdHeader = 'Fnbus-Call-Id';
 /** The call's record when the message was published, and its revision: `{revision, call}`. */
 const recordHeader = 'Fnbus-Record';
+/**
+ * Instead of `Fnbus-Record` on a call's first message: `<revision> <enqueued at, ms>`, from which
+ * (with the call id, the message id and the request's function) the record as enqueued is made
+ * again (`enqueuedRecord`), a few bytes rather than the whole record.
+ */
+const queuedHeader = 'Fnbus-Queued';
 /** Room kept in a message for the rest of a dead letter's record (attempts, excerpt...). */
 const recordRoomBytes = 64 * 1024;
 /** Most records of the live bucket one dead-letter page reads, other calls' included. */
@@ -141,6 +155,7 @@ export class NatsQueue implements seam.Queue {
   /** Aborts when the queue closes: consume loops and retries stop at once. */
   readonly #closing = new AbortController();
   readonly #sweeper: NodeJS.Timeout;
+  readonly #markerAgeMs: number;
   /** Whether the connection is up (see #follow); enqueue waits a little for it, then says 503. */
   #online = true;
   readonly #onReconnect = new Set<() => void>();
@@ -158,7 +173,9 @@ export class NatsQueue implements seam.Queue {
       maxQueuedCalls: this.#maxQueuedCalls,
     } = records.queueSettings(options));
     this.#logger = options.logger ?? silentLogger;
-    this.#sweeper = setInterval(() => void this.#sweep(), sweepEveryMs).unref();
+    const sweep = options.sweep ?? sweepDefaults;
+    this.#markerAgeMs = sweep.olderThanMs;
+    this.#sweeper = setInterval(() => void this.#sweep(), sweep.everyMs).unref();
   }
 
   async enqueue(req: QueueRequest, options: seam.EnqueueOptions = {}): Promise<seam.Enqueued> {
@@ -183,16 +200,7 @@ export class NatsQueue implements seam.Queue {
       );
     }
     const callId = records.callIdOf(req) ?? randomUUID();
-    const now = Date.now();
-    const call = withProgress(
-      {
-        callId,
-        function: req.Function,
-        enqueuedAt: new Date(now).toISOString(),
-        messageId: `${callId}~${randomUUID()}`,
-      },
-      records.queuedCall(now),
-    );
+    const call = enqueuedRecord(callId, req.Function, `${callId}~${randomUUID()}`, Date.now());
     // Whatever this enqueue wrote is taken back if it fails: the caller was told no.
     const undo: (() => Promise<unknown>)[] = [];
     try {
@@ -202,7 +210,7 @@ export class NatsQueue implements seam.Queue {
         const mine = JSON.stringify({ callId, messageId: call.messageId, fingerprint });
         const revision = await this.#persist(() => createOnce(backend.keys, digest, mine));
         if (revision === undefined) {
-          const seen = await backend.keys.get(digest);
+          const seen = await backend.keys.kv.get(digest);
           if (seen?.operation !== 'PUT') {
             throw new UnavailableError('Idempotency-Key just expired; try again');
           }
@@ -211,14 +219,14 @@ export class NatsQueue implements seam.Queue {
             fingerprint,
           );
         }
-        undo.push(() => backend.keys.delete(digest, { previousSeq: revision }));
+        undo.push(() => backend.keys.delete(digest, revision));
       }
       const key = callKey(callId);
       const revision = await this.#persist(() =>
         createOnce(backend.live, key, JSON.stringify(call)),
       );
       if (revision !== undefined) {
-        undo.push(() => backend.live.delete(key, { previousSeq: revision }));
+        undo.push(() => backend.live.delete(key, revision));
       }
       // A finished call moved to `done` before leaving `live`, so looking there after creating in
       // `live` cannot miss it.
@@ -227,7 +235,7 @@ export class NatsQueue implements seam.Queue {
         revision === undefined ||
         (!options.freshCallId && (await this.#persist(() => readCall(backend.done, key))));
       if (taken) throw new ConflictError(`call id ${callId} is taken: send another X-Call-Id`);
-      await this.#publish(backend, call, revision, data);
+      await this.#publish(backend, call, revision, data, true);
       return { callId, duplicate: false };
     } catch (error) {
       for (const step of undo.reverse()) await step().catch(() => {});
@@ -240,6 +248,23 @@ export class NatsQueue implements seam.Queue {
     const answering = this.#answerRunning();
     const concurrency = Math.max(1, Math.floor(options.concurrency));
     const inFlight = new Set<Promise<void>>();
+    // Woken when a delivery ends (or on stop): one waiter, not a reaction on every delivery.
+    let wake: (() => void) | undefined;
+    const woken = () => {
+      const waiter = wake;
+      wake = undefined;
+      waiter?.();
+    };
+    stop.addEventListener('abort', woken);
+    // Progress acks keep every delivery in hand ours while its function runs, however long that
+    // is: one timer for all, each delivery acked at least every ackWait / 3.
+    const held = new Set<JsMsg>();
+    const beat = setInterval(
+      () => {
+        for (const msg of held) attempt(() => msg.working());
+      },
+      Math.max(50, this.#ackWaitMs / 3),
+    );
     while (!stop.aborted) {
       try {
         const backend = await this.#connected();
@@ -252,14 +277,17 @@ export class NatsQueue implements seam.Queue {
         try {
           for await (const msg of messages) {
             while (inFlight.size >= concurrency && !stop.aborted) {
-              await anySettled(inFlight, stop);
+              await new Promise<void>((resolve) => (wake = resolve));
             }
             if (stop.aborted) {
               // Pulled as we stopped: hand it straight back, untouched.
               attempt(() => msg.nak());
               continue;
             }
-            const run = this.#deliver(backend, msg, handle).finally(() => inFlight.delete(run));
+            const run = this.#deliver(backend, msg, handle, held).finally(() => {
+              inFlight.delete(run);
+              woken();
+            });
             inFlight.add(run);
           }
         } finally {
@@ -273,7 +301,9 @@ export class NatsQueue implements seam.Queue {
     }
     // Closed under it (a process going away): what is in flight is abandoned and comes back
     // after the ack wait. Otherwise the deliveries in flight settle first.
+    stop.removeEventListener('abort', woken);
     if (!this.#closing.signal.aborted) await Promise.all(inFlight);
+    clearInterval(beat);
     (await answering)?.unsubscribe();
   }
 
@@ -417,8 +447,10 @@ export class NatsQueue implements seam.Queue {
    * Deduplicated by `id`, so that a retry through a reconnect keeps one.
    */
   async #keepLetter(backend: Backend, req: QueueRequest, id: string): Promise<number> {
+    const dedup = headers();
+    dedup.set('Nats-Msg-Id', id);
     const ack = await this.#persist(() =>
-      backend.js.publish(this.#subject('dead', req.Function), JSON.stringify(req), { msgID: id }),
+      backend.writer.publish(this.#subject('dead', req.Function), JSON.stringify(req), dedup),
     );
     if (!ack) throw new Error('the dead letter was not stored');
     return ack.seq;
@@ -439,7 +471,7 @@ export class NatsQueue implements seam.Queue {
     for await (const letters of this.#deadBatches(backend, filter)) {
       for (const letter of letters) {
         try {
-          await backend.live.delete(letter.key, { previousSeq: letter.revision });
+          await backend.live.delete(letter.key, letter.revision);
           purged += 1;
         } catch (error) {
           if (!isStale(error)) throw error; // else: redriven meanwhile
@@ -607,12 +639,16 @@ export class NatsQueue implements seam.Queue {
           storage: StorageType.File,
           ...(ttlMs === undefined ? {} : { ttl: ttlMs }),
         });
-      const [live, done, keys, letters] = await Promise.all([
+      const [calls, finished, idempotency, letters] = await Promise.all([
         bucket('calls'),
         bucket('done', this.#retentionMs),
         bucket('keys', this.#idempotencyWindowMs),
         bucket('letters'),
       ]);
+      const writer = new StreamWriter(nc);
+      const live = new RecordBucket(calls, `${this.#name}-calls`, writer);
+      const done = new RecordBucket(finished, `${this.#name}-done`, writer);
+      const keys = new RecordBucket(idempotency, `${this.#name}-keys`, writer);
       const consumer = await js.consumers.get(this.#name, 'workers');
       await this.#purgeAcked(jsm).catch((error: unknown) => {
         this.#logger.debug({ err: error, queue: this.#name }, 'purging acknowledged calls failed');
@@ -622,7 +658,7 @@ export class NatsQueue implements seam.Queue {
       void nc.closed().then(() => {
         this.#backend = undefined;
       });
-      return { nc, js, jsm, consumer, live, done, keys, letters };
+      return { nc, js, jsm, consumer, writer, live, done, keys, letters };
     } catch (error) {
       await nc.close();
       throw error;
@@ -698,15 +734,21 @@ export class NatsQueue implements seam.Queue {
    * the record as written at `revision`, so that a worker can claim the call without reading it
    * first when nothing changed since.
    */
-  async #publish(backend: Backend, call: StoredCall, revision: number, data: string) {
+  async #publish(
+    backend: Backend,
+    call: StoredCall,
+    revision: number,
+    data: string,
+    enqueued = false,
+  ) {
     const subject = this.#subject('calls', call.function);
     const headed = headers();
     headed.set(callIdHeader, call.callId);
-    headed.set(recordHeader, JSON.stringify({ revision, call }));
+    headed.set('Nats-Msg-Id', call.messageId);
+    if (enqueued) headed.set(queuedHeader, `${revision} ${msOf(call.enqueuedAt)}`);
+    else headed.set(recordHeader, JSON.stringify({ revision, call }));
     try {
-      await this.#persist(() =>
-        backend.js.publish(subject, data, { msgID: call.messageId, headers: headed }),
-      );
+      await this.#persist(() => backend.writer.publish(subject, data, headed));
     } catch (error) {
       // The stream's max_msgs: the queue is at its cap.
       if (/maximum messages/i.test(String(error))) throw records.queueFull(this.#maxQueuedCalls);
@@ -714,15 +756,13 @@ export class NatsQueue implements seam.Queue {
     }
   }
 
-  async #deliver(backend: Backend, msg: JsMsg, handle: seam.DeliveryHandler): Promise<void> {
-    // Progress acks keep the delivery ours while the function runs, however long that is.
-    const beat = setInterval(
-      () => {
-        if (this.#closing.signal.aborted) clearInterval(beat);
-        else attempt(() => msg.working());
-      },
-      Math.max(50, this.#ackWaitMs / 3),
-    );
+  async #deliver(
+    backend: Backend,
+    msg: JsMsg,
+    handle: seam.DeliveryHandler,
+    held: Set<JsMsg>,
+  ): Promise<void> {
+    held.add(msg); // kept by consume's progress acks until settled
     try {
       const claim = await this.#claim(backend, msg);
       if (!claim) return;
@@ -746,7 +786,7 @@ export class NatsQueue implements seam.Queue {
       // Unsettled: the message comes back after the ack wait, and its record says what to do.
       this.#logger.warn({ err: error, queue: this.#name }, 'a delivery could not be handled');
     } finally {
-      clearInterval(beat);
+      held.delete(msg);
     }
   }
 
@@ -819,14 +859,8 @@ export class NatsQueue implements seam.Queue {
    * another worker) or the header is missing: the caller reads the record and decides.
    */
   async #claimAsPublished(backend: Backend, msg: JsMsg, key: string, req: QueueRequest) {
-    const header = msg.headers?.get(recordHeader);
-    if (!header) return undefined;
-    let published: { revision: number; call: StoredCall };
-    try {
-      published = JSON.parse(header) as typeof published;
-    } catch {
-      return undefined;
-    }
+    const published = publishedRecord(msg, req);
+    if (!published) return undefined;
     const { revision, call } = published;
     if (call.state !== 'queued' || call.messageId !== msg.headers?.get('Nats-Msg-Id')) {
       return undefined;
@@ -854,7 +888,7 @@ export class NatsQueue implements seam.Queue {
       );
       // Undefined: someone else holds the call now (this delivery outlived its ack wait).
       const delayMs = Date.parse(settled.nextAttemptAt ?? '') - Date.parse(settled.updatedAt);
-      if (revision !== undefined) attempt(() => msg.nak(Math.max(0, delayMs)));
+      if (revision !== undefined) backend.writer.later(() => msg.nak(Math.max(0, delayMs)));
       return;
     }
     if (settled.state === 'dead-lettered') {
@@ -875,14 +909,15 @@ export class NatsQueue implements seam.Queue {
       await this.#persist(() => this.#retire(backend, claim.key, settled, claim.revision));
     }
     // A lost ack is harmless: the message comes back, finds the call settled, and is dropped.
-    attempt(() => msg.ack());
+    backend.writer.later(() => msg.ack());
   }
 
   /** Moves a finished call from `live` to `done`, where it expires after the retention. */
   async #retire(backend: Backend, key: string, call: StoredCall, revision: number): Promise<void> {
     // `done` first: a reader looks in `live`, then `done`, and always finds the call.
-    await backend.done.put(key, JSON.stringify({ ...call, request: undefined }));
-    await backend.live.delete(key, { previousSeq: revision }).catch((error: unknown) => {
+    const finished = call.request === undefined ? call : { ...call, request: undefined };
+    await backend.done.put(key, JSON.stringify(finished));
+    await backend.live.delete(key, revision).catch((error: unknown) => {
       if (!isStale(error)) throw error;
     });
   }
@@ -1033,20 +1068,79 @@ export class NatsQueue implements seam.Queue {
   async #sweep(): Promise<void> {
     if (!this.#backend) return; // never used: no need to connect for this
     try {
-      const { jsm, live } = await this.#backend;
+      const { js, jsm, writer } = await this.#backend;
       await this.#purgeAcked(jsm);
-      const bucket = `${this.#name}-calls`;
-      const before = Date.now() - 60_000;
-      for await (const entry of await live.history()) {
-        if (entry.operation === 'PUT' || entry.created.getTime() > before) continue;
-        await jsm.streams.purge(`KV_${bucket}`, {
-          filter: `$KV.${bucket}.${entry.key}`,
-          seq: entry.revision + 1,
-        });
+      const before = Date.now() - this.#markerAgeMs;
+      const stream = `KV_${this.#name}-calls`;
+      const { state } = await jsm.streams.info(stream);
+      if (state.messages === 0) return;
+      // Headers only (the records' bodies are not needed), in batches, up to the last message
+      // written when the sweep began.
+      const consumer = await js.consumers.get(stream, { headers_only: true });
+      const removing: Promise<boolean>[] = [];
+      try {
+        let atEnd = false;
+        while (!atEnd) {
+          const messages = await consumer.fetch({ max_messages: 512, expires: 2000 });
+          let got = 0;
+          for await (const msg of messages) {
+            got += 1;
+            if (msg.headers?.get('KV-Operation') && msg.time.getTime() <= before) {
+              // The marker's own message, by sequence: the bucket keeps one message a key, so
+              // this is what a purge of the key up to the marker removed, at a fraction of a
+              // purge's cost (which the server pays scanning the key's messages). A record
+              // created again since has a later sequence and stays.
+              removing.push(writer.deleteMessage(stream, msg.seq));
+              if (removing.length >= 256) await Promise.all(removing.splice(0));
+            }
+            if (msg.seq >= state.last_seq || msg.info.pending === 0) {
+              atEnd = true;
+              break; // rather than wait for the fetch to expire
+            }
+          }
+          if (got === 0) atEnd = true; // nothing more came: the rest was deleted meanwhile
+        }
+      } finally {
+        await consumer.delete().catch(() => false);
       }
+      await Promise.all(removing);
     } catch (error) {
       this.#logger.debug({ err: error, queue: this.#name }, 'sweeping deletion markers failed');
     }
+  }
+}
+
+/** A call's record as enqueue writes it (and as a claim makes it again from `Fnbus-Queued`). */
+function enqueuedRecord(callId: string, fn: string, messageId: string, now: number): StoredCall {
+  return withProgress(
+    { callId, function: fn, enqueuedAt: isoOf(now), messageId },
+    records.queuedCall(now),
+  );
+}
+
+/**
+ * The record a message was published with, and its revision: from `Fnbus-Queued` (a call's
+ * first message) or `Fnbus-Record` (a redriven call's, or any message of an older fnbus).
+ */
+function publishedRecord(
+  msg: JsMsg,
+  req: QueueRequest,
+): { revision: number; call: StoredCall } | undefined {
+  const queued = msg.headers?.get(queuedHeader);
+  if (queued) {
+    const [revision, at] = queued.split(' ').map(Number);
+    const callId = msg.headers?.get(callIdHeader);
+    const messageId = msg.headers?.get('Nats-Msg-Id');
+    if (!isSequence(revision) || !isSequence(at) || !callId || !messageId) return undefined;
+    return { revision, call: enqueuedRecord(callId, req.Function, messageId, at) };
+  }
+  const header = msg.headers?.get(recordHeader);
+  if (!header) return undefined;
+  try {
+    const published = JSON.parse(header) as { revision: number; call?: StoredCall };
+    return published.call && { revision: published.revision, call: published.call };
+  } catch {
+    return undefined;
   }
 }
 
@@ -1113,19 +1207,6 @@ function attempt(send: () => void): void {
   } catch {
     // the connection is closed: the server redelivers after the ack wait
   }
-}
-
-/** Until one of `running` settles, or `signal` aborts. */
-function anySettled(running: Iterable<Promise<unknown>>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done);
-    if (signal.aborted) done();
-    for (const run of running) void run.then(done, done);
-  });
 }
 
 async function pause(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,8 +1,8 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
 import type { CallRecord, RequestSummary } from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import type { CallProgress } from '../call-records.js';
+import type { RecordBucket } from './record-bucket.js';
 
 /** A call record as the JetStream queue keeps it in its KV buckets. */
 export interface StoredCall extends CallRecord {
@@ -55,11 +55,11 @@ export function progressOf(stored: StoredCall): CallProgress {
   const call: CallProgress = {
     state: stored.state,
     attempts: stored.attempts,
-    queuedAt: Date.parse(stored.queuedAt),
+    queuedAt: msOf(stored.queuedAt),
     priorAttempts: stored.priorAttempts,
-    updatedAt: Date.parse(stored.updatedAt),
+    updatedAt: msOf(stored.updatedAt),
   };
-  if (stored.nextAttemptAt !== undefined) call.nextAttemptAt = Date.parse(stored.nextAttemptAt);
+  if (stored.nextAttemptAt !== undefined) call.nextAttemptAt = msOf(stored.nextAttemptAt);
   if (stored.lastStatus !== undefined) call.lastStatus = stored.lastStatus;
   if (stored.lastBodyExcerpt !== undefined) call.lastBodyExcerpt = stored.lastBodyExcerpt;
   if (stored.reason !== undefined) call.reason = stored.reason;
@@ -72,20 +72,95 @@ export function withProgress(
     Partial<StoredCall>,
   call: CallProgress,
 ): StoredCall {
-  const iso = (ms: number | undefined) =>
-    ms === undefined ? undefined : new Date(ms).toISOString();
-  return {
-    ...stored,
+  // Built field by field (the state machine's fields, then the rest of `stored`): a spread of
+  // a parsed record overwritten with these fields costs several microseconds.
+  const next: StoredCall = {
+    callId: stored.callId,
+    function: stored.function,
+    enqueuedAt: stored.enqueuedAt,
+    messageId: stored.messageId,
     state: call.state,
     attempts: call.attempts,
-    queuedAt: new Date(call.queuedAt).toISOString(),
+    queuedAt: isoOf(call.queuedAt),
     priorAttempts: call.priorAttempts,
-    updatedAt: new Date(call.updatedAt).toISOString(),
-    nextAttemptAt: call.state === 'queued' ? iso(call.nextAttemptAt) : undefined,
-    lastStatus: call.lastStatus,
-    lastBodyExcerpt: call.lastBodyExcerpt,
-    reason: call.reason,
+    updatedAt: isoOf(call.updatedAt),
   };
+  if (call.state === 'queued' && call.nextAttemptAt !== undefined) {
+    next.nextAttemptAt = isoOf(call.nextAttemptAt);
+  }
+  if (call.lastStatus !== undefined) next.lastStatus = call.lastStatus;
+  if (call.lastBodyExcerpt !== undefined) next.lastBodyExcerpt = call.lastBodyExcerpt;
+  if (call.reason !== undefined) next.reason = call.reason;
+  for (const field in stored) {
+    if (!(field in next) && !progressFields.has(field)) {
+      (next as unknown as Record<string, unknown>)[field] = (
+        stored as unknown as Record<string, unknown>
+      )[field];
+    }
+  }
+  return next;
+}
+
+/** The fields withProgress writes from the state machine (absent when it says undefined). */
+const progressFields = new Set([
+  'state',
+  'attempts',
+  'queuedAt',
+  'priorAttempts',
+  'updatedAt',
+  'nextAttemptAt',
+  'lastStatus',
+  'lastBodyExcerpt',
+  'reason',
+]);
+
+/**
+ * ISO 8601 texts of recent seconds (up to the seconds, no fraction), both ways: records are
+ * written and read with times of the same few seconds over and over, and `toISOString` and
+ * `Date.parse` cost about a microsecond each.
+ */
+const textOfSecond = new Map<number, string>();
+const secondOfText = new Map<string, number>();
+
+function secondText(start: number): string {
+  let text = textOfSecond.get(start);
+  if (text === undefined) {
+    if (textOfSecond.size >= 256) {
+      textOfSecond.clear();
+      secondOfText.clear();
+    }
+    text = new Date(start).toISOString().slice(0, 19);
+    textOfSecond.set(start, text);
+    secondOfText.set(text, start);
+  }
+  return text;
+}
+
+/** `new Date(ms).toISOString()`, the second's part from a cache. */
+export function isoOf(ms: number): string {
+  if (!Number.isInteger(ms) || ms < 0 || ms >= 253402300800000) return new Date(ms).toISOString();
+  const fraction = ms % 1000;
+  return `${secondText(ms - fraction)}.${String(fraction).padStart(3, '0')}Z`;
+}
+
+/** `Date.parse(iso)`, the second's part from a cache for texts as `isoOf` writes them. */
+export function msOf(iso: string): number {
+  if (iso.length === 24 && iso.charCodeAt(19) === 46 /* . */ && iso.endsWith('Z')) {
+    const start = secondOfText.get(iso.slice(0, 19));
+    if (start !== undefined && isDigits(iso, 20, 23)) return start + Number(iso.slice(20, 23));
+    const ms = Date.parse(iso);
+    if (Number.isInteger(ms) && ms >= 0) isoOf(ms); // its second, for next time
+    return ms;
+  }
+  return Date.parse(iso);
+}
+
+function isDigits(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 48 || code > 57) return false;
+  }
+  return true;
 }
 
 /**
@@ -113,8 +188,8 @@ export function callKey(callId: string): string {
 }
 
 /** The record under `key`, or undefined when there is none (or a deletion marker). */
-export async function readCall(kv: KV, key: string): Promise<CallEntry | undefined> {
-  const entry = await kv.get(key);
+export async function readCall(bucket: RecordBucket, key: string): Promise<CallEntry | undefined> {
+  const entry = await bucket.kv.get(key);
   if (!entry || entry.operation !== 'PUT') return undefined;
   return { key, revision: entry.revision, call: entry.json<StoredCall>() };
 }
@@ -124,25 +199,29 @@ export async function readCall(kv: KV, key: string): Promise<CallEntry | undefin
  * value there means an earlier try succeeded and only its answer was lost: `value` must be unique
  * to the caller, so that a create can be retried.
  */
-export async function createOnce(kv: KV, key: string, value: string): Promise<number | undefined> {
+export async function createOnce(
+  bucket: RecordBucket,
+  key: string,
+  value: string,
+): Promise<number | undefined> {
   try {
-    return await kv.create(key, value);
+    return await bucket.create(key, value);
   } catch (error) {
     if (!isStale(error)) throw error;
   }
-  const entry = await kv.get(key);
+  const entry = await bucket.kv.get(key);
   return entry?.operation === 'PUT' && entry.string() === value ? entry.revision : undefined;
 }
 
 /** Replaces the record at `revision`; undefined when it changed since. */
 export async function updateCall(
-  kv: KV,
+  bucket: RecordBucket,
   key: string,
   call: StoredCall,
   revision: number,
 ): Promise<number | undefined> {
   try {
-    return await kv.update(key, JSON.stringify(call), revision);
+    return await bucket.update(key, JSON.stringify(call), revision);
   } catch (error) {
     if (isStale(error)) return undefined;
     throw error;

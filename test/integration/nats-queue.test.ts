@@ -5,7 +5,8 @@ import { after, describe, it } from 'node:test';
 import { ValidationError } from '../../core/errors.js';
 import type { Delivery, Queue, Settlement } from '../../core/queue.js';
 import { Kvm } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, headers } from '@nats-io/transport-node';
 import { NatsQueue } from '../../queue/nats/nats-queue.js';
 import { startNats } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -120,6 +121,184 @@ describe('NatsQueue', () => {
       await consuming;
       assert.deepEqual(ran, []);
       assert.equal((await queue.status(callId))?.state, 'succeeded');
+    } finally {
+      stop.abort();
+      await queue.close();
+      await nc.close();
+    }
+  });
+
+  it('runs a call in five JetStream writes and an ack, and reads nothing', async () => {
+    const name = randomName();
+    const queue = new NatsQueue({ url: server.url, name });
+    const spy = await connect({ servers: server.url });
+    const seen = { writes: 0, acks: 0, reads: 0, requests: 0 };
+    const count = (subject: string, what: keyof typeof seen) =>
+      spy.subscribe(subject, {
+        callback: () => {
+          seen[what] += 1;
+        },
+      });
+    const calls = 300;
+    let acked = 0;
+    const stop = new AbortController();
+    try {
+      await queue.stats(); // connected, streams and buckets made
+      for (const subject of [`$KV.${name}-calls.>`, `$KV.${name}-done.>`, `$KV.${name}-keys.>`]) {
+        count(subject, 'writes');
+      }
+      count(`${name}.calls.>`, 'writes');
+      count(`${name}.dead.>`, 'writes');
+      count(`$JS.ACK.${name}.>`, 'acks');
+      count('$JS.API.DIRECT.GET.>', 'reads');
+      count('$JS.API.STREAM.MSG.GET.>', 'reads');
+      count('$JS.API.STREAM.INFO.>', 'requests');
+      await spy.flush();
+      const consuming = queue.consume(
+        (_req, delivery) => {
+          acked += 1;
+          return Promise.resolve(ack(delivery));
+        },
+        { concurrency: 16 },
+        stop.signal,
+      );
+      // As the gateway enqueues: ids it minted, 32 at once.
+      for (let sent = 0; sent < calls; sent += 32) {
+        await Promise.all(
+          Array.from({ length: Math.min(32, calls - sent) }, (_, i) =>
+            queue.enqueue(queueRequest(`hot-${i % 2}`), { freshCallId: true }),
+          ),
+        );
+      }
+      await waitFor(() => acked === calls, { timeoutMs: 20_000, what: 'every call acked' });
+      stop.abort();
+      await consuming;
+      await waitFor(() => seen.acks >= calls, { what: 'every ack sent' });
+      await spy.flush();
+      // Record created, message published, claimed, outcome into `done`, deleted from `calls`:
+      // a write retried through a slow moment may count twice, so a little room.
+      assert.ok(seen.writes >= 5 * calls, `${seen.writes} writes for ${calls} calls`);
+      assert.ok(seen.writes <= 5.05 * calls, `${seen.writes} writes for ${calls} calls`);
+      assert.equal(seen.acks, calls);
+      // The claim takes the record from the message (Fnbus-Queued): no read.
+      assert.ok(seen.reads <= calls / 100, `${seen.reads} reads for ${calls} calls`);
+      assert.equal(seen.requests, 0);
+      for (let i = 0; i < 2; i += 1) assert.equal((await queue.stats())[`hot-${i}`], undefined);
+    } finally {
+      stop.abort();
+      await spy.close();
+      await queue.close();
+    }
+  });
+
+  it('claims in one write a call published by an older fnbus (its record in Fnbus-Record)', async () => {
+    const name = randomName();
+    const queue = new NatsQueue({ url: server.url, name, leaseMs: ackWaitMs });
+    const nc = await connect({ servers: server.url });
+    const stop = new AbortController();
+    try {
+      await queue.stats(); // streams and buckets made
+      const req = queueRequest('older');
+      const callId = req.Header['X-Call-Id']![0]!;
+      const now = new Date().toISOString();
+      const messageId = `${callId}~${randomBytes(16).toString('hex')}`;
+      // Exactly as an older fnbus enqueued: the record, then the message carrying all of it.
+      const record = {
+        callId,
+        function: 'older',
+        enqueuedAt: now,
+        messageId,
+        state: 'queued',
+        attempts: [],
+        queuedAt: now,
+        priorAttempts: 0,
+        updatedAt: now,
+        nextAttemptAt: now,
+      };
+      const live = await new Kvm(nc).open(`${name}-calls`);
+      const revision = await live.create(callId, JSON.stringify(record));
+      const js = jetstream(nc);
+      const headed = headers();
+      headed.set('Fnbus-Call-Id', callId);
+      headed.set('Fnbus-Record', JSON.stringify({ revision, call: record }));
+      await js.publish(`${name}.calls.older`, JSON.stringify(req), {
+        msgID: messageId,
+        headers: headed,
+      });
+      let reads = 0;
+      nc.subscribe('$JS.API.DIRECT.GET.>', {
+        callback: () => {
+          reads += 1;
+        },
+      });
+      await nc.flush();
+      const ran: string[] = [];
+      const consuming = queue.consume(
+        (_req, delivery) => {
+          ran.push(delivery.callId);
+          return Promise.resolve(ack(delivery));
+        },
+        { concurrency: 2 },
+        stop.signal,
+      );
+      await waitFor(() => ran.length > 0, { what: 'the call to run' });
+      await nc.flush();
+      assert.equal(reads, 0, 'the claim read nothing');
+      await waitFor(async () => (await queue.status(callId))?.state === 'succeeded', {
+        what: 'the call to succeed',
+      });
+      stop.abort();
+      await consuming;
+      assert.deepEqual(ran, [callId]);
+      const status = await queue.status(callId);
+      assert.equal(status?.enqueuedAt, now);
+      assert.equal(status?.attempts.length, 1);
+    } finally {
+      stop.abort();
+      await queue.close();
+      await nc.close();
+    }
+  });
+
+  it("sweeps finished calls' deletion markers, and keeps a record created again since", async () => {
+    const name = randomName();
+    const sweep = { everyMs: 300, olderThanMs: 0 };
+    const queue = new NatsQueue({ url: server.url, name, leaseMs: ackWaitMs, sweep });
+    const nc = await connect({ servers: server.url });
+    const stop = new AbortController();
+    try {
+      const reused = queueRequest('swept');
+      const reusedId = reused.Header['X-Call-Id']![0]!;
+      const ids = [reusedId];
+      await queue.enqueue(reused);
+      for (let i = 0; i < 20; i += 1) ids.push((await queue.enqueue(queueRequest('swept'))).callId);
+      let acked = 0;
+      const consuming = queue.consume(
+        (_req, delivery) => {
+          acked += 1;
+          return Promise.resolve(ack(delivery));
+        },
+        { concurrency: 4 },
+        stop.signal,
+      );
+      await waitFor(() => acked === ids.length, { what: 'every call acked' });
+      stop.abort();
+      await consuming;
+      // One call's id taken again once it is gone from the live records (an older fnbus's
+      // marker case too): the sweep must leave its new record alone.
+      const live = await new Kvm(nc).open(`${name}-calls`);
+      await waitFor(async () => (await live.get(reusedId)) === null, {
+        what: 'the swept marker of the reused id',
+      });
+      const again = await live.create(reusedId, JSON.stringify({ again: true }));
+      const jsm = await jetstreamManager(nc);
+      await waitFor(async () => (await jsm.streams.info(`KV_${name}-calls`)).state.messages === 1, {
+        what: 'every marker swept',
+      });
+      const entry = await live.get(reusedId);
+      assert.equal(entry?.revision, again);
+      assert.deepEqual(entry?.json(), { again: true });
+      for (const id of ids.slice(1)) assert.equal((await queue.status(id))?.state, 'succeeded');
     } finally {
       stop.abort();
       await queue.close();
