@@ -20,7 +20,7 @@ import { silentLogger, type Logger } from '../../core/logger.js';
 import * as seam from '../../core/queue.js';
 import type { QueueRequest } from '../../core/queue-types.js';
 import * as records from '../call-records.js';
-import { TurnBatch, type BatchedWrite } from './turn-batch.js';
+import { CommandBatch, type BatchedWrite } from './command-batch.js';
 
 export interface BullmqQueueOptions extends records.QueueOptions {
   /** `redis://host:port[/db]`. */
@@ -226,7 +226,7 @@ export class BullmqQueue implements seam.Queue {
   readonly #client: Redis;
   readonly #queue: BullQueue<JobData, AckedCall>;
   /** The enqueues' tally writes, a command per turn, on the queue's connection (see #track). */
-  readonly #tally: TurnBatch;
+  readonly #tally: CommandBatch;
   readonly #consumers = new Set<Consumer>();
   #closed = false;
   /** This queue's deliveries in their handlers, per function: what its reports say. */
@@ -242,7 +242,7 @@ export class BullmqQueue implements seam.Queue {
     this.#settings = records.queueSettings(options);
     this.#logger = (options.logger ?? silentLogger).child({ queue: this.#name });
     this.#client = this.#connect({});
-    this.#tally = new TurnBatch(this.#client);
+    this.#tally = new CommandBatch(this.#client);
     this.#queue = new BullQueue<JobData, AckedCall>(this.#name, { connection: this.#client });
     this.#queue.on('error', (error) => this.#logger.warn({ err: error }, 'BullMQ queue error'));
   }
@@ -330,7 +330,7 @@ export class BullmqQueue implements seam.Queue {
 
   /**
    * `#tracked` for the hot path: plain commands, each turn's enqueues' in one ZADD per function
-   * (`TurnBatch`). No MULTI, for ioredis copies every script BullMQ defined on the connection into
+   * (`CommandBatch`). No MULTI, for ioredis copies every script BullMQ defined on the connection into
    * each MULTI it makes (most of an enqueue's client CPU). The writes need no atomicity: each is
    * idempotent, and a failed enqueue undoes both. Once `sent`, a job added on the connection
    * reaches Redis after them.
@@ -456,7 +456,7 @@ export class BullmqQueue implements seam.Queue {
     // connection it blocks on): a settlement waits out an outage instead of being lost.
     const client = this.#connect({ maxRetriesPerRequest: null });
     // The settlements' tally writes, on the connection BullMQ completes jobs on (see #deliver).
-    const tally = new TurnBatch(client, (error, callIds) => this.#tallyLost(error, callIds));
+    const tally = new CommandBatch(client, (error, callIds) => this.#tallyLost(error, callIds));
     const leaseMs = this.#settings.leaseMs;
     const worker = new Worker<JobData, AckedCall>(
       this.#name,
@@ -505,7 +505,7 @@ export class BullmqQueue implements seam.Queue {
     job: CallJob,
     token: string | undefined,
     handle: seam.DeliveryHandler,
-    tally: TurnBatch,
+    tally: CommandBatch,
   ) {
     const data = callOf(job);
     const callId = String(job.id);

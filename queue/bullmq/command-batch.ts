@@ -36,7 +36,7 @@ export type BatchLost = (error: unknown, args: (string | number)[]) => void;
  * every write it carried, and is told to `lost` (if given) once: a writer that does not wait for
  * the reply need not handle its error.
  */
-export class TurnBatch {
+export class CommandBatch {
   readonly #client: Redis;
   readonly #lost: BatchLost | undefined;
   #entries = new Map<string, Entry>();

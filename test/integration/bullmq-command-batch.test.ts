@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { TurnBatch } from '../../queue/bullmq/turn-batch.js';
+import { CommandBatch } from '../../queue/bullmq/command-batch.js';
 import { startRedis, type RunningServer } from '../helpers/servers.js';
 
 let server: RunningServer;
@@ -13,15 +13,15 @@ after(() => server.stop());
 const calls = (info: string, name: string) =>
   Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
 
-describe("TurnBatch: a turn's one-member writes, one command per key", () => {
+describe("CommandBatch: a turn's one-member writes, one command per key", () => {
   it('sends a turn of writes to a key as one command, before what follows on the connection', async () => {
     const client = new Redis(server.url);
     try {
       await client.config('RESETSTAT');
       const writes = Array.from({ length: 50 }, (_, i) =>
-        new TurnBatch(client).write('zadd', 'other', i, `m${i}`),
+        new CommandBatch(client).write('zadd', 'other', i, `m${i}`),
       );
-      const batch = new TurnBatch(client);
+      const batch = new CommandBatch(client);
       const same = Array.from({ length: 50 }, (_, i) => batch.write('zadd', 'live', i, `m${i}`));
       const named = batch.write('sadd', 'names', 'a');
       assert.equal(same[0]?.stored, same[49]?.stored, 'one reply for the key');
@@ -44,7 +44,7 @@ describe("TurnBatch: a turn's one-member writes, one command per key", () => {
     const lost: unknown[][] = [];
     try {
       await client.set('a-string', 'x');
-      const batch = new TurnBatch(client, (error, args) => lost.push([error, args]));
+      const batch = new CommandBatch(client, (error, args) => lost.push([error, args]));
       const writes = ['a', 'b', 'c'].map((member) => batch.write('zrem', 'a-string', member));
       const fine = batch.write('zrem', 'a-set', 'a');
       for (const write of writes) await assert.rejects(write.stored, /WRONGTYPE/);
