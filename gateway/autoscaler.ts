@@ -173,6 +173,7 @@ export class Autoscaler {
         watch.replicas = 0;
         watch.firing = false;
         watch.pendingSince = undefined;
+        this.#metrics.scaled(key, 'idle');
         this.#logger?.info({ function: key, idleMs }, 'idler: scaled to zero');
       }
     }
@@ -187,6 +188,7 @@ export class Autoscaler {
   ): Promise<void> {
     const replicas = await scaleOnAlert(this.#provider, fn.name, namespace, status, fn);
     if (replicas !== undefined && replicas !== (fn.replicas ?? 0)) {
+      this.#metrics.scaled(key, status === 'firing' ? 'load' : 'load_resolved');
       this.#logger?.info(
         { function: key, status, rate: Number(rate.toFixed(2)), from: fn.replicas, to: replicas },
         'autoscaler: scaled',

@@ -75,6 +75,8 @@ export class GatewayMetrics {
   readonly invocations: Counter<Labels>;
   readonly seconds: Histogram<Labels>;
   readonly started: Counter<'function_name'>;
+  /** fnbus's own: each scaling by the autoscaler or the idler, by its cause. */
+  readonly #scalings: Counter<'function_name' | 'cause'>;
   readonly #functions = new Map<string, FunctionSeries>();
   /** Calls held for a replica (scale from zero), by function: not yet started, not to be idled. */
   readonly #waiting = new Map<string, number>();
@@ -100,6 +102,12 @@ export class GatewayMetrics {
       labelNames: ['function_name'],
       registers: [this.registry],
     });
+    this.#scalings = new Counter({
+      name: 'fnbus_autoscaler_scalings_total',
+      help: 'Scalings by the gateway: load (calls over the rate), load_resolved (back to the minimum), idle (to zero)',
+      labelNames: ['function_name', 'cause'],
+      registers: [this.registry],
+    });
     new Gauge({
       name: 'gateway_service_count',
       help: 'Current count of replicas for function',
@@ -121,6 +129,11 @@ export class GatewayMetrics {
       this.#functions.set(name, series);
     }
     return series;
+  }
+
+  /** The autoscaler or the idler scaled `name` (`name.namespace`). */
+  scaled(name: string, cause: 'load' | 'load_resolved' | 'idle'): void {
+    this.#scalings.labels(name, cause).inc();
   }
 
   /** A call waits for a replica of `name` (+1), or is done waiting (-1). */

@@ -47,6 +47,20 @@ const waitReplicas = (hub: Hub, name: string, count: number, timeoutMs = 15_000)
     what: `${name} at ${count} replicas`,
   });
 
+/** `fnbus_autoscaler_scalings_total` of a function (in the default namespace) for one cause. */
+async function scalings(hub: Hub, name: string, cause: string): Promise<number> {
+  const series = `fnbus_autoscaler_scalings_total{function_name="${name}.openfaas-fn",cause="${cause}"} `;
+  const line = (await hub.gateway.functionMetrics.registry.metrics())
+    .split('\n')
+    .find((one) => one.startsWith(series));
+  return Number(line?.slice(series.length) ?? 0);
+}
+
+const counted = (hub: Hub, name: string, cause: string, count: number) =>
+  waitFor(async () => (await scalings(hub, name, cause)) === count, {
+    what: `${name}'s ${cause} scalings to be ${count}`,
+  });
+
 describe('autoscaler: the APIHighInvocationRate rule from the gateway own counters', () => {
   let hub: Hub;
   before(async () => {
@@ -88,6 +102,11 @@ describe('autoscaler: the APIHighInvocationRate rule from the gateway own counte
     // The load stopped: the rate falls below 5 a second within the window; resolved → min.
     await waitReplicas(hub, busy, 1);
     assert.equal(await hub.replicas(fixed), 1);
+    // Each scaling counted, by cause (once the scale has returned); none for the function that
+    // does not scale.
+    await counted(hub, busy, 'load', 1);
+    await counted(hub, busy, 'load_resolved', 1);
+    assert.equal(await scalings(hub, fixed, 'load'), 0);
   });
 });
 
@@ -189,8 +208,10 @@ describe('idler: com.openfaas.scale.zero=true functions idle to zero', () => {
     assert.equal(answer.status, 200);
     assert.equal(answer.text, 'hello');
     await waitReplicas(hub, busy, 0);
+    await counted(hub, busy, 'idle', 1);
     // Without the label: never idled.
     assert.equal(await hub.replicas(kept), 1);
+    assert.equal(await scalings(hub, kept, 'idle'), 0);
     // Scale from zero: the next call wakes it.
     const woken = await request(`${hub.url}/function/${idle}`, { method: 'POST', body: 'up' });
     assert.equal(woken.status, 200);
