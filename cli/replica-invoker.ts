@@ -6,7 +6,7 @@ import { ValidationError } from '../core/errors.js';
 import { headersToSend, headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
-import { startTimeNow } from '../core/openfaas-names.js';
+import { OpenFaasHeader, startTimeNow } from '../core/openfaas-names.js';
 import { readAnswer } from '../client/read-answer.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
 import { TurnBatch } from './turn-batch.js';
@@ -22,10 +22,10 @@ export interface ReplicaInvokerOptions {
   connections?: number;
 }
 
-const internal = 'X-OpenFaaS-Internal';
-
 /** Set by this invoker for every call, whatever the queued request carried. */
-const ourHeaders: ReadonlySet<string> = new Set(['x-call-id', 'x-start-time']);
+const ourHeaders: ReadonlySet<string> = new Set(
+  [OpenFaasHeader.CallId, OpenFaasHeader.StartTime].map((name) => name.toLowerCase()),
+);
 
 /** Pools kept, one per replica origin. */
 const maxPools = 64;
@@ -217,7 +217,7 @@ function refusal(
   return {
     status,
     headers: {
-      [internal]: 'gateway',
+      [OpenFaasHeader.Internal]: 'gateway',
       'Content-Type': 'text/plain; charset=utf-8',
       'x-call-id': ours['X-Call-Id'] as string,
       'x-start-time': ours['X-Start-Time'] as string,
