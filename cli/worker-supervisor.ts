@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Logger } from '../core/logger.js';
 import { Backoff } from '../core/retry-policy.js';
@@ -192,6 +193,10 @@ export async function startWorkerThread(
   leases?: ReplicaLeases,
 ): Promise<WorkerThread> {
   const channel = leases && new MessageChannel();
+  // bin/fnbus's --max-semi-space-size=2 (for the main thread) would also cap this thread's young
+  // generation, whatever resourceLimits says: cleared once the main heap is made, so the limit
+  // below applies (V8 reads the flag when a thread's heap is created).
+  setFlagsFromString('--max-semi-space-size=0');
   const thread = new Worker(new URL('./queue-worker-thread.js', import.meta.url), {
     workerData: { ...data, leases: channel?.port2 } satisfies WorkerThreadData,
     transferList: channel ? [channel.port2] : [],
