@@ -7,7 +7,7 @@ import { headersToSend, headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 import { OpenFaasHeader, startTimeNow } from '../core/openfaas-names.js';
-import { readAnswer } from '../client/read-answer.js';
+import { exchange, type ExchangeLimits } from '../client/exchange.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
 import { TurnBatch } from './turn-batch.js';
 
@@ -89,22 +89,11 @@ export class ReplicaInvoker implements Invoker {
       return refusal(answer.status, answer.message, ours, startedAt);
     }
     let status = 502;
-    // One controller and one timer a call: AbortSignal.timeout and .any cost the worker's thread
-    // ~3% of its time and more garbage.
-    const abort = new AbortController();
-    let timedOut = false;
-    const timer =
-      answer.timeoutMs > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            abort.abort();
-          }, answer.timeoutMs)
-        : undefined;
-    const cancel = () => abort.abort(signal?.reason);
-    signal?.addEventListener('abort', cancel, { once: true });
-    if (signal?.aborted) cancel();
     try {
-      const result = await this.#send(answer.url, path, request, ours, abort.signal);
+      const result = await this.#send(answer.url, path, request, ours, {
+        timeoutMs: answer.timeoutMs,
+        signal,
+      });
       status = result.status;
       result.durationMs = performance.now() - startedAt;
       result.headers['x-duration-seconds'] ??= (result.durationMs / 1000).toFixed(6);
@@ -112,14 +101,13 @@ export class ReplicaInvoker implements Invoker {
     } catch (error) {
       if (signal?.aborted) throw error;
       // No answer: as the watchdog would have answered the gateway.
+      const timedOut = (error as Error).name === 'TimeoutError';
       status = timedOut ? answer.timeoutStatus : 502;
       const why = timedOut
         ? `the call passed its ${answer.timeoutMs} ms`
         : `cannot reach the function: ${(error as Error).message}`;
       return refusal(status, why, ours, startedAt);
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', cancel);
       this.#outbox.post({ type: 'done', id, status });
     }
   }
@@ -147,7 +135,7 @@ export class ReplicaInvoker implements Invoker {
     path: string,
     request: InvokeRequest,
     ours: Record<string, string>,
-    signal: AbortSignal,
+    limits: ExchangeLimits,
   ): Promise<InvokeResult> {
     const { origin, base } = this.#target(to);
     const pool = this.#pools.get(origin) ?? (await this.#pool(origin));
@@ -164,14 +152,20 @@ export class ReplicaInvoker implements Invoker {
     if (headerValue(headers, 'x-forwarded-for') === undefined) {
       headers['X-Forwarded-For'] = '127.0.0.1';
     }
-    const answer = await pool.request({
-      method: request.method,
-      path: `${base}${path}`,
-      headers,
-      body: request.body.length > 0 ? request.body : null,
-      signal,
-    });
-    const { status, headers: out, body } = await readAnswer(answer);
+    const {
+      status,
+      headers: out,
+      body,
+    } = await exchange(
+      pool,
+      {
+        method: request.method,
+        path: `${base}${path}`,
+        headers,
+        body: request.body.length > 0 ? request.body : null,
+      },
+      limits,
+    );
     out['x-call-id'] = ours['X-Call-Id'] as string;
     out['x-start-time'] = ours['X-Start-Time'] as string;
     return { status, headers: out, body, durationMs: 0 };

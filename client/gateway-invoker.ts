@@ -2,7 +2,7 @@ import type { Pool } from 'undici';
 import { ValidationError } from '../core/errors.js';
 import { headersToSend } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-import { readAnswer } from './read-answer.js';
+import { exchange } from './exchange.js';
 import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 
 export interface GatewayInvokerOptions {
@@ -74,26 +74,25 @@ export class GatewayInvoker implements Invoker {
     const problems = requestProblems({ ...request, path });
     if (problems.length > 0) throw new ValidationError(`cannot be sent: ${problems.join('; ')}`);
     const query = request.query ? `?${request.query}` : '';
-    const { timeoutMs } = this.#options;
-    const deadline = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
-    const abort = deadline && signal ? AbortSignal.any([deadline, signal]) : (deadline ?? signal);
     const pooled = this.#connect();
     const pool = await pooled;
-    let answer: Awaited<ReturnType<Pool['request']>>;
     try {
-      answer = await pool.request({
-        method: request.method,
-        path: `${this.#base}${encodeURIComponent(fn)}${path}${query}`,
-        headers: headersToSend(request.headers),
-        body: request.body.length > 0 ? request.body : null,
-        signal: abort,
-      });
+      const answer = await exchange(
+        pool,
+        {
+          method: request.method,
+          path: `${this.#base}${encodeURIComponent(fn)}${path}${query}`,
+          headers: headersToSend(request.headers),
+          body: request.body.length > 0 ? request.body : null,
+        },
+        { timeoutMs: this.#options.timeoutMs, signal },
+      );
+      return { ...answer, durationMs: performance.now() - startedAt };
     } catch (error) {
       if (refusedCodes.has((error as { code?: string }).code ?? ''))
         this.#replacePool(pooled, pool);
       throw error;
     }
-    return { ...(await readAnswer(answer)), durationMs: performance.now() - startedAt };
   }
 
   async close(): Promise<void> {
