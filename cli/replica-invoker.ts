@@ -5,9 +5,9 @@ import type { Pool } from 'undici';
 import { ValidationError } from '../core/errors.js';
 import { headersToSend, headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+import type { CallLimits, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 import { OpenFaasHeader, startTimeNow } from '../core/openfaas-names.js';
-import { exchange, type ExchangeLimits } from '../client/exchange.js';
+import { exchange } from '../client/exchange.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
 import { TurnBatch } from './turn-batch.js';
 
@@ -62,11 +62,13 @@ export class ReplicaInvoker implements Invoker {
     });
   }
 
-  async invoke(fn: string, request: InvokeRequest, signal?: AbortSignal): Promise<InvokeResult> {
+  async invoke(fn: string, request: InvokeRequest, limits: CallLimits = {}): Promise<InvokeResult> {
     const startedAt = performance.now();
     const problems = requestProblems({
-      ...request,
+      method: request.method,
       path: request.path === '/' ? '' : request.path,
+      query: request.query,
+      headers: request.headers,
     });
     if (problems.length > 0) throw new ValidationError(`cannot be sent: ${problems.join('; ')}`);
     const id = this.#nextId++;
@@ -82,26 +84,37 @@ export class ReplicaInvoker implements Invoker {
       timeout: headerValue(request.headers, 'x-timeout'),
       bodyBytes: request.body.length,
     });
-    if (answer.type === 'gateway') return this.#options.gateway.invoke(fn, request, signal);
+    // The caller's time left once leased.
+    const callerMs =
+      limits.timeoutMs !== undefined && limits.timeoutMs > 0
+        ? Math.max(1, limits.timeoutMs - (performance.now() - startedAt))
+        : undefined;
+    if (answer.type === 'gateway') {
+      return this.#options.gateway.invoke(fn, request, { ...limits, timeoutMs: callerMs });
+    }
     const startTime = startTimeNow();
     const ours = { 'X-Call-Id': callId, 'X-Start-Time': startTime };
     if (answer.type === 'refused') {
       return refusal(answer.status, answer.message, ours, startedAt);
     }
     let status = 502;
+    // The function's timeout answers as the watchdog would; the caller's, if it ends first, rejects.
+    const callerFirst =
+      callerMs !== undefined && (answer.timeoutMs <= 0 || callerMs < answer.timeoutMs);
     try {
       const result = await this.#send(answer.url, path, request, ours, {
-        timeoutMs: answer.timeoutMs,
-        signal,
+        timeoutMs: callerFirst ? callerMs : answer.timeoutMs,
+        signal: limits.signal,
       });
       status = result.status;
       result.durationMs = performance.now() - startedAt;
       result.headers['x-duration-seconds'] ??= (result.durationMs / 1000).toFixed(6);
       return result;
     } catch (error) {
-      if (signal?.aborted) throw error;
-      // No answer: as the watchdog would have answered the gateway.
       const timedOut = (error as Error).name === 'TimeoutError';
+      // The caller's own limit: no answer, as the caller asked.
+      if (limits.signal?.aborted || (timedOut && callerFirst)) throw error;
+      // No answer: as the watchdog would have answered the gateway.
       status = timedOut ? answer.timeoutStatus : 502;
       const why = timedOut
         ? `the call passed its ${answer.timeoutMs} ms`
@@ -135,7 +148,7 @@ export class ReplicaInvoker implements Invoker {
     path: string,
     request: InvokeRequest,
     ours: Record<string, string>,
-    limits: ExchangeLimits,
+    limits: CallLimits,
   ): Promise<InvokeResult> {
     const { origin, base } = this.#target(to);
     const pool = this.#pools.get(origin) ?? (await this.#pool(origin));

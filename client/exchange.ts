@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import type { HeaderMap } from '../core/invoker.js';
+import type { CallLimits, HeaderMap } from '../core/invoker.js';
 
 /** An answer read whole. */
 export interface WholeAnswer {
@@ -9,11 +9,11 @@ export interface WholeAnswer {
   body: Uint8Array;
 }
 
-/** How long an exchange may take, and what may end it sooner. */
-export interface ExchangeLimits {
-  /** From the call, a wait for a connection included; 0 or absent: none. */
-  timeoutMs?: number;
-  signal?: AbortSignal;
+/** The shorter of two timeouts, 0 or absent being none. */
+export function shorterTimeout(a?: number, b?: number): number | undefined {
+  if (a === undefined || a <= 0) return b;
+  if (b === undefined || b <= 0) return a;
+  return Math.min(a, b);
 }
 
 /** Ends an exchange that passed its `timeoutMs`, as AbortSignal.timeout would. */
@@ -31,7 +31,7 @@ function timeoutError(): DOMException {
 export function exchange(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
-  limits: ExchangeLimits = {},
+  limits: CallLimits = {},
 ): Promise<WholeAnswer> {
   return new Promise((resolve, reject) => {
     const reader = new AnswerReader(resolve, reject, limits);
@@ -60,7 +60,7 @@ class AnswerReader implements Dispatcher.DispatchHandler {
   constructor(
     resolve: (answer: WholeAnswer) => void,
     reject: (error: unknown) => void,
-    { timeoutMs, signal }: ExchangeLimits,
+    { timeoutMs, signal }: CallLimits,
   ) {
     this.#resolve = resolve;
     this.#reject = reject;

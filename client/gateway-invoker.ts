@@ -2,8 +2,8 @@ import type { Pool } from 'undici';
 import { ValidationError } from '../core/errors.js';
 import { headersToSend } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
-import { exchange } from './exchange.js';
-import type { InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
+import { exchange, shorterTimeout } from './exchange.js';
+import type { CallLimits, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 
 export interface GatewayInvokerOptions {
   /** The gateway, e.g. `http://127.0.0.1:8080`. */
@@ -68,7 +68,7 @@ export class GatewayInvoker implements Invoker {
    * `request.path` is raw (percent-encoded) and sent as is. Throws a ValidationError, without
    * sending anything, for a call no HTTP request can carry.
    */
-  async invoke(fn: string, request: InvokeRequest, signal?: AbortSignal): Promise<InvokeResult> {
+  async invoke(fn: string, request: InvokeRequest, limits: CallLimits = {}): Promise<InvokeResult> {
     const startedAt = performance.now();
     const path = request.path === '/' ? '' : request.path;
     const problems = requestProblems({ ...request, path });
@@ -85,7 +85,10 @@ export class GatewayInvoker implements Invoker {
           headers: headersToSend(request.headers),
           body: request.body.length > 0 ? request.body : null,
         },
-        { timeoutMs: this.#options.timeoutMs, signal },
+        {
+          timeoutMs: shorterTimeout(this.#options.timeoutMs, limits.timeoutMs),
+          signal: limits.signal,
+        },
       );
       return { ...answer, durationMs: performance.now() - startedAt };
     } catch (error) {

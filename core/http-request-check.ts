@@ -68,24 +68,37 @@ export function queryProblem(query: unknown): string | undefined {
 
 /** What is wrong with each header: names RFC 9110 tokens, values without CR, LF or NUL. */
 export function headerProblems(headers: unknown): string[] {
-  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
-    return ['headers are not a map of names to values'];
-  }
   const problems: string[] = [];
+  addHeaderProblems(headers, problems);
+  return problems;
+}
+
+/** headerProblems, added to `problems`: on every call's path, so nothing is made when all is well. */
+function addHeaderProblems(headers: unknown, problems: string[]): void {
+  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
+    problems.push('headers are not a map of names to values');
+    return;
+  }
   const map = headers as Record<string, unknown>;
   for (const name in map) {
     if (!Object.hasOwn(map, name)) continue;
-    const value = map[name];
     if (!isHttpToken(name)) {
       problems.push(`header name ${shown(name)} is not an HTTP token`);
       continue;
     }
-    const values: unknown[] = Array.isArray(value) ? value : [value];
-    if (values.some((one) => typeof one !== 'string' || !isFieldValue(one))) {
+    if (!isSendableValue(map[name])) {
       problems.push(`header ${name}: a value has a character a header cannot carry (CR, LF, NUL…)`);
     }
   }
-  return problems;
+}
+
+/** A header's value, or each of its values, a string a header can carry. */
+function isSendableValue(value: unknown): boolean {
+  if (!Array.isArray(value)) return typeof value === 'string' && isFieldValue(value);
+  for (const one of value as unknown[]) {
+    if (typeof one !== 'string' || !isFieldValue(one)) return false;
+  }
+  return true;
 }
 
 /** An HTTP call as fnbus replays it: what `requestProblems` checks. */
@@ -100,10 +113,13 @@ export interface SendableParts {
 
 /** Every reason the call cannot be sent, at once; empty when it can. */
 export function requestProblems(parts: SendableParts): string[] {
-  return [
-    methodProblem(parts.method),
-    pathProblem(parts.path),
-    queryProblem(parts.query),
-    ...headerProblems(parts.headers),
-  ].filter((problem): problem is string => problem !== undefined);
+  const problems: string[] = [];
+  const method = methodProblem(parts.method);
+  if (method !== undefined) problems.push(method);
+  const path = pathProblem(parts.path);
+  if (path !== undefined) problems.push(path);
+  const query = queryProblem(parts.query);
+  if (query !== undefined) problems.push(query);
+  addHeaderProblems(parts.headers, problems);
+  return problems;
 }

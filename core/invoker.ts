@@ -24,6 +24,17 @@ export interface InvokeResult {
   durationMs: number;
 }
 
+/** What bounds one call. */
+export interface CallLimits {
+  /**
+   * Longest wait for the whole answer from when the call is made, a wait for a connection
+   * included; past it the call rejects with a `TimeoutError`. 0 or absent: none of its own.
+   */
+  timeoutMs?: number;
+  /** Ends the call sooner, rejecting with the signal's reason. */
+  signal?: AbortSignal;
+}
+
 /**
  * Calls a function by name and hands back its answer. Connectors and the queue worker call
  * functions through this, so they need not know whether the gateway is in this process or across
@@ -31,10 +42,10 @@ export interface InvokeResult {
  *
  * `invoke` resolves with whatever status the function (or the gateway in front of it) answered;
  * an answer made by fnbus itself rather than the function carries `X-OpenFaaS-Internal`. It
- * rejects only when no answer came back at all (connection refused, or `signal` aborted), so a
+ * rejects only when no answer came back at all (connection refused, or a limit ended it), so a
  * caller can tell "the function said no" from "the call never arrived".
  */
 export interface Invoker {
   /** `fn` is `name` or `name.namespace`. */
-  invoke(fn: string, request: InvokeRequest, signal?: AbortSignal): Promise<InvokeResult>;
+  invoke(fn: string, request: InvokeRequest, limits?: CallLimits): Promise<InvokeResult>;
 }

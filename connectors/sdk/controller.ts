@@ -181,7 +181,7 @@ export class Controller {
       await this.#acquire(target.function, signal);
       const tryStartedAt = new Date();
       try {
-        result = await invoker.invoke(target.function, request, signal);
+        result = await invoker.invoke(target.function, request, { signal });
       } catch (error) {
         // A call no request can carry (an event header with a CR, say) fails alike every time.
         unsendable = error instanceof ValidationError;

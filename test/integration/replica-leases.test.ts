@@ -104,9 +104,9 @@ describe('the queue worker calling the hub replicas directly', () => {
       port: channel.port2,
       gatewayHost: new URL(url).host,
       gateway: {
-        invoke: (fn, req, signal) => {
+        invoke: (fn, req, limits) => {
           viaGateway += 1;
-          return through.invoke(fn, req, signal);
+          return through.invoke(fn, req, limits);
         },
         close: () => through.close(),
       },
@@ -215,6 +215,24 @@ describe('the queue worker calling the hub replicas directly', () => {
     // The slots are given back: the function takes calls at once.
     await settled(sleepy);
     assert.equal((await invoker.invoke(sleepy, call('/'))).status, 201);
+  });
+
+  it("rejects at the caller's own limit when it ends before the function's timeout", async () => {
+    const startedAt = Date.now();
+    await assert.rejects(invoker.invoke(sleepy, call('/slow?ms=2000'), { timeoutMs: 100 }), {
+      name: 'TimeoutError',
+    });
+    assert.ok(Date.now() - startedAt < 290, "before the function's 300ms");
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new Error('worker stopping')), 50);
+    await assert.rejects(invoker.invoke(echo, call('/slow?ms=2000'), { signal: stop.signal }), {
+      message: 'worker stopping',
+    });
+    // A longer limit leaves the function's timeout to answer, as the watchdog would.
+    const late = await invoker.invoke(sleepy, call('/slow?ms=2000'), { timeoutMs: 5000 });
+    assert.equal(late.status, 504);
+    await settled(sleepy);
+    await settled(echo);
   });
 
   it('goes through the gateway when no replica is ready: scale from zero, 404', async () => {

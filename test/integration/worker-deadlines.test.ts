@@ -81,7 +81,7 @@ describe('deadlines and pool slots of the worker’s calls', () => {
         await assert.rejects(invoker.invoke('fn', bad[i % 3]!), ValidationError);
       }
       assert.equal(server.requests, sent, 'nothing was sent');
-      const good = await invoker.invoke('fn', call('/a%20b'), AbortSignal.timeout(2000));
+      const good = await invoker.invoke('fn', call('/a%20b'), { timeoutMs: 2000 });
       assert.equal(good.status, 200);
       await invoker.close();
     },
@@ -96,10 +96,10 @@ describe('deadlines and pool slots of the worker’s calls', () => {
       const invoker = new GatewayInvoker({ gatewayUrl: server.url, timeoutMs: 0, connections: 1 });
       for (let i = 0; i < 3; i++) {
         const startedAt = Date.now();
-        await assert.rejects(invoker.invoke('fn', call('/drip'), AbortSignal.timeout(200)));
+        await assert.rejects(invoker.invoke('fn', call('/drip'), { timeoutMs: 200 }));
         assert.ok(Date.now() - startedAt < 1500, 'ended at its deadline');
       }
-      const good = await invoker.invoke('fn', call('/'), AbortSignal.timeout(2000));
+      const good = await invoker.invoke('fn', call('/'), { signal: AbortSignal.timeout(2000) });
       assert.equal(good.status, 200);
       await invoker.close();
 
