@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   ConflictError,
@@ -10,6 +9,7 @@ import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import { headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import { functionTimeoutMs } from '../core/function-rules.js';
+import { newCallId } from '../core/call-id.js';
 import { OpenFaasHeader, startTimeNow } from '../core/openfaas-names.js';
 import type { Provider } from '../core/provider.js';
 import {
@@ -164,7 +164,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       }
       const callbackUrl = callbackUrlOf(request.headers['x-callback-url']);
       const sentCallId = request.headers['x-call-id'] as string | undefined;
-      const callId = sentCallId ?? randomUUID();
+      const callId = sentCallId ?? newCallId();
       const header = groupHeaders(request.raw.rawHeaders);
       header[OpenFaasHeader.CallId] = [callId];
       header[OpenFaasHeader.StartTime] = [startTimeNow()];
@@ -323,7 +323,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
     async (request, reply) => {
       const letter = request.body;
       // The call's own X-Call-Id (sent in any case) names the letter, under one header.
-      const callId = headerValue(letter.headers, OpenFaasHeader.CallId) || randomUUID();
+      const callId = headerValue(letter.headers, OpenFaasHeader.CallId) || newCallId();
       // No prototype: a header may be named `__proto__`.
       const header = Object.create(null) as Record<string, string[]>;
       header[OpenFaasHeader.CallId] = [callId];

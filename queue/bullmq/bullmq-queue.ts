@@ -8,6 +8,7 @@ import {
   type JobState,
 } from 'bullmq';
 import { Redis, type ChainableCommander } from 'ioredis';
+import { newCallId } from '../../core/call-id.js';
 import {
   ConflictError,
   FnbusError,
@@ -267,7 +268,7 @@ export class BullmqQueue implements seam.Queue {
   }
 
   async #enqueue(req: QueueRequest, options: seam.EnqueueOptions): Promise<seam.Enqueued> {
-    const callId = records.callIdOf(req) ?? randomUUID();
+    const callId = records.callIdOf(req) ?? newCallId();
     // BullMQ refuses these as job ids; the gateway's own ids are UUIDs.
     if (String(parseInt(callId, 10)) === callId || callId.includes(':')) {
       throw new ValidationError(`X-Call-Id "${callId}": this queue takes no integer or ':' ids`);

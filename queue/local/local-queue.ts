@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { newCallId } from '../../core/call-id.js';
 import {
   ConflictError,
   FnbusError,
@@ -194,7 +195,7 @@ export class LocalQueue implements seam.Queue {
       }
     }
     if (counted.queued >= this.#maxQueuedCalls) return records.queueFull(this.#maxQueuedCalls);
-    const callId = records.callIdOf(req) ?? randomUUID();
+    const callId = records.callIdOf(req) ?? newCallId();
     // A taken id inserts nothing: no read of the row first.
     const { changes } = this.#statements.insert.run({
       call_id: callId,

@@ -32,6 +32,7 @@ import {
   nanos,
   type NatsConnection,
 } from '@nats-io/transport-node';
+import { newCallId } from '../../core/call-id.js';
 import {
   ConfigError,
   ConflictError,
@@ -199,7 +200,7 @@ export class NatsQueue implements seam.Queue {
           `takes ${limit} at most (its max_payload, less room for the call's record)`,
       );
     }
-    const callId = records.callIdOf(req) ?? randomUUID();
+    const callId = records.callIdOf(req) ?? newCallId();
     const call = enqueuedRecord(callId, req.Function, `${callId}~${randomUUID()}`, Date.now());
     // Whatever this enqueue wrote is taken back if it fails: the caller was told no.
     const undo: (() => Promise<unknown>)[] = [];
@@ -485,7 +486,7 @@ export class NatsQueue implements seam.Queue {
 
   async bury(buried: seam.BuriedCall): Promise<string> {
     const backend = await this.#connected();
-    const callId = records.callIdOf(buried.request) ?? randomUUID();
+    const callId = records.callIdOf(buried.request) ?? newCallId();
     const messageId = `${callId}~${randomUUID()}`;
     // The request first: a record never names a letter not yet there.
     const letterSeq = await this.#keepLetter(backend, buried.request, `${messageId}~letter`);
