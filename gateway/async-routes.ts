@@ -179,17 +179,20 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         Path: parts.path,
         QueryString: parts.query ?? '',
         Function: request.params.name,
-        ...(timeoutMs ? { FunctionTimeoutMs: timeoutMs } : {}),
-        ...(status.annotations ? { Annotations: status.annotations } : {}),
-        ...(status.labels ? { Labels: status.labels } : {}),
-        ...(callbackUrl ? { CallbackUrl: callbackUrl } : {}),
       };
+      // Set one by one, not spread in: spreads of optional parts cost every call V8's slow path.
+      if (timeoutMs) message.FunctionTimeoutMs = timeoutMs;
+      if (status.annotations) message.Annotations = status.annotations;
+      if (status.labels) message.Labels = status.labels;
+      if (callbackUrl) message.CallbackUrl = callbackUrl;
       refuseUnsendable(message);
       const key = request.headers['idempotency-key'];
-      const enqueued = await queued.enqueue(message, {
-        freshCallId: sentCallId === undefined,
-        ...(typeof key === 'string' && key !== '' ? { idempotencyKey: key } : {}),
-      });
+      const enqueued = await queued.enqueue(
+        message,
+        typeof key === 'string' && key !== ''
+          ? { freshCallId: sentCallId === undefined, idempotencyKey: key }
+          : { freshCallId: sentCallId === undefined },
+      );
       return reply.code(202).header(OpenFaasHeader.CallId, enqueued.callId).send();
     };
     const schema = {
