@@ -1,7 +1,7 @@
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
-import type { FnbusError } from '../../core/errors.js';
 import {
   BadGatewayError,
+  FnbusError,
   ConflictError,
   LimitError,
   NotFoundError,
@@ -29,7 +29,10 @@ export interface FaasProviderOptions {
   url: string;
   /** Basic auth on `/system/*`, as OpenFaaS's gateway sends to its provider. */
   credentials?: { user: string; password: string } | undefined;
-  /** How long one `/system/*` call may take, answer included; default 10 s. */
+  /**
+   * How long one `/system/*` call may take, its whole answer included; default 10 s. A log
+   * follower's stream is bounded by its caller's signal instead, once its head has come.
+   */
   timeoutMs?: number;
   /** How long a ready function is trusted before resolve() asks again; default 1 s. */
   readyCacheMs?: number;
@@ -86,26 +89,31 @@ export class FaasProvider implements Provider {
       bodyTimeout: this.#timeoutMs,
     });
     this.secrets = {
-      list: (namespace) => this.#json<Secret[]>('GET', '/system/secrets', { namespace }),
-      create: (secret) => this.#send('POST', '/system/secrets', { body: secret }),
-      update: (secret) => this.#send('PUT', '/system/secrets', { body: secret }),
-      remove: (name, namespace) =>
-        this.#send('DELETE', '/system/secrets', { body: { name, namespace } }),
+      list: (namespace, signal) =>
+        this.#json<Secret[]>('GET', '/system/secrets', { query: { namespace }, signal }),
+      create: (secret, signal) => this.#send('POST', '/system/secrets', { body: secret, signal }),
+      update: (secret, signal) => this.#send('PUT', '/system/secrets', { body: secret, signal }),
+      remove: (name, namespace, signal) =>
+        this.#send('DELETE', '/system/secrets', { body: { name, namespace }, signal }),
     };
     this.namespaceStore = {
-      get: async (name) => {
+      get: async (name, signal) => {
         try {
-          return await this.#json<FunctionNamespace>('GET', `/system/namespace/${enc(name)}`);
+          return await this.#json<FunctionNamespace>('GET', `/system/namespace/${enc(name)}`, {
+            signal,
+          });
         } catch (error) {
           if (error instanceof NotFoundError) return undefined;
           throw error;
         }
       },
       // faas-cli's SDK posts to `/system/namespace/` with the name in the body.
-      create: (namespace) => this.#send('POST', '/system/namespace/', { body: namespace }),
-      update: (namespace) =>
-        this.#send('PUT', `/system/namespace/${enc(namespace.name)}`, { body: namespace }),
-      remove: (name) => this.#send('DELETE', `/system/namespace/${enc(name)}`, { body: { name } }),
+      create: (namespace, signal) =>
+        this.#send('POST', '/system/namespace/', { body: namespace, signal }),
+      update: (namespace, signal) =>
+        this.#send('PUT', `/system/namespace/${enc(namespace.name)}`, { body: namespace, signal }),
+      remove: (name, signal) =>
+        this.#send('DELETE', `/system/namespace/${enc(name)}`, { body: { name }, signal }),
     };
   }
 
@@ -114,9 +122,15 @@ export class FaasProvider implements Provider {
     return this.#base.href;
   }
 
-  async info(): Promise<ProviderInfo> {
+  async info(signal?: AbortSignal): Promise<ProviderInfo> {
     // A faas-provider answers its own ProviderInfo; an OpenFaaS gateway wraps it in `provider`.
-    const info = await this.#json<ProviderInfo | { provider: ProviderInfo }>('GET', '/system/info');
+    const info = await this.#json<ProviderInfo | { provider: ProviderInfo }>(
+      'GET',
+      '/system/info',
+      {
+        signal,
+      },
+    );
     const inner = typeof info.provider === 'object' ? info.provider : (info as ProviderInfo);
     return {
       provider: String(inner.provider ?? 'unknown'),
@@ -129,39 +143,47 @@ export class FaasProvider implements Provider {
     };
   }
 
-  namespaces(): Promise<string[]> {
-    return this.#json<string[]>('GET', '/system/namespaces');
+  namespaces(signal?: AbortSignal): Promise<string[]> {
+    return this.#json<string[]>('GET', '/system/namespaces', { signal });
   }
 
-  deploy(spec: FunctionDeployment): Promise<void> {
-    return this.#send('POST', '/system/functions', { body: spec });
+  deploy(spec: FunctionDeployment, signal?: AbortSignal): Promise<void> {
+    return this.#send('POST', '/system/functions', { body: spec, signal });
   }
 
-  async update(spec: FunctionDeployment): Promise<void> {
+  async update(spec: FunctionDeployment, signal?: AbortSignal): Promise<void> {
     this.#ready.delete(joinFunctionName(spec.service, spec.namespace));
-    await this.#send('PUT', '/system/functions', { body: spec });
+    await this.#send('PUT', '/system/functions', { body: spec, signal });
   }
 
-  async remove(name: string, namespace?: string): Promise<void> {
+  async remove(name: string, namespace?: string, signal?: AbortSignal): Promise<void> {
     this.#ready.delete(joinFunctionName(name, namespace));
     await this.#send('DELETE', '/system/functions', {
-      namespace,
+      query: { namespace },
       body: { functionName: name, ...(namespace ? { namespace } : {}) },
+      signal,
     });
   }
 
-  async list(namespace?: string): Promise<FunctionStatus[]> {
-    const listed = await this.#json<FunctionStatus[]>('GET', '/system/functions', { namespace });
+  async list(namespace?: string, signal?: AbortSignal): Promise<FunctionStatus[]> {
+    const listed = await this.#json<FunctionStatus[]>('GET', '/system/functions', {
+      query: { namespace },
+      signal,
+    });
     if (!Array.isArray(listed)) throw new BadGatewayError('the provider listed no array');
     return listed.map(withoutCount);
   }
 
-  async get(name: string, namespace?: string): Promise<FunctionStatus | undefined> {
+  async get(
+    name: string,
+    namespace?: string,
+    signal?: AbortSignal,
+  ): Promise<FunctionStatus | undefined> {
     try {
       return withoutCount(
         await this.#json<FunctionStatus>('GET', `/system/function/${enc(name)}`, {
-          namespace,
-          usage: 'false',
+          query: { namespace, usage: 'false' },
+          signal,
         }),
       );
     } catch (error) {
@@ -170,11 +192,17 @@ export class FaasProvider implements Provider {
     }
   }
 
-  async scale(name: string, replicas: number, namespace?: string): Promise<void> {
+  async scale(
+    name: string,
+    replicas: number,
+    namespace?: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     this.#ready.delete(joinFunctionName(name, namespace));
     await this.#send('POST', `/system/scale-function/${enc(name)}`, {
-      namespace,
+      query: { namespace },
       body: { serviceName: name, replicas, ...(namespace ? { namespace } : {}) },
+      signal,
     });
   }
 
@@ -183,11 +211,11 @@ export class FaasProvider implements Provider {
    * reaches a ready replica. A function not seen ready in the last readyCacheMs is looked up
    * first, so that the gateway can scale it from zero (UnavailableError) or answer 404.
    */
-  async resolve(name: string, namespace?: string): Promise<URL> {
+  async resolve(name: string, namespace?: string, signal?: AbortSignal): Promise<URL> {
     const key = joinFunctionName(name, namespace);
     const until = this.#ready.get(key);
     if (until === undefined || until < Date.now()) {
-      const status = await this.get(name, namespace);
+      const status = await this.get(name, namespace, signal);
       if (!status) throw new NotFoundError(`function "${key}" not found`);
       if (!((status.availableReplicas ?? 0) > 0)) {
         this.#ready.delete(key);
@@ -208,12 +236,15 @@ export class FaasProvider implements Provider {
       follow: String(req.follow),
       since: req.since?.toISOString(),
     };
-    // A follower waits for lines as long as it likes: the timeout covers the answer's start only.
+    // A stream lasts as long as its reader wants, so the signal is the caller's alone: undici's
+    // connect and headers timeouts (timeoutMs) bound the wait for its head, its body timeout
+    // the pauses between lines unless following.
     let answer: Dispatcher.ResponseData;
     try {
       answer = await this.#request('GET', '/system/logs', {
         query,
         signal,
+        caller: signal,
         ...(req.follow ? { bodyTimeoutMs: 0 } : {}),
       });
     } catch (error) {
@@ -236,7 +267,8 @@ export class FaasProvider implements Provider {
       if (rest.trim()) yield parseLogLine(rest.trim());
     } catch (error) {
       if (signal.aborted) return;
-      throw this.#unreachable(error, 'GET', '/system/logs');
+      if (error instanceof FnbusError) throw error;
+      throw this.#failed(error, 'GET', '/system/logs');
     } finally {
       answer.body.destroy();
     }
@@ -246,15 +278,10 @@ export class FaasProvider implements Provider {
     await this.#pool.close();
   }
 
-  async #json<T>(
-    method: Dispatcher.HttpMethod,
-    path: string,
-    query: Record<string, string | undefined> = {},
-  ): Promise<T> {
-    const answer = await this.#request(method, path, { query });
-    await this.#check(answer, method, path);
+  async #json<T>(method: Dispatcher.HttpMethod, path: string, call: Call = {}): Promise<T> {
+    const text = await this.#text(method, path, call);
     try {
-      return (await answer.body.json()) as T;
+      return JSON.parse(text) as T;
     } catch (error) {
       throw new BadGatewayError(`the provider's answer to ${method} ${path} is not JSON`, {
         cause: error,
@@ -262,14 +289,28 @@ export class FaasProvider implements Provider {
     }
   }
 
-  async #send(
-    method: Dispatcher.HttpMethod,
-    path: string,
-    { namespace, body }: { namespace?: string | undefined; body: unknown },
-  ): Promise<void> {
-    const answer = await this.#request(method, path, { query: { namespace }, body });
-    await this.#check(answer, method, path);
-    await answer.body.dump();
+  async #send(method: Dispatcher.HttpMethod, path: string, call: Call): Promise<void> {
+    await this.#text(method, path, call);
+  }
+
+  /**
+   * One call and its whole answer, within the call's deadline (timeoutMs) and the caller's
+   * signal, as every HTTP client of fnbus bounds a call (client/gateway-invoker.ts): a provider
+   * that takes the connection and never answers, or stops halfway, fails the call in time.
+   */
+  async #text(method: Dispatcher.HttpMethod, path: string, call: Call): Promise<string> {
+    const deadline = AbortSignal.timeout(this.#timeoutMs);
+    const signal = call.signal ? AbortSignal.any([deadline, call.signal]) : deadline;
+    const answer = await this.#request(method, path, { ...call, signal, caller: call.signal });
+    try {
+      await this.#check(answer, method, path);
+      return await answer.body.text();
+    } catch (error) {
+      if (error instanceof FnbusError) throw error;
+      throw this.#failed(error, method, path, call.signal);
+    } finally {
+      answer.body.destroy();
+    }
   }
 
   async #request(
@@ -279,11 +320,11 @@ export class FaasProvider implements Provider {
       query = {},
       body,
       signal,
+      caller,
       bodyTimeoutMs,
-    }: {
-      query?: Record<string, string | undefined>;
-      body?: unknown;
-      signal?: AbortSignal;
+    }: Call & {
+      /** The caller's own signal (in `signal`): tells a cancelled call from one out of time. */
+      caller?: AbortSignal | undefined;
       bodyTimeoutMs?: number;
     },
   ): Promise<Dispatcher.ResponseData> {
@@ -292,10 +333,6 @@ export class FaasProvider implements Provider {
       if (value !== undefined && value !== '') search.set(key, value);
     }
     const full = `${this.#basePath}${path}${search.size > 0 ? `?${search.toString()}` : ''}`;
-    // The timeout bounds the wait for the answer's head (undici's bodyTimeout bounds the body's
-    // pauses): a follower's stream stays open as long as its caller wants.
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (this.#authorization) headers.Authorization = this.#authorization;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -305,24 +342,36 @@ export class FaasProvider implements Provider {
         path: full,
         headers,
         body: body === undefined ? null : JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal,
+        signal,
         ...(bodyTimeoutMs === undefined ? {} : { bodyTimeout: bodyTimeoutMs }),
       });
     } catch (error) {
-      if (signal?.aborted) throw error;
-      throw this.#unreachable(error, method, path, timeout.signal.aborted);
-    } finally {
-      clearTimeout(timer);
+      throw this.#failed(error, method, path, caller);
     }
   }
 
-  /** A transport failure as an error that says what failed, never the credentials. */
-  #unreachable(error: unknown, method: string, path: string, timedOut = false): FnbusError {
+  /**
+   * A call that got no usable answer, as an UnavailableError that says what failed: cancelled by
+   * its caller, past its deadline, or the connection's failure. Never the URL's credentials: the
+   * provider is named by its origin alone.
+   */
+  #failed(error: unknown, method: string, path: string, caller?: AbortSignal): FnbusError {
+    const where = `(${method} ${path})`;
+    if (caller?.aborted) {
+      return new UnavailableError(
+        `the call to provider ${this.#base.origin} ${where} was cancelled`,
+        {
+          cause: error,
+        },
+      );
+    }
     const code = (error as { code?: unknown }).code;
     const reason =
-      timedOut ||
+      isTimeout(error) ||
       error instanceof undiciErrors.HeadersTimeoutError ||
-      error instanceof undiciErrors.BodyTimeoutError
+      error instanceof undiciErrors.BodyTimeoutError ||
+      error instanceof undiciErrors.ConnectTimeoutError ||
+      isTimeout((error as { cause?: unknown }).cause)
         ? `no answer within ${this.#timeoutMs} ms`
         : typeof code === 'string'
           ? code
@@ -331,12 +380,9 @@ export class FaasProvider implements Provider {
       { provider: this.#base.origin, method, path, reason },
       'provider call failed',
     );
-    return new UnavailableError(
-      `provider ${this.#base.origin} unreachable (${method} ${path}): ${reason}`,
-      {
-        cause: error,
-      },
-    );
+    return new UnavailableError(`provider ${this.#base.origin} unreachable ${where}: ${reason}`, {
+      cause: error,
+    });
   }
 
   /** Throws the fnbus error of a status other than 2xx, with the provider's own message. */
@@ -369,6 +415,18 @@ export class FaasProvider implements Provider {
         throw new BadGatewayError(`the provider answered ${status} to ${method} ${path}: ${said}`);
     }
   }
+}
+
+/** What one `/system/*` call sends, and the caller's signal. */
+interface Call {
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  signal?: AbortSignal | undefined;
+}
+
+/** An abort by AbortSignal.timeout: its reason is a DOMException named TimeoutError. */
+function isTimeout(reason: unknown): boolean {
+  return reason instanceof DOMException && reason.name === 'TimeoutError';
 }
 
 /** Calls are counted by the gateway in front, not the provider (one fronting a gateway counts too). */

@@ -169,6 +169,109 @@ describe('FaasProvider', () => {
     }
   });
 
+  it('bounds every call, answer included, on a provider that never answers or stops halfway', async () => {
+    // Credentials in the URL: no error may show them.
+    const silentWithUser = new URL(silentUrl);
+    silentWithUser.username = 'admin';
+    silentWithUser.password = 'never-shown';
+    const provider = new FaasProvider({ url: silentWithUser.href, timeoutMs: 300 });
+    // Answers the head and the start of a body, then nothing.
+    const stalling = createServer((socket) =>
+      socket.once('data', () =>
+        socket.write(
+          'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[',
+        ),
+      ),
+    );
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    const halfway = new FaasProvider({
+      url: `http://127.0.0.1:${(stalling.address() as AddressInfo).port}`,
+      timeoutMs: 300,
+    });
+    try {
+      const spec = echoFunction('never');
+      const firstLine = (follow: boolean) => {
+        const lines = provider.logs({ name: 'x', follow }, new AbortController().signal);
+        return lines[Symbol.asyncIterator]().next();
+      };
+      const calls: [string, () => Promise<unknown>][] = [
+        ['info', () => provider.info()],
+        ['namespaces', () => provider.namespaces()],
+        ['list', () => provider.list()],
+        ['get', () => provider.get('never')],
+        ['deploy', () => provider.deploy(spec)],
+        ['update', () => provider.update(spec)],
+        ['remove', () => provider.remove('never')],
+        ['scale', () => provider.scale('never', 1)],
+        ['resolve', () => provider.resolve('never')],
+        ['secrets.list', () => provider.secrets.list()],
+        ['secrets.create', () => provider.secrets.create({ name: 's', value: 'v' })],
+        ['secrets.update', () => provider.secrets.update({ name: 's', value: 'v' })],
+        ['secrets.remove', () => provider.secrets.remove('s')],
+        ['namespaceStore.get', () => provider.namespaceStore.get('ns1')],
+        ['namespaceStore.create', () => provider.namespaceStore.create({ name: 'ns1' })],
+        ['namespaceStore.update', () => provider.namespaceStore.update({ name: 'ns1' })],
+        ['namespaceStore.remove', () => provider.namespaceStore.remove('ns1')],
+        ['logs', () => firstLine(false)],
+        ['logs (follow)', () => firstLine(true)],
+        ['list, stopped halfway', () => halfway.list()],
+      ];
+      const started = Date.now();
+      const outcomes = await Promise.all(
+        calls.map(([what, call]) =>
+          call().then(
+            () => assert.fail(`${what} resolved`),
+            (error: unknown) => [what, error, Date.now() - started] as const,
+          ),
+        ),
+      );
+      for (const [what, error, tookMs] of outcomes) {
+        assert.ok(error instanceof UnavailableError, `${what}: ${String(error)}`);
+        assert.match(error.message, /no answer within 300 ms/, what);
+        assert.equal(
+          `${error.message} ${String(error.cause)}`.includes('never-shown'),
+          false,
+          what,
+        );
+        assert.ok(tookMs < 3000, `${what} took ${tookMs} ms`);
+      }
+    } finally {
+      stalling.close();
+      await Promise.all([provider.close(), halfway.close()]);
+    }
+  });
+
+  it("stops a call when the caller's signal aborts, before or during it", async () => {
+    const provider = new FaasProvider({ url: silentUrl, timeoutMs: 60_000 });
+    try {
+      const started = Date.now();
+      const caller = new AbortController();
+      const calls = [
+        provider.list(undefined, caller.signal),
+        provider.get('fn', undefined, caller.signal),
+        provider.scale('fn', 1, undefined, caller.signal),
+        provider.resolve('fn', undefined, caller.signal),
+        provider.deploy(echoFunction('fn'), caller.signal),
+        provider.secrets.list(undefined, caller.signal),
+        provider.namespaceStore.get('ns1', caller.signal),
+      ].map((call) =>
+        call.then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+      );
+      setTimeout(() => caller.abort(), 100);
+      for (const error of await Promise.all(calls)) {
+        assert.ok(error instanceof UnavailableError, String(error));
+        assert.match(error.message, /was cancelled/);
+      }
+      await assert.rejects(provider.info(AbortSignal.abort()), /was cancelled/);
+      assert.ok(Date.now() - started < 5000);
+    } finally {
+      await provider.close();
+    }
+  });
+
   it('answers UnavailableError for a provider that is not there', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
