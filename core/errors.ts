@@ -65,6 +65,13 @@ export class QueueFullError extends FnbusError {
   }
 }
 
+/** A request body over a configured size limit: refused unread past the limit, 413. */
+export class PayloadTooLargeError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('payload_too_large', 413, message, options);
+  }
+}
+
 /** A capability this backend lacks; answered 501, never faked. */
 export class NotImplementedError extends FnbusError {
   constructor(message: string, options?: ErrorOptions) {

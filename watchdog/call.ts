@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PayloadTooLargeError } from '../core/errors.js';
 
 /** Marks errors made by the watchdog itself, so gateways and queue workers can tell them apart. */
 export const internalHeader = 'X-OpenFaaS-Internal';
@@ -102,8 +103,8 @@ export class Call {
   }
 }
 
-/** A body over the limit given to readBody. */
-export class BodyTooLarge extends Error {}
+/** A body over the limit given to readBody: answered 413 (refuseLargeBody). */
+export class BodyTooLargeError extends PayloadTooLargeError {}
 
 /** The 413 of a body over `max_request_bytes`, seen from its declared length or as it came. */
 export function refuseLargeBody(call: Call, maxRequestBytes: number): void {
@@ -111,7 +112,7 @@ export function refuseLargeBody(call: Call, maxRequestBytes: number): void {
 }
 
 /**
- * Collects a request body into one Buffer, up to `maxBytes` (past it: BodyTooLarge, and the
+ * Collects a request body into one Buffer, up to `maxBytes` (past it: BodyTooLargeError, and the
  * rest is not kept). A callback, not a promise: it is on the hot path.
  */
 export function readBody(
@@ -128,7 +129,7 @@ export function readBody(
     if (bytes > maxBytes) {
       over = true;
       chunks = [];
-      done(new BodyTooLarge(), Buffer.alloc(0));
+      done(new BodyTooLargeError(`request body over ${maxBytes} bytes`), Buffer.alloc(0));
       return;
     }
     chunks.push(chunk);

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { WatchdogConfig } from './config.js';
-import { BodyTooLarge, type Call, readBody, refuseLargeBody } from './call.js';
+import { BodyTooLargeError, type Call, readBody, refuseLargeBody } from './call.js';
 import { cgiEnvironment, marshalRequest } from './cgi-env.js';
 import { logOutput, logTimestamp } from './output-log.js';
 import { describeExit, type FunctionProcess, type ProcessLauncher } from './spawner.js';
@@ -47,7 +47,7 @@ function startProcess(call: Call, config: WatchdogConfig, deps: ForkDeps): Funct
   };
   if (config.marshalRequest) {
     readBody(call.req, config.maxRequestBytes, (error, body) => {
-      if (error instanceof BodyTooLarge) refuseLargeBody(call, config.maxRequestBytes);
+      if (error instanceof BodyTooLargeError) refuseLargeBody(call, config.maxRequestBytes);
       if (error) child.kill('SIGKILL');
       else child.stdin.end(marshalRequest(call.req, body));
     });

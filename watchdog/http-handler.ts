@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { hopByHopHeaders } from '../core/http-headers.js';
-import { BodyTooLarge, type Call, readBody, refuseLargeBody } from './call.js';
+import { BodyTooLargeError, type Call, readBody, refuseLargeBody } from './call.js';
 import type { WatchdogConfig } from './config.js';
 import { UpstreamClient, type UpstreamRequest } from './upstream-client.js';
 
@@ -98,7 +98,7 @@ export function createHttpProxy(config: WatchdogConfig, isUp: () => boolean): Ht
           return refuseLargeBody(call, config.maxRequestBytes);
         }
         readBody(req, config.maxRequestBytes, (error, body) => {
-          if (error instanceof BodyTooLarge) refuseLargeBody(call, config.maxRequestBytes);
+          if (error instanceof BodyTooLargeError) refuseLargeBody(call, config.maxRequestBytes);
           else if (error) call.res.destroy();
           else forward(call, { method, path, headers, body });
         });

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { hopByHopHeaders } from '../core/http-headers.js';
+import { BadGatewayError } from '../core/errors.js';
 
 /**
  * A lean HTTP/1.1 client for one upstream: the function process behind the watchdog, on
@@ -44,7 +45,11 @@ const empty = Buffer.alloc(0);
 const defaultMaxIdleMs = 2000;
 const crlfcrlf = Buffer.from('\r\n\r\n');
 
-export class UpstreamError extends Error {}
+/**
+ * The function's HTTP server broke the exchange (a malformed answer, a connection closed before
+ * one): a 502, as any proxy answers a bad upstream.
+ */
+export class UpstreamError extends BadGatewayError {}
 
 export class UpstreamClient {
   readonly #host: string;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HeaderMap, InvokeRequest, InvokeResult, Invoker } from '../../core/invoker.js';
 import type { AttemptRecord } from '../../core/queue.js';
-import { UnavailableError, ValidationError } from '../../core/errors.js';
+import { BadGatewayError, UnavailableError, ValidationError } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
 import {
@@ -80,8 +80,11 @@ export class TopicMapNotBuiltError extends UnavailableError {
   }
 }
 
-/** Some functions did not take an event, after every retry. */
-export class DeliveryError extends Error {
+/**
+ * Some functions did not take an event, after every retry: a 502, as a webhook answers it (the
+ * functions behind the connector failed, not its caller).
+ */
+export class DeliveryError extends BadGatewayError {
   readonly failed: InvokerResponse[];
 
   constructor(failed: InvokerResponse[]) {

@@ -180,6 +180,8 @@ describe('connector controller', () => {
     }).emit(event());
     await assert.rejects(emitting, (error: unknown) => {
       assert.ok(error instanceof DeliveryError);
+      assert.equal(error.status, 502);
+      assert.equal(error.message, 'not delivered to a (answered 500 after 3 attempts)');
       assert.deepEqual(
         error.failed.map((r) => r.function),
         ['a'],

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseSchedules } from '../../connectors/cron/schedule.js';
+import { parseSchedules, ScheduleError } from '../../connectors/cron/schedule.js';
 
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -72,7 +72,7 @@ describe('cron schedules', () => {
 
   it('says what is wrong with a bad schedule or time zone', () => {
     const wrong = (annotation: string, zone?: string) =>
-      assert.throws(() => parseSchedules(annotation, zone), Error);
+      assert.throws(() => parseSchedules(annotation, zone), ScheduleError);
     assert.throws(() => parseSchedules('* * *'), /5 fields \(6 with seconds\), not 3/);
     assert.throws(() => parseSchedules('61 * * * *'), /61/);
     assert.throws(() => parseSchedules('@every 10ms'), /1s or more/);

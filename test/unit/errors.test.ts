@@ -14,6 +14,7 @@ import {
   NotFoundError,
   NotImplementedError,
   NotStartedError,
+  PayloadTooLargeError,
   QueueFullError,
   StorageError,
   UnavailableError,
@@ -26,6 +27,7 @@ describe('errors', () => {
     [new ValidationError('bad'), 'invalid_request', 400, 'ValidationError'],
     [new NotFoundError('gone'), 'not_found', 404, 'NotFoundError'],
     [new ConflictError('exists'), 'conflict', 409, 'ConflictError'],
+    [new PayloadTooLargeError('too big'), 'payload_too_large', 413, 'PayloadTooLargeError'],
     [new NotImplementedError('no logs'), 'not_implemented', 501, 'NotImplementedError'],
     [new UnavailableError('no replica'), 'unavailable', 503, 'UnavailableError'],
     [
