@@ -49,7 +49,7 @@ export interface NamespaceStore {
  * ValidationError. A capability the backend lacks is absent, never a stub, and the
  * gateway answers 501 for it.
  *
- * Every method takes an optional last `signal`, as Invoker does: a provider that waits on
+ * Every method takes an optional last `signal`, as `logs` does: a provider that waits on
  * something remote stops waiting when it aborts and rejects with UnavailableError (whether the
  * remote carried the change out is then unknown); one whose calls are local and short may finish
  * regardless. A remote provider also bounds each call itself, so no call waits forever.

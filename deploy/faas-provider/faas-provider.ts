@@ -295,8 +295,9 @@ export class FaasProvider implements Provider {
 
   /**
    * One call and its whole answer, within the call's deadline (timeoutMs) and the caller's
-   * signal, as every HTTP client of fnbus bounds a call (client/gateway-invoker.ts): a provider
-   * that takes the connection and never answers, or stops halfway, fails the call in time.
+   * signal, joined as fnbus's other system calls join theirs (queue/callback.ts, the connectors'
+   * callSignal): a provider that takes the connection and never answers, or stops halfway, fails
+   * the call in time.
    */
   async #text(method: Dispatcher.HttpMethod, path: string, call: Call): Promise<string> {
     const deadline = AbortSignal.timeout(this.#timeoutMs);
