@@ -366,13 +366,13 @@ export class FaasProvider implements Provider {
         },
       );
     }
-    const code = (error as { code?: unknown }).code;
+    const code = (error as { code?: unknown } | undefined)?.code;
     const reason =
       isTimeout(error) ||
       error instanceof undiciErrors.HeadersTimeoutError ||
       error instanceof undiciErrors.BodyTimeoutError ||
       error instanceof undiciErrors.ConnectTimeoutError ||
-      isTimeout((error as { cause?: unknown }).cause)
+      (error instanceof Error && isTimeout(error.cause))
         ? `no answer within ${this.#timeoutMs} ms`
         : typeof code === 'string'
           ? code
