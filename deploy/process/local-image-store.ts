@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { ValidationError } from '../../core/errors.js';
 
 /** What `fnbus build` made of a template function: the template and its handler's folder. */
 export interface LocalImage {
@@ -54,7 +55,9 @@ export class LocalImageStore {
   }
 
   save(image: string, built: Omit<LocalImage, 'builtAt'>): LocalImage {
-    if (!isAbsolute(built.handler)) throw new Error('a handler folder must be an absolute path');
+    if (!isAbsolute(built.handler)) {
+      throw new ValidationError('a handler folder must be an absolute path');
+    }
     const record: LocalImage = { ...built, builtAt: new Date().toISOString() };
     mkdirSync(this.dir, { recursive: true });
     const file = this.#file(image);
