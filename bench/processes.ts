@@ -16,6 +16,8 @@ export function startProcess(
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   child.once('exit', (code, signal) => {
+    // Asked to stop: nats-server 2.9 answers SIGTERM with exit code 1.
+    if (stopping.has(child)) return;
     if (code !== null && code !== 0) process.stderr.write(`${command} exited ${code}: ${stderr}\n`);
     else if (signal && signal !== 'SIGTERM' && signal !== 'SIGKILL')
       process.stderr.write(`${command}: ${signal}\n`);
@@ -23,8 +25,12 @@ export function startProcess(
   return child;
 }
 
+/** Children stopProcess was asked to stop: how they end is not a failure. */
+const stopping = new WeakSet<ChildProcess>();
+
 export async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
+  stopping.add(child);
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
