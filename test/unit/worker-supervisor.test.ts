@@ -28,8 +28,11 @@ class FakeThread implements WorkerThread {
   }
 }
 
-/** A supervisor over fake threads, with the times each was started. */
-function supervise(failStarts = 0) {
+/**
+ * A supervisor over fake threads, with the times each was started; `firstRestartMs` long enough
+ * for a test to see the thread down between two starts (it is jittered down to half).
+ */
+function supervise(failStarts = 0, firstRestartMs = 20) {
   const threads: FakeThread[] = [];
   const startedAt: number[] = [];
   let failures = failStarts;
@@ -42,14 +45,19 @@ function supervise(failStarts = 0) {
       threads.push(thread);
       return Promise.resolve(thread);
     },
-    { logger: silentLogger, firstRestartMs: 20, maxRestartMs: 80, metricsTimeoutMs: 50 },
+    {
+      logger: silentLogger,
+      firstRestartMs,
+      maxRestartMs: Math.max(80, firstRestartMs),
+      metricsTimeoutMs: 50,
+    },
   );
   return { supervisor, threads, startedAt };
 }
 
 describe('WorkerSupervisor', () => {
   it('restarts a thread that ends on its own, reporting it down meanwhile', async () => {
-    const { supervisor, threads } = supervise();
+    const { supervisor, threads } = supervise(0, 600);
     assert.equal(supervisor.health(), undefined, 'healthy before the first start');
     await supervisor.start();
     threads[0]!.end({ code: 'SQLITE_FULL' });
