@@ -32,6 +32,16 @@ export function policyFor(
   annotations: Readonly<Record<string, string>> | undefined,
   defaults: RetryPolicy,
 ): { policy: RetryPolicy; problems: string[] } {
+  // Most functions set none of them: the defaults as they are (this runs for every call).
+  if (
+    annotations === undefined ||
+    (annotations[OpenFaasAnnotation.RetryAttempts] === undefined &&
+      annotations[OpenFaasAnnotation.RetryCodes] === undefined &&
+      annotations[OpenFaasAnnotation.RetryMinWait] === undefined &&
+      annotations[OpenFaasAnnotation.RetryMaxWait] === undefined)
+  ) {
+    return { policy: defaults, problems: [] };
+  }
   const problems: string[] = [];
   const policy = { ...defaults };
   const get = (key: string) => {
