@@ -1,8 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type * as Undici from 'undici';
 import type { Dispatcher, Pool } from 'undici';
-import { newCallId } from '../core/call-id.js';
 import { FnbusError, httpAnswer, NotFoundError, UnavailableError } from '../core/errors.js';
 import { hopByHopHeaders } from '../core/http-headers.js';
 import { isDnsLabel, joinFunctionName, splitFunctionName } from '../core/function-name.js';
@@ -104,7 +104,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: InvokeDeps): vo
       deps.config.functionNamespace,
     );
     const fullName = joinFunctionName(name, namespace);
-    const callId = (request.headers['x-call-id'] as string | undefined) ?? newCallId();
+    const callId = (request.headers['x-call-id'] as string | undefined) ?? randomUUID();
 
     // A name no function can have (empty, not a DNS label) is not found on any provider: a
     // remote one would answer its own 400 about the lookup instead.
