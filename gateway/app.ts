@@ -16,6 +16,7 @@ import type { Logger } from '../core/logger.js';
 import type { Provider } from '../core/provider.js';
 import type { Queue } from '../core/queue.js';
 import type { Registry } from 'prom-client';
+import { drainRequest } from './drain-request.js';
 import type { GatewayConfig } from './config.js';
 import {
   loadCredentials,
@@ -165,7 +166,10 @@ export function buildGateway({
     else done();
   });
 
-  app.setErrorHandler((error: FastifyError | FnbusError, _request, reply) => {
+  app.setErrorHandler(async (error: FastifyError | FnbusError, request, reply) => {
+    // Refused before its body was read (too large, a type no parser takes): the rest is read
+    // first, so that the client, still sending, gets the answer rather than a reset.
+    await drainRequest(request.raw);
     if (!(error instanceof FnbusError)) {
       // Fastify's own refusals of a request (schema, body, parse): a 4xx that says why.
       const fastifyError = error;
