@@ -34,6 +34,11 @@ export function exchange(
   limits: CallLimits = {},
 ): Promise<WholeAnswer> {
   return new Promise((resolve, reject) => {
+    // Ended already: nothing is dispatched (undici would still take a connection for it).
+    if (limits.signal?.aborted) {
+      reject(limits.signal.reason as Error);
+      return;
+    }
     const reader = new AnswerReader(resolve, reject, limits);
     try {
       dispatcher.dispatch(options, reader);
@@ -68,10 +73,6 @@ class AnswerReader implements Dispatcher.DispatchHandler {
       this.#timer = setTimeout(() => this.#stop(timeoutError()), timeoutMs);
     }
     if (signal) {
-      if (signal.aborted) {
-        this.#stop(signal.reason);
-        return;
-      }
       this.#signal = signal;
       signal.addEventListener('abort', this.#onAbort, { once: true });
     }

@@ -63,6 +63,13 @@ interface LetterRow extends CallRow {
 }
 
 /**
+ * How long settlements gather before they are committed together: a write transaction of the
+ * worker's connection makes the gateway's connection (another thread) wait for the lock and reload
+ * its cache, so fewer and larger ones; a call's slot is taken again a few ms later.
+ */
+const settleEveryMs = 2;
+
+/**
  * The embedded queue: one SQLite database (WAL) holding every call (its request, state and
  * attempts), the idempotency keys, and the dead letters, which are calls in state
  * `dead-lettered`. A call is written before enqueue() resolves, so an accepted call survives a
@@ -70,13 +77,6 @@ interface LetterRow extends CallRow {
  * (`redelivered`). One process owns the file: this is the queue of a single hub, not of a fleet
  * of workers (use BullMQ or JetStream for that).
  */
-/**
- * How long settlements gather before they are committed together: a write transaction of the
- * worker's connection makes the gateway's connection (another thread) wait for the lock and reload
- * its cache, so fewer and larger ones; a call's slot is taken again a few ms later.
- */
-const settleEveryMs = 2;
-
 export class LocalQueue implements seam.Queue {
   readonly #db: Database.Database;
   readonly #retentionMs: number;
