@@ -190,6 +190,14 @@ const reportEveryMs = 1000;
 const reportLifetimeMs = 3 * reportEveryMs;
 /** How long a queue trusts that a function is in the functions set without adding it again. */
 const functionsKnownMs = 60_000;
+/**
+ * How often a consuming queue looks for live tallies left behind, and how old one must be: past
+ * the claim's life, no enqueue of it can still be under way.
+ */
+const sweepEveryMs = 60_000;
+const staleTallyMs = claimTtlMs;
+/** Live entries a sweep checks per function: a backlog's oldest calls are checked, not all. */
+const sweepBatch = 100;
 
 /** Where a dead-letter page ended: the last letter's id and its score in the letters set. */
 type BullmqCursor = [string, string];
@@ -234,6 +242,8 @@ export class BullmqQueue implements seam.Queue {
   readonly #running = new Map<string, number>();
   readonly #workerId = randomUUID();
   #reporter: NodeJS.Timeout | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  #sweeping = false;
   /** Functions this queue added to the functions set lately (see functionsKnownMs). */
   #knownFunctions = { at: 0, names: new Set<string>() };
 
@@ -461,7 +471,7 @@ export class BullmqQueue implements seam.Queue {
     const leaseMs = this.#settings.leaseMs;
     const worker = new Worker<JobData, AckedCall>(
       this.#name,
-      (job, token) => this.#deliver(job, token, handle, tally),
+      (job, token) => this.#deliver(job, token, handle, client, tally),
       {
         connection: client,
         concurrency: Math.max(1, options.concurrency),
@@ -490,13 +500,19 @@ export class BullmqQueue implements seam.Queue {
     const consumer = { worker, stop, done };
     this.#consumers.add(consumer);
     this.#reporter ??= setInterval(() => this.#report(), reportEveryMs).unref();
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => void this.#sweep(), sweepEveryMs).unref();
+      void this.#sweep();
+    }
     try {
       await done;
     } finally {
       this.#consumers.delete(consumer);
       if (this.#consumers.size === 0) {
         clearInterval(this.#reporter);
+        clearInterval(this.#sweeper);
         this.#reporter = undefined;
+        this.#sweeper = undefined;
         if (!this.#closed) this.#report();
       }
     }
@@ -506,6 +522,7 @@ export class BullmqQueue implements seam.Queue {
     job: CallJob,
     token: string | undefined,
     handle: seam.DeliveryHandler,
+    client: Redis,
     tally: CommandBatch,
   ) {
     const data = callOf(job);
@@ -514,8 +531,9 @@ export class BullmqQueue implements seam.Queue {
     const redelivered = job.attemptsStarted > data.settledStarts + 1;
     if (redelivered) {
       // Live again, should the killed worker's settlement have counted it out; and a worker
-      // killed between writing a dead letter and failing the job: the call runs again.
-      const batch = this.#tracked(this.#client.multi(), fn, callId, job.timestamp, true);
+      // killed between writing a dead letter and failing the job: the call runs again. On the
+      // connection this delivery's settlement goes out on, so that it reaches Redis first.
+      const batch = this.#tracked(client.multi(), fn, callId, job.timestamp, true);
       void this.#unlettered(batch, fn, callId)
         .exec()
         .catch((error: unknown) => this.#tallyLost(error, callId));
@@ -574,6 +592,37 @@ export class BullmqQueue implements seam.Queue {
       this.#logger.warn({ err: error, callId }, 'settlement not written');
     }
     throw new DelayedError();
+  }
+
+  /**
+   * Counts out of the live tallies the calls whose job is gone or finished long after they were
+   * queued: what a failed enqueue could not undo, or a process killed between a call's tally and
+   * its job left behind. Each function's oldest entries are checked, through BullMQ's job state.
+   */
+  async #sweep(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      const before = Date.now() - staleTallyMs;
+      for (const fn of await this.#client.smembers(this.#key('functions'))) {
+        const live = this.#key('live', fn);
+        const ids = await this.#client.zrangebyscore(live, '-inf', before, 'LIMIT', 0, sweepBatch);
+        for (const callId of ids) {
+          if (this.#closed) return;
+          const state = await this.#queue.getJobState(callId);
+          if (state !== 'unknown' && state !== 'completed' && state !== 'failed') continue;
+          await this.#client.zrem(live, callId);
+          this.#logger.info(
+            { callId, function: fn },
+            'a call left in the live tally was counted out',
+          );
+        }
+      }
+    } catch (error) {
+      this.#logger.debug({ err: error }, 'live tallies not swept');
+    } finally {
+      this.#sweeping = false;
+    }
   }
 
   /** A tally's write failed: stats may count the calls as live until they are next settled. */
@@ -840,6 +889,7 @@ export class BullmqQueue implements seam.Queue {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#reporter);
+    clearInterval(this.#sweeper);
     const consumers = [...this.#consumers];
     for (const consumer of consumers) {
       // Now, so that no worker takes another job meanwhile.

@@ -144,6 +144,59 @@ describe('BullmqQueue on Redis', () => {
     }
   });
 
+  it('counts out of its tallies a call left there without a job, not an old call still queued', async () => {
+    const name = randomName();
+    const queue = new BullmqQueue({ url: server.url, name });
+    const redis = new Redis(server.url);
+    const stop = new AbortController();
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const { callId: old } = await queue.enqueue(queueRequest('swept'));
+      // As a process killed between a call's tally and its job leaves it, ten minutes ago; and
+      // the call really queued, as old.
+      const tenMinutesAgo = Date.now() - 10 * 60_000;
+      await redis.zadd(`fnbus:${name}:live:swept`, tenMinutesAgo, 'left-behind');
+      await redis.zadd(`fnbus:${name}:live:swept`, tenMinutesAgo, old);
+      assert.equal((await queue.stats()).swept?.queued, 2);
+      let ran = 0;
+      const consuming = queue.consume(
+        async () => {
+          ran += 1;
+          await released;
+          return {
+            outcome: 'ack',
+            attempt: { record: { attempt: 1, startedAt: '', durationMs: 1, status: 200 } },
+          };
+        },
+        { concurrency: 1 },
+        stop.signal,
+      );
+      // A consuming queue sweeps when it starts: the old call, running, stays counted.
+      await waitFor(
+        async () => (await redis.zscore(`fnbus:${name}:live:swept`, 'left-behind')) === null,
+        {
+          timeoutMs: 5000,
+          what: 'the entry without a job to be counted out',
+        },
+      );
+      await waitFor(() => ran === 1, { timeoutMs: 5000, what: 'the old call to run' });
+      assert.notEqual(await redis.zscore(`fnbus:${name}:live:swept`, old), null);
+      release();
+      await waitFor(async () => ((await queue.stats()).swept?.queued ?? 0) === 0, {
+        timeoutMs: 5000,
+        what: 'the old call to settle',
+      });
+      stop.abort();
+      await consuming;
+    } finally {
+      release();
+      stop.abort();
+      redis.disconnect();
+      await queue.close();
+    }
+  });
+
   it("runs a call's enqueue, claim and ack in few Redis commands, a turn's tallies in one, no MULTI of its own", async () => {
     const queue = new BullmqQueue({ url: server.url, name: randomName() });
     const redis = new Redis(server.url);
