@@ -41,6 +41,8 @@ interface Result {
   duplicated: number;
   bare?: number;
   pipeline?: number;
+  /** The bare pipeline keeping each call's outcome: the floor the async path's guarantees set. */
+  floor?: number;
   /** CPU time per call of the hub (its functions' processes included) and the backend's server. */
   cpuUs: number;
   /** The same for the bare pipeline (its process, the function's and the server's). */
@@ -162,9 +164,11 @@ async function measure(
     await stopProcess(hub);
     if (!bare) return result;
     result.bare = server ? await bareRate(backend, queueUrl, calls) : undefined;
+    const floor = await barePipelineRate(backend, queueUrl, hubPort + 2, server?.pid, true);
     return {
       ...result,
       ...(await barePipelineRate(backend, queueUrl, hubPort + 2, server?.pid)),
+      floor: floor.pipeline,
     };
   } finally {
     await gateway.close();
@@ -179,12 +183,21 @@ async function barePipelineRate(
   queueUrl: string,
   port: number,
   serverPid: number | undefined,
+  records = false,
 ): Promise<{ pipeline: number; pipelineCpuUs: number }> {
   const functionPort = port + 1;
   const fn = startProcess('node', [echoServer], { ...process.env, PORT: String(functionPort) });
   const pipeline = startProcess(
     'node',
-    [barePipeline, 'serve', backend, queueUrl, String(port), `http://127.0.0.1:${functionPort}`],
+    [
+      barePipeline,
+      'serve',
+      backend,
+      queueUrl,
+      String(port),
+      `http://127.0.0.1:${functionPort}`,
+      ...(records ? ['records'] : []),
+    ],
     process.env,
   );
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: submitters });
@@ -219,6 +232,9 @@ function line(r: Result, pipeline = r.pipeline, pipelineCpuUs = r.pipelineCpuUs)
       ? `  bare ${r.backend === 'redis' ? 'BullMQ' : 'JetStream'}: ${r.bare.toFixed(0)}/s`
       : '',
     r.pipeline ? `  bare pipeline: ${r.pipeline.toFixed(0)}/s` : '',
+    r.floor && r.pipeline
+      ? `  (keeping outcomes: ${r.floor.toFixed(0)}/s, ${(r.floor / r.pipeline).toFixed(2)}x)`
+      : '',
     pipeline
       ? `  ratio to the bare pipeline ${(r.perSecond / pipeline).toFixed(2)}x (target >= 0.80x)`
       : '',

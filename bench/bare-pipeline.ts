@@ -5,6 +5,11 @@
  * limits or callbacks. Run as its own process (`node bare-pipeline.js serve BACKEND URL PORT
  * FUNCTION_URL`), loaded by the same submitters as `fnbus up`, it is what this machine can do
  * end to end on that backend (`GET /` answers how many calls the function has answered): the ceiling for fnbus's figure, beside the bare backend's own rate.
+ *
+ * With `records` (a sixth argument), each call also leaves the least any design must write for a
+ * status lookup after it ran: its outcome, kept (local: a row; Redis: the completed job kept for
+ * the retention, by its own id; JetStream: a message on a records stream). The floor the async
+ * path's guarantees set on this machine, whatever else it does.
  */
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -22,15 +27,24 @@ const concurrency = 128;
 
 type Publish = (body: Buffer) => Promise<void>;
 
-function startBullmq(url: string, call: (body: Buffer) => Promise<void>): Publish {
+function startBullmq(
+  url: string,
+  call: (body: Buffer) => Promise<void>,
+  records: boolean,
+): Publish {
   const name = `pipeline-${randomUUID()}`;
   const queue = new Queue(name, { connection: new Redis(url, { maxRetriesPerRequest: null }) });
   new Worker<{ body: string }>(name, (job) => call(Buffer.from(job.data.body, 'base64')), {
     connection: new Redis(url, { maxRetriesPerRequest: null }),
     concurrency,
+    ...(records ? { removeOnComplete: { age: 86_400 } } : {}),
   });
   return async (body) => {
-    await queue.add('call', { body: body.toString('base64') }, { removeOnComplete: true });
+    await queue.add(
+      'call',
+      { body: body.toString('base64') },
+      records ? { jobId: randomUUID() } : { removeOnComplete: true },
+    );
   };
 }
 
@@ -38,14 +52,16 @@ function startBullmq(url: string, call: (body: Buffer) => Promise<void>): Publis
  * The embedded queue's shape: a SQLite file (WAL, synchronous=NORMAL, as queue/local), one row
  * written per call and deleted once answered; the consumer reads rows past the last it took.
  */
-function startSqlite(call: (body: Buffer) => Promise<void>): Publish {
+function startSqlite(call: (body: Buffer) => Promise<void>, records: boolean): Publish {
   const db = new Database(join(mkdtempSync(join(tmpdir(), 'fnbus-bare-sqlite-')), 'queue.db'));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.exec('CREATE TABLE calls (id INTEGER PRIMARY KEY, body BLOB NOT NULL)');
   const insert = db.prepare('INSERT INTO calls (body) VALUES (?)');
   const next = db.prepare('SELECT id, body FROM calls WHERE id > ? ORDER BY id LIMIT ?');
+  db.exec('CREATE TABLE outcomes (id INTEGER PRIMARY KEY, status INTEGER NOT NULL)');
   const remove = db.prepare('DELETE FROM calls WHERE id = ?');
+  const outcome = db.prepare('INSERT INTO outcomes (id, status) VALUES (?, 200)');
   let taken = 0;
   let running = 0;
   const pump = () => {
@@ -56,6 +72,7 @@ function startSqlite(call: (body: Buffer) => Promise<void>): Publish {
       running += 1;
       void call(row.body).then(() => {
         remove.run(row.id);
+        if (records) outcome.run(row.id);
         running -= 1;
         pump();
       });
@@ -71,11 +88,13 @@ function startSqlite(call: (body: Buffer) => Promise<void>): Publish {
 async function startJetstream(
   url: string,
   call: (body: Buffer) => Promise<void>,
+  records: boolean,
 ): Promise<Publish> {
   const nc = await connect({ servers: url, noAsyncTraces: true });
   const name = `pipeline_${randomUUID().replaceAll('-', '')}`;
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name, subjects: [`${name}.>`] });
+  if (records) await jsm.streams.add({ name: `${name}_done`, subjects: [`${name}_done.>`] });
   await jsm.consumers.add(name, { durable_name: 'worker', ack_policy: AckPolicy.Explicit });
   const js = jetstream(nc);
   const messages = await (
@@ -85,7 +104,9 @@ async function startJetstream(
   });
   void (async () => {
     for await (const message of messages) {
-      void call(Buffer.from(message.data)).then(() => message.ack());
+      void call(Buffer.from(message.data))
+        .then(() => (records ? js.publish(`${name}_done.${message.seq}`, '200') : undefined))
+        .then(() => message.ack());
     }
   })();
   return async (body) => {
@@ -93,7 +114,13 @@ async function startJetstream(
   };
 }
 
-async function serve(backend: string, url: string, port: number, functionUrl: string) {
+async function serve(
+  backend: string,
+  url: string,
+  port: number,
+  functionUrl: string,
+  records: boolean,
+) {
   const fn = new Pool(functionUrl, { connections: concurrency });
   let answered = 0;
   const call = async (body: Buffer) => {
@@ -103,10 +130,10 @@ async function serve(backend: string, url: string, port: number, functionUrl: st
   };
   const publish =
     backend === 'local'
-      ? startSqlite(call)
+      ? startSqlite(call, records)
       : backend === 'redis'
-        ? startBullmq(url, call)
-        : await startJetstream(url, call);
+        ? startBullmq(url, call, records)
+        : await startJetstream(url, call, records);
   createServer((req, res) => {
     if (req.method === 'GET') {
       res.end(String(answered));
@@ -124,11 +151,12 @@ async function serve(backend: string, url: string, port: number, functionUrl: st
 }
 
 if (process.argv[2] === 'serve') {
-  const [backend, url, port, functionUrl] = process.argv.slice(3) as [
+  const [backend, url, port, functionUrl, records] = process.argv.slice(3) as [
     string,
     string,
     string,
     string,
+    string?,
   ];
-  await serve(backend, url, Number(port), functionUrl);
+  await serve(backend, url, Number(port), functionUrl, records === 'records');
 }
