@@ -13,6 +13,10 @@ import { WebhookSource } from '../connectors/webhook/webhook-source.js';
 
 /** The names of the connectors `fnbus up --connectors` and `fnbus connector <kind>` know. */
 export const connectorKinds = kinds.map((kind) => kind.name);
+/** Those `fnbus up` runs when none are named: the ones that need no broker. */
+export const defaultConnectorKinds = kinds
+  .filter((kind) => kind.runsByDefault)
+  .map((kind) => kind.name);
 /** A connector kind's name (`cron`, `webhook`). */
 export type ConnectorKind = string;
 

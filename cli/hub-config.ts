@@ -9,7 +9,7 @@ import { readProviderLimits, type ProviderLimits } from '../deploy/process/limit
 import { localImagesDir } from '../deploy/process/local-image-store.js';
 import { readConfig as readGatewayConfig, type GatewayConfig } from '../gateway/config.js';
 import { readWorkerConfig, type WorkerConfig } from '../queue/config.js';
-import { connectorKinds, type ConnectorKind } from './connectors.js';
+import { connectorKinds, defaultConnectorKinds, type ConnectorKind } from './connectors.js';
 import { bareHost, defaultHost } from './listen-host.js';
 
 /** The settings of each component, by the part of the hub that reads them. */
@@ -120,7 +120,7 @@ export function readHubConfig<P extends HubPart = HubPart>(
   }
   const kindsText = given(options.connectors) ?? given(env.FNBUS_CONNECTORS);
   const kinds: ConnectorKind[] = [];
-  for (const name of (kindsText ?? connectorKinds.join(',')).split(',')) {
+  for (const name of (kindsText ?? defaultConnectorKinds.join(',')).split(',')) {
     const kind = name.trim();
     if (kind === '' || kind === 'none') continue;
     if ((connectorKinds as readonly string[]).includes(kind)) {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseDurationMs } from './duration.js';
 import { ConfigError } from './errors.js';
 
@@ -85,6 +86,29 @@ export class EnvReader {
     if ((choices as readonly string[]).includes(value)) return value as T;
     this.problem(`${found.name}: "${found.value}" is not one of ${choices.join(', ')}`);
     return fallback;
+  }
+
+  /** A comma-separated list: its parts, trimmed, empty ones skipped; none when unset. */
+  list(name: string | readonly string[]): string[] {
+    return (this.raw(...names(name))?.value ?? '')
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== '');
+  }
+
+  /**
+   * The text of the file a setting names (a credential, a certificate); a problem naming the
+   * setting, not the path, when it cannot be read.
+   */
+  fileText(name: string): string | undefined {
+    const path = this.string(name);
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      this.problem(`${name}: the file cannot be read`);
+      return undefined;
+    }
   }
 
   /** Records a problem that a check outside this reader found. */

@@ -22,6 +22,15 @@ export function joinFunctionName(name: string, namespace?: string): string {
   return namespace ? `${name}.${namespace}` : name;
 }
 
+/**
+ * One name per function for what is kept under it (queued calls, dead letters): `name` in the
+ * default namespace, `name.namespace` in another, whichever way it was addressed.
+ */
+export function canonicalFunctionName(full: string, defaultNamespace: string): string {
+  const { name, namespace } = splitFunctionName(full, defaultNamespace);
+  return namespace === defaultNamespace ? name : joinFunctionName(name, namespace);
+}
+
 export const maxDnsLabelLength = 63;
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 

@@ -26,6 +26,11 @@ export interface SourceEvent {
    * such thing.
    */
   reply?: (answer: SourceReply, signal: AbortSignal) => Promise<void>;
+  /**
+   * False when the source handles a delivery that failed for good itself (a Kafka batch, whose
+   * records are then delivered one by one): not kept as a dead letter. Default true.
+   */
+  deadLetterOnFailure?: boolean;
 }
 
 /** A function's answer, sent back through the source. */

@@ -5,7 +5,11 @@ import {
   NotImplementedError,
   ValidationError,
 } from '../core/errors.js';
-import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
+import {
+  canonicalFunctionName,
+  joinFunctionName,
+  splitFunctionName,
+} from '../core/function-name.js';
 import { headerValue } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import { functionTimeoutMs } from '../core/function-rules.js';
@@ -178,7 +182,10 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         Method: request.method,
         Path: parts.path,
         QueryString: parts.query ?? '',
-        Function: request.params.name,
+        Function: joinFunctionName(
+          name,
+          namespace === config.functionNamespace ? undefined : namespace,
+        ),
       };
       // Set one by one, not spread in: spreads of optional parts cost every call V8's slow path.
       if (timeoutMs) message.FunctionTimeoutMs = timeoutMs;
@@ -272,7 +279,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         statuses: { 200: '{items, next}', 400: 'a bad limit or cursor', ...queueStatuses },
       },
     },
-    async (request) => need().deadLetters(pageOf(request.query)),
+    async (request) => need().deadLetters(pageOf(request.query, config.functionNamespace)),
   );
 
   app.get<{ Params: { callId: string } }>(
@@ -341,7 +348,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         Method: letter.method ?? 'POST',
         Path: letter.path && letter.path !== '/' ? letter.path : '',
         QueryString: letter.query ?? '',
-        Function: letter.function,
+        Function: canonicalFunctionName(letter.function, config.functionNamespace),
       };
       // A letter a redrive could never send is refused now, not kept to fail forever.
       refuseUnsendable(call);
@@ -372,7 +379,7 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
       },
     },
     async (request, reply) => {
-      const callIds = await need().redrive(selectionOf(request.body));
+      const callIds = await need().redrive(selectionOf(request.body, config.functionNamespace));
       return reply.code(202).send({ callIds });
     },
   );
@@ -386,7 +393,9 @@ export function registerAsyncRoutes(app: FastifyInstance, { provider, queue, con
         statuses: { 200: 'purged: how many', 400: 'no selection', ...queueStatuses },
       },
     },
-    async (request) => ({ purged: await need().purge(selectionOf(request.body)) }),
+    async (request) => ({
+      purged: await need().purge(selectionOf(request.body, config.functionNamespace)),
+    }),
   );
 }
 
@@ -431,28 +440,37 @@ function groupHeaders(raw: readonly string[]): Record<string, string[]> {
   return out;
 }
 
-function filterOf(query: { function?: string; callId?: string }): DeadLetterFilter {
+function filterOf(
+  query: { function?: string; callId?: string },
+  defaultNamespace: string,
+): DeadLetterFilter {
   const filter: DeadLetterFilter = {};
-  if (query.function) filter.function = query.function;
+  if (query.function) filter.function = canonicalFunctionName(query.function, defaultNamespace);
   if (query.callId) filter.callId = query.callId;
   return filter;
 }
 
 /** A page's query: `limit` between 1 and deadLetterPageMax (default deadLetterPageDefault). */
-function pageOf(query: { function?: string; limit?: string; cursor?: string }): DeadLetterQuery {
+function pageOf(
+  query: { function?: string; limit?: string; cursor?: string },
+  defaultNamespace: string,
+): DeadLetterQuery {
   const limit = query.limit === undefined ? deadLetterPageDefault : Number(query.limit);
   if (limit < 1 || limit > deadLetterPageMax) {
     throw new ValidationError(`limit: between 1 and ${deadLetterPageMax}, not ${limit}`);
   }
   const page: DeadLetterQuery = { limit };
-  if (query.function) page.function = query.function;
+  if (query.function) page.function = canonicalFunctionName(query.function, defaultNamespace);
   if (query.cursor) page.cursor = query.cursor;
   return page;
 }
 
 /** Redrive and purge act on everything only when asked in so many words. */
-function selectionOf(body: DeadLetterSelection | undefined): DeadLetterFilter {
-  const filter = filterOf(body ?? {});
+function selectionOf(
+  body: DeadLetterSelection | undefined,
+  defaultNamespace: string,
+): DeadLetterFilter {
+  const filter = filterOf(body ?? {}, defaultNamespace);
   if (!body?.all && filter.callId === undefined && filter.function === undefined) {
     throw new ValidationError('say which dead letters: callId, function, or all: true');
   }

@@ -12,7 +12,7 @@ export function registerConnectorCommand(program: Command): void {
   program
     .command('connector <kind>')
     .description(
-      "run one connector (cron, webhook) against any OpenFaaS-compatible gateway, configured by env as OpenFaaS's connectors are",
+      "run one connector (cron, webhook, kafka, mqtt, nats) against any OpenFaaS-compatible gateway, configured by env as OpenFaaS's connectors are",
     )
     .option('--gateway <url>', 'the gateway (default: $gateway_url, else http://127.0.0.1:8080)')
     .option(
@@ -24,6 +24,8 @@ export function registerConnectorCommand(program: Command): void {
       helpExamples(
         'fnbus connector cron --gateway http://127.0.0.1:8080',
         'webhook_port=8090 fnbus connector webhook --gateway http://hub:8080',
+        'broker_hosts=kafka:9092 group=faas-group-1 fnbus connector kafka --gateway http://hub:8080',
+        'broker=tcp://mosquitto:1883 client_id=fnbus-1 fnbus connector mqtt --gateway http://hub:8080',
       ),
     )
     .action(connectorAction);

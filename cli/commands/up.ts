@@ -35,7 +35,7 @@ export function registerUpCommand(program: Command): void {
     )
     .option(
       '--connectors <list>',
-      'the connectors to run, comma-separated, or none (cron, webhook; default: $FNBUS_CONNECTORS, else all)',
+      'the connectors to run, comma-separated, or none (cron, webhook, kafka, mqtt, nats; default: $FNBUS_CONNECTORS, else cron,webhook)',
     )
     .addHelpText(
       'after',

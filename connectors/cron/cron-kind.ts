@@ -16,6 +16,7 @@ export interface CronConfig extends KindConfig {
 export const cronKind: ConnectorKind<CronConfig> = {
   name: 'cron',
   connector: CronConnectorName,
+  runsByDefault: true,
   readConfig(env) {
     const read = new EnvReader(env);
     const connector = readConnectorSettings(read);

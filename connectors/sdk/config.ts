@@ -82,3 +82,22 @@ export function readConnectorSettings(
     metricsPort: read.integer(fnbusName('metrics_port'), 8081, { min: 0, max: 65535 }),
   };
 }
+
+/** TLS files' contents, as Node's `tls.connect` takes them. */
+export interface TlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * A broker connector's TLS (`ca_file`, `cert_file`, `key_file`): any of the files, or `on`,
+ * turns it on; undefined when off.
+ */
+export function readTlsFiles(read: EnvReader, on = false): TlsFiles | undefined {
+  const ca = read.fileText('ca_file');
+  const cert = read.fileText('cert_file');
+  const key = read.fileText('key_file');
+  if (!on && !ca && !cert && !key) return undefined;
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+}

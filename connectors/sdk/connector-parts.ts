@@ -10,6 +10,7 @@ import { Controller, type ResponseSubscriber } from './controller.js';
 import { GatewayDeadLetters } from './gateway-dead-letters.js';
 import { TopicMapBuilder } from './map-builder.js';
 import { ReplyPublisher, ResponseMetrics, ResponsePrinter } from './response-subscribers.js';
+import type { TopicMatcher } from './topic-matchers.js';
 
 export interface ConnectorParts {
   gateway: GatewayClient;
@@ -30,6 +31,8 @@ export const systemCallTimeoutMs = 10_000;
 export interface ConnectorPartsOptions {
   /** Sent as `X-Connector`. */
   connector: string;
+  /** How event topics meet `topic` annotations; default exact. */
+  matcher?: TopicMatcher;
   logger: Logger;
   registry?: Registry;
   /** `Authorization` for the gateway's system API (else read from basic_auth files, if on). */
@@ -63,6 +66,7 @@ export async function connectorParts(
     gateway,
     rebuildIntervalMs: config.rebuildIntervalMs,
     delimiter: config.topicDelimiter,
+    ...(options.matcher ? { matcher: options.matcher } : {}),
     callSignal,
     logger,
   });

@@ -33,6 +33,8 @@ export interface InvokerResponse {
   attempts: number;
   /** Why the delivery failed: retries exhausted on a retried status, or no answer. */
   error?: string;
+  /** A failed delivery is kept in the dead-letter store: its source may move past the event. */
+  deadLettered?: boolean;
   event: SourceEvent;
   /** The call as made (each attempt the same). */
   request: InvokeRequest;
@@ -91,6 +93,11 @@ export class DeliveryError extends BadGatewayError {
     const names = failed.map((r) => `${r.function} (${r.error ?? r.status})`).join(', ');
     super(`not delivered to ${names}`);
     this.failed = failed;
+  }
+
+  /** Every failed delivery is in the dead-letter store: the event is not lost if passed over. */
+  get deadLettered(): boolean {
+    return this.failed.every((response) => response.deadLettered === true);
   }
 }
 
@@ -217,8 +224,10 @@ export class Controller {
           request,
           tries,
         };
+        if (response.error !== undefined && event.deadLetterOnFailure !== false) {
+          response.deadLettered = await this.#bury(response);
+        }
         this.#publish(response);
-        if (response.error !== undefined) await this.#bury(response);
         return response;
       }
       const after = retryAfterMs(headerValue(result?.headers, 'retry-after'));
@@ -267,18 +276,21 @@ export class Controller {
     }
   }
 
-  async #bury(response: InvokerResponse): Promise<void> {
+  /** Whether the failed delivery is now in the dead-letter store. */
+  async #bury(response: InvokerResponse): Promise<boolean> {
     const { deadLetters, logger } = this.#options;
     const where = { function: response.function, topic: response.topic, error: response.error };
     if (!deadLetters) {
       logger.error(where, 'delivery failed for good');
-      return;
+      return false;
     }
     try {
       await deadLetters.record(response);
       logger.warn(where, 'delivery failed for good: dead-lettered');
+      return true;
     } catch (error) {
       logger.error({ ...where, err: error }, 'delivery failed and could not be dead-lettered');
+      return false;
     }
   }
 }

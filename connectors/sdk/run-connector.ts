@@ -7,6 +7,7 @@ import type { ConnectorConfig } from './config.js';
 import { connectorParts } from './connector-parts.js';
 import type { InvokerResponse } from './controller.js';
 import type { TopicMap } from './topic-map.js';
+import type { TopicMatcher } from './topic-matchers.js';
 
 /** A kind's settings: the SDK's (gateway, retries, ...) and whatever its source reads besides. */
 export interface KindConfig {
@@ -55,6 +56,16 @@ export interface ConnectorKind<
   name: string;
   /** Sent as `X-Connector`, e.g. `cron-connector` (OpenFaaS's name where it has one). */
   connector: string;
+  /**
+   * Runs in `fnbus up` when no `--connectors` are named (cron, webhook: they need nothing else);
+   * a connector to a broker runs when named.
+   */
+  runsByDefault?: boolean;
+  /**
+   * How its events' topics meet the functions' `topic` annotations: exact (the default), or the
+   * kind's wildcards (MQTT's `+`/`#`: topic-matchers.ts).
+   */
+  matcher?: TopicMatcher;
   /** Its settings from env, the SDK's with them; every problem at once (a ConfigError). */
   readConfig(env: Env): C;
   createSource(parts: SourceParts<C>): Promise<S>;
@@ -104,6 +115,7 @@ export async function runConnector<C extends KindConfig, S extends ConnectorSour
   const logger = options.logger.child({ connector: kind.connector });
   const parts = await connectorParts(config.connector, {
     connector: kind.connector,
+    matcher: kind.matcher,
     logger,
     registry: options.registry,
     authorization: options.authorization,

@@ -10,9 +10,13 @@ export const exactTopics: TopicMatcher = (pattern, topic) => pattern === topic;
 /**
  * MQTT filters: `+` is one level, `#` (last) is any number of levels, itself included
  * (`a/#` takes `a`). Topics starting with `$` are only taken by patterns that name the `$` level.
+ * A shared subscription `$share/<group>/<filter>` takes what its filter takes: the group only
+ * says which subscribers split the messages.
  */
 export const mqttTopics: TopicMatcher = (pattern, topic) => {
   if (pattern === topic) return true;
+  const shared = /^\$share\/[^/]+\/(.+)$/.exec(pattern);
+  if (shared) return mqttTopics(shared[1] as string, topic);
   const want = pattern.split('/');
   const have = topic.split('/');
   if (topic.startsWith('$') && (want[0] === '+' || want[0] === '#')) return false;

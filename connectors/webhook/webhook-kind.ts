@@ -17,6 +17,7 @@ export interface WebhookKindConfig extends KindConfig {
 export const webhookKind = {
   name: 'webhook',
   connector: WebhookConnectorName,
+  runsByDefault: true,
   readConfig(env) {
     const read = new EnvReader(env);
     const connector = readConnectorSettings(read, {

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { ValidationError } from '../../core/errors.js';
 import {
   assertDnsLabel,
+  canonicalFunctionName,
   isDnsLabel,
   joinFunctionName,
   maxDnsLabelLength,
@@ -78,5 +79,14 @@ describe('assertDnsLabel', () => {
     );
     assert.throws(() => assertDnsLabel('x'.repeat(64), 'namespace'), /namespace .*64 characters/);
     assert.throws(() => assertDnsLabel(''), /is empty/);
+  });
+});
+
+describe('canonicalFunctionName', () => {
+  it('names a function of the default namespace without it, any other with it', () => {
+    assert.equal(canonicalFunctionName('flaky', 'openfaas-fn'), 'flaky');
+    assert.equal(canonicalFunctionName('flaky.openfaas-fn', 'openfaas-fn'), 'flaky');
+    assert.equal(canonicalFunctionName('flaky.staging', 'openfaas-fn'), 'flaky.staging');
+    assert.equal(canonicalFunctionName('a.b.openfaas-fn', 'openfaas-fn'), 'a.b');
   });
 });

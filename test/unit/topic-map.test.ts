@@ -55,6 +55,7 @@ describe('topic map', () => {
       ['#', 'a/b'],
       ['+/+', 'a/b'],
       ['a/b', 'a/b'],
+      ['$share/group/a/+', 'a/b'],
     ];
     const no: [string, string][] = [
       ['a/+/c', 'a/b/d'],
@@ -62,6 +63,7 @@ describe('topic map', () => {
       ['a/b', 'a/b/c'],
       ['#', '$SYS/x'],
       ['+/x', '$SYS/x'],
+      ['$share/group/a/+', 'a/b/c'],
     ];
     for (const [pattern, topic] of yes)
       assert.ok(mqttTopics(pattern, topic), `${pattern} ${topic}`);

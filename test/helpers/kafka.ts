@@ -1,0 +1,252 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { freePort } from './http.js';
+import { waitFor } from './wait.js';
+import { makeTempDir } from './watchdog.js';
+
+/** Where test/kafka/kafka-jars.sh puts Kafka's jars; the same env and default. */
+export const kafkaJarsDir =
+  process.env.FNBUS_KAFKA_JARS ?? join(homedir(), '.cache', 'fnbus', 'kafka-4.4.0');
+
+/** A single-node Apache Kafka (KRaft broker and controller in one JVM) started for a test file. */
+export interface RunningKafka {
+  /** `127.0.0.1:PORT`, for kafkajs's `brokers`. */
+  brokers: string;
+  port: number;
+  /** Its temp folder: server.properties, data/, kafka.log (the JVM's output). */
+  dir: string;
+  /** A kafkajs client of this broker, its logging off. */
+  client(clientId?: string): Kafka;
+  /** Creates the topic and waits until every partition has a leader. */
+  createTopic(name: string, partitions?: number): Promise<void>;
+  /** SIGKILL, then the same broker again on the same ports and data. */
+  restart(): Promise<void>;
+  /** SIGTERM; SIGKILL if it has not exited after 20 s. */
+  stop(): Promise<void>;
+}
+
+const startTimeoutMs = 60_000;
+const stopTimeoutMs = 20_000;
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/**
+ * Apache Kafka 4.4.0 from the jars test/kafka/kafka-jars.sh fetched, on two free loopback ports
+ * (clients, controller), its data in a temp folder; resolves once the broker answers metadata.
+ * Takes a few seconds (a JVM); start one per test file, not per test.
+ */
+export async function startKafka(): Promise<RunningKafka> {
+  if (!existsSync(join(kafkaJarsDir, '.complete'))) {
+    throw new Error(
+      `no Kafka jars in ${kafkaJarsDir}: run \`bash test/kafka/kafka-jars.sh\` (needs Maven)`,
+    );
+  }
+  const port = await freePort();
+  let controllerPort = await freePort();
+  while (controllerPort === port) controllerPort = await freePort();
+  const dir = makeTempDir('fnbus-kafka-');
+  const brokers = `127.0.0.1:${port}`;
+  const properties = join(dir, 'server.properties');
+  const log4j = join(dir, 'log4j2.properties');
+  const logFile = join(dir, 'kafka.log');
+  writeFileSync(
+    properties,
+    [
+      'process.roles=broker,controller',
+      'node.id=1',
+      `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://${brokers}`,
+      'controller.listener.names=CONTROLLER',
+      'inter.broker.listener.name=PLAINTEXT',
+      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+      `log.dirs=${join(dir, 'data')}`,
+      // Tests create their topics, with the partitions they mean: a typo must not make one.
+      'auto.create.topics.enable=false',
+      'num.partitions=1',
+      // One broker: every internal topic with one replica, or they never come up.
+      'offsets.topic.replication.factor=1',
+      'offsets.topic.num.partitions=1',
+      'transaction.state.log.replication.factor=1',
+      'transaction.state.log.min.isr=1',
+      'share.coordinator.state.topic.replication.factor=1',
+      'share.coordinator.state.topic.min.isr=1',
+      // A group's first member is assigned at once, not after 3 s.
+      'group.initial.rebalance.delay.ms=0',
+      // After a kill -9 the controller refuses the broker's new registration until the old one's
+      // session expires: 3 s instead of 9 s of every restart.
+      'broker.session.timeout.ms=3000',
+      'broker.heartbeat.interval.ms=500',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    log4j,
+    [
+      'status = warn',
+      'appender.out.type = Console',
+      'appender.out.name = OUT',
+      'appender.out.layout.type = PatternLayout',
+      'appender.out.layout.pattern = [%d] %p %m (%c)%n',
+      'rootLogger.level = WARN',
+      'rootLogger.appenderRef.out.ref = OUT',
+      '',
+    ].join('\n'),
+  );
+  const jvmOptions = [
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${log4j}`,
+    '-cp',
+    join(kafkaJarsDir, '*'),
+  ];
+
+  try {
+    // A random cluster id, in the base64url UUID form Kafka wants; formatted once, kept on restart.
+    await promisify(execFile)('java', [
+      ...jvmOptions,
+      'kafka.tools.StorageTool',
+      'format',
+      '-t',
+      randomBytes(16).toString('base64url'),
+      '-c',
+      properties,
+    ]);
+  } catch (error) {
+    throw new Error(`formatting Kafka's storage in ${dir} failed (is Java 17+ installed?)`, {
+      cause: error,
+    });
+  }
+
+  const client = (clientId = 'fnbus-test') =>
+    new Kafka({ clientId, brokers: [brokers], logLevel: logLevel.NOTHING });
+
+  let child: ChildProcess | undefined;
+  const exited = (jvm: ChildProcess) => jvm.exitCode !== null || jvm.signalCode !== null;
+  const kill = async (signal: NodeJS.Signals, timeoutMs?: number) => {
+    const current = child;
+    // No pid: it never started (spawn's 'error'), and there is no 'exit' to wait for.
+    if (current?.pid === undefined || exited(current)) return;
+    const exit = once(current, 'exit');
+    current.kill(signal);
+    if (timeoutMs === undefined) {
+      await exit;
+      return;
+    }
+    const timer = setTimeout(() => current.kill('SIGKILL'), timeoutMs);
+    try {
+      await exit;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const logTail = () => {
+    try {
+      return readFileSync(logFile, 'utf8').split('\n').slice(-40).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  };
+
+  const launch = async () => {
+    const out = openSync(logFile, 'a');
+    let spawnError: Error | undefined;
+    const current = spawn(
+      'java',
+      ['-Xms256m', '-Xmx1g', ...jvmOptions, 'kafka.Kafka', properties],
+      { cwd: dir, stdio: ['ignore', out, out] },
+    );
+    closeSync(out);
+    child = current;
+    running.add(current);
+    current.once('error', (error) => (spawnError = error));
+    current.once('exit', () => running.delete(current));
+    try {
+      const state = await waitFor(
+        async () => {
+          if (spawnError !== undefined || exited(current)) return 'exited';
+          return (await answersMetadata(brokers)) && 'ready';
+        },
+        { timeoutMs: startTimeoutMs, intervalMs: 200, what: `Kafka on ${brokers}` },
+      );
+      if (state === 'exited') {
+        throw (
+          spawnError ?? new Error(`the broker exited (${current.exitCode ?? current.signalCode})`)
+        );
+      }
+    } catch (error) {
+      await kill('SIGKILL');
+      throw new Error(`Kafka did not start on ${brokers}; the end of ${logFile}:\n${logTail()}`, {
+        cause: error,
+      });
+    }
+  };
+
+  await launch();
+  return {
+    brokers,
+    port,
+    dir,
+    client,
+    async createTopic(name, partitions = 1) {
+      const admin = client('fnbus-test-admin').admin();
+      await admin.connect();
+      try {
+        // waitForLeaders is not trusted: under KRaft it can fail with UNKNOWN_TOPIC_OR_PARTITION.
+        const created = await admin.createTopics({
+          topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }],
+          waitForLeaders: false,
+        });
+        if (!created) throw new Error(`topic ${name} already exists`);
+        await waitFor(
+          async () => {
+            const { topics } = await admin.fetchTopicMetadata({ topics: [name] });
+            const found = topics[0]?.partitions ?? [];
+            return found.length === partitions && found.every((p) => p.leader >= 0);
+          },
+          {
+            timeoutMs: 20_000,
+            intervalMs: 100,
+            what: `leaders of ${name}'s ${partitions} partitions`,
+          },
+        );
+      } finally {
+        await admin.disconnect();
+      }
+    },
+    async restart() {
+      await kill('SIGKILL');
+      await launch();
+    },
+    stop: () => kill('SIGTERM', stopTimeoutMs),
+  };
+}
+
+/** Whether the broker answers a metadata request listing itself: it is up, not only listening. */
+async function answersMetadata(brokers: string): Promise<boolean> {
+  const admin = new Kafka({
+    clientId: 'fnbus-test-ready',
+    brokers: [brokers],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 1000,
+    requestTimeout: 5000,
+    retry: { retries: 0 },
+  }).admin();
+  try {
+    await admin.connect();
+    const { brokers: nodes } = await admin.describeCluster();
+    return nodes.length > 0;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
