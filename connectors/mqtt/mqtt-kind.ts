@@ -132,13 +132,14 @@ export const mqttKind = {
     const connector = readConnectorSettings(read, { contentType: 'application/json' });
     return read.done({ connector, mqtt: readMqttSettings(read) });
   },
-  async createSource({ config, topicMap, logger }): Promise<MqttSource> {
+  async createSource({ config, topicMap, logger, registry }): Promise<MqttSource> {
     const { MqttSource } = await import('./mqtt-source.js');
     return new MqttSource({
       settings: config.mqtt,
       topicMap,
       logger,
       followEveryMs: Math.min(config.connector.rebuildIntervalMs, 1000),
+      ...(registry ? { registry } : {}),
     });
   },
 } satisfies ConnectorKind<MqttConfig, MqttSource>;

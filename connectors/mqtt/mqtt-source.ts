@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { Counter, type Registry } from 'prom-client';
 import { ConfigError } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { OpenFaasHeader } from '../../core/openfaas-names.js';
@@ -19,6 +20,7 @@ export interface MqttSourceOptions {
   /** How often the subscriptions are compared with the map. */
   followEveryMs: number;
   logger?: Logger;
+  registry?: Registry;
 }
 
 type Emit = (event: SourceEvent) => Promise<InvokerResponse[]>;
@@ -99,10 +101,26 @@ export class MqttSource implements Source<InvokerResponse[]> {
   readonly #redelivery = new Backoff({ minWaitMs: 1000, maxWaitMs: 30_000 });
   #offlineSince: number | undefined;
   #errorSaid = false;
+  readonly #metrics: { received: Counter<'qos'>; givenBack: Counter<'qos'> } | undefined;
 
   constructor(options: MqttSourceOptions) {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
+    const registers = options.registry ? [options.registry] : undefined;
+    this.#metrics = registers && {
+      received: new Counter({
+        name: 'fnbus_mqtt_messages_received_total',
+        help: 'Messages taken from the MQTT broker, per QoS',
+        labelNames: ['qos'],
+        registers,
+      }),
+      givenBack: new Counter({
+        name: 'fnbus_mqtt_messages_not_delivered_total',
+        help: 'Messages not delivered nor dead-lettered: left unacknowledged for the broker (QoS 1/2) or lost (QoS 0)',
+        labelNames: ['qos'],
+        registers,
+      }),
+    };
   }
 
   /** Subscribes and delivers until `signal` aborts; then finishes what is in flight and leaves. */
@@ -257,6 +275,8 @@ export class MqttSource implements Source<InvokerResponse[]> {
     unacked: Unacked | undefined,
   ): Promise<void> {
     let delivered = false;
+    const labels = { qos: String(packet.qos) };
+    this.#metrics?.received.inc(labels);
     try {
       // Its turn came after the stop (behind its topic's last): left to the broker, which keeps
       // it for the next run.
@@ -273,6 +293,7 @@ export class MqttSource implements Source<InvokerResponse[]> {
     }
     this.#running -= 1;
     this.#roomWaiters.shift()?.();
+    if (!delivered) this.#metrics?.givenBack.inc(labels);
     if (!unacked) return;
     unacked.state = delivered ? 'done' : 'failed';
     if (delivered) {

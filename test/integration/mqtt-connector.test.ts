@@ -348,6 +348,8 @@ describe('mqtt connector against mosquitto', () => {
       { timeoutMs: 10_000, intervalMs: 200, what: `a call: ${embedded.output()}` },
     );
     assert.equal(calls(file)[0]?.topic, 'm9/in');
+    const metrics = (await request(`${embedded.url}/metrics`, { headers: systemAuth })).text;
+    assert.match(metrics, /^fnbus_mqtt_messages_received_total\{qos="1"\} [1-9]/m);
   });
 
   it('refuses bad settings at once, naming each variable', async () => {
