@@ -58,6 +58,11 @@ function readKafkaSettings(read: EnvReader): KafkaSettings {
   const tls = readTlsFiles(read, read.boolean('tls', false));
   const mechanism = read.string('sasl_mechanism');
   let sasl: KafkaSettings['sasl'];
+  if (mechanism === undefined && (read.string('username_file') ?? read.string('password_file'))) {
+    read.problem(
+      'username_file, password_file: need sasl_mechanism (plain, scram-sha-256 or scram-sha-512)',
+    );
+  }
   if (mechanism !== undefined) {
     const choice = mechanism.trim().toLowerCase();
     const username = read.fileText('username_file')?.trim();

@@ -9,6 +9,7 @@ import {
   type logCreator,
 } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { ConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { Backoff } from '../../core/retry-policy.js';
 import type { SourceEvent, SourceReply } from '../../core/source.js';
@@ -110,7 +111,8 @@ export class KafkaSource implements ConnectorSource {
   async start(emit: Emit, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
     const kafka = new Kafka(this.#clientConfig());
-    const admin = kafka.admin();
+    // No retries of its own: the loop below backs off, and a stop is not held by them.
+    const admin = kafka.admin({ retry: { retries: 0 } });
     const { replyTopic, deadLetterTopic } = this.#options.settings;
     const producer =
       replyTopic || deadLetterTopic ? kafka.producer({ allowAutoTopicCreation: false }) : undefined;
@@ -143,6 +145,12 @@ export class KafkaSource implements ConnectorSource {
           backoff.reset();
         } catch (error) {
           if (signal.aborted) break;
+          // Credentials the brokers refuse stay refused: the connector stops, saying so.
+          if (error instanceof Error && error.name === 'KafkaJSSASLAuthenticationError') {
+            throw new ConfigError([
+              `sasl_mechanism: the brokers refused the credentials (${error.message})`,
+            ]);
+          }
           waitMs = backoff.next();
           this.#logger.warn({ err: error, retryInMs: waitMs }, 'kafka brokers not reached');
         }
