@@ -4,6 +4,7 @@ import type { Env } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { connectorKind, connectorKinds as kinds } from '../connectors/kinds.js';
+import type { SyncInvokerFactory } from '../connectors/sdk/connector-parts.js';
 import {
   runConnector,
   type ConnectorHost,
@@ -32,6 +33,8 @@ export interface ConnectorRun {
   authorization?: string;
   /** How long stopping lets deliveries in flight finish; default runConnector's. */
   stopTimeoutMs?: number;
+  /** How synchronous calls reach functions; default the gateway's route over HTTP. */
+  syncInvoker?: SyncInvokerFactory;
 }
 
 export interface RunningConnectors {

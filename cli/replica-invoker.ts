@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { MessagePort } from 'node:worker_threads';
 import type * as Undici from 'undici';
 import type { Pool } from 'undici';
 import { ValidationError } from '../core/errors.js';
@@ -8,12 +7,13 @@ import { requestProblems } from '../core/http-request-check.js';
 import type { CallLimits, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 import { OpenFaasHeader, startTimeNow } from '../core/openfaas-names.js';
 import { exchange } from '../client/exchange.js';
+import type { MessageEndpoint } from './local-channel.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
 import { TurnBatch } from './turn-batch.js';
 
 export interface ReplicaInvokerOptions {
-  /** To the hub's main thread, where cli/replica-leases.ts answers. */
-  port: MessagePort;
+  /** To the hub's main thread, where cli/replica-leases.ts answers (or a localChannel on it). */
+  port: MessageEndpoint;
   /** Where a call goes when no replica is ready here (the gateway's route: scale from zero...). */
   gateway: Invoker & { close(): Promise<void> };
   /** The gateway's host, for X-Forwarded-Host as the gateway would set it. */

@@ -1,4 +1,4 @@
-import type { MessagePort } from 'node:worker_threads';
+import type { MessageEndpoint } from './local-channel.js';
 import { Counter, type Registry } from 'prom-client';
 import { joinFunctionName, splitFunctionName } from '../core/function-name.js';
 import type { ProcessProvider } from '../deploy/process/process-provider.js';
@@ -79,7 +79,7 @@ export class ReplicaLeases {
    * lease still held through it: call it when the thread is gone (a killed worker's calls must
    * not hold replica slots for good).
    */
-  serve(port: MessagePort): () => void {
+  serve(port: MessageEndpoint): () => void {
     const held = new Map<number, Granted>();
     const end = (id: number, status: number) => {
       const granted = held.get(id);

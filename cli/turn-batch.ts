@@ -1,14 +1,14 @@
-import type { MessagePort } from 'node:worker_threads';
+import type { MessageEndpoint } from './local-channel.js';
 
 /**
  * Messages to another thread, sent as one array per turn of the event loop: a message crossing
  * threads costs tens of µs on each side whatever it holds, so a turn's worth goes at once.
  */
 export class TurnBatch<T> {
-  readonly #port: MessagePort;
+  readonly #port: MessageEndpoint;
   #items: T[] = [];
 
-  constructor(port: MessagePort) {
+  constructor(port: MessageEndpoint) {
     this.#port = port;
   }
 

@@ -19,6 +19,9 @@ import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
 import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
 import { ReplicaLeases } from './replica-leases.js';
+import { ReplicaInvoker } from './replica-invoker.js';
+import { localChannel } from './local-channel.js';
+import type { SyncInvokerFactory } from '../connectors/sdk/connector-parts.js';
 import { buildStackFunction, stackDeployment } from './stack-deployments.js';
 import { normalizeDeployment } from '../core/function-deployment.js';
 import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
@@ -222,7 +225,8 @@ export async function up({
     );
     if (!embedded || waiting) await worker.start();
     if (stack) await deployStack(stack, provider, images, config.functionNamespace, logger);
-    // Connectors call this gateway as they would any other, over HTTP. A hub on a shared queue
+    // Connectors reach this gateway as they would any other, over HTTP; their synchronous calls
+    // to this hub's replicas go to them directly, as the worker's do. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
     connectors = await startConnectors(connectorKinds, {
@@ -231,12 +235,33 @@ export async function up({
       registry,
       host: { embedded: true, stateDir, secretsDir: resolve(stateDir, 'secrets') },
       authorization: credentials && basicAuthorization(credentials.user, credentials.password),
+      ...(leases ? { syncInvoker: directCalls(leases, new URL(selfUrl).host) } : {}),
     });
     return { port, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/**
+ * A connector's synchronous calls to this hub's replicas, made from this thread without the
+ * gateway's HTTP route (the leases apply the replicas' limits and the gateway's metrics); the
+ * route for functions with no ready replica here.
+ */
+function directCalls(leases: ReplicaLeases, gatewayHost: string): SyncInvokerFactory {
+  return (gateway) => {
+    const [ours, theirs] = localChannel();
+    const release = leases.serve(theirs);
+    const invoker = new ReplicaInvoker({ port: ours, gateway, gatewayHost });
+    return {
+      invoke: (fn, request, limits) => invoker.invoke(fn, request, limits),
+      async close() {
+        await invoker.close();
+        release();
+      },
+    };
+  };
 }
 
 async function deployStack(

@@ -108,6 +108,7 @@ export const kafkaKind = {
       topicMap,
       logger,
       rebuildIntervalMs: config.connector.rebuildIntervalMs,
+      maxInflight: config.connector.maxInflight,
       ...(registry ? { registry } : {}),
     });
   },

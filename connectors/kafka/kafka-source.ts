@@ -40,6 +40,8 @@ export interface KafkaSourceOptions {
   logger: Logger;
   /** How often the subscription is checked against the topic map and the brokers' topics. */
   rebuildIntervalMs: number;
+  /** The connector's calls in flight at once (max_inflight): records in hand are kept near it. */
+  maxInflight: number;
   registry?: Registry;
 }
 
@@ -101,6 +103,11 @@ export class KafkaSource implements ConnectorSource {
   readonly #options: KafkaSourceOptions;
   readonly #logger: Logger;
   readonly #metrics: KafkaMetrics | undefined;
+  /** Records taken and not yet done, over all partitions, and who waits for room. */
+  #inHand = 0;
+  /** The largest batch size a function asked for (fnbus.kafka.batch) so far. */
+  #largestBatch = 0;
+  readonly #roomWaiters: (() => void)[] = [];
 
   constructor(options: KafkaSourceOptions) {
     this.#options = options;
@@ -269,7 +276,14 @@ export class KafkaSource implements ConnectorSource {
     const metrics = this.#metrics;
     try {
       for (const message of batch.messages) {
+        if (this.#inHand >= this.#roomFor()) {
+          // No more in hand than the calls can take soon: what waits costs memory and collection.
+          for (const chunk of chunks.values()) sendChunk(chunk);
+          chunks.clear();
+          await this.#room(stop);
+        }
         if (!isRunning() || isStale() || stop.aborted) break;
+        this.#inHand += 1;
         offsets.take(message.offset);
         metrics?.consumed.inc(labels);
         const event = recordEvent(batch.topic, batch.partition, message);
@@ -282,6 +296,7 @@ export class KafkaSource implements ConnectorSource {
           // A batching function's records wait for their batch (sent when full, or at the end).
           const size = batchSizeOf(target.annotations);
           if (size > 1) {
+            if (size > this.#largestBatch) this.#largestBatch = size;
             const chunk = chunks.get(target.function) ?? { target, events: [], done: [] };
             chunks.set(target.function, chunk);
             const done = new Promise<boolean>((resolve) => {
@@ -301,6 +316,8 @@ export class KafkaSource implements ConnectorSource {
         });
         records.push(
           Promise.all(deliveries).then((done) => {
+            this.#inHand -= 1;
+            this.#roomWaiters.shift()?.();
             if (!done.every(Boolean)) return;
             const passed = offsets.finish(message.offset);
             if (passed === undefined || isStale()) return;
@@ -318,6 +335,30 @@ export class KafkaSource implements ConnectorSource {
     } finally {
       clearInterval(beating);
     }
+  }
+
+  /**
+   * Records in hand at most: twice the calls in flight; with batching functions, a batch for each
+   * partition running at once (up to 50,000).
+   */
+  #roomFor(): number {
+    return Math.max(
+      2 * this.#options.maxInflight,
+      Math.min(this.#largestBatch * partitionsAtOnce, 50_000),
+    );
+  }
+
+  /** Resolves once a record in hand is done, or at the stop. */
+  async #room(stop: AbortSignal): Promise<void> {
+    if (stop.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        stop.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#roomWaiters.push(done);
+      stop.addEventListener('abort', done, { once: true });
+    });
   }
 
   /**

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { basicAuthorization, GatewayClient } from '../../client/gateway-client.js';
 import { GatewayInvoker } from '../../client/gateway-invoker.js';
+import type { Invoker } from '../../core/invoker.js';
 import { ConfigError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { ConnectorConfig } from './config.js';
@@ -39,7 +40,17 @@ export interface ConnectorPartsOptions {
   authorization?: string;
   /** The deadline of each system call; default systemCallTimeoutMs. */
   systemCallTimeoutMs?: number;
+  /**
+   * How synchronous calls reach functions, given the gateway's route (which it falls back on);
+   * default that route, over HTTP.
+   */
+  syncInvoker?: SyncInvokerFactory;
 }
+
+/** Makes a connector's synchronous invoker from the gateway's (`fnbus up`: its replicas directly). */
+export type SyncInvokerFactory = (
+  gateway: Invoker & { close(): Promise<void> },
+) => Invoker & { close(): Promise<void> };
 
 /**
  * What every connector is made of, from its config: the gateway's client (system API, with the
@@ -77,7 +88,7 @@ export async function connectorParts(
       connections: config.maxInflight,
       async,
     });
-  const sync = invoker(false);
+  const sync = options.syncInvoker ? options.syncInvoker(invoker(false)) : invoker(false);
   const async = invoker(true);
   const subscribers: ResponseSubscriber[] = [new ReplyPublisher(logger)];
   if (config.printResponse) subscribers.push(new ResponsePrinter(logger, config.printResponseBody));

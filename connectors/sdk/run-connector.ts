@@ -4,7 +4,7 @@ import type { Env } from '../../core/config.js';
 import type { Logger } from '../../core/logger.js';
 import type { Source } from '../../core/source.js';
 import type { ConnectorConfig } from './config.js';
-import { connectorParts } from './connector-parts.js';
+import { connectorParts, type SyncInvokerFactory } from './connector-parts.js';
 import type { InvokerResponse } from './controller.js';
 import type { TopicMap } from './topic-map.js';
 import type { TopicMatcher } from './topic-matchers.js';
@@ -83,6 +83,8 @@ export interface RunConnectorOptions {
   stopTimeoutMs?: number;
   /** The deadline of each system call to the gateway; default connector-parts' own. */
   systemCallTimeoutMs?: number;
+  /** How synchronous calls reach functions; default the gateway's route over HTTP. */
+  syncInvoker?: SyncInvokerFactory;
 }
 
 export interface RunningConnector<S extends ConnectorSource = ConnectorSource> {
@@ -120,6 +122,7 @@ export async function runConnector<C extends KindConfig, S extends ConnectorSour
     registry: options.registry,
     authorization: options.authorization,
     systemCallTimeoutMs: options.systemCallTimeoutMs,
+    ...(options.syncInvoker ? { syncInvoker: options.syncInvoker } : {}),
   });
   let source: S;
   try {
