@@ -49,7 +49,9 @@ describe('fuzzing findings', () => {
       assert.equal((await bury(name)).statusCode, 201, name);
     }
     const stats = await queue.stats();
-    assert.deepEqual(Object.keys(stats).sort(), ['0', 'echo', 'echo.openfaas-fn']);
+    // `echo.openfaas-fn` is `echo` in the default namespace: its letters are kept under one name.
+    assert.deepEqual(Object.keys(stats).sort(), ['0', 'echo']);
+    assert.equal(stats.echo?.deadLettered, 2);
     assert.equal(({} as Record<string, unknown>).deadLettered, undefined);
   });
 

@@ -71,7 +71,7 @@ describe('nats connector', () => {
     const { hub, url } = await startHub(['--connectors', 'none'], join(dir, 'state'));
     t.after(() => stopHub(hub));
     const orders = unique('orders');
-    const file = await deployRecorder(url, 'orders', `${orders}.*`, dir);
+    const file = await deployRecorder(url, 'orders', `${orders}.events.*`, dir);
     await deployProcess(url, 'upper', 'tr a-z A-Z', { topic: `${orders}.ask` });
     const replicas = [startNatsConnector(url), startNatsConnector(url)];
     t.after(() => Promise.all(replicas.map((replica) => stop(replica))));
@@ -83,7 +83,7 @@ describe('nats connector', () => {
     const reply = await client.request(`${orders}.ask`, 'hello', { timeout: 10_000 });
     assert.equal(reply.string(), 'HELLO');
     assert.equal(reply.headers?.get('X-Function'), 'upper.openfaas-fn');
-    for (let n = 0; n < 100; n++) client.publish(`${orders}.new`, `message-${n}`);
+    for (let n = 0; n < 100; n++) client.publish(`${orders}.events.new`, `message-${n}`);
     await client.flush();
     await waitFor(() => bodies(file).filter((b) => b.startsWith('message-')).length >= 100, {
       timeoutMs: 30_000,
