@@ -16,7 +16,7 @@
  *
  * Needs /usr/sbin/mosquitto and nats-server on the PATH.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,9 +26,9 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { connectAsync } from 'mqtt';
 import { Pool } from 'undici';
+import { cpuLine, cpuPer, cpuSnapshot, mainThread, syncLoad } from './hub-cpu.js';
 import { freePort } from './kafka-broker.js';
 import {
-  cpuSeconds,
   gatewayApi,
   peakRssMb,
   startProcess,
@@ -61,85 +61,6 @@ interface Result {
   syncCpu: Record<string, number>;
   main: ReturnType<typeof mainThread>;
   syncMain: ReturnType<typeof mainThread>;
-}
-
-/** CPU ticks of each of the process's threads: `main`, the others by order of creation. */
-function threadTicks(pid: number): Map<string, number> {
-  const ticks = new Map<string, number>();
-  const tids = readdirSync(`/proc/${pid}/task`)
-    .map(Number)
-    .sort((a, b) => a - b);
-  for (const [index, tid] of tids.entries()) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks.set(index === 0 ? 'main' : `t${index}`, Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // The thread ended.
-    }
-  }
-  return ticks;
-}
-
-/** Where a stretch of work spent CPU: the hub's threads, its functions, the broker, others. */
-async function cpuSnapshot(hubPid: number, others: Record<string, number>) {
-  const children = readFileSync(`/proc/${hubPid}/task/${hubPid}/children`, 'utf8')
-    .split(' ')
-    .filter(Boolean)
-    .map(Number);
-  const outside: Record<string, number> = {};
-  for (const [name, pid] of Object.entries(others)) outside[name] = await cpuSeconds(pid);
-  return {
-    threads: threadTicks(hubPid),
-    functions: children.length > 0 ? await cpuSeconds(...children) : 0,
-    schedstat: readFileSync(`/proc/${hubPid}/task/${hubPid}/schedstat`, 'utf8')
-      .split(' ')
-      .slice(0, 2)
-      .map(Number),
-    at: performance.now(),
-    outside,
-  };
-}
-
-type Snapshot = Awaited<ReturnType<typeof cpuSnapshot>>;
-
-function cpuPer(before: Snapshot, after: Snapshot, units: number): Record<string, number> {
-  const per = (seconds: number) => (seconds * 1e6) / Math.max(units, 1);
-  const out: Record<string, number> = {};
-  for (const [name, ticks] of after.threads) {
-    out[`hub ${name}`] = per((ticks - (before.threads.get(name) ?? 0)) / 100);
-  }
-  out.functions = per(after.functions - before.functions);
-  for (const [name, seconds] of Object.entries(after.outside)) {
-    out[name] = per(seconds - (before.outside[name] ?? 0));
-  }
-  return out;
-}
-
-/** How the hub's main thread spent a stretch: on a core, runnable but waiting for one, idle. */
-function mainThread(before: Snapshot, after: Snapshot) {
-  const wallNs = (after.at - before.at) * 1e6;
-  const running = ((after.schedstat[0] ?? 0) - (before.schedstat[0] ?? 0)) / wallNs;
-  const waiting = ((after.schedstat[1] ?? 0) - (before.schedstat[1] ?? 0)) / wallNs;
-  return { running, waiting, idle: Math.max(0, 1 - running - waiting) };
-}
-
-/** POSTs to `/function/<name>` from `connections` connections for `seconds`: answers a second. */
-async function syncLoad(pool: Pool, name: string, seconds: number): Promise<number> {
-  let answered = 0;
-  const startedAt = performance.now();
-  const end = startedAt + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const res = await pool.request({ method: 'POST', path: `/function/${name}`, body });
-        await res.body.dump();
-        if (res.statusCode !== 200) throw new Error(`/function/${name} answered ${res.statusCode}`);
-        answered += 1;
-      }
-    }),
-  );
-  return answered / ((performance.now() - startedAt) / 1000);
 }
 
 interface Hub {
@@ -242,10 +163,10 @@ async function measure(part: Part): Promise<Result> {
   await sleep(1000);
 
   // The gateway's sync rate for the same function, with the connector subscribed and idle.
-  await syncLoad(hub.pool, name, 1);
+  await syncLoad(hub.pool, name, 1, connections, body);
   const syncBefore = await cpuSnapshot(hub.child.pid!, part.others());
   const syncCalls = await calls();
-  const syncPerSecond = await syncLoad(hub.pool, name, syncSeconds);
+  const syncPerSecond = await syncLoad(hub.pool, name, syncSeconds, connections, body);
   const syncAfter = await cpuSnapshot(hub.child.pid!, part.others());
   const syncCpu = cpuPer(syncBefore, syncAfter, (await calls()) - syncCalls);
   const syncMain = mainThread(syncBefore, syncAfter);
@@ -303,24 +224,6 @@ function line(r: Result): string {
     `${r.label.padEnd(16)} ${n(r.perSecond).padStart(7)} messages/s  ` +
     `${(r.perSecond / r.syncPerSecond).toFixed(2)}x gateway sync ${n(r.syncPerSecond)} req/s` +
     `  lost ${r.lost}  duplicates ${r.duplicated}  (published in ${r.publishSeconds.toFixed(2)} s)`
-  );
-}
-
-function cpuLine(
-  label: string,
-  cpu: Record<string, number>,
-  main: ReturnType<typeof mainThread>,
-): string {
-  const total = Object.values(cpu).reduce((sum, us) => sum + us, 0);
-  const shown = Object.entries(cpu)
-    .filter(([, us]) => us >= 2)
-    .sort((a, b) => b[1] - a[1])
-    .map(([part, us]) => `${part} ${us.toFixed(0)}`);
-  const pct = (share: number) => `${(share * 100).toFixed(0)}%`;
-  return (
-    `            ${label}: ${total.toFixed(0)} µs (${shown.join(', ')});` +
-    ` hub main thread ${pct(main.running)} running, ${pct(main.waiting)} waiting for a core,` +
-    ` ${pct(main.idle)} idle`
   );
 }
 

@@ -15,16 +15,16 @@
  *
  * Needs Java 17+ and Kafka's jars (`bash test/kafka/kafka-jars.sh`; FNBUS_KAFKA_JARS).
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Partitioners, type Admin, type Kafka } from 'kafkajs';
 import { Pool } from 'undici';
+import { cpuLine, cpuPer, cpuSnapshot, mainThread, syncLoad } from './hub-cpu.js';
 import { freePort, startKafka, type BenchKafka } from './kafka-broker.js';
 import {
-  cpuSeconds,
   gatewayApi,
   peakRssMb,
   percentile,
@@ -72,80 +72,6 @@ interface Result {
   syncCpu: Record<string, number>;
   main: ReturnType<typeof mainThread>;
   syncMain: ReturnType<typeof mainThread>;
-}
-
-/**
- * CPU ticks (1/100 s) of each of the process's threads: `main`, the others by their order of
- * creation (Node names them all `node`): with bin/fnbus's flags, `t1` is V8's one helper thread
- * (compilers, concurrent GC), then libuv's and Node's own.
- */
-function threadTicks(pid: number): Map<string, number> {
-  const ticks = new Map<string, number>();
-  const tids = readdirSync(`/proc/${pid}/task`)
-    .map(Number)
-    .sort((a, b) => a - b);
-  for (const [index, tid] of tids.entries()) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks.set(index === 0 ? 'main' : `t${index}`, Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // The thread ended.
-    }
-  }
-  return ticks;
-}
-
-/** Where a stretch of work spent CPU: the hub's threads, its functions' processes, the broker. */
-async function cpuSnapshot(hubPid: number, brokerPid: number) {
-  const children = readFileSync(`/proc/${hubPid}/task/${hubPid}/children`, 'utf8')
-    .split(' ')
-    .filter(Boolean)
-    .map(Number);
-  return {
-    threads: threadTicks(hubPid),
-    functions: children.length > 0 ? await cpuSeconds(...children) : 0,
-    processes: children.length,
-    /** The main thread's time on a core and waiting for one (ns, schedstat), and when read. */
-    schedstat: readFileSync(`/proc/${hubPid}/task/${hubPid}/schedstat`, 'utf8')
-      .split(' ')
-      .slice(0, 2)
-      .map(Number),
-    at: performance.now(),
-    broker: await cpuSeconds(brokerPid),
-  };
-}
-
-type Snapshot = Awaited<ReturnType<typeof cpuSnapshot>>;
-
-/** CPU µs per unit of work between two snapshots, by part. */
-function cpuPer(before: Snapshot, after: Snapshot, units: number): Record<string, number> {
-  const per = (seconds: number) => (seconds * 1e6) / units;
-  const out: Record<string, number> = {};
-  for (const [name, ticks] of after.threads) {
-    out[`hub ${name}`] = per((ticks - (before.threads.get(name) ?? 0)) / 100);
-  }
-  out.functions = per(after.functions - before.functions);
-  out.broker = per(after.broker - before.broker);
-  return out;
-}
-
-/** POSTs to `/function/<name>` from `connections` connections for `seconds`: answers a second. */
-async function syncLoad(pool: Pool, name: string, seconds: number): Promise<number> {
-  let answered = 0;
-  const startedAt = performance.now();
-  const end = startedAt + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const res = await pool.request({ method: 'POST', path: `/function/${name}`, body });
-        await res.body.dump();
-        if (res.statusCode !== 200) throw new Error(`/function/${name} answered ${res.statusCode}`);
-        answered += 1;
-      }
-    }),
-  );
-  return answered / ((performance.now() - startedAt) / 1000);
 }
 
 /** Sends `count` keyed records to `topic` in batches of 1,000, one batch at a time. */
@@ -325,16 +251,16 @@ async function measure(
   });
 
   // The gateway's sync rate for the same function, now, with the connector subscribed and idle.
-  await syncLoad(gateway, name, 1);
-  const syncBefore = await cpuSnapshot(hubPid, kafka.process.pid!);
+  await syncLoad(gateway, name, 1, connections, body);
+  const syncBefore = await cpuSnapshot(hubPid, { broker: kafka.process.pid! });
   const syncCalls = await calls();
-  const syncPerSecond = await syncLoad(gateway, name, syncSeconds);
-  const syncAfter = await cpuSnapshot(hubPid, kafka.process.pid!);
+  const syncPerSecond = await syncLoad(gateway, name, syncSeconds, connections, body);
+  const syncAfter = await cpuSnapshot(hubPid, { broker: kafka.process.pid! });
   const syncCpu = cpuPer(syncBefore, syncAfter, (await calls()) - syncCalls);
   const syncMain = mainThread(syncBefore, syncAfter);
 
   const base = await invocations();
-  const cpuBefore = await cpuSnapshot(hubPid, kafka.process.pid!);
+  const cpuBefore = await cpuSnapshot(hubPid, { broker: kafka.process.pid! });
   const sent: { at: number; before: number }[] = [];
   const answered: { at: number; count: number }[] = [];
   const startedAt = performance.now();
@@ -369,14 +295,9 @@ async function measure(
   }
   await producing;
   const endedAt = answered.find((sample) => sample.count >= records)?.at ?? performance.now();
-  const cpuAfter = await cpuSnapshot(hubPid, kafka.process.pid!);
+  const cpuAfter = await cpuSnapshot(hubPid, { broker: kafka.process.pid! });
   const cpu = cpuPer(cpuBefore, cpuAfter, records);
   const main = mainThread(cpuBefore, cpuAfter);
-  if (process.env.BENCH_VERBOSE) {
-    process.stderr.write(
-      `${mode}: the hub's child processes ${cpuBefore.processes} → ${cpuAfter.processes}\n`,
-    );
-  }
   // From the first record's send (the producer's connection not counted) to the last answer.
   const firstSend = sent[0]?.at ?? startedAt;
   const seconds = (endedAt - firstSend) / 1000;
@@ -428,37 +349,6 @@ function line(r: Result): string {
     `  produce→answered p50 ${n(r.p50Ms)} ms p99 ${n(r.p99Ms)} ms`,
     r.committed ? '' : '  NOT ALL COMMITTED',
   ].join('');
-}
-
-/** How the hub's main thread spent a stretch: on a core, runnable but waiting for one, idle. */
-function mainThread(before: Snapshot, after: Snapshot) {
-  const wallNs = (after.at - before.at) * 1e6;
-  const running = ((after.schedstat[0] ?? 0) - (before.schedstat[0] ?? 0)) / wallNs;
-  const waiting = ((after.schedstat[1] ?? 0) - (before.schedstat[1] ?? 0)) / wallNs;
-  return { running, waiting, idle: Math.max(0, 1 - running - waiting) };
-}
-
-/**
- * CPU a unit of work by part (those at 2 µs or more, largest first), and how the hub's main
- * thread spent the time: running, waiting for a core (the machine is busy), idle (waiting on
- * the function, the broker, or work to come).
- */
-function cpuLine(
-  label: string,
-  cpu: Record<string, number>,
-  main: ReturnType<typeof mainThread>,
-): string {
-  const total = Object.values(cpu).reduce((sum, us) => sum + us, 0);
-  const parts = Object.entries(cpu)
-    .filter(([, us]) => us >= 2)
-    .sort((a, b) => b[1] - a[1])
-    .map(([part, us]) => `${part} ${us.toFixed(0)}`);
-  const pct = (share: number) => `${(share * 100).toFixed(0)}%`;
-  return (
-    `            ${label}: ${total.toFixed(0)} µs (${parts.join(', ')});` +
-    ` hub main thread ${pct(main.running)} running, ${pct(main.waiting)} waiting for a core,` +
-    ` ${pct(main.idle)} idle`
-  );
 }
 
 async function main(): Promise<void> {
