@@ -129,4 +129,41 @@ describe('nats connector', () => {
     const info = await jsm.consumers.info(stream, 'fnbus');
     assert.equal(info.num_pending, 0);
   });
+
+  it('JetStream: a server restart under load loses no message', async (t) => {
+    const dir = makeTempDir('fnbus-nats-connector-');
+    const { hub, url } = await startHub(['--connectors', 'none'], join(dir, 'state'));
+    t.after(() => stopHub(hub));
+    const stream = unique('RESTART');
+    const jsm = await jetstreamManager(client);
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+    const file = await deployRecorder(url, 'restarted', `${stream}.in`, dir);
+    const connector = startNatsConnector(url, { stream, consumer: 'fnbus', ack_wait: '5s' });
+    t.after(() => stop(connector));
+    const publish = async (from: number, count: number) => {
+      const js = jetstream(client);
+      for (let n = from; n < from + count; n++) await js.publish(`${stream}.in`, `msg-${n}`);
+    };
+    await publish(0, 500);
+    await waitFor(() => bodies(file).length >= 100, { timeoutMs: 30_000, what: '100 taken' });
+    await nats.restart();
+    // The test's own client reconnects by itself; publishes wait for it.
+    await waitFor(
+      async () =>
+        await client.rtt().then(
+          () => true,
+          () => false,
+        ),
+      {
+        timeoutMs: 20_000,
+        what: 'the client back',
+      },
+    );
+    await publish(500, 500);
+    await waitFor(() => new Set(bodies(file)).size === 1000, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: 'every message taken across the restart',
+    });
+  });
 });
