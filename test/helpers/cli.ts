@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { makeTempDir, repoRoot } from './watchdog.js';
 
@@ -53,4 +54,15 @@ export function runCli(
   input: string | Buffer = '',
 ): Promise<CliRun> {
   return startCli(args, env, input).done;
+}
+
+/**
+ * Sends a started `fnbus` `signal` (SIGTERM unless told) and waits for it to exit; at once when it
+ * has already.
+ */
+export async function stopCli(cli: RunningCli, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (cli.child.exitCode !== null || cli.child.signalCode !== null) return;
+  const exited = once(cli.child, 'exit');
+  cli.child.kill(signal);
+  await exited;
 }

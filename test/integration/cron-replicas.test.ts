@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { startCli, type RunningCli } from '../helpers/cli.js';
+import { startCli, type RunningCli, stopCli } from '../helpers/cli.js';
 import { connectorAuthEnv, startHub, stopHub } from '../helpers/hub.js';
 import { startNats, startRedis } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -24,13 +23,6 @@ function startCronConnector(gateway: string, lease?: string): RunningCli {
   );
 }
 
-async function stopConnector(connector: RunningCli): Promise<void> {
-  if (connector.child.exitCode !== null) return;
-  const exited = once(connector.child, 'exit');
-  connector.child.kill('SIGTERM');
-  await exited;
-}
-
 for (const [backend, leaseUrl] of [
   ['Redis', () => redis.url],
   ['NATS', () => nats.url],
@@ -42,7 +34,7 @@ for (const [backend, leaseUrl] of [
       const { hub, url } = await startHub(['--connectors', 'none'], join(dir, 'state'));
       t.after(() => stopHub(hub));
       const replicas = [0, 1].map(() => startCronConnector(url, leaseUrl()));
-      t.after(() => Promise.all(replicas.map(stopConnector)));
+      t.after(() => Promise.all(replicas.map((replica) => stopCli(replica))));
       await deployCron(url, 'shared', recorderProcess(file), { schedule: '* * * * * *' });
 
       await waitFor(() => firings(file).length >= 6, { timeoutMs: 20_000, what: '6 firings' });
@@ -64,7 +56,7 @@ describe('cron connector and its gateway', () => {
     const stateDir = join(dir, 'state');
     const first = await startHub(['--connectors', 'none'], stateDir);
     const connector = startCronConnector(first.url);
-    t.after(() => stopConnector(connector));
+    t.after(() => stopCli(connector));
     await deployCron(first.url, 'steady', recorderProcess(file), { schedule: '@every 1s' });
     await waitFor(() => firings(file).length >= 2, { timeoutMs: 15_000, what: 'firings' });
 

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DeadLetterPage } from '../../core/queue.js';
-import { runCli, startCli, type RunningCli } from '../helpers/cli.js';
+import { runCli, startCli, stopCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import {
   connectorAuthEnv,
@@ -106,19 +105,6 @@ function startKafkaConnector(gateway: string, group: string, env: Record<string,
   });
 }
 
-async function stopConnector(connector: RunningCli): Promise<void> {
-  if (connector.child.exitCode !== null || connector.child.signalCode !== null) return;
-  const exited = once(connector.child, 'exit');
-  connector.child.kill('SIGTERM');
-  await exited;
-}
-
-async function kill(connector: RunningCli): Promise<void> {
-  const exited = once(connector.child, 'exit');
-  connector.child.kill('SIGKILL');
-  await exited;
-}
-
 /** A function's dead letters in the hub's store. */
 async function letters(url: string, fn: string): Promise<DeadLetterPage['items']> {
   const res = await request(`${url}/system/dead-letters?function=${fn}.openfaas-fn&limit=500`, {
@@ -141,16 +127,16 @@ describe('kafka connector faults', () => {
     const total = 10_000;
     await produce(topic, numbered(0, total));
     const first = startKafkaConnector(url, group);
-    t.after(() => stopConnector(first));
+    t.after(() => stopCli(first));
     await waitFor(() => taken(file).length >= 2000, {
       timeoutMs: 90_000,
       intervalMs: 50,
       what: '2,000 records taken',
     });
-    await kill(first);
+    await stopCli(first, 'SIGKILL');
     const atKill = taken(file).length;
     const second = startKafkaConnector(url, group);
-    t.after(() => stopConnector(second));
+    t.after(() => stopCli(second));
     await waitFor(() => missing(file, total).length === 0, {
       timeoutMs: 120_000,
       intervalMs: 200,
@@ -170,7 +156,7 @@ describe('kafka connector faults', () => {
     const group = unique('group');
     const { file } = await deployRecorder(url, 'shared', topic, dir);
     const replicas = [startKafkaConnector(url, group)];
-    t.after(() => Promise.all(replicas.map(stopConnector)));
+    t.after(() => Promise.all(replicas.map((replica) => stopCli(replica))));
     const admin = kafka.client().admin();
     await admin.connect();
     t.after(() => admin.disconnect());
@@ -187,7 +173,7 @@ describe('kafka connector faults', () => {
       intervalMs: 200,
       what: 'two members in the group',
     });
-    await kill(replicas[0]!);
+    await stopCli(replicas[0]!, 'SIGKILL');
     await produce(topic, numbered(5000, 1000));
     await waitFor(() => missing(file, 6000).length === 0, {
       timeoutMs: 60_000,
@@ -208,7 +194,7 @@ describe('kafka connector faults', () => {
       initial_retry_wait: '50ms',
       max_retry_wait: '100ms',
     });
-    t.after(() => stopConnector(connector));
+    t.after(() => stopCli(connector));
     await produce(topic, ['poison-1'], 0);
     await produce(topic, numbered(0, 300));
     await waitFor(() => missing(file, 300).length === 0, {
@@ -237,7 +223,7 @@ describe('kafka connector faults', () => {
       initial_retry_wait: '100ms',
       max_retry_wait: '500ms',
     });
-    t.after(() => stopConnector(connector));
+    t.after(() => stopCli(connector));
     // Down: each record's calls are retried, then dead-lettered; the partition goes on.
     writeFileSync(down, '');
     await produce(topic, numbered(0, 50));
@@ -298,7 +284,7 @@ describe('kafka connector faults', () => {
       initial_retry_wait: '50ms',
       max_retry_wait: '100ms',
     });
-    t.after(() => stopConnector(connector));
+    t.after(() => stopCli(connector));
     const kept = await waitFor(
       async () => {
         const items = await letters(url, 'batcher');

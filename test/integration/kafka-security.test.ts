@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
-import { startCli, type RunningCli } from '../helpers/cli.js';
+import { startCli, type RunningCli, stopCli } from '../helpers/cli.js';
 import {
   connectorAuthEnv,
   deployProcess,
@@ -127,13 +126,6 @@ function startConnector(env: Record<string, string>, topic: string): RunningCli 
   });
 }
 
-async function stopConnector(connector: RunningCli): Promise<void> {
-  if (connector.child.exitCode !== null || connector.child.signalCode !== null) return;
-  const exited = once(connector.child, 'exit');
-  connector.child.kill('SIGTERM');
-  await exited;
-}
-
 const output = (connector: RunningCli) => connector.stdout() + connector.stderr();
 
 /** Records through a connector reaching the broker by `access`, a producer likewise. */
@@ -151,7 +143,7 @@ async function delivers(name: string, access: Access): Promise<void> {
   } catch (error) {
     throw new Error(`${String(error)}; the connector's output:\n${output(connector)}`);
   } finally {
-    await stopConnector(connector);
+    await stopCli(connector);
   }
   assert.ok(!output(connector).includes(password), 'the password is in the output');
 }
@@ -182,7 +174,7 @@ async function refused(
     await sleep(2000);
     assert.deepEqual(takenBodies(file), [], `${name}: records delivered`);
   } finally {
-    await stopConnector(connector);
+    await stopCli(connector);
   }
   return output(connector);
 }

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +8,7 @@ import { MqttSource } from '../../connectors/mqtt/mqtt-source.js';
 import { TopicMap } from '../../connectors/sdk/topic-map.js';
 import { mqttTopics } from '../../connectors/sdk/topic-matchers.js';
 import type { SourceEvent } from '../../core/source.js';
-import { runCli, startCli, type RunningCli } from '../helpers/cli.js';
+import { runCli, startCli, type RunningCli, stopCli } from '../helpers/cli.js';
 import {
   connectorAuthEnv,
   deployProcess,
@@ -99,13 +98,6 @@ function startConnector(env: Record<string, string>): RunningCli {
   });
 }
 
-async function stopConnector(connector: RunningCli, signal: NodeJS.Signals = 'SIGTERM') {
-  if (connector.child.exitCode !== null || connector.child.signalCode !== null) return;
-  const exited = once(connector.child, 'exit');
-  connector.child.kill(signal);
-  await exited;
-}
-
 /** Until the connector has subscribed to `filter`. */
 const subscribed = (connector: RunningCli, filter: string, times = 1) =>
   waitFor(
@@ -128,7 +120,7 @@ describe('mqtt connector against mosquitto', () => {
     await deploy('temps', recorder(file), 'm1/sensors/+/temp');
     await deploy('everything', recorder(file), 'm1/sensors/#');
     const connector = startConnector({ client_id: 'fnbus-m1' });
-    t.after(() => stopConnector(connector));
+    t.after(() => stopCli(connector));
     await subscribed(connector, 'm1/sensors/+/temp');
     await subscribed(connector, 'm1/sensors/#');
     await subscribed(connector, 'm1/orders');
@@ -179,7 +171,7 @@ describe('mqtt connector against mosquitto', () => {
     const file = join(dir, 'later');
     await deploy('first', recorder(file), 'm2/first');
     const connector = startConnector({ client_id: 'fnbus-m2' });
-    t.after(() => stopConnector(connector));
+    t.after(() => stopCli(connector));
     await subscribed(connector, 'm2/first');
 
     await deploy('later', recorder(file), 'm2/later/#');
@@ -207,13 +199,13 @@ describe('mqtt connector against mosquitto', () => {
       await deploy(name, recorder(file), topic);
       const env = { client_id: `fnbus-m3-${name}`, FNBUS_MQTT_VERSION: version };
       const first = startConnector(env);
-      t.after(() => stopConnector(first));
+      t.after(() => stopCli(first));
       await subscribed(first, topic);
-      await stopConnector(first);
+      await stopCli(first, 'SIGKILL');
 
       for (const n of [1, 2, 3]) await publish(topic, `away-${n}`, { qos: 1 });
       const second = startConnector(env);
-      t.after(() => stopConnector(second));
+      t.after(() => stopCli(second));
       await waitFor(() => calls(file).length >= 3, {
         timeoutMs: 10_000,
         what: `the messages kept for ${version}: ${second.stdout()}`,
@@ -222,7 +214,7 @@ describe('mqtt connector against mosquitto', () => {
         calls(file).map((c) => c.body),
         ['away-1', 'away-2', 'away-3'],
       );
-      await stopConnector(second);
+      await stopCli(second);
     }
   });
 
@@ -231,14 +223,14 @@ describe('mqtt connector against mosquitto', () => {
     await deploy('slow', recorder(file, 2), 'm4/slow');
     const env = { client_id: 'fnbus-m4' };
     const first = startConnector(env);
-    t.after(() => stopConnector(first, 'SIGKILL'));
+    t.after(() => stopCli(first, 'SIGKILL'));
     await subscribed(first, 'm4/slow');
     await publish('m4/slow', 'once', { qos: 1 });
     await waitFor(() => calls(file).length === 1, { what: 'the call to start' });
-    await stopConnector(first, 'SIGKILL');
+    await stopCli(first, 'SIGKILL');
 
     const second = startConnector({ ...env, print_response: 'true' });
-    t.after(() => stopConnector(second, 'SIGKILL'));
+    t.after(() => stopCli(second, 'SIGKILL'));
     await waitFor(() => calls(file).length === 2, {
       timeoutMs: 10_000,
       what: `the message again: ${second.stdout()}`,
@@ -254,9 +246,9 @@ describe('mqtt connector against mosquitto', () => {
     });
     // The PUBACK is written right after the answer is logged: let it reach the broker.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await stopConnector(second, 'SIGKILL');
+    await stopCli(second, 'SIGKILL');
     const third = startConnector(env);
-    t.after(() => stopConnector(third));
+    t.after(() => stopCli(third));
     await subscribed(third, 'm4/slow');
     await publish('m4/slow', 'marker', { qos: 1 });
     await waitFor(() => calls(file).some((c) => c.body === 'marker'), { what: 'the marker' });
@@ -276,7 +268,7 @@ describe('mqtt connector against mosquitto', () => {
         print_response: 'true',
       }),
     );
-    t.after(() => Promise.all(replicas.map((replica) => stopConnector(replica))));
+    t.after(() => Promise.all(replicas.map((replica) => stopCli(replica))));
     for (const replica of replicas) await subscribed(replica, '$share/workers/m5/work');
     for (let n = 0; n < 10; n++) await publish('m5/work', `job-${n}`, { qos: 1 });
     await waitFor(() => calls(file).length >= 10, { what: '10 jobs' });
@@ -295,7 +287,7 @@ describe('mqtt connector against mosquitto', () => {
       username: credentials.user,
       password: credentials.password,
     });
-    t.after(() => stopConnector(good));
+    t.after(() => stopCli(good));
     await subscribed(good, 'm6/auth');
 
     const bad = startConnector({
@@ -324,7 +316,7 @@ describe('mqtt connector against mosquitto', () => {
       cert_file: files.cert,
       key_file: files.key,
     });
-    t.after(() => stopConnector(connector));
+    t.after(() => stopCli(connector));
     await subscribed(connector, 'm7/secure');
     await publish('m7/secure', 'sealed', { qos: 1 });
     await waitFor(() => calls(file).some((c) => c.body === 'sealed'), { what: 'the call' });

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startCli, type RunningCli } from '../helpers/cli.js';
+import { startCli, type RunningCli, stopCli } from '../helpers/cli.js';
 import { connectorAuthEnv, deployProcess, startHub, stopHub } from '../helpers/hub.js';
 import { startNats, type RunningServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -35,13 +34,6 @@ function startNatsConnector(gateway: string, env: Record<string, string> = {}): 
     print_response: 'false',
     ...env,
   });
-}
-
-async function stop(connector: RunningCli, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (connector.child.exitCode !== null || connector.child.signalCode !== null) return;
-  const exited = once(connector.child, 'exit');
-  connector.child.kill(signal);
-  await exited;
 }
 
 /** The bodies a event-recorder.cjs function took (it records any message's body). */
@@ -74,7 +66,7 @@ describe('nats connector', () => {
     const file = await deployRecorder(url, 'orders', `${orders}.events.*`, dir);
     await deployProcess(url, 'upper', 'tr a-z A-Z', { topic: `${orders}.ask` });
     const replicas = [startNatsConnector(url), startNatsConnector(url)];
-    t.after(() => Promise.all(replicas.map((replica) => stop(replica))));
+    t.after(() => Promise.all(replicas.map((replica) => stopCli(replica))));
     await waitFor(
       () => replicas.every((replica) => /nats connector subscribed/.test(replica.stdout())),
       { timeoutMs: 20_000, what: 'both replicas subscribed' },
@@ -110,10 +102,10 @@ describe('nats connector', () => {
     const env = { stream, consumer: 'fnbus', ack_wait: '5s', max_inflight: '16' };
     const first = startNatsConnector(url, env);
     await waitFor(() => bodies(file).length >= 300, { timeoutMs: 60_000, what: '300 taken' });
-    await stop(first, 'SIGKILL');
+    await stopCli(first, 'SIGKILL');
     const atKill = bodies(file).length;
     const second = startNatsConnector(url, env);
-    t.after(() => stop(second));
+    t.after(() => stopCli(second));
     await waitFor(() => new Set(bodies(file)).size === total, {
       timeoutMs: 90_000,
       intervalMs: 200,
@@ -139,7 +131,7 @@ describe('nats connector', () => {
     await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
     const file = await deployRecorder(url, 'restarted', `${stream}.in`, dir);
     const connector = startNatsConnector(url, { stream, consumer: 'fnbus', ack_wait: '5s' });
-    t.after(() => stop(connector));
+    t.after(() => stopCli(connector));
     const publish = async (from: number, count: number) => {
       const js = jetstream(client);
       for (let n = from; n < from + count; n++) await js.publish(`${stream}.in`, `msg-${n}`);
