@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Kafka,
   logLevel,
+  type Admin,
   type Consumer,
   type EachBatchPayload,
   type Producer,
@@ -171,10 +172,7 @@ export class KafkaSource implements ConnectorSource {
   }
 
   /** The topics to subscribe to: configured or named by functions, and present on the brokers. */
-  async #subscribable(
-    admin: ReturnType<Kafka['admin']>,
-    announced: Set<string>,
-  ): Promise<string[]> {
+  async #subscribable(admin: Admin, announced: Set<string>): Promise<string[]> {
     const { settings, topicMap } = this.#options;
     const wanted =
       settings.topics.length > 0
@@ -274,6 +272,14 @@ export class KafkaSource implements ConnectorSource {
     const beating = setInterval(tick, heartbeatEveryMs);
     const labels = { topic: batch.topic, partition: String(batch.partition) };
     const metrics = this.#metrics;
+    // The batch's functions, each with its batch size and order, read once: one topic, one map.
+    const targets = (this.#options.topicMap()?.match(batch.topic) ?? []).map((target) => ({
+      target,
+      size: batchSizeOf(target.annotations),
+      order: orderOf(target),
+    }));
+    for (const { size } of targets) this.#largestBatch = Math.max(this.#largestBatch, size);
+    const { replyTopic } = this.#options.settings;
     try {
       for (const message of batch.messages) {
         if (this.#inHand >= this.#roomFor()) {
@@ -287,16 +293,12 @@ export class KafkaSource implements ConnectorSource {
         offsets.take(message.offset);
         metrics?.consumed.inc(labels);
         const event = recordEvent(batch.topic, batch.partition, message);
-        const { replyTopic } = this.#options.settings;
         if (writer && replyTopic) {
           event.reply = (answer) => writer.reply(replyTopic, event, message.key, answer);
         }
-        const targets = this.#options.topicMap()?.match(batch.topic) ?? [];
-        const deliveries = targets.map((target) => {
+        const deliveries = targets.map(({ target, size, order }) => {
           // A batching function's records wait for their batch (sent when full, or at the end).
-          const size = batchSizeOf(target.annotations);
           if (size > 1) {
-            if (size > this.#largestBatch) this.#largestBatch = size;
             const chunk = chunks.get(target.function) ?? { target, events: [], done: [] };
             chunks.set(target.function, chunk);
             const done = new Promise<boolean>((resolve) => {
@@ -309,7 +311,7 @@ export class KafkaSource implements ConnectorSource {
             }
             return done;
           }
-          const lane = `${target.function}\u0000${laneOf(orderOf(target), message.offset, message.key)}`;
+          const lane = `${target.function}\u0000${laneOf(order, message.offset, message.key)}`;
           return inLane(lane, () =>
             this.#deliver(emit, { ...event, functions: [target.function] }, stop, writer),
           );
