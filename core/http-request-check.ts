@@ -23,11 +23,13 @@ const rawQuery = /^[\x21-\x22\x24-\x7e]*$/;
 /** Methods that are not a call to a function: a proxy tunnel, and a loop-back probe. */
 const refusedMethods: ReadonlySet<string> = new Set(['CONNECT', 'TRACE']);
 
-function isHttpToken(text: string): boolean {
+/** Whether `text` is an RFC 9110 token: a method or a header name an HTTP request can carry. */
+export function isHttpToken(text: string): boolean {
   return token.test(text);
 }
 
-function isFieldValue(text: string): boolean {
+/** Whether `text` is a header value an HTTP request can carry (no CR, LF, NUL; Latin-1 at most). */
+export function isFieldValue(text: string): boolean {
   return fieldValue.test(text);
 }
 

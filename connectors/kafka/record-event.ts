@@ -1,3 +1,4 @@
+import { isFieldValue, isHttpToken } from '../../core/http-request-check.js';
 import type { SourceEvent } from '../../core/source.js';
 
 /** A Kafka record as kafkajs hands it (the parts an event is made of). */
@@ -11,7 +12,7 @@ export interface KafkaRecord {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** The text of `bytes` when it is UTF-8 that a header can carry (no control characters). */
+/** The text of `bytes` when it is UTF-8 that a header can carry as is. */
 function headerText(bytes: Buffer | string): string | undefined {
   let text: string;
   try {
@@ -19,13 +20,12 @@ function headerText(bytes: Buffer | string): string | undefined {
   } catch {
     return undefined;
   }
-  // eslint-disable-next-line no-control-regex
-  return /[\u0000-\u001f\u007f]/.test(text) ? undefined : text;
+  return isFieldValue(text) ? text : undefined;
 }
 
 /** A record header's name as an HTTP header name can carry it, else undefined (it is skipped). */
 function headerName(name: string): string | undefined {
-  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) ? `X-Kafka-${name}` : undefined;
+  return isHttpToken(name) ? `X-Kafka-${name}` : undefined;
 }
 
 /**

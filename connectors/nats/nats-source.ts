@@ -16,8 +16,9 @@ import {
   type Subscription,
 } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
+import { isFieldValue, isHttpToken } from '../../core/http-request-check.js';
 import type { Logger } from '../../core/logger.js';
-import { Backoff } from '../../core/retry-policy.js';
+import { Backoff, backoffMs } from '../../core/retry-policy.js';
 import type { SourceEvent } from '../../core/source.js';
 import { DeliveryError } from '../sdk/controller.js';
 import type { ConnectorSource } from '../sdk/run-connector.js';
@@ -252,9 +253,7 @@ export class NatsSource implements ConnectorSource {
         msg.nak();
         return;
       }
-      const delayMs = new Backoff(redeliveryBackoff);
-      for (let i = 1; i < msg.info.deliveryCount; i++) delayMs.next();
-      const waitMs = delayMs.next();
+      const waitMs = backoffMs(redeliveryBackoff, msg.info.deliveryCount);
       this.#logger.warn(
         { err: error, message: event.id, retryInMs: waitMs },
         'message not delivered: given back',
@@ -270,9 +269,7 @@ function eventOf(subject: string, data: Uint8Array, headers: MsgHdrs | undefined
   if (headers) {
     for (const [name, values] of headers) {
       const value = values.at(-1);
-      if (value === undefined || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) continue;
-      // eslint-disable-next-line no-control-regex
-      if (/[\u0000-\u001f\u007f]/.test(value)) continue;
+      if (value === undefined || !isHttpToken(name) || !isFieldValue(value)) continue;
       if (name.toLowerCase() === 'content-type') out['Content-Type'] = value;
       else out[`X-Nats-${name}`] = value;
     }

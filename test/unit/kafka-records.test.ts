@@ -53,6 +53,18 @@ describe('Kafka records', () => {
     });
     assert.equal(keyed.headers['X-Kafka-Key'], 'user-7');
     assert.equal(keyed.body.length, 0);
+    // UTF-8 text a header cannot carry (past Latin-1) goes as base64 too, so the call can be sent.
+    const euro = recordEvent('orders', 0, {
+      key: Buffer.from('€1'),
+      value: null,
+      offset: '1',
+      timestamp: '0',
+      headers: { price: Buffer.from('5 €') },
+    });
+    assert.equal(euro.headers['X-Kafka-Key'], Buffer.from('€1').toString('base64'));
+    assert.equal(euro.headers['X-Kafka-Key-Enc'], 'b64');
+    assert.equal(euro.headers['X-Kafka-price'], Buffer.from('5 €').toString('base64'));
+    assert.equal(euro.headers['X-Kafka-price-Enc'], 'b64');
   });
 
   it('reads its settings by OpenFaaS names, every problem at once', () => {
