@@ -18,7 +18,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The body of a batch call: `{"records":[{topic, partition, offset, key?, headers, value}]}`, a
- * value (or key) that is not UTF-8 text in base64 with `valueEncoding` (`keyEncoding`) `base64`;
+ * value that is not UTF-8 text in base64 with `valueEncoding: "base64"`, a key as its header
+ * carries it (`keyEncoding: "base64"` when that is base64);
  * `headers` are the ones a single record's call carries (`X-Kafka-…`).
  */
 export function batchBody(events: readonly SourceEvent[]): Uint8Array {

@@ -31,7 +31,7 @@ function headerName(name: string): string | undefined {
 /**
  * A record as the event its functions get, with the headers OpenFaaS's Kafka connector sends:
  * `X-Kafka-Partition`, `X-Kafka-Offset`, `X-Kafka-Key` (base64, with `X-Kafka-Key-Enc: b64`, when
- * the key is not UTF-8 text) and `X-Kafka-<name>` for each record header (base64 with
+ * a header cannot carry the key as text: not UTF-8, or past Latin-1) and `X-Kafka-<name>` for each record header (base64 with
  * `X-Kafka-<name>-Enc: b64` likewise). `Content-Type` from a record header of that name.
  */
 export function recordEvent(topic: string, partition: number, record: KafkaRecord): SourceEvent {
