@@ -53,19 +53,29 @@ const redeliveryBackoff = { minWaitMs: 500, maxWaitMs: 30_000 };
 export class NatsSource implements ConnectorSource {
   readonly #options: NatsSourceOptions;
   readonly #logger: Logger;
-  readonly #received: Counter<'subject'> | undefined;
+  /** Per subscription (a core subject or pattern, or the stream): a bounded set of series. */
+  readonly #metrics:
+    { received: Counter<'subscription'>; dropped: Counter<'subscription'> } | undefined;
+  #droppedSaidAt = 0;
 
   constructor(options: NatsSourceOptions) {
     this.#options = options;
     this.#logger = options.logger;
-    this.#received =
-      options.registry &&
-      new Counter({
+    const registers = options.registry ? [options.registry] : undefined;
+    this.#metrics = registers && {
+      received: new Counter({
         name: 'fnbus_nats_messages_received_total',
-        help: 'Messages taken from NATS, per subject',
-        labelNames: ['subject'],
-        registers: [options.registry],
-      });
+        help: 'Messages taken from NATS, per subscription (core subject or pattern, or stream)',
+        labelNames: ['subscription'],
+        registers,
+      }),
+      dropped: new Counter({
+        name: 'fnbus_nats_messages_dropped_total',
+        help: 'Core NATS messages dropped while 2 x max_inflight were already in hand',
+        labelNames: ['subscription'],
+        registers,
+      }),
+    };
   }
 
   async start(emit: Emit, signal: AbortSignal): Promise<void> {
@@ -117,7 +127,13 @@ export class NatsSource implements ConnectorSource {
             queue: settings.queueGroup,
             callback: (error, msg) => {
               if (error) return;
-              const run = this.#coreMessage(msg, emit).finally(() => inFlight.delete(run));
+              // Core NATS keeps nothing for a slow consumer: past what the calls can take soon,
+              // a message is dropped (counted), not held in memory without bound.
+              if (inFlight.size >= 2 * this.#options.maxInflight) {
+                this.#dropped(subject);
+                return;
+              }
+              const run = this.#coreMessage(msg, emit, subject).finally(() => inFlight.delete(run));
               inFlight.add(run);
             },
           }),
@@ -131,8 +147,15 @@ export class NatsSource implements ConnectorSource {
     await Promise.allSettled(inFlight);
   }
 
-  async #coreMessage(msg: Msg, emit: Emit): Promise<void> {
-    this.#received?.inc({ subject: msg.subject });
+  #dropped(subscription: string): void {
+    this.#metrics?.dropped.inc({ subscription });
+    if (Date.now() - this.#droppedSaidAt < 10_000) return;
+    this.#droppedSaidAt = Date.now();
+    this.#logger.warn({ subscription }, 'core NATS messages dropped: the functions are behind');
+  }
+
+  async #coreMessage(msg: Msg, emit: Emit, subscription: string): Promise<void> {
+    this.#metrics?.received.inc({ subscription });
     const event = eventOf(msg.subject, msg.data, msg.headers);
     if (msg.reply) {
       event.reply = (answer) => {
@@ -238,7 +261,7 @@ export class NatsSource implements ConnectorSource {
 
   /** Acknowledged once delivered or kept; given back with a growing delay otherwise. */
   async #jetstreamMessage(msg: JsMsg, emit: Emit, signal: AbortSignal): Promise<void> {
-    this.#received?.inc({ subject: msg.subject });
+    this.#metrics?.received.inc({ subscription: msg.info.stream });
     const event = eventOf(msg.subject, msg.data, msg.headers);
     event.id = `${msg.info.stream}/${msg.seq}`;
     try {

@@ -158,4 +158,24 @@ describe('nats connector', () => {
       what: 'every message taken across the restart',
     });
   });
+
+  it('core subjects: past 2 x max_inflight in hand, messages are dropped and said, not held', async (t) => {
+    const dir = makeTempDir('fnbus-nats-connector-');
+    const { hub, url } = await startHub(['--connectors', 'none'], join(dir, 'state'));
+    t.after(() => stopHub(hub));
+    const subject = unique('flood');
+    await deployProcess(url, 'slow', "sh -c 'cat >/dev/null; sleep 1'", { topic: subject });
+    const connector = startNatsConnector(url, { max_inflight: '2' });
+    t.after(() => stopCli(connector));
+    await waitFor(() => /nats connector subscribed/.test(connector.stdout()), {
+      timeoutMs: 20_000,
+      what: 'subscribed',
+    });
+    for (let n = 0; n < 200; n++) client.publish(subject, `m-${n}`);
+    await client.flush();
+    await waitFor(() => /core NATS messages dropped/.test(connector.stdout()), {
+      timeoutMs: 10_000,
+      what: `the drop said: ${connector.stdout()}`,
+    });
+  });
 });
