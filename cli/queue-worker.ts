@@ -5,6 +5,7 @@ import type { WorkerConfig } from '../queue/config.js';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { workerFromConfig } from '../queue/worker-from-config.js';
 import { serveMetrics } from './metrics-server.js';
+import { stopOnSignals } from './stop-signals.js';
 
 export interface QueueWorkerOptions {
   queueUrl: string | undefined;
@@ -27,15 +28,23 @@ export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOp
   const { worker, invoker } = workerFromConfig(queue, config, config.gatewayUrl, registry, logger);
   const metricsServer = await serveMetrics(registry, config.metricsPort);
   const stop = new AbortController();
-  process.once('SIGTERM', () => stop.abort());
-  process.once('SIGINT', () => stop.abort());
+  stopOnSignals(async () => {
+    stop.abort();
+    await finished;
+  }, logger);
   logger.info(
     { queue: queueUrl, gateway: config.gatewayUrl, maxInflight: config.maxInflight },
     'queue worker running',
   );
-  await worker.run(stop.signal);
-  logger.info('stopped');
-  metricsServer.close();
-  await invoker.close();
-  await queue.close();
+  // Ends at the stop, its calls in flight finished; a failure of the worker is the command's.
+  const finished = (async () => {
+    try {
+      await worker.run(stop.signal);
+    } finally {
+      metricsServer.close();
+      await invoker.close();
+      await queue.close();
+    }
+  })();
+  await finished;
 }

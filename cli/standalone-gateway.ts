@@ -16,6 +16,7 @@ import { defaultHost, isLoopback } from './listen-host.js';
 import { refusingQueue } from './refusing-queue.js';
 import { timedOut, within } from './worker-supervisor.js';
 import { makeStateFolder } from './state-folder.js';
+import { stopOnSignals } from './stop-signals.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -178,18 +179,7 @@ export async function runGatewayCommand(options: {
     },
     'fnbus gateway is up',
   );
-  const stop = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, 'stopping');
-    running.stop().then(
-      () => logger.info('stopped'),
-      (error: unknown) => {
-        logger.error({ err: error }, 'error while stopping');
-        process.exitCode = 1;
-      },
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  stopOnSignals(() => running.stop(), logger);
 }
 
 /** A URL as it may be logged: without user info. */

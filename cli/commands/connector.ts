@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.js';
 import { helpExamples } from '../help-examples.js';
+import { stopOnSignals } from '../stop-signals.js';
 
 export interface ConnectorCommandOptions {
   gateway?: string;
@@ -78,23 +79,16 @@ async function connectorAction(name: string, options: ConnectorCommandOptions): 
     metrics.close();
     throw error;
   }
-  const stop = () => {
-    connector.stop().then(
-      () => {
-        metrics.close();
-        logger.info('stopped');
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'error while stopping');
-        process.exitCode = 1;
-      },
-    );
-  };
+  const shutdown = stopOnSignals(async () => {
+    try {
+      await connector.stop();
+    } finally {
+      metrics.close();
+    }
+  }, logger);
   connector.done.catch((error: unknown) => {
     logger.error({ err: error }, 'the connector failed');
     process.exitCode = 1;
-    stop();
+    shutdown('failure');
   });
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { HubOptions } from '../hub-config.js';
 import { helpExamples } from '../help-examples.js';
+import { stopOnSignals } from '../stop-signals.js';
 
 export type UpCommandOptions = Pick<
   HubOptions,
@@ -71,16 +72,5 @@ async function runUp(options: UpCommandOptions): Promise<void> {
     imagesDir: hub.imagesDir,
   });
   logger.info({ host, port: running.port, stateDir }, 'fnbus is up');
-  const stop = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, 'stopping');
-    running.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  stopOnSignals(() => running.stop(), logger);
 }

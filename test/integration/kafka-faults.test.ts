@@ -258,6 +258,10 @@ describe('kafka connector faults', () => {
       intervalMs: 200,
       what: 'every record taken across the broker restart',
     });
+    // Stopped, it exits: kafkajs can keep a socket to the restarted broker open for 10 minutes.
+    const stopping = performance.now();
+    await stopCli(connector);
+    assert.ok(performance.now() - stopping < 15_000, 'the connector exits once stopped');
   });
 
   it('hands a batching function many records a call; a record it refuses alone is retried, then dead-lettered', async (t) => {
