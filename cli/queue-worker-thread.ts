@@ -2,8 +2,8 @@
  * The queue worker of `fnbus up`, on a thread of its own (see up.ts): it takes calls from the
  * hub's queue and runs them, on the machine's second core: straight to the hub's replicas, leased
  * from the main thread (cli/replica-leases.ts), else through the hub's gateway as a separate
- * `fnbus queue-worker` would. Talks to the main thread by messages: `metrics` (answered with
- * its Prometheus text) and `stop` (finish the calls in flight, close, answer `stopped`).
+ * `fnbus queue-worker` would. Talks to the main thread as cli/hub-thread.ts says; its metrics are
+ * its Prometheus text.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pino } from 'pino';
@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import type { WorkerConfig } from '../queue/config.js';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { workerFromConfig } from '../queue/worker-from-config.js';
+import { answerHub, stopped } from './hub-thread.js';
 import { ReplicaInvoker } from './replica-invoker.js';
 
 export interface WorkerThreadData {
@@ -21,11 +22,6 @@ export interface WorkerThreadData {
   /** To the hub's replica leases (cli/replica-leases.ts): calls go to replicas directly. */
   leases?: MessagePort;
 }
-
-/** Messages between the hub and its worker thread. */
-export type ToWorkerThread = { type: 'metrics'; id: number } | { type: 'stop' };
-export type FromWorkerThread =
-  { type: 'ready' } | { type: 'metrics'; id: number; text: string } | { type: 'stopped' };
 
 const port = parentPort;
 if (!port) throw new Error('queue-worker-thread runs as a worker thread of fnbus up');
@@ -47,22 +43,11 @@ const { worker, invoker } = workerFromConfig(
         port: leases,
         gateway,
         gatewayHost: new URL(gatewayUrl).host,
-        connections: Math.max(128, config.maxInflight),
       })),
 );
-const stop = new AbortController();
-port.on('message', (message: ToWorkerThread) => {
-  if (message.type === 'stop') stop.abort();
-  else if (message.type === 'metrics') {
-    void registry.metrics().then((text) => {
-      port.postMessage({ type: 'metrics', id: message.id, text } satisfies FromWorkerThread);
-    });
-  }
-});
-port.postMessage({ type: 'ready' } satisfies FromWorkerThread);
-await worker.run(stop.signal);
+const stop = answerHub(port, () => registry.metrics());
+await worker.run(stop);
 await invoker.close();
 leases?.close();
 await queue.close();
-port.postMessage({ type: 'stopped' } satisfies FromWorkerThread);
-port.close();
+stopped(port);

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type * as Undici from 'undici';
-import type { Pool } from 'undici';
 import { ValidationError } from '../core/errors.js';
-import { headersToSend, headerValue } from '../core/http-headers.js';
+import { headerValue, notSentOn } from '../core/http-headers.js';
 import { requestProblems } from '../core/http-request-check.js';
 import type { CallLimits, InvokeRequest, InvokeResult, Invoker } from '../core/invoker.js';
 import { OpenFaasHeader, startTimeNow } from '../core/openfaas-names.js';
-import { exchange } from '../client/exchange.js';
+import { UpstreamClient } from '../watchdog/upstream-client.js';
 import type { MessageEndpoint } from './local-channel.js';
+import { replicaExchange } from './replica-exchange.js';
 import type { FromLeases, ToLeases } from './replica-leases.js';
 import { TurnBatch } from './turn-batch.js';
 
@@ -18,8 +17,6 @@ export interface ReplicaInvokerOptions {
   gateway: Invoker & { close(): Promise<void> };
   /** The gateway's host, for X-Forwarded-Host as the gateway would set it. */
   gatewayHost: string;
-  /** Connections kept to each replica; default 128. */
-  connections?: number;
 }
 
 /** Set by this invoker for every call, whatever the queued request carried. */
@@ -27,8 +24,8 @@ const ourHeaders: ReadonlySet<string> = new Set(
   [OpenFaasHeader.CallId, OpenFaasHeader.StartTime].map((name) => name.toLowerCase()),
 );
 
-/** Pools kept, one per replica origin. */
-const maxPools = 64;
+/** Clients kept, one per replica origin. */
+const maxClients = 64;
 
 /**
  * The queue worker's invoker inside `fnbus up`: calls a replica of the hub's process provider
@@ -43,12 +40,11 @@ const maxPools = 64;
 export class ReplicaInvoker implements Invoker {
   readonly #options: ReplicaInvokerOptions;
   readonly #answers = new Map<number, (answer: FromLeases) => void>();
-  readonly #pools = new Map<string, Pool>();
+  readonly #clients = new Map<string, UpstreamClient>();
   readonly #targets = new Map<string, { origin: string; base: string }>();
   /** What this turn has to tell the main thread, sent in one message (cli/replica-leases.ts). */
   readonly #outbox: TurnBatch<ToLeases>;
   #nextId = 1;
-  #undici: Promise<typeof Undici> | undefined;
 
   constructor(options: ReplicaInvokerOptions) {
     this.#options = options;
@@ -125,15 +121,13 @@ export class ReplicaInvoker implements Invoker {
     }
   }
 
-  /** Settles the calls still waiting for an answer, and closes the pools. */
+  /** Settles the calls still waiting for an answer, and closes the clients' idle connections. */
   async close(): Promise<void> {
     this.#outbox.flush();
     for (const [id, resolve] of this.#answers) resolve({ type: 'gateway', id });
     this.#answers.clear();
-    await Promise.all([
-      this.#options.gateway.close(),
-      ...[...this.#pools.values()].map((pool) => pool.close()),
-    ]);
+    for (const client of this.#clients.values()) client.close();
+    await this.#options.gateway.close();
   }
 
   #ask(id: number, message: ToLeases): Promise<FromLeases> {
@@ -151,31 +145,34 @@ export class ReplicaInvoker implements Invoker {
     limits: CallLimits,
   ): Promise<InvokeResult> {
     const { origin, base } = this.#target(to);
-    const pool = this.#pools.get(origin) ?? (await this.#pool(origin));
-    const headers = headersToSend(request.headers);
-    for (const name in headers) {
-      if (ourHeaders.has(name.toLowerCase())) delete headers[name];
-    }
-    Object.assign(headers, ours);
+    const client = this.#clients.get(origin) ?? this.#client(origin);
     // As through the gateway, whose Host the watchdog passes on.
-    headers.host = this.#options.gatewayHost;
-    if (headerValue(headers, 'x-forwarded-host') === undefined) {
-      headers['X-Forwarded-Host'] = this.#options.gatewayHost;
+    const headers: string[] = ['Host', this.#options.gatewayHost];
+    let forwardedHost = false;
+    let forwardedFor = false;
+    for (const name in request.headers) {
+      const lower = name.toLowerCase();
+      if (notSentOn.has(lower) || ourHeaders.has(lower)) continue;
+      if (lower === 'x-forwarded-host') forwardedHost = true;
+      else if (lower === 'x-forwarded-for') forwardedFor = true;
+      const value = request.headers[name] as string | string[];
+      if (typeof value === 'string') headers.push(name, value);
+      else for (const one of value) headers.push(name, one);
     }
-    if (headerValue(headers, 'x-forwarded-for') === undefined) {
-      headers['X-Forwarded-For'] = '127.0.0.1';
-    }
+    for (const name in ours) headers.push(name, ours[name] as string);
+    if (!forwardedHost) headers.push('X-Forwarded-Host', this.#options.gatewayHost);
+    if (!forwardedFor) headers.push('X-Forwarded-For', '127.0.0.1');
     const {
       status,
       headers: out,
       body,
-    } = await exchange(
-      pool,
+    } = await replicaExchange(
+      client,
       {
         method: request.method,
         path: `${base}${path}`,
         headers,
-        body: request.body.length > 0 ? request.body : null,
+        body: request.body.length > 0 ? asBuffer(request.body) : null,
       },
       limits,
     );
@@ -190,29 +187,31 @@ export class ReplicaInvoker implements Invoker {
     if (!target) {
       const url = new URL(to);
       target = { origin: url.origin, base: url.pathname === '/' ? '' : url.pathname };
-      if (this.#targets.size >= maxPools) this.#targets.clear();
+      if (this.#targets.size >= maxClients) this.#targets.clear();
       this.#targets.set(to, target);
     }
     return target;
   }
 
-  /** undici is loaded on the first call: a hub that never runs an async call never needs it. */
-  async #pool(origin: string): Promise<Pool> {
-    const { Pool } = await (this.#undici ??= import('undici'));
-    let pool = this.#pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, { connections: this.#options.connections ?? 128 });
-      this.#pools.set(origin, pool);
-      // Replicas come and go (scaling, updates), each on a port of its own: the oldest pool goes
-      // once there are many (a call still on it finishes first).
-      if (this.#pools.size > maxPools) {
-        const [oldest, old] = this.#pools.entries().next().value as [string, Pool];
-        this.#pools.delete(oldest);
-        old.close().catch(() => {});
-      }
+  #client(origin: string): UpstreamClient {
+    const client = new UpstreamClient(new URL(origin));
+    this.#clients.set(origin, client);
+    // Replicas come and go (scaling, updates), each on a port of its own: the oldest client goes
+    // once there are many (a call still on it finishes first).
+    if (this.#clients.size > maxClients) {
+      const [oldest, old] = this.#clients.entries().next().value as [string, UpstreamClient];
+      this.#clients.delete(oldest);
+      old.close();
     }
-    return pool;
+    return client;
   }
+}
+
+/** The same bytes as a Buffer, not copied. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function refusal(

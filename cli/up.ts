@@ -11,13 +11,21 @@ import type { GatewayConfig } from '../gateway/config.js';
 import type { WorkerConfig } from '../queue/config.js';
 import type { Env } from '../core/config.js';
 import { webhookPrefix } from '../connectors/webhook/webhook-handler.js';
-import { Registry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import { openQueue, queueOptions } from '../queue/open-queue.js';
 import { startConnectors, type RunningConnectors } from './connectors.js';
 import { makeStateFolder } from './state-folder.js';
 import { wakingQueue } from './waking-queue.js';
 import { refusingQueue } from './refusing-queue.js';
-import { WorkerSupervisor, startWorkerThread, timedOut, within } from './worker-supervisor.js';
+import {
+  WorkerSupervisor,
+  startConnectorThread,
+  startWorkerThread,
+  timedOut,
+  within,
+} from './worker-supervisor.js';
+import type { ConnectorThreadMetrics } from './connector-thread.js';
+import { connectorKind } from '../connectors/kinds.js';
 import { ReplicaLeases } from './replica-leases.js';
 import { ReplicaInvoker } from './replica-invoker.js';
 import { localChannel } from './local-channel.js';
@@ -111,6 +119,10 @@ export async function up({
     { logger },
   );
   let connectors: RunningConnectors | undefined;
+  // The broker connectors (Kafka, MQTT, NATS) run on a thread of their own, the others here.
+  const threadKinds = connectorKinds.filter((name) => connectorKind(name)?.ownThread);
+  const hereKinds = connectorKinds.filter((name) => !threadKinds.includes(name));
+  let connectorThread: WorkerSupervisor<ConnectorThreadMetrics> | undefined;
   let stopping = false;
   // The embedded queue has no writer but this hub: its worker thread (a second V8, ~15 MB) starts
   // with the first call queued, or at once when calls wait from an earlier run. A shared queue's
@@ -119,8 +131,16 @@ export async function up({
   const wake = () => {
     if (gatewayUrl) void worker.start();
   };
-  // The gateway's metrics and the connectors', served together; the worker thread's come by message.
+  // The gateway's metrics, the worker thread's (by message) and the connectors', served together.
+  // The connectors of this thread and of theirs share families (fnbus_connector_deliveries_total):
+  // summed into one.
   const registry = new Registry();
+  const connectorRegistry = new Registry();
+  const connectorMetrics = async () => {
+    const theirs = await connectorThread?.metrics();
+    const ours = await connectorRegistry.getMetricsAsJSON();
+    return AggregatorRegistry.aggregate(theirs ? [ours, theirs] : [ours]).metrics();
+  };
   const gateway = buildGateway({
     provider,
     // Calls reach the replicas in this process directly, not through their loopback ports.
@@ -133,8 +153,8 @@ export async function up({
       stopping ? 'the hub is stopping' : undefined,
     ),
     registry,
-    moreMetrics: () => worker.metrics(),
-    health: () => worker.health(),
+    moreMetrics: async () => ((await worker.metrics()) ?? '') + (await connectorMetrics()),
+    health: () => worker.health() ?? connectorThread?.health(),
     mounts: connectorKinds.includes('webhook')
       ? [
           {
@@ -189,6 +209,7 @@ export async function up({
     const closing = gateway.close();
     await Promise.all([
       within(connectors?.stop() ?? Promise.resolve(), left()),
+      connectorThread?.stop(left()),
       worker.stop(left()),
     ]);
     if ((await within(drained, left())) === timedOut) {
@@ -229,14 +250,27 @@ export async function up({
     // to this hub's replicas go to them directly, as the worker's do. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
     const shared = queueUrl && /^(rediss?|nats):\/\//.test(queueUrl) ? queueUrl : undefined;
-    connectors = await startConnectors(connectorKinds, {
+    const connectorRun = {
       env: { ...connectorEnv, gateway_url: selfUrl, FNBUS_LEASE_URL: shared ?? 'local' },
-      logger,
-      registry,
       host: { embedded: true, stateDir, secretsDir: resolve(stateDir, 'secrets') },
       authorization: credentials && basicAuthorization(credentials.user, credentials.password),
+    };
+    connectors = await startConnectors(hereKinds, {
+      ...connectorRun,
+      logger,
+      registry: connectorRegistry,
       ...(leases ? { syncInvoker: directCalls(leases, new URL(selfUrl).host) } : {}),
     });
+    if (threadKinds.length > 0) {
+      // Their settings checked here, so that a mistake ends `fnbus up` saying what it is.
+      for (const name of threadKinds) connectorKind(name)?.readConfig(connectorRun.env);
+      const data = { ...connectorRun, names: threadKinds, gatewayHost: new URL(selfUrl).host };
+      connectorThread = new WorkerSupervisor(
+        () => startConnectorThread(data, logger, leases || undefined),
+        { logger, name: 'connectors' },
+      );
+      await connectorThread.startOrFail();
+    }
     return { port, stop };
   } catch (error) {
     await stop();

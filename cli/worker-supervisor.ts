@@ -1,30 +1,18 @@
-import { setFlagsFromString } from 'node:v8';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
 import type { Logger } from '../core/logger.js';
 import { Backoff } from '../core/retry-policy.js';
-import type { FromWorkerThread, ToWorkerThread, WorkerThreadData } from './queue-worker-thread.js';
+import { startHubThread, type HubThread } from './hub-thread.js';
+import type { ConnectorThreadData, ConnectorThreadMetrics } from './connector-thread.js';
+import type { WorkerThreadData } from './queue-worker-thread.js';
 import type { ReplicaLeases } from './replica-leases.js';
-
-/** The worker thread's young generation (V8 sizes it as three semi-spaces). */
-const workerYoungGenerationMb = 48;
 
 /** How long stop() waits for a terminated thread to be gone. */
 const terminateWaitMs = 2000;
 
-/** One queue worker thread (cli/queue-worker-thread.ts), as the supervisor drives it. */
-export interface WorkerThread {
-  /** Its Prometheus text; may never answer if the thread is stuck. */
-  metrics(): Promise<string>;
-  /** Asks it to finish its calls in flight and close; resolves once it has ended. */
-  stop(): Promise<void>;
-  /** Ends it at once: its calls in flight are delivered again later (at least once). */
-  terminate(): Promise<void>;
-  /** Resolves when the thread ends, with what ended it (an error, or its exit code). */
-  readonly ended: Promise<unknown>;
-}
-
 export interface SupervisorOptions {
   logger: Logger;
+  /** What the thread runs, in logs and health: `queue worker` (the default), `connectors`. */
+  name?: string;
   /** The first wait before a restart; it doubles (jittered) with each failure in a row. Default 500 ms. */
   firstRestartMs?: number;
   /** The longest wait before a restart. Default 15 s. */
@@ -36,28 +24,30 @@ export interface SupervisorOptions {
 }
 
 /**
- * Keeps the hub's queue worker thread running: a thread that ends on its own (SQLITE_FULL, a
- * locked or damaged queue file, any uncaught error) is started again after a wait that doubles
- * (jittered) up to a cap. Meanwhile `health()` says why the worker is down, for `/healthz`; `metrics()`
- * never waits on a thread that is gone or stuck; `stop()` is bounded.
+ * Keeps one of the hub's threads running (its queue worker, its connectors): a thread that ends
+ * on its own (SQLITE_FULL, a locked or damaged queue file, any uncaught error) is started again
+ * after a wait that doubles (jittered) up to a cap. Meanwhile `health()` says why it is down, for
+ * `/healthz`; `metrics()` never waits on a thread that is gone or stuck; `stop()` is bounded.
  */
-export class WorkerSupervisor {
-  readonly #launch: () => Promise<WorkerThread>;
+export class WorkerSupervisor<M = string> {
+  readonly #launch: () => Promise<HubThread<M>>;
   readonly #logger: Logger;
+  readonly #name: string;
   /** The wait before a restart, longer with each failure in a row. */
   readonly #restarts: Backoff;
   readonly #steadyMs: number;
   readonly #metricsTimeoutMs: number;
-  #thread: WorkerThread | undefined;
+  #thread: HubThread<M> | undefined;
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   /** Why the worker is down, while it is. */
   #down: string | undefined;
   #stopping = false;
 
-  constructor(launch: () => Promise<WorkerThread>, options: SupervisorOptions) {
+  constructor(launch: () => Promise<HubThread<M>>, options: SupervisorOptions) {
     this.#launch = launch;
     this.#logger = options.logger;
+    this.#name = options.name ?? 'queue worker';
     this.#restarts = new Backoff({
       minWaitMs: options.firstRestartMs ?? 500,
       maxWaitMs: options.maxRestartMs ?? 15_000,
@@ -72,26 +62,37 @@ export class WorkerSupervisor {
    */
   start(): Promise<void> {
     if (this.#stopping || this.#thread || this.#restartTimer) return Promise.resolve();
-    this.#starting ??= this.#start().finally(() => (this.#starting = undefined));
+    this.#starting ??= this.#start(false).finally(() => (this.#starting = undefined));
     return this.#starting;
   }
 
-  /** Undefined while the worker is fine (or not needed yet); else why not, in a few words. */
+  /**
+   * The first start of a thread that must run for the command to: its failure rejects (the
+   * command says why and ends), with no restart. Later failures restart it as start()'s do.
+   */
+  startOrFail(): Promise<void> {
+    if (this.#stopping || this.#thread || this.#restartTimer) return Promise.resolve();
+    this.#starting ??= this.#start(true).finally(() => (this.#starting = undefined));
+    return this.#starting;
+  }
+
+  /** Undefined while the thread is fine (or not needed yet); else why not, in a few words. */
   health(): string | undefined {
     return this.#stopping ? 'stopping' : this.#down;
   }
 
-  /** The thread's Prometheus text; empty when it is down, or does not answer in time. */
-  async metrics(): Promise<string> {
+  /** The thread's metrics; undefined when it is down, or does not answer in time. */
+  async metrics(): Promise<M | undefined> {
     const thread = this.#thread;
-    if (!thread) return '';
-    const text = await within(thread.metrics(), this.#metricsTimeoutMs);
-    return typeof text === 'string' ? text : '';
+    if (!thread) return undefined;
+    const metrics = await within(thread.metrics(), this.#metricsTimeoutMs);
+    return metrics === timedOut ? undefined : metrics;
   }
 
   /**
-   * Stops the worker: its calls in flight finish, for `withinMs` at most; then the thread is
-   * terminated (those calls run again at the next start). No restart after this.
+   * Stops the thread: its calls in flight finish, for `withinMs` at most; then it is terminated
+   * (those calls run again: the queue's at the next start, a broker's by redelivery). No restart
+   * after this.
    */
   async stop(withinMs: number): Promise<void> {
     this.#stopping = true;
@@ -105,7 +106,7 @@ export class WorkerSupervisor {
     if ((await within(thread.stop(), left())) === timedOut) {
       this.#logger.warn(
         { timeoutMs: withinMs },
-        'the queue worker did not stop in time: its calls in flight will run again',
+        `the ${this.#name} did not stop in time: its calls in flight will run again`,
       );
     }
     // Bounded too: a thread inside a long native call ends only once it returns.
@@ -113,11 +114,12 @@ export class WorkerSupervisor {
     this.#thread = undefined;
   }
 
-  async #start(): Promise<void> {
-    let thread: WorkerThread;
+  async #start(failFast: boolean): Promise<void> {
+    let thread: HubThread<M>;
     try {
       thread = await this.#launch();
     } catch (error) {
+      if (failFast) throw error;
       this.#failed(error, 0);
       return;
     }
@@ -127,7 +129,7 @@ export class WorkerSupervisor {
     }
     const startedAt = Date.now();
     this.#thread = thread;
-    if (this.#down) this.#logger.info('the queue worker is running again');
+    if (this.#down) this.#logger.info(`the ${this.#name} is running again`);
     this.#down = undefined;
     void thread.ended.then((why) => {
       if (this.#thread !== thread) return;
@@ -140,10 +142,10 @@ export class WorkerSupervisor {
   #failed(why: unknown, ranMs: number): void {
     if (ranMs >= this.#steadyMs) this.#restarts.reset();
     const waitMs = this.#restarts.next();
-    this.#down = `queue worker down (${shortReason(why)}), restarting`;
+    this.#down = `${this.#name} down (${shortReason(why)}), restarting`;
     this.#logger.error(
       { err: why, restartInMs: waitMs, failures: this.#restarts.failures },
-      'the queue worker thread stopped',
+      `the ${this.#name} thread stopped`,
     );
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
@@ -187,70 +189,41 @@ function shortReason(why: unknown): string {
  * calls the hub's replicas directly, leased over a channel of its own; whatever it holds when it
  * ends is released.
  */
-export async function startWorkerThread(
+export function startWorkerThread(
   data: Omit<WorkerThreadData, 'leases'>,
   logger: Logger,
   leases?: ReplicaLeases,
-): Promise<WorkerThread> {
+): Promise<HubThread> {
   const channel = leases && new MessageChannel();
-  // bin/fnbus's --max-semi-space-size=2 (for the main thread) would also cap this thread's young
-  // generation, whatever resourceLimits says: cleared once the main heap is made, so the limit
-  // below applies (V8 reads the flag when a thread's heap is created).
-  setFlagsFromString('--max-semi-space-size=0');
-  const thread = new Worker(new URL('./queue-worker-thread.js', import.meta.url), {
+  const releaseLeases = channel && leases.serve(channel.port1);
+  return startHubThread<string>(new URL('./queue-worker-thread.js', import.meta.url), {
+    name: 'queue worker',
     workerData: { ...data, leases: channel?.port2 } satisfies WorkerThreadData,
     transferList: channel ? [channel.port2] : [],
-    // A young generation of 16 MB semi-spaces for this thread alone, where the hub's own thread
-    // keeps 2 MB (bin/fnbus): the worker allocates a call's record, request and answer for each
-    // call, and scavenged 12% of its time with 2 MB. It grows only while calls flow.
-    resourceLimits: { maxYoungGenerationSizeMb: workerYoungGenerationMb },
+    logger,
+    onEnded: () => releaseLeases?.(),
   });
-  const releaseLeases = channel && leases.serve(channel.port1);
-  const answers = new Map<number, (text: string) => void>();
-  let nextId = 1;
-  let failure: unknown;
-  thread.on('error', (error) => {
-    failure = error;
+}
+
+/**
+ * Starts cli/connector-thread.ts with the broker connectors named in `data`; resolves once they
+ * run (rejects with why they could not start). With `leases`, each connector calls the hub's
+ * replicas directly, leased over a channel of its own; whatever they hold when the thread ends is
+ * released.
+ */
+export function startConnectorThread(
+  data: Omit<ConnectorThreadData, 'leases'>,
+  logger: Logger,
+  leases?: ReplicaLeases,
+): Promise<HubThread<ConnectorThreadMetrics>> {
+  const channels = leases ? data.names.map(() => new MessageChannel()) : [];
+  const releases = leases ? channels.map((channel) => leases.serve(channel.port1)) : [];
+  const ends = channels.map((channel) => channel.port2);
+  return startHubThread<ConnectorThreadMetrics>(new URL('./connector-thread.js', import.meta.url), {
+    name: 'connectors',
+    workerData: { ...data, ...(leases ? { leases: ends } : {}) } satisfies ConnectorThreadData,
+    transferList: ends,
+    logger,
+    onEnded: () => releases.forEach((release) => release()),
   });
-  const ended = new Promise<unknown>((resolve) => {
-    thread.once('exit', (code) => {
-      releaseLeases?.();
-      for (const answer of answers.values()) answer('');
-      resolve(failure ?? code);
-    });
-  });
-  let stopped!: () => void;
-  const done = new Promise<void>((resolve) => (stopped = resolve));
-  void ended.then(() => stopped());
-  thread.on('message', (message: FromWorkerThread) => {
-    if (message.type === 'metrics') answers.get(message.id)?.(message.text);
-    if (message.type === 'stopped') stopped();
-  });
-  await new Promise<void>((resolve, reject) => {
-    thread.once('message', () => resolve());
-    void ended.then((why) =>
-      reject(why instanceof Error ? why : new Error(`the thread ended (${String(why)})`)),
-    );
-  });
-  logger.debug('queue worker thread started');
-  return {
-    ended,
-    metrics() {
-      const id = nextId++;
-      return new Promise((resolve) => {
-        answers.set(id, (text) => {
-          answers.delete(id);
-          resolve(text);
-        });
-        thread.postMessage({ type: 'metrics', id } satisfies ToWorkerThread);
-      });
-    },
-    async stop() {
-      thread.postMessage({ type: 'stop' } satisfies ToWorkerThread);
-      await done;
-    },
-    async terminate() {
-      await thread.terminate();
-    },
-  };
 }

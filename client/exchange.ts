@@ -17,7 +17,7 @@ export function shorterTimeout(a?: number, b?: number): number | undefined {
 }
 
 /** Ends an exchange that passed its `timeoutMs`, as AbortSignal.timeout would. */
-function timeoutError(): DOMException {
+export function timeoutError(): DOMException {
   return new DOMException('The operation was aborted due to timeout', 'TimeoutError');
 }
 

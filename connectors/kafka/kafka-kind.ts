@@ -96,6 +96,7 @@ function readKafkaSettings(read: EnvReader): KafkaSettings {
 export const kafkaKind = {
   name: 'kafka',
   connector: 'kafka-connector',
+  ownThread: true,
   readConfig(env) {
     const read = new EnvReader(env);
     const connector = readConnectorSettings(read);

@@ -241,19 +241,12 @@ export class KafkaSource implements ConnectorSource {
     const isRunning = () => payload.isRunning();
     const isStale = () => payload.isStale();
     const resolveOffset = (offset: string) => payload.resolveOffset(offset);
-    // Alive to the group, and what is done committed, while a long batch runs: a crash
-    // redelivers about a second's work, not the batch's.
-    const tick = () => {
-      void payload.heartbeat().catch(() => {});
-      if (!payload.isStale()) void payload.commitOffsetsIfNecessary().catch(() => {});
-    };
     const offsets = new PartitionOffsets();
     const lanes = new Map<string, Promise<boolean>>();
     /** Runs `deliver` after the lane's last delivery; a lane whose delivery failed (the connector stops) goes no further. */
     const inLane = (lane: string, deliver: () => Promise<boolean>) => {
-      const delivered = (lanes.get(lane) ?? Promise.resolve(true)).then((ok) =>
-        ok ? deliver() : false,
-      );
+      const last = lanes.get(lane);
+      const delivered = last ? last.then((ok) => (ok ? deliver() : false)) : deliver();
       lanes.set(lane, delivered);
       return delivered;
     };
@@ -268,10 +261,28 @@ export class KafkaSource implements ConnectorSource {
         return done.every(Boolean);
       });
     };
-    const records: Promise<void>[] = [];
-    const beating = setInterval(tick, heartbeatEveryMs);
     const labels = { topic: batch.topic, partition: String(batch.partition) };
     const metrics = this.#metrics;
+    /** The last offset resolved, for the metrics (set each second and at the end, not a record). */
+    let passedOffset: string | undefined;
+    const report = () => {
+      if (!metrics || passedOffset === undefined) return;
+      const next = BigInt(passedOffset) + 1n;
+      metrics.committed.set(labels, Number(next));
+      metrics.lag.set(labels, Number(BigInt(batch.highWatermark) - next));
+    };
+    // Alive to the group, and what is done committed, while a long batch runs: a crash
+    // redelivers about a second's work, not the batch's.
+    const tick = () => {
+      void payload.heartbeat().catch(() => {});
+      if (!payload.isStale()) void payload.commitOffsetsIfNecessary().catch(() => {});
+      report();
+    };
+    /** Records taken and not yet done; the batch ends once none is left. */
+    let outstanding = 0;
+    let allDone: (() => void) | undefined;
+    let failure: Error | undefined;
+    const beating = setInterval(tick, heartbeatEveryMs);
     // The batch's functions, each with its batch size and order, read once: one topic, one map.
     const targets = (this.#options.topicMap()?.match(batch.topic) ?? []).map((target) => ({
       target,
@@ -280,6 +291,7 @@ export class KafkaSource implements ConnectorSource {
     }));
     for (const { size } of targets) this.#largestBatch = Math.max(this.#largestBatch, size);
     const { replyTopic } = this.#options.settings;
+    let taken = 0;
     try {
       for (const message of batch.messages) {
         if (this.#inHand >= this.#roomFor()) {
@@ -290,8 +302,9 @@ export class KafkaSource implements ConnectorSource {
         }
         if (!isRunning() || isStale() || stop.aborted) break;
         this.#inHand += 1;
+        taken += 1;
+        outstanding += 1;
         offsets.take(message.offset);
-        metrics?.consumed.inc(labels);
         const event = recordEvent(batch.topic, batch.partition, message);
         if (writer && replyTopic) {
           event.reply = (answer) => writer.reply(replyTopic, event, message.key, answer);
@@ -311,31 +324,40 @@ export class KafkaSource implements ConnectorSource {
             }
             return done;
           }
-          const lane = `${target.function}\u0000${laneOf(order, message.offset, message.key)}`;
-          return inLane(lane, () =>
-            this.#deliver(emit, { ...event, functions: [target.function] }, stop, writer),
-          );
+          const deliver = () =>
+            this.#deliver(emit, forFunction(event, target.function), stop, writer);
+          // Unordered: no lane to wait in.
+          if (order === 'none') return deliver();
+          return inLane(`${target.function}\u0000${laneOf(order, message.key)}`, deliver);
         });
-        records.push(
-          Promise.all(deliveries).then((done) => {
-            this.#inHand -= 1;
-            this.#roomWaiters.shift()?.();
-            if (!done.every(Boolean)) return;
+        const delivered =
+          deliveries.length === 1
+            ? (deliveries[0] as Promise<boolean>)
+            : Promise.all(deliveries).then((done) => done.every(Boolean));
+        void delivered.then((ok) => {
+          this.#inHand -= 1;
+          this.#roomWaiters.shift()?.();
+          try {
+            if (!ok) return;
             const passed = offsets.finish(message.offset);
             if (passed === undefined || isStale()) return;
             resolveOffset(passed);
-            if (metrics) {
-              const next = BigInt(passed) + 1n;
-              metrics.committed.set(labels, Number(next));
-              metrics.lag.set(labels, Number(BigInt(batch.highWatermark) - next));
-            }
-          }),
-        );
+            passedOffset = passed;
+          } catch (error) {
+            // kafkajs refused the offset: the batch fails once its records are over.
+            failure ??= error instanceof Error ? error : new Error(String(error));
+          } finally {
+            if (--outstanding === 0) allDone?.();
+          }
+        });
       }
       for (const chunk of chunks.values()) sendChunk(chunk);
-      await Promise.all(records);
+      if (outstanding > 0) await new Promise<void>((resolve) => (allDone = resolve));
+      if (failure !== undefined) throw failure;
     } finally {
       clearInterval(beating);
+      metrics?.consumed.inc(labels, taken);
+      report();
     }
   }
 
@@ -405,7 +427,7 @@ export class KafkaSource implements ConnectorSource {
     for (const [i, event] of events.entries()) {
       done.push(
         taken?.[i] === true ||
-          (await this.#deliver(emit, { ...event, functions: [target.function] }, stop, writer)),
+          (await this.#deliver(emit, forFunction(event, target.function), stop, writer)),
       );
     }
     return done;
@@ -535,6 +557,11 @@ class RecordWriter {
   }
 }
 
+/** The event for one function alone (Object.assign: a spread then extended is slow in V8). */
+function forFunction(event: SourceEvent, fn: string): SourceEvent {
+  return Object.assign({}, event, { functions: [fn] });
+}
+
 /** A batching function's records of one partition, gathered for one call. */
 interface Chunk {
   target: TopicTarget;
@@ -543,9 +570,9 @@ interface Chunk {
   done: ((ok: boolean) => void)[];
 }
 
-/** The lane a record takes within one function: one per partition, per key, or its own. */
-function laneOf(order: KafkaOrder, offset: string, key: Buffer | null): string {
+/** The lane a record takes within one function: one per partition, or one per key. */
+function laneOf(order: 'partition' | 'key', key: Buffer | null): string {
   if (order === 'partition') return '';
-  if (order === 'key') return key === null ? '\u0000null' : `k${key.toString('base64')}`;
-  return `o${offset}`;
+  // Latin-1 maps each byte to one character: distinct keys, distinct lanes.
+  return key === null ? '\u0000null' : `k${key.toString('latin1')}`;
 }

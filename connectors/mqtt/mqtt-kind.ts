@@ -126,6 +126,7 @@ function readMqttSettings(read: EnvReader): MqttSettings {
 export const mqttKind = {
   name: 'mqtt',
   connector: 'mqtt-connector',
+  ownThread: true,
   matcher: mqttTopics,
   readConfig(env) {
     const read = new EnvReader(env);

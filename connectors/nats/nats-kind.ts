@@ -95,6 +95,7 @@ function readNatsSettings(read: EnvReader): NatsSettings {
 export const natsKind = {
   name: 'nats',
   connector: 'nats-connector',
+  ownThread: true,
   matcher: natsTopics,
   readConfig(env) {
     const read = new EnvReader(env);

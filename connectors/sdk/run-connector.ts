@@ -62,6 +62,11 @@ export interface ConnectorKind<
    */
   runsByDefault?: boolean;
   /**
+   * In `fnbus up`, runs on a thread of its own, not the gateway's: a broker's events come by the
+   * thousand a second (Kafka, MQTT, NATS). Not for a kind that serves the gateway's requests.
+   */
+  ownThread?: boolean;
+  /**
    * How its events' topics meet the functions' `topic` annotations: exact (the default), or the
    * kind's wildcards (MQTT's `+`/`#`: topic-matchers.ts).
    */

@@ -88,8 +88,9 @@ describe('kafka connector in fnbus up', () => {
     const orders = topicName('orders');
     await kafka.createTopic(orders, 3);
     const group = `g-${orders}`;
+    // Kafka runs on the connectors' thread, the webhook on the gateway's: one /metrics for both.
     const { hub, url } = await startHub(
-      ['--connectors', 'kafka'],
+      ['--connectors', 'kafka,webhook'],
       join(dir, 'state'),
       hubEnv(group),
     );
@@ -137,6 +138,28 @@ describe('kafka connector in fnbus up', () => {
     assert.equal(sum('fnbus_kafka_records_consumed_total'), 150, metrics);
     assert.equal(sum('fnbus_kafka_committed_offset'), 150);
     assert.equal(sum('fnbus_kafka_lag'), 0);
+
+    // A webhook, delivered on the gateway's thread: its deliveries and Kafka's in one family.
+    const hooks = topicName('hooks');
+    await deployProcess(url, 'hook-fn', recorder(join(dir, 'hooks')), { topic: hooks });
+    await waitFor(
+      async () =>
+        (await request(`${url}/webhook/${hooks}`, { method: 'POST', body: 'hi' })).status === 202,
+      { timeoutMs: 15_000, what: 'the webhook taken' },
+    );
+    const both = (await request(`${url}/metrics`, { headers: systemAuth })).text;
+    assert.equal(both.match(/^# TYPE fnbus_connector_deliveries_total /gm)?.length, 1, both);
+    const deliveries = (connector: string) =>
+      [
+        ...both.matchAll(
+          new RegExp(
+            `^fnbus_connector_deliveries_total\\{[^}]*connector="${connector}"[^}]*\\} (\\d+)$`,
+            'gm',
+          ),
+        ),
+      ].reduce((total, m) => total + Number(m[1]), 0);
+    assert.equal(deliveries('kafka-connector'), 150, both);
+    assert.ok(deliveries('webhook-connector') >= 1, both);
 
     // A function on a topic made later: subscribed without a restart.
     const later = topicName('later');

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../../core/logger.js';
-import { WorkerSupervisor, type WorkerThread } from '../../cli/worker-supervisor.js';
+import type { HubThread } from '../../cli/hub-thread.js';
+import { WorkerSupervisor } from '../../cli/worker-supervisor.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** A stand-in for a worker thread: the test ends it, or makes it stuck. */
-class FakeThread implements WorkerThread {
+class FakeThread implements HubThread {
   readonly ended: Promise<unknown>;
   end!: (why: unknown) => void;
   stuck = false;
@@ -63,7 +64,7 @@ describe('WorkerSupervisor', () => {
     threads[0]!.end({ code: 'SQLITE_FULL' });
     await waitFor(() => supervisor.health(), { what: 'the worker reported down' });
     assert.equal(supervisor.health(), 'queue worker down (SQLITE_FULL), restarting');
-    assert.equal(await supervisor.metrics(), '', 'no thread, no thread metrics');
+    assert.equal(await supervisor.metrics(), undefined, 'no thread, no thread metrics');
     await waitFor(() => threads.length === 2 && supervisor.health() === undefined, {
       what: 'a second thread, healthy',
     });
@@ -91,7 +92,7 @@ describe('WorkerSupervisor', () => {
     await supervisor.start();
     const thread = threads[0]!;
     thread.stuck = true;
-    assert.equal(await supervisor.metrics(), '');
+    assert.equal(await supervisor.metrics(), undefined);
     const asked = Date.now();
     await supervisor.stop(100);
     assert.ok(Date.now() - asked < 1000);
