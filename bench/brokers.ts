@@ -46,8 +46,11 @@ const maxInflight = process.env.BENCH_MAX_INFLIGHT ?? String(connections);
 const mqttOrder = process.env.BENCH_MQTT_ORDER ?? 'none';
 const parts = (process.env.BENCH_PARTS ?? 'mqtt,openfaas,nats').split(',');
 const openfaasConnector = process.env.OPENFAAS_MQTT_CONNECTOR;
-/** Messages sent before the measure, once the connector takes them, until the path is warm. */
-const warmup = Number(process.env.BENCH_WARMUP ?? 300);
+/**
+ * Messages sent before the measure, once the connector takes them, until the path is warm (as
+ * the sync load warms up for a second before its measure).
+ */
+const warmup = Number(process.env.BENCH_WARMUP ?? 5000);
 const body = 'hello world';
 
 interface Result {

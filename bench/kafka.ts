@@ -44,8 +44,12 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const syncSeconds = Number(process.env.BENCH_SECONDS ?? 5);
 /** The connector's calls in flight at once: as many as the sync load's connections. */
 const maxInflight = process.env.BENCH_MAX_INFLIGHT ?? String(connections);
-/** Records sent before the measure, until the group has joined and the path is warm. */
-const warmup = Number(process.env.BENCH_WARMUP ?? 600);
+/**
+ * Records sent before the measure, until the group has joined and the path is warm: about a
+ * second's worth, as the sync load warms up for a second before its measure (V8 compiles the
+ * hot code of each path during its first thousands of calls).
+ */
+const warmup = Number(process.env.BENCH_WARMUP ?? 10_000);
 const body = 'hello world';
 const target = 0.8;
 

@@ -52,3 +52,35 @@ export function headerValue(
   }
   return undefined;
 }
+
+/** Characters no header value can carry: controls but tab (CR, LF and NUL among them), DEL. */
+// eslint-disable-next-line no-control-regex
+const headerControls = /[\0-\x08\n-\x1f\x7f]/;
+const nonAscii = /[^\0-\x7f]/;
+const highBytes = /[\x80-\xff]/;
+
+/**
+ * Text as a header value whose bytes on the wire are its UTF-8 (what Go's clients send, so what
+ * OpenFaaS's connectors send): non-ASCII text becomes its UTF-8 bytes, one Latin-1 character
+ * each, as node's HTTP writers take them. Undefined when the text has a character no header can
+ * carry (a control: CR, LF, NUL...).
+ */
+export function utf8HeaderValue(text: string): string | undefined {
+  if (headerControls.test(text)) return undefined;
+  return nonAscii.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A header value as node parsed it (each byte one Latin-1 character) back to the text its bytes
+ * are when they are UTF-8 (utf8HeaderValue's reverse); as it is otherwise.
+ */
+export function headerText(value: string): string {
+  if (!highBytes.test(value)) return value;
+  try {
+    return strictUtf8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
+}

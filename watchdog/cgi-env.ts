@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { headerText } from '../core/http-headers.js';
 
 /** `content-type` → `Content-Type`, as Go canonicalises header names. */
 export function canonicalHeaderName(name: string): string {
@@ -11,14 +12,15 @@ export function canonicalHeaderName(name: string): string {
  * The CGI-style environment a forked function sees, as OpenFaaS's classic watchdog builds it:
  * `Http_<Header_Name>` (first value of each header, dashes turned into underscores),
  * `Http_Method`, `Http_ContentLength` and `Http_Content_Length`, `Http_Transfer_Encoding`,
- * `Http_Query` (when there is one), `Http_Path` and `Http_Host`.
+ * `Http_Query` (when there is one), `Http_Path` and `Http_Host`. A value whose bytes are UTF-8
+ * is that text (the function gets the bytes that came, as from Go's watchdog).
  */
 export function cgiEnvironment(req: IncomingMessage): Record<string, string> {
   const env: Record<string, string> = {};
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const key = `Http_${canonicalHeaderName(raw[i] ?? '').replaceAll('-', '_')}`;
-    if (!(key in env)) env[key] = raw[i + 1] ?? '';
+    if (!(key in env)) env[key] = headerText(raw[i + 1] ?? '');
   }
   const url = req.url ?? '/';
   const queryAt = url.indexOf('?');
@@ -41,7 +43,7 @@ export function marshalRequest(req: IncomingMessage, body: Buffer): Buffer {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = canonicalHeaderName(raw[i] ?? '');
-    (header[name] ??= []).push(raw[i + 1] ?? '');
+    (header[name] ??= []).push(headerText(raw[i + 1] ?? ''));
   }
   return Buffer.from(JSON.stringify({ header, body: { raw: body.toString('base64') } }));
 }

@@ -8,6 +8,7 @@ import { OpenFaasHeader } from '../../core/openfaas-names.js';
 import { Backoff } from '../../core/retry-policy.js';
 import type { Source, SourceEvent, SourceReply } from '../../core/source.js';
 import { DeliveryError, type InvokerResponse } from '../sdk/controller.js';
+import { brokerHeaderName, contentTypeHeader, setBrokerHeader } from '../sdk/event-headers.js';
 import type { TopicMap } from '../sdk/topic-map.js';
 import { mqttTopics } from '../sdk/topic-matchers.js';
 import { filterProblem, subscriptionIdentifier } from './mqtt-filters.js';
@@ -312,7 +313,14 @@ export class MqttSource implements Source<InvokerResponse[]> {
       'X-Mqtt-Retain': String(packet.retain),
       'X-Mqtt-Dup': String(packet.dup),
     };
-    if (properties?.contentType) headers['Content-Type'] = properties.contentType;
+    const type = properties?.contentType && contentTypeHeader(properties.contentType);
+    if (type) headers['Content-Type'] = type;
+    // MQTT 5 user properties, each as `X-Mqtt-<name>` (a property sent several times: the last).
+    for (const name in properties?.userProperties) {
+      const value = [properties.userProperties[name] ?? []].flat().at(-1);
+      const header = brokerHeaderName('X-Mqtt-', name);
+      if (value !== undefined && header !== undefined) setBrokerHeader(headers, header, value);
+    }
     const functions = this.#functionsOf(topic, properties?.subscriptionIdentifier);
     const responseTopic = properties?.responseTopic;
     const correlationData = properties?.correlationData;

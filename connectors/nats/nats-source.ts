@@ -16,7 +16,7 @@ import {
   type Subscription,
 } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
-import { isFieldValue, isHttpToken } from '../../core/http-request-check.js';
+import { brokerHeaderName, contentTypeHeader, setBrokerHeader } from '../sdk/event-headers.js';
 import type { Logger } from '../../core/logger.js';
 import { Backoff, backoffMs } from '../../core/retry-policy.js';
 import type { SourceEvent } from '../../core/source.js';
@@ -286,15 +286,23 @@ export class NatsSource implements ConnectorSource {
   }
 }
 
-/** A NATS message as an event: its headers as `X-Nats-<name>`, `Content-Type` as is. */
+/**
+ * A NATS message as an event: its headers as `X-Nats-<name>` (setBrokerHeader: UTF-8 text as its
+ * bytes, else base64 with `X-Nats-<name>-Enc: b64`), `Content-Type` as is.
+ */
 function eventOf(subject: string, data: Uint8Array, headers: MsgHdrs | undefined): SourceEvent {
   const out: Record<string, string> = {};
   if (headers) {
     for (const [name, values] of headers) {
       const value = values.at(-1);
-      if (value === undefined || !isHttpToken(name) || !isFieldValue(value)) continue;
-      if (name.toLowerCase() === 'content-type') out['Content-Type'] = value;
-      else out[`X-Nats-${name}`] = value;
+      if (value === undefined) continue;
+      if (name.toLowerCase() === 'content-type') {
+        const type = contentTypeHeader(value);
+        if (type !== undefined) out['Content-Type'] = type;
+        continue;
+      }
+      const header = brokerHeaderName('X-Nats-', name);
+      if (header !== undefined) setBrokerHeader(out, header, value);
     }
   }
   return { topic: subject, body: data, headers: out };

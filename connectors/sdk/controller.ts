@@ -13,7 +13,7 @@ import {
 } from '../../core/retry-policy.js';
 import type { SourceEvent } from '../../core/source.js';
 import type { TopicMap, TopicTarget } from './topic-map.js';
-import { headerValue } from '../../core/http-headers.js';
+import { headerValue, utf8HeaderValue } from '../../core/http-headers.js';
 
 /** A function's own choice of `sync` or `async` invocation, over the connector's. */
 export const InvocationAnnotation = 'fnbus.connector.invocation';
@@ -170,7 +170,9 @@ export class Controller {
       if (!typed && name.length === 12 && name.toLowerCase() === 'content-type') typed = true;
     }
     if (!typed) headers['Content-Type'] = this.#options.contentType;
-    headers[OpenFaasHeader.Topic] = event.topic;
+    // A topic past ASCII goes as its UTF-8 bytes, as OpenFaaS's connectors send it; one with a
+    // control character cannot be sent at all, and is said so (unsendable) by the invoker.
+    headers[OpenFaasHeader.Topic] = utf8HeaderValue(event.topic) ?? event.topic;
     headers[OpenFaasHeader.Connector] = this.#options.connector;
     return { method: 'POST', path: '/', query: '', headers, body: event.body };
   }

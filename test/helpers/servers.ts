@@ -13,8 +13,11 @@ export interface RunningServer {
   port: number;
   /** `redis://127.0.0.1:N`, `nats://127.0.0.1:N` or `mqtt://127.0.0.1:N`. */
   url: string;
-  /** SIGKILL, then the same server again on the same port and data folder. */
-  restart(): Promise<void>;
+  /**
+   * SIGKILL (or `signal`: SIGTERM lets it save its state), then the same server again on the same
+   * port and data folder.
+   */
+  restart(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,8 +57,8 @@ async function startServer(
   return {
     port,
     url: `${scheme}://127.0.0.1:${port}`,
-    async restart() {
-      await kill('SIGKILL');
+    async restart(signal: NodeJS.Signals = 'SIGKILL') {
+      await kill(signal);
       await launch();
     },
     stop: () => kill('SIGTERM'),

@@ -167,6 +167,24 @@ describe('mqtt connector against mosquitto', () => {
     assert.equal(calls(file).length, 4, 'no duplicate from the overlapping subscriptions');
   });
 
+  it('passes MQTT 5 user properties on as X-Mqtt-<name>, and a topic past Latin-1 as its UTF-8', async (t) => {
+    const file = join(dir, 'properties');
+    const line = '$Http_X_Topic|$Http_X_Mqtt_Trace|$Http_X_Mqtt_City|$(cat)';
+    await deploy('kitchen', `sh -c 'echo "${line}" >> ${file}'`, 'm10/+');
+    const connector = startConnector({ client_id: 'fnbus-m10' });
+    t.after(() => stopCli(connector));
+    await subscribed(connector, 'm10/+');
+    await publish('m10/厨房', 'hot', {
+      qos: 1,
+      properties: { userProperties: { trace: 'abc', city: ['Paris', 'Zürich 厨房'] } },
+    });
+    await waitFor(() => readText(file).includes('hot'), {
+      what: `the message: ${connector.stdout()}`,
+    });
+    // A property sent twice: the last, as with Kafka's headers.
+    assert.equal(readText(file), 'm10/厨房|abc|Zürich 厨房|hot\n');
+  });
+
   it('subscribes to a function deployed later, and unsubscribes once no function takes it', async (t) => {
     const file = join(dir, 'later');
     await deploy('first', recorder(file), 'm2/first');
@@ -256,6 +274,41 @@ describe('mqtt connector against mosquitto', () => {
       calls(file).map((c) => c.body),
       ['once', 'once', 'marker'],
     );
+  });
+
+  it('loses no QoS 1 message across a broker restart under load', async (t) => {
+    const file = join(dir, 'restarted');
+    const topic = 'm9/restarted';
+    await deploy('restarted', recorder(file), topic);
+    const connector = startConnector({ client_id: 'fnbus-m9', max_inflight: '16' });
+    t.after(() => stopCli(connector));
+    await subscribed(connector, topic);
+    // A publisher of its own, with a session: what it sent unacknowledged goes again on reconnect.
+    const sender = await connectAsync(broker.url, {
+      clientId: 'fnbus-m9-publisher',
+      clean: false,
+      reconnectPeriod: 200,
+    });
+    t.after(() => sender.endAsync());
+    const send = async (from: number, count: number) => {
+      for (let n = from; n < from + count; n += 50) {
+        const last = Math.min(from + count, n + 50);
+        const batch = [];
+        for (let m = n; m < last; m++) batch.push(sender.publishAsync(topic, `m-${m}`, { qos: 1 }));
+        await Promise.all(batch);
+      }
+    };
+    await send(0, 300);
+    await waitFor(() => calls(file).length >= 100, { timeoutMs: 30_000, what: '100 taken' });
+    // Stopped as an operator would (it saves the sessions and their queued messages), mid-stream.
+    const sending = send(300, 300);
+    await broker.restart('SIGTERM');
+    await sending;
+    await waitFor(() => new Set(calls(file).map((c) => c.body)).size === 600, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: `every message taken across the restart: ${new Set(calls(file).map((c) => c.body)).size}`,
+    });
   });
 
   it('splits a shared subscription between replicas', async (t) => {

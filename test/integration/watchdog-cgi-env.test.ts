@@ -35,8 +35,11 @@ describe('CGI environment (cgi_headers default true)', () => {
         'content-type': 'text/plain',
         'x-call-id': 'call-123',
         'x-foo-bar': 'baz',
+        // UTF-8 on the wire, as Go's clients (OpenFaaS's connectors) send text past ASCII.
+        'x-city': Buffer.from('Zürich 厨房').toString('latin1'),
       },
-      body,
+      // A Buffer: node writes a string body's first chunk and the head together, in its encoding.
+      body: Buffer.from(body),
     });
     assert.equal(res.status, 200);
     const env = parseEnv(res.text);
@@ -49,6 +52,7 @@ describe('CGI environment (cgi_headers default true)', () => {
     assert.equal(env.get('Http_Content_Type'), 'text/plain');
     assert.equal(env.get('Http_X_Call_Id'), 'call-123');
     assert.equal(env.get('Http_X_Foo_Bar'), 'baz');
+    assert.equal(env.get('Http_X_City'), 'Zürich 厨房');
   });
 
   it('sets no Http_Query when the query is empty', async () => {

@@ -53,18 +53,27 @@ describe('Kafka records', () => {
     });
     assert.equal(keyed.headers['X-Kafka-Key'], 'user-7');
     assert.equal(keyed.body.length, 0);
-    // UTF-8 text a header cannot carry (past Latin-1) goes as base64 too, so the call can be sent.
+    // UTF-8 text goes as its bytes, as Go's clients send it, Latin-1 or not (node writes each
+    // character of the value as one byte); text with a control character goes as base64.
     const euro = recordEvent('orders', 0, {
       key: Buffer.from('€1'),
       value: null,
       offset: '1',
       timestamp: '0',
-      headers: { price: Buffer.from('5 €') },
+      headers: {
+        price: Buffer.from('5 €'),
+        city: Buffer.from('Zürich'),
+        line: Buffer.from('a\r\nb'),
+      },
     });
-    assert.equal(euro.headers['X-Kafka-Key'], Buffer.from('€1').toString('base64'));
-    assert.equal(euro.headers['X-Kafka-Key-Enc'], 'b64');
-    assert.equal(euro.headers['X-Kafka-price'], Buffer.from('5 €').toString('base64'));
-    assert.equal(euro.headers['X-Kafka-price-Enc'], 'b64');
+    const wire = (header: string | undefined) =>
+      Buffer.from(header ?? '', 'latin1').toString('utf8');
+    assert.equal(wire(euro.headers['X-Kafka-Key']), '€1');
+    assert.equal(euro.headers['X-Kafka-Key-Enc'], undefined);
+    assert.equal(wire(euro.headers['X-Kafka-price']), '5 €');
+    assert.equal(wire(euro.headers['X-Kafka-city']), 'Zürich');
+    assert.equal(euro.headers['X-Kafka-line'], Buffer.from('a\r\nb').toString('base64'));
+    assert.equal(euro.headers['X-Kafka-line-Enc'], 'b64');
   });
 
   it('reads its settings by OpenFaaS names, every problem at once', () => {
