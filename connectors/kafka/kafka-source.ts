@@ -534,11 +534,12 @@ class RecordWriter {
       'X-Function': error.failed.map((r) => r.function).join(','),
       'X-Error': error.message,
     };
+    // The key's bytes again: base64, or a header's Latin-1 characters one byte each.
     await this.#send(topic, {
       key:
         key === undefined
           ? null
-          : Buffer.from(key, event.headers['X-Kafka-Key-Enc'] === 'b64' ? 'base64' : 'utf8'),
+          : Buffer.from(key, event.headers['X-Kafka-Key-Enc'] === 'b64' ? 'base64' : 'latin1'),
       value: Buffer.from(event.body),
       headers,
     });

@@ -1,3 +1,4 @@
+import { headerText } from '../../core/http-headers.js';
 import type { SourceEvent } from '../../core/source.js';
 
 /**
@@ -24,7 +25,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function batchBody(events: readonly SourceEvent[]): Uint8Array {
   const records = events.map((event) => {
-    const { 'X-Kafka-Key': key, 'X-Kafka-Key-Enc': keyEnc, ...headers } = event.headers;
+    // The headers' values as text again (a header carries text past ASCII as its UTF-8 bytes).
+    const headers: Record<string, string> = {};
+    for (const name in event.headers) headers[name] = headerText(event.headers[name] as string);
+    const { 'X-Kafka-Key': key, 'X-Kafka-Key-Enc': keyEnc } = headers;
+    delete headers['X-Kafka-Key'];
+    delete headers['X-Kafka-Key-Enc'];
     let value: string;
     let valueEncoding: string | undefined;
     try {

@@ -113,13 +113,14 @@ describe('Kafka batches', () => {
     }
   });
 
-  it('sends records as JSON, a value that is not text in base64', () => {
+  it('sends records as JSON, text as text, a value that is not text in base64', () => {
     const body = batchBody([
       recordEvent('t', 1, {
-        key: Buffer.from('k'),
+        key: Buffer.from('k€'),
         value: Buffer.from('one'),
         offset: '5',
         timestamp: '0',
+        headers: { city: Buffer.from('Zürich') },
       }),
       recordEvent('t', 1, {
         key: null,
@@ -135,8 +136,9 @@ describe('Kafka batches', () => {
       topic: 't',
       partition: 1,
       offset: '5',
-      key: 'k',
-      headers: { 'X-Kafka-Partition': '1', 'X-Kafka-Offset': '5' },
+      // Text as text in JSON, though a header carries its UTF-8 bytes.
+      key: 'k€',
+      headers: { 'X-Kafka-Partition': '1', 'X-Kafka-Offset': '5', 'X-Kafka-city': 'Zürich' },
       value: 'one',
     });
     assert.equal(parsed.records[1]?.value, Buffer.from([0xff, 0xfe]).toString('base64'));
