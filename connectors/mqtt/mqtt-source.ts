@@ -69,8 +69,11 @@ const refusedForGood: Record<number, string> = {
  *
  * mqtt.js reads one packet at a time and acknowledges when its handler calls back; the handlers
  * here call back at once and the acknowledgement it then writes is held until the delivery is
- * done, so up to `inflight` messages are delivered at once (MQTT 5's Receive Maximum tells the
- * broker so), one topic's in order unless `order` is `none`.
+ * done, so up to `inflight` messages are delivered at once, one topic's in order unless `order`
+ * is `none`. Acknowledgements go in the order the messages came (as MQTT asks), so a message
+ * done waits for the ones before it; MQTT 5's Receive Maximum lets the broker send twice
+ * `inflight` unacknowledged, so that one slow delivery does not starve the others. The
+ * acknowledgements ready in one turn of the event loop go out in one write.
  */
 export class MqttSource implements Source<InvokerResponse[]> {
   readonly #options: MqttSourceOptions;
@@ -78,6 +81,8 @@ export class MqttSource implements Source<InvokerResponse[]> {
   #client: MqttClient | undefined;
   /** Counts connections: an acknowledgement is owed on the connection its message came on. */
   #connection = 0;
+  /** A flush of the acknowledgements due is scheduled for the end of this turn. */
+  #flushing = false;
   /** The message whose acknowledgement mqtt.js is writing now (#handOver). */
   #handing: Unacked | undefined;
   #emit: Emit | undefined;
@@ -172,7 +177,7 @@ export class MqttSource implements Source<InvokerResponse[]> {
         ? {
             properties: {
               sessionExpiryInterval: settings.clean ? 0 : settings.sessionExpirySeconds,
-              receiveMaximum: settings.inflight,
+              receiveMaximum: Math.min(65_535, 2 * settings.inflight),
             },
           }
         : {}),
@@ -401,11 +406,30 @@ export class MqttSource implements Source<InvokerResponse[]> {
   }
 
   /** Writes the acknowledgements that are due: those done, up to the first that is not. */
+  /** Writes the acknowledgements that are due at the end of this turn, together. */
   #flush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    setImmediate(() => this.#flushNow());
+  }
+
+  /** Writes the acknowledgements that are due, in order, in one write. */
+  #flushNow(): void {
+    this.#flushing = false;
     const client = this.#client;
-    for (let head = this.#unacked[0]; head?.state === 'done' && head.ack; head = this.#unacked[0]) {
-      this.#unacked.shift();
-      if (client?.connected) head.ack();
+    const stream = client?.stream as { cork(): void; uncork(): void } | undefined;
+    stream?.cork();
+    try {
+      for (
+        let head = this.#unacked[0];
+        head?.state === 'done' && head.ack;
+        head = this.#unacked[0]
+      ) {
+        this.#unacked.shift();
+        if (client?.connected) head.ack();
+      }
+    } finally {
+      stream?.uncork();
     }
   }
 
@@ -543,6 +567,7 @@ export class MqttSource implements Source<InvokerResponse[]> {
     this.#stopping = true;
     for (const wake of this.#roomWaiters.splice(0)) wake();
     await Promise.allSettled([...this.#inFlight]);
+    this.#flushNow();
     // A graceful DISCONNECT, unless the broker does not answer (or is not there).
     const ended = client.endAsync().catch(() => {});
     const waited = new AbortController();

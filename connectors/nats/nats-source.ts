@@ -57,6 +57,9 @@ export class NatsSource implements ConnectorSource {
   readonly #metrics:
     { received: Counter<'subscription'>; dropped: Counter<'subscription'> } | undefined;
   #droppedSaidAt = 0;
+  /** JetStream messages answered in this turn, and the promise of their acks' write. */
+  #acksDue: JsMsg[] = [];
+  #acksSent: Promise<void> | undefined;
 
   constructor(options: NatsSourceOptions) {
     this.#options = options;
@@ -201,7 +204,7 @@ export class NatsSource implements ConnectorSource {
         try {
           await this.#ensureConsumer(nc, stream);
           const consumer = await js.consumers.get(stream, settings.consumer);
-          const messages = await consumer.consume({ max_messages: maxInflight });
+          const messages = await consumer.consume({ max_messages: 2 * maxInflight });
           const stopMessages = () => void messages.stop();
           signal.addEventListener('abort', stopMessages);
           if (signal.aborted) stopMessages();
@@ -241,11 +244,14 @@ export class NatsSource implements ConnectorSource {
     }
   }
 
-  /** The durable consumer, made when missing (explicit acks, at most max_inflight unacked). */
+  /**
+   * The durable consumer, made when missing: explicit acks, at most twice max_inflight unacked
+   * (a message done waits a moment for its ack, and the next ones are in hand meanwhile).
+   */
   async #ensureConsumer(nc: NatsConnection, stream: string): Promise<void> {
     const { settings, maxInflight } = this.#options;
     const jsm = await jetstreamManager(nc);
-    const config = { ack_wait: nanos(settings.ackWaitMs), max_ack_pending: maxInflight };
+    const config = { ack_wait: nanos(settings.ackWaitMs), max_ack_pending: 2 * maxInflight };
     try {
       await jsm.consumers.info(stream, settings.consumer);
       await jsm.consumers.update(stream, settings.consumer, config);
@@ -259,6 +265,24 @@ export class NatsSource implements ConnectorSource {
     }
   }
 
+  /**
+   * Acks `msg` with the others due in this turn of the event loop: nats.js then writes them in
+   * one go, not one write a message. Resolves once written to the client.
+   */
+  #ack(msg: JsMsg): Promise<void> {
+    this.#acksDue.push(msg);
+    this.#acksSent ??= new Promise((resolve) =>
+      setImmediate(() => {
+        const due = this.#acksDue;
+        this.#acksDue = [];
+        this.#acksSent = undefined;
+        for (const one of due) one.ack();
+        resolve();
+      }),
+    );
+    return this.#acksSent;
+  }
+
   /** Acknowledged once delivered or kept; given back with a growing delay otherwise. */
   async #jetstreamMessage(msg: JsMsg, emit: Emit, signal: AbortSignal): Promise<void> {
     this.#metrics?.received.inc({ subscription: msg.info.stream });
@@ -266,10 +290,10 @@ export class NatsSource implements ConnectorSource {
     event.id = `${msg.info.stream}/${msg.seq}`;
     try {
       await emit(event);
-      msg.ack();
+      await this.#ack(msg);
     } catch (error) {
       if (error instanceof DeliveryError && error.deadLettered) {
-        msg.ack();
+        await this.#ack(msg);
         return;
       }
       if (signal.aborted) {
