@@ -159,6 +159,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
           `persistence_location ${dir}/`,
           'autosave_interval 1',
           'autosave_on_changes true',
+          // A persistent session's messages kept while its client is away: all (mosquitto's
+          // default keeps 1,000 and drops the rest, a loss no connector could prevent).
+          'max_queued_messages 0',
           'log_dest stdout',
           `listener ${port} 127.0.0.1`,
           'allow_anonymous true',

@@ -21,7 +21,7 @@ import {
 import { request } from '../helpers/http.js';
 import { startMosquitto, type RunningMosquitto } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeTempDir } from '../helpers/watchdog.js';
+import { fixture, makeTempDir } from '../helpers/watchdog.js';
 
 const credentials = { user: 'fnbus', password: 'mqtt-test-password' };
 let broker: RunningMosquitto;
@@ -274,6 +274,51 @@ describe('mqtt connector against mosquitto', () => {
       calls(file).map((c) => c.body),
       ['once', 'once', 'marker'],
     );
+  });
+
+  it('delivers each of 2,000 QoS 1 messages at least once through a kill -9 of the connector mid-stream', async (t) => {
+    const file = join(dir, 'stream.taken');
+    const topic = 'm11/stream';
+    await deployProcess(
+      hub.url,
+      'stream',
+      `node ${fixture('event-recorder.cjs')}`,
+      { topic },
+      {
+        mode: 'http',
+        RECORD_FILE: file,
+      },
+    );
+    await ready(hub.url, 'stream');
+    const taken = () =>
+      readText(file)
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('|').at(-1));
+    const env = { client_id: 'fnbus-m11', max_inflight: '16' };
+    const first = startConnector(env);
+    t.after(() => stopCli(first, 'SIGKILL'));
+    await subscribed(first, topic);
+    const total = 2000;
+    const sending = (async () => {
+      for (let n = 0; n < total; n += 100) {
+        const batch = [];
+        for (let m = n; m < n + 100; m++) batch.push(publish(topic, `m-${m}`, { qos: 1 }));
+        await Promise.all(batch);
+      }
+    })();
+    await waitFor(() => taken().length >= 300, { timeoutMs: 30_000, what: '300 taken' });
+    await stopCli(first, 'SIGKILL');
+    const atKill = taken().length;
+    const second = startConnector(env);
+    t.after(() => stopCli(second));
+    await sending;
+    await waitFor(() => new Set(taken()).size === total, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: `every message taken (${atKill} before the kill): ${new Set(taken()).size}`,
+    });
+    t.diagnostic(`${taken().length - total} of ${total} taken twice, ${atKill} before the kill`);
   });
 
   it('loses no QoS 1 message across a broker restart under load', async (t) => {
