@@ -47,15 +47,7 @@ const connectors = await startConnectors(names, {
     ? {
         syncInvoker: (gateway) => {
           const channel = channels.shift();
-          if (!channel) return gateway;
-          const invoker = new ReplicaInvoker({ port: channel, gateway, gatewayHost });
-          return {
-            invoke: (fn, request, limits) => invoker.invoke(fn, request, limits),
-            async close() {
-              await invoker.close();
-              channel.close();
-            },
-          };
+          return channel ? new ReplicaInvoker({ port: channel, gateway, gatewayHost }) : gateway;
         },
       }
     : {}),

@@ -48,6 +48,5 @@ const { worker, invoker } = workerFromConfig(
 const stop = answerHub(port, () => registry.metrics());
 await worker.run(stop);
 await invoker.close();
-leases?.close();
 await queue.close();
 stopped(port);

@@ -28,14 +28,6 @@ export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOp
   const { worker, invoker } = workerFromConfig(queue, config, config.gatewayUrl, registry, logger);
   const metricsServer = await serveMetrics(registry, config.metricsPort);
   const stop = new AbortController();
-  stopOnSignals(async () => {
-    stop.abort();
-    await finished;
-  }, logger);
-  logger.info(
-    { queue: queueUrl, gateway: config.gatewayUrl, maxInflight: config.maxInflight },
-    'queue worker running',
-  );
   // Ends at the stop, its calls in flight finished; a failure of the worker is the command's.
   const finished = (async () => {
     try {
@@ -46,5 +38,13 @@ export async function runQueueWorker({ queueUrl, config, logger }: QueueWorkerOp
       await queue.close();
     }
   })();
+  stopOnSignals(async () => {
+    stop.abort();
+    await finished;
+  }, logger);
+  logger.info(
+    { queue: queueUrl, gateway: config.gatewayUrl, maxInflight: config.maxInflight },
+    'queue worker running',
+  );
   await finished;
 }

@@ -121,9 +121,13 @@ export class ReplicaInvoker implements Invoker {
     }
   }
 
-  /** Settles the calls still waiting for an answer, and closes the clients' idle connections. */
+  /**
+   * Settles the calls still waiting for an answer, closes its port to the leases (after saying
+   * what it had to) and the clients' idle connections.
+   */
   async close(): Promise<void> {
     this.#outbox.flush();
+    this.#options.port.close();
     for (const [id, resolve] of this.#answers) resolve({ type: 'gateway', id });
     this.#answers.clear();
     for (const client of this.#clients.values()) client.close();

@@ -1,5 +1,5 @@
 import type { SourceEvent } from '../../core/source.js';
-import { brokerHeaderName, contentTypeHeader, setBrokerHeader } from '../sdk/event-headers.js';
+import { addBrokerHeader, setBrokerHeader } from '../sdk/event-headers.js';
 
 /** A Kafka record as kafkajs hands it (the parts an event is made of). */
 export interface KafkaRecord {
@@ -27,14 +27,7 @@ export function recordEvent(topic: string, partition: number, record: KafkaRecor
     const raw = record.headers[name];
     // A header sent several times: the last, as a map of headers keeps one.
     const value = Array.isArray(raw) ? raw.at(-1) : raw;
-    if (value === undefined) continue;
-    if (name.toLowerCase() === 'content-type') {
-      const type = contentTypeHeader(value);
-      if (type !== undefined) headers['Content-Type'] = type;
-      continue;
-    }
-    const header = brokerHeaderName('X-Kafka-', name);
-    if (header !== undefined) setBrokerHeader(headers, header, value);
+    if (value !== undefined) addBrokerHeader(headers, 'X-Kafka-', name, value);
   }
   return {
     topic,

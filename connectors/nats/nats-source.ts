@@ -16,7 +16,7 @@ import {
   type Subscription,
 } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
-import { brokerHeaderName, contentTypeHeader, setBrokerHeader } from '../sdk/event-headers.js';
+import { addBrokerHeader } from '../sdk/event-headers.js';
 import type { Logger } from '../../core/logger.js';
 import { Backoff, backoffMs } from '../../core/retry-policy.js';
 import type { SourceEvent } from '../../core/source.js';
@@ -319,14 +319,7 @@ function eventOf(subject: string, data: Uint8Array, headers: MsgHdrs | undefined
   if (headers) {
     for (const [name, values] of headers) {
       const value = values.at(-1);
-      if (value === undefined) continue;
-      if (name.toLowerCase() === 'content-type') {
-        const type = contentTypeHeader(value);
-        if (type !== undefined) out['Content-Type'] = type;
-        continue;
-      }
-      const header = brokerHeaderName('X-Nats-', name);
-      if (header !== undefined) setBrokerHeader(out, header, value);
+      if (value !== undefined) addBrokerHeader(out, 'X-Nats-', name, value);
     }
   }
   return { topic: subject, body: data, headers: out };

@@ -39,6 +39,26 @@ export function brokerHeaderName(prefix: string, name: string): string | undefin
   return isHttpToken(name) ? `${prefix}${name}` : undefined;
 }
 
+/**
+ * Sets a broker's header (Kafka's, NATS's) on a call: one named content-type as `Content-Type`
+ * (when it is text a header can carry), any other as `<prefix><name>` (setBrokerHeader); a name
+ * no HTTP header can have is skipped.
+ */
+export function addBrokerHeader(
+  headers: Record<string, string>,
+  prefix: string,
+  name: string,
+  value: string | Uint8Array,
+): void {
+  if (name.toLowerCase() === 'content-type') {
+    const type = asHeaderText(value);
+    if (type !== undefined) headers['Content-Type'] = type;
+    return;
+  }
+  const header = brokerHeaderName(prefix, name);
+  if (header !== undefined) setBrokerHeader(headers, header, value);
+}
+
 /** A broker's content type as a `Content-Type` value, when it is text a header can carry. */
 export function contentTypeHeader(value: string | Uint8Array): string | undefined {
   return asHeaderText(value);
