@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ValidationError } from '../core/errors.js';
 
 /**
  * The options every command that talks to a gateway takes, as faas-cli names them. Registration
@@ -21,4 +22,16 @@ export function gatewayOptions(command: Command): Command {
 /** A repeatable option's values, in order (`-e A=1 -e B=2`). */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** `KEY=VALUE` option values as a map (undefined for none); `flag` names the option in errors. */
+export function keyValuePairs(values: string[], flag: string): Record<string, string> | undefined {
+  if (values.length === 0) return undefined;
+  const result: [string, string][] = [];
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at <= 0) throw new ValidationError(`${flag} takes KEY=VALUE, not "${value}"`);
+    result.push([value.slice(0, at), value.slice(at + 1)]);
+  }
+  return Object.fromEntries(result);
 }

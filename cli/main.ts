@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { version } from '../watchdog/version.js';
 import { registerBuildCommand } from './commands/build.js';
+import { registerPushCommand } from './commands/push.js';
 import { registerCallCommand } from './commands/call.js';
 import { registerCancelCommand } from './commands/cancel.js';
 import { registerConnectorCommand } from './commands/connector.js';
@@ -54,6 +55,7 @@ registerConnectorCommand(program);
 // The client commands, which talk to a gateway.
 registerNewCommand(program);
 registerBuildCommand(program);
+registerPushCommand(program);
 registerDeployCommand(program);
 registerListCommand(program);
 registerDescribeCommand(program);

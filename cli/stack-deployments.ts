@@ -1,12 +1,12 @@
 import { ValidationError } from '../core/errors.js';
 import type { FunctionDeployment } from '../core/function-types.js';
-import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
+import type { LocalImageStore } from '../deploy/process/local-image-store.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { templateLanguages, templatesDir } from './new-function.js';
 import { templateEnvironment } from './template-environment.js';
-import { loadStack, type Stack, type StackFunction } from './stack.js';
+import type { Stack, StackFunction } from './stack.js';
 import { toDeployment } from './to-deployment.js';
 import { installDependencies } from './template-dependencies.js';
 
@@ -92,26 +92,4 @@ export function stackFunctionNames(stack: Stack, filter: string | undefined): st
     throw new ValidationError(`no function in ${stack.file ?? 'the stack'} matches "${filter}"`);
   }
   return matching;
-}
-
-/**
- * `fnbus build -f FILE`: builds the stack's template functions (or those matching `filter`) into
- * this machine's image store; returns a line per function saying what became of it.
- */
-export async function buildStack(
-  file: string,
-  filter: string | undefined,
-  progress: (line: string) => void,
-): Promise<string[]> {
-  const stack = loadStack(file, process.env);
-  const images = new LocalImageStore(localImagesDir(process.env));
-  const lines: string[] = [];
-  for (const name of stackFunctionNames(stack, filter)) {
-    const built = await buildStackFunction(name, stack, images, progress);
-    const image = stack.functions[name]?.image ?? '';
-    lines.push(
-      built ? `built ${name} as ${image}` : `${name}: nothing to build (not a template function)`,
-    );
-  }
-  return lines;
 }

@@ -137,6 +137,13 @@ export class InstallError extends FnbusError {
   }
 }
 
+/** A function's container image could not be built or pushed (the message says which and why). */
+export class ImageError extends FnbusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('image_failed', 500, message, options);
+  }
+}
+
 /** A function answered a call with a failure status (the CLI's `invoke`): its status, kept. */
 export class FunctionCallError extends FnbusError {
   constructor(status: number, message: string, options?: ErrorOptions) {

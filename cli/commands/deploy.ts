@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { GatewayClient, GatewayOptions } from '../../client/gateway-client.js';
 import { FnbusError, ValidationError } from '../../core/errors.js';
-import type { FunctionDeployment, StringMap } from '../../core/function-types.js';
-import { collect, gatewayOptions } from '../gateway-options.js';
+import type { FunctionDeployment } from '../../core/function-types.js';
+import { collect, gatewayOptions, keyValuePairs } from '../gateway-options.js';
 import { helpExamples } from '../help-examples.js';
 import { print } from '../print.js';
 
@@ -59,11 +59,11 @@ async function deploy(options: DeployOptions): Promise<void> {
     const deployment: FunctionDeployment = { service: options.name, image: options.image };
     if (options.namespace) deployment.namespace = options.namespace;
     if (options.fprocess) deployment.envProcess = options.fprocess;
-    const envVars = pairs(options.env, '--env');
+    const envVars = keyValuePairs(options.env, '--env');
     if (envVars) deployment.envVars = envVars;
-    const labels = pairs(options.label, '--label');
+    const labels = keyValuePairs(options.label, '--label');
     if (labels) deployment.labels = labels;
-    const annotations = pairs(options.annotation, '--annotation');
+    const annotations = keyValuePairs(options.annotation, '--annotation');
     if (annotations) deployment.annotations = annotations;
     if (options.secret.length > 0) deployment.secrets = [...options.secret];
     await deployOne(openGateway(options), deployment);
@@ -103,16 +103,4 @@ async function deployOne(gateway: GatewayClient, deployment: FunctionDeployment)
     if (!(error instanceof FnbusError) || error.status !== 404) throw error;
     await gateway.system('POST', '/system/functions', deployment);
   }
-}
-
-/** `K=V` flags as a map; undefined when there are none. */
-function pairs(values: string[], flag: string): StringMap | undefined {
-  if (values.length === 0) return undefined;
-  const result: [string, string][] = [];
-  for (const value of values) {
-    const at = value.indexOf('=');
-    if (at <= 0) throw new ValidationError(`${flag} takes KEY=VALUE, not "${value}"`);
-    result.push([value.slice(0, at), value.slice(at + 1)]);
-  }
-  return Object.fromEntries(result);
 }

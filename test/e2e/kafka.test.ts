@@ -230,7 +230,7 @@ describe('kafka connector in fnbus up', () => {
     const answers = topicName('answers');
     const dead = topicName('dead');
     for (const topic of [asks, answers, dead]) await kafka.createTopic(topic, 1);
-    const { hub, url } = await startHub(['--connectors', 'kafka'], join(dir, 'state'), {
+    const started = await startHub(['--connectors', 'kafka'], join(dir, 'state'), {
       ...hubEnv(`g-${asks}`),
       reply_topic: answers,
       dead_letter_topic: dead,
@@ -238,6 +238,7 @@ describe('kafka connector in fnbus up', () => {
       initial_retry_wait: '50ms',
       max_retry_wait: '100ms',
     });
+    const { hub, url } = started;
     t.after(() => stopHub(hub));
     await deployProcess(url, 'upper', 'tr a-z A-Z', { topic: asks });
     await deployProcess(url, 'broken', "sh -c 'cat >/dev/null; exit 1'", { topic: asks });
@@ -267,7 +268,12 @@ describe('kafka connector in fnbus up', () => {
       () =>
         read.some((r) => r.topic === dead) &&
         read.some((r) => r.topic === answers && r.headers['X-Status'] === '200'),
-      { timeoutMs: 30_000, what: 'an answer and a dead letter' },
+      {
+        timeoutMs: 30_000,
+        what: 'an answer and a dead letter',
+        detail: () =>
+          `read ${JSON.stringify(read)}; the hub said:\n${started.output().slice(-4000)}`,
+      },
     );
     const answer = read.find((r) => r.topic === answers && r.headers['X-Status'] === '200');
     assert.equal(answer?.value, 'HELLO');

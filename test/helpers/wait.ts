@@ -7,6 +7,8 @@ export interface WaitOptions {
   intervalMs?: number;
   /** What the failure message says was awaited. */
   what?: string;
+  /** What else the failure message should say: the state that was awaited, a log. */
+  detail?: () => string;
 }
 
 /**
@@ -15,7 +17,7 @@ export interface WaitOptions {
  */
 export async function waitFor<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
-  { timeoutMs = 5000, intervalMs = 10, what = 'a condition' }: WaitOptions = {},
+  { timeoutMs = 5000, intervalMs = 10, what = 'a condition', detail }: WaitOptions = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -33,7 +35,8 @@ export async function waitFor<T>(
           : lastError === undefined
             ? ''
             : ` (last error: ${JSON.stringify(lastError)})`;
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${cause}`);
+      const more = detail ? `: ${detail()}` : '';
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${cause}${more}`);
     }
     await sleep(intervalMs);
   }
