@@ -31,7 +31,7 @@ export interface OpenedProvider {
 }
 
 /** The schemes of providers that are planned but not built yet. */
-const comingSchemes = ['swarm:', 'kubernetes:'];
+const comingSchemes = ['swarm:'];
 
 /**
  * The provider a URL names, as openQueue does for queues: `process` or nothing (the embedded
@@ -59,6 +59,11 @@ export async function openProvider(
     await provider.start();
     return { provider, process: provider, close: () => provider.close() };
   }
+  if (providerKind(url) === 'kubernetes') {
+    const { openKubernetesProvider } = await import('./kubernetes/open-kubernetes.js');
+    const provider = openKubernetesProvider(url as string, parts);
+    return { provider, close: () => provider.close() };
+  }
   const { FaasProvider } = await import('./faas-provider/faas-provider.js');
   const provider = new FaasProvider({
     url: url as string,
@@ -73,7 +78,7 @@ export async function openProvider(
  * Which provider a URL names, or a ValidationError saying what is wrong with it (never its
  * credentials): for a start to refuse a bad URL before it does anything else.
  */
-export function providerKind(url: string | undefined): 'process' | 'http' {
+export function providerKind(url: string | undefined): 'process' | 'http' | 'kubernetes' {
   if (url === undefined || url === '' || url === 'process') return 'process';
   const parsed = URL.canParse(url) ? new URL(url) : undefined;
   if (!parsed) {
@@ -83,13 +88,14 @@ export function providerKind(url: string | undefined): 'process' | 'http' {
   }
   const scheme = parsed.protocol;
   if (scheme === 'http:' || scheme === 'https:') return 'http';
+  if (scheme === 'kubernetes:') return 'kubernetes';
   if (comingSchemes.includes(scheme)) {
     throw new ValidationError(
-      `provider ${scheme}// is not available yet: use process (the default) or http://host:port (an OpenFaaS provider)`,
+      `provider ${scheme}// is not available yet: use process (the default), kubernetes:// or http://host:port (an OpenFaaS provider)`,
     );
   }
   throw new ValidationError(
-    `provider "${redacted(url, parsed)}": use process (the default), http:// or https:// (an OpenFaaS faas-provider: faas-netes, faasd, another fnbus gateway); swarm:// and kubernetes:// are not available yet`,
+    `provider "${redacted(url, parsed)}": use process (the default), kubernetes:// (a cluster, from the kubeconfig or in-cluster credentials), http:// or https:// (an OpenFaaS faas-provider: faas-netes, faasd, another fnbus gateway); swarm:// is not available yet`,
   );
 }
 

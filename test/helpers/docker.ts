@@ -286,3 +286,30 @@ function copyLibrariesOf(binary: string, root: string): void {
     copyFileSync(realpathSync(path), target);
   }
 }
+
+/**
+ * An image that is fnbus-watchdog on `base` and nothing else, for functions given as a command
+ * (`envProcess`: `cat`, `sh -c ...`), as `tag`: built with the watchdog runtime of this checkout.
+ */
+export async function buildWatchdogOnly(docker: Docker, base: string, tag: string): Promise<void> {
+  const { buildImage, ensureWatchdogImage } = await import('../../cli/docker-images.js');
+  const { watchdogImage } = await import('../../cli/watchdog-runtime.js');
+  await ensureWatchdogImage(docker, () => undefined);
+  const context = makeTempDir('fnbus-watchdog-only-');
+  writeFileSync(
+    join(context, 'Dockerfile'),
+    [
+      `FROM ${watchdogImage} AS watchdog`,
+      `FROM ${base}`,
+      'COPY --from=watchdog /opt/fnbus /opt/fnbus',
+      'USER 10001:10001',
+      'ENTRYPOINT ["/opt/fnbus/bin/tini", "--", "/opt/fnbus/bin/fnbus-watchdog"]',
+      '',
+    ].join('\n'),
+  );
+  try {
+    await buildImage(docker, { context, tag, progress: () => undefined });
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,290 @@
+import {
+  AppsV1Api,
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { NotFoundError, UnavailableError, ValidationError } from '../../core/errors.js';
+import { assertDnsLabel } from '../../core/function-name.js';
+import { FaasFunctionLabel, scaleRules } from '../../core/function-rules.js';
+import type { FunctionDeployment, FunctionStatus } from '../../core/function-types.js';
+import type { ProviderInfo } from '../../core/info-types.js';
+import type { LogMessage, LogRequest } from '../../core/log-types.js';
+import type { Logger } from '../../core/logger.js';
+import type { Provider } from '../../core/provider.js';
+import { build, version } from '../../watchdog/version.js';
+import {
+  deploymentOf,
+  serviceOf,
+  statusOf,
+  watchdogPort,
+  type PullPolicy,
+} from './function-objects.js';
+import { isNotFound, kubeError } from './kube-errors.js';
+import { KubernetesNamespaces } from './kubernetes-namespaces.js';
+import { KubernetesSecrets } from './kubernetes-secrets.js';
+import { podLogs } from './pod-logs.js';
+import { ReadyEndpoints } from './ready-endpoints.js';
+
+export interface KubernetesProviderOptions {
+  kubeConfig: KubeConfig;
+  /** Where functions go when none is named (default `openfaas-fn`, as faas-netes). */
+  namespace?: string;
+  /** The functions' image pull policy (default `Always`, as faas-netes). */
+  pullPolicy?: PullPolicy;
+  logger: Logger;
+}
+
+/**
+ * Functions on Kubernetes, in the shape faas-netes gives them, so OpenFaaS's tools find what they
+ * expect: a Deployment and a Service per function (function-objects.ts), scaling through the
+ * Deployment's scale subresource, secrets as Secrets, logs from the pods. Calls reach a ready
+ * replica's pod IP directly, chosen in turn among the ready endpoints of the function's
+ * EndpointSlices, which are watched (ready-endpoints.ts): the gateway runs where pod IPs route
+ * (inside the cluster, or on a node of a flat network).
+ */
+export class KubernetesProvider implements Provider {
+  readonly secrets: KubernetesSecrets;
+  readonly namespaceStore: KubernetesNamespaces;
+  readonly #core: CoreV1Api;
+  readonly #apps: AppsV1Api;
+  readonly #kubeConfig: KubeConfig;
+  readonly #namespace: string;
+  readonly #pullPolicy: PullPolicy;
+  readonly #endpoints: ReadyEndpoints;
+  /** Functions removed here whose endpoints may still be listed for a moment: not resolvable. */
+  readonly #removed = new Set<string>();
+
+  constructor(options: KubernetesProviderOptions) {
+    this.#kubeConfig = options.kubeConfig;
+    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#apps = options.kubeConfig.makeApiClient(AppsV1Api);
+    this.#namespace = options.namespace ?? 'openfaas-fn';
+    this.#pullPolicy = options.pullPolicy ?? 'Always';
+    this.#endpoints = new ReadyEndpoints(options.kubeConfig, options.logger);
+    this.secrets = new KubernetesSecrets(this.#core, (ns) => this.#namespaceOf(ns));
+    this.namespaceStore = new KubernetesNamespaces(this.#core, this.#apps, this.#namespace);
+  }
+
+  info(): Promise<ProviderInfo> {
+    return Promise.resolve({
+      provider: 'fnbus-kubernetes',
+      orchestration: 'kubernetes',
+      version: { release: version, sha: build.sha, commit_message: build.commitMessage },
+    });
+  }
+
+  namespaces(): Promise<string[]> {
+    return this.namespaceStore.names();
+  }
+
+  async deploy(spec: FunctionDeployment): Promise<void> {
+    const namespace = await this.#checked(spec);
+    const replicas = scaleRules(spec).rules.min;
+    const deployment = deploymentOf(spec, { namespace, replicas, pullPolicy: this.#pullPolicy });
+    const service = serviceOf(spec, namespace);
+    try {
+      await this.#apps.createNamespacedDeployment({ namespace, body: deployment });
+    } catch (error) {
+      throw kubeError(`cannot deploy "${spec.service}"`, error);
+    }
+    try {
+      await this.#core.createNamespacedService({ namespace, body: service });
+    } catch (error) {
+      // Nothing half-deployed: the Deployment goes too.
+      await this.#apps
+        .deleteNamespacedDeployment({ name: spec.service, namespace })
+        .catch(() => undefined);
+      throw kubeError(`cannot create the service of "${spec.service}"`, error);
+    }
+    this.#removed.delete(`${spec.service}.${namespace}`);
+  }
+
+  async update(spec: FunctionDeployment): Promise<void> {
+    const namespace = await this.#checked(spec);
+    const existing = await this.#deployment(spec.service, namespace);
+    const replicas = existing.spec?.replicas ?? 1;
+    const deployment = deploymentOf(spec, { namespace, replicas, pullPolicy: this.#pullPolicy });
+    // The object as read, with the new spec and metadata: its resourceVersion guards the write.
+    deployment.metadata = {
+      ...deployment.metadata,
+      resourceVersion: existing.metadata?.resourceVersion,
+    };
+    try {
+      await this.#apps.replaceNamespacedDeployment({
+        name: spec.service,
+        namespace,
+        body: deployment,
+      });
+    } catch (error) {
+      throw kubeError(`cannot update "${spec.service}"`, error);
+    }
+    // The Service carries the annotations too; its spec does not change.
+    try {
+      await this.#core.patchNamespacedService(
+        {
+          name: spec.service,
+          namespace,
+          body: { metadata: { annotations: serviceOf(spec, namespace).metadata?.annotations } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (error) {
+      if (!isNotFound(error))
+        throw kubeError(`cannot update the service of "${spec.service}"`, error);
+      await this.#core.createNamespacedService({ namespace, body: serviceOf(spec, namespace) });
+    }
+  }
+
+  async remove(name: string, namespace?: string): Promise<void> {
+    const ns = this.#namespaceOf(namespace);
+    await this.#deployment(name, ns);
+    try {
+      await this.#apps.deleteNamespacedDeployment({
+        name,
+        namespace: ns,
+        body: { propagationPolicy: 'Foreground' },
+      });
+    } catch (error) {
+      if (!isNotFound(error)) throw kubeError(`cannot remove "${name}"`, error);
+    }
+    await this.#core.deleteNamespacedService({ name, namespace: ns }).catch((error: unknown) => {
+      if (!isNotFound(error)) throw kubeError(`cannot remove the service of "${name}"`, error);
+    });
+    this.#removed.add(`${name}.${ns}`);
+    this.#endpoints.forget(name, ns);
+    // Foreground deletion: the Deployment stays, marked, until its pods are gone. The name is
+    // free once it has.
+    await this.#gone(name, ns);
+  }
+
+  async list(namespace?: string): Promise<FunctionStatus[]> {
+    const ns = this.#namespaceOf(namespace);
+    try {
+      const deployments = await this.#apps.listNamespacedDeployment({
+        namespace: ns,
+        labelSelector: FaasFunctionLabel,
+      });
+      return deployments.items
+        .filter((deployment) => !deployment.metadata?.deletionTimestamp)
+        .map(statusOf);
+    } catch (error) {
+      throw kubeError(`cannot list the functions of namespace "${ns}"`, error);
+    }
+  }
+
+  async get(name: string, namespace?: string): Promise<FunctionStatus | undefined> {
+    const ns = this.#namespaceOf(namespace);
+    try {
+      const deployment = await this.#apps.readNamespacedDeployment({ name, namespace: ns });
+      if (!deployment.metadata?.labels?.[FaasFunctionLabel]) return undefined;
+      if (deployment.metadata.deletionTimestamp) return undefined;
+      return statusOf(deployment);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw kubeError(`cannot read "${name}"`, error);
+    }
+  }
+
+  async scale(name: string, replicas: number, namespace?: string): Promise<void> {
+    if (!Number.isInteger(replicas) || replicas < 0) {
+      throw new ValidationError(`replicas must be a whole number of 0 or more, not ${replicas}`);
+    }
+    const ns = this.#namespaceOf(namespace);
+    await this.#deployment(name, ns);
+    try {
+      await this.#apps.patchNamespacedDeploymentScale(
+        { name, namespace: ns, body: { spec: { replicas } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (error) {
+      throw kubeError(`cannot scale "${name}"`, error);
+    }
+  }
+
+  async resolve(name: string, namespace?: string): Promise<URL> {
+    const ns = this.#namespaceOf(namespace);
+    const key = `${name}.${ns}`;
+    if (this.#removed.has(key)) throw new NotFoundError(`function "${name}" not found`);
+    let address: string | undefined;
+    try {
+      address = await this.#endpoints.pick(name, ns);
+    } catch (error) {
+      throw kubeError(`cannot watch the endpoints of namespace "${ns}"`, error);
+    }
+    if (address !== undefined) {
+      return new URL(`http://${address.includes(':') ? `[${address}]` : address}:${watchdogPort}/`);
+    }
+    await this.#deployment(name, ns);
+    throw new UnavailableError(`function "${name}" has no ready replica`);
+  }
+
+  logs(req: LogRequest, signal: AbortSignal): AsyncIterable<LogMessage> {
+    const namespace = this.#namespaceOf(req.namespace);
+    const exists = () => this.#deployment(req.name, namespace);
+    const sources = { core: this.#core, kubeConfig: this.#kubeConfig };
+    return (async function* () {
+      await exists();
+      yield* podLogs(sources, { ...req, namespace }, signal);
+    })();
+  }
+
+  async close(): Promise<void> {
+    await this.#endpoints.close();
+  }
+
+  #namespaceOf(namespace?: string): string {
+    return namespace || this.#namespace;
+  }
+
+  /** The spec's namespace, once what Kubernetes would refuse later is refused here. */
+  async #checked(spec: FunctionDeployment): Promise<string> {
+    assertDnsLabel(spec.service ?? '', 'function name');
+    if (!spec.image) throw new ValidationError(`function "${spec.service}" has no image`);
+    const namespace = this.#namespaceOf(spec.namespace);
+    try {
+      await this.#core.readNamespace({ name: namespace });
+    } catch (error) {
+      if (!isNotFound(error)) throw kubeError(`cannot read namespace "${namespace}"`, error);
+      throw new ValidationError(`namespace "${namespace}" does not exist: create it first`);
+    }
+    const missing = await this.secrets.missing(spec.secrets ?? [], namespace);
+    if (missing.length > 0) {
+      throw new ValidationError(
+        `secrets not found in namespace "${namespace}": ${missing.join(', ')} (create them first)`,
+      );
+    }
+    return namespace;
+  }
+
+  /** The function's Deployment; NotFoundError when there is none (or one that is not a function). */
+  async #deployment(name: string, namespace: string) {
+    try {
+      const deployment = await this.#apps.readNamespacedDeployment({ name, namespace });
+      if (
+        deployment.metadata?.labels?.[FaasFunctionLabel] &&
+        !deployment.metadata.deletionTimestamp
+      ) {
+        return deployment;
+      }
+    } catch (error) {
+      if (!isNotFound(error)) throw kubeError(`cannot read "${name}"`, error);
+    }
+    throw new NotFoundError(`function "${name}" not found in namespace "${namespace}"`);
+  }
+
+  /** Until the Deployment is gone (its pods stopped), within 60 s. */
+  async #gone(name: string, namespace: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      try {
+        await this.#apps.readNamespacedDeployment({ name, namespace });
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw kubeError(`cannot read "${name}"`, error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
