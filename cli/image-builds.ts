@@ -157,3 +157,24 @@ export function checkHandlers(stack: Stack, names: string[]): void {
     }
   }
 }
+
+/**
+ * `fnbus up -f` on a container provider, as `faas-cli up`: builds every image of the stack, then
+ * pushes them (unless `push` is false: a cluster that sees this engine's images), through the
+ * Docker engine of DOCKER_HOST. Each function's result is logged through `log`.
+ */
+export async function buildAndPushStack(
+  stack: Stack,
+  push: boolean,
+  log: (line: string) => void,
+): Promise<void> {
+  const names = Object.keys(stack.functions).filter((name) =>
+    isImageFunction(stack.functions[name]),
+  );
+  if (names.length === 0) return;
+  const { openDocker } = await import('./docker-images.js');
+  const docker = await openDocker();
+  const options = { parallel: 1, tag: 'latest' as const, buildArgs: {}, progress: () => undefined };
+  for (const line of await buildStackImages(docker, stack, names, options)) log(line);
+  if (push) for (const line of await pushStackImages(docker, stack, names, options)) log(line);
+}

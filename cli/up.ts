@@ -47,6 +47,9 @@ export interface UpOptions {
   queueUrl?: string;
   /** The provider's URL (`process`, `http://…`, see openProvider); default: the process provider. */
   providerUrl?: string;
+  /** On a container provider: build the stack's images first (default true), and push them (default true). */
+  buildImages?: boolean;
+  push?: boolean;
   worker: WorkerConfig;
   /** The connectors to run against this hub's gateway, and their env config. */
   connectors: readonly string[];
@@ -78,15 +81,22 @@ export async function up({
   logger,
   queueUrl,
   providerUrl,
+  buildImages = true,
+  push = true,
   worker: workerConfig,
   connectors: connectorKinds,
   connectorEnv,
   limits = readProviderLimits(process.env),
   imagesDir = localImagesDir(process.env),
 }: UpOptions): Promise<RunningHub> {
-  providerKind(providerUrl);
+  const kind = providerKind(providerUrl);
   makeStateFolder(stateDir);
   const stack = stackFile ? loadStack(stackFile, process.env) : undefined;
+  // A container provider runs the stack's images: built and pushed first, as faas-cli up does.
+  if (stack && kind !== 'process' && buildImages) {
+    const { buildAndPushStack } = await import('./image-builds.js');
+    await buildAndPushStack(stack, push, (line) => logger.info(line));
+  }
   const auth = hubCredentials(config, process.env, stateDir);
   const credentials = auth.credentials;
   if (auth.generated && auth.passwordFile) {
@@ -245,7 +255,15 @@ export async function up({
       (stats) => stats.queued + stats.running > 0,
     );
     if (!embedded || waiting) await worker.start();
-    if (stack) await deployStack(stack, provider, images, config.functionNamespace, logger);
+    if (stack) {
+      await deployStack(
+        stack,
+        provider,
+        local ? images : undefined,
+        config.functionNamespace,
+        logger,
+      );
+    }
     // Connectors reach this gateway as they would any other, over HTTP; their synchronous calls
     // to this hub's replicas go to them directly, as the worker's do. A hub on a shared queue
     // (one of several) shares cron slots through the same server.
@@ -298,10 +316,15 @@ function directCalls(leases: ReplicaLeases, gatewayHost: string): SyncInvokerFac
   };
 }
 
+/**
+ * Deploys (or updates) every function of the stack. `images`: the local image store, for the
+ * process provider, where a template function is built for this machine first; a container
+ * provider runs the images built and pushed before.
+ */
 async function deployStack(
   stack: Stack,
   provider: Provider,
-  images: LocalImageStore,
+  images: LocalImageStore | undefined,
   namespace: string,
   logger: Logger,
 ): Promise<void> {
@@ -309,7 +332,11 @@ async function deployStack(
   for (const [index, name] of names.entries()) {
     // Checked as the gateway checks a deployment: the provider gets what it would get from one.
     const deployment = normalizeDeployment(stackDeployment(name, stack, namespace), namespace);
-    await buildStackFunction(name, stack, images, (line) => logger.info({ function: name }, line));
+    if (images) {
+      await buildStackFunction(name, stack, images, (line) =>
+        logger.info({ function: name }, line),
+      );
+    }
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);
     else await provider.deploy(deployment);
     logger.info({ function: name, progress: `${index + 1}/${names.length}` }, 'deployed');

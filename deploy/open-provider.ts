@@ -88,7 +88,14 @@ export function providerKind(url: string | undefined): 'process' | 'http' | 'kub
   }
   const scheme = parsed.protocol;
   if (scheme === 'http:' || scheme === 'https:') return 'http';
-  if (scheme === 'kubernetes:') return 'kubernetes';
+  if (scheme === 'kubernetes:') {
+    if (parsed.host || (parsed.pathname !== '' && parsed.pathname !== '/')) {
+      throw new ValidationError(
+        "provider kubernetes:// takes no host or path: the cluster comes from the kubeconfig (KUBECONFIG) or the pod's service account; options: ?context=NAME&namespace=NS",
+      );
+    }
+    return 'kubernetes';
+  }
   if (comingSchemes.includes(scheme)) {
     throw new ValidationError(
       `provider ${scheme}// is not available yet: use process (the default), kubernetes:// or http://host:port (an OpenFaaS provider)`,

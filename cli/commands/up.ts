@@ -6,7 +6,7 @@ import { stopOnSignals } from '../stop-signals.js';
 export type UpCommandOptions = Pick<
   HubOptions,
   'port' | 'host' | 'stateDir' | 'queue' | 'provider' | 'connectors'
-> & { yaml?: string };
+> & { yaml?: string; build: boolean; push: boolean };
 
 /**
  * `fnbus up`: the whole hub on this machine (gateway, process provider, queue worker,
@@ -32,7 +32,15 @@ export function registerUpCommand(program: Command): void {
     )
     .option(
       '--provider <url>',
-      'process (replicas on this machine), or http://host:port (an OpenFaaS provider) (default: $FNBUS_PROVIDER, else process)',
+      'process (replicas on this machine), kubernetes:// (a cluster: the kubeconfig, or in-cluster credentials), or http://host:port (an OpenFaaS provider) (default: $FNBUS_PROVIDER, else process)',
+    )
+    .option(
+      '--no-build',
+      "on kubernetes://: deploy the stack's images as they are, without building them",
+    )
+    .option(
+      '--no-push',
+      'on kubernetes://: build the images but do not push them (a cluster that sees this Docker engine)',
     )
     .option(
       '--connectors <list>',
@@ -43,6 +51,7 @@ export function registerUpCommand(program: Command): void {
       helpExamples(
         'fnbus up -f stack.yml',
         'fnbus up -f stack.yml --port 9090 --queue redis://127.0.0.1:6379 --connectors cron',
+        "fnbus up -f stack.yml --provider kubernetes://   # build, push and deploy to the kubeconfig's cluster",
         'basic_auth=false fnbus up --host 127.0.0.1   # no login: this machine only',
       ),
     )
@@ -65,6 +74,8 @@ async function runUp(options: UpCommandOptions): Promise<void> {
     logger,
     queueUrl: hub.queueUrl,
     ...(hub.providerUrl ? { providerUrl: hub.providerUrl } : {}),
+    buildImages: options.build,
+    push: options.push,
     worker: hub.worker,
     connectors: hub.connectors,
     connectorEnv: hub.env,

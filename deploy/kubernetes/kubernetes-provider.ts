@@ -27,12 +27,30 @@ import { KubernetesSecrets } from './kubernetes-secrets.js';
 import { podLogs } from './pod-logs.js';
 import { ReadyEndpoints } from './ready-endpoints.js';
 
+/** Why a container waits, when its image will not come. */
+const pullFailures = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+]);
+
+/** A message from the cluster, cut to a line of reasonable length. */
+function shortened(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
 export interface KubernetesProviderOptions {
   kubeConfig: KubeConfig;
   /** Where functions go when none is named (default `openfaas-fn`, as faas-netes). */
   namespace?: string;
   /** The functions' image pull policy (default `Always`, as faas-netes). */
   pullPolicy?: PullPolicy;
+  /**
+   * How long deploy and update wait to see new pods pull their image and get a node (default
+   * 30 s): an image that cannot be pulled, or constraints no node meets, are refused then.
+   */
+  admitWithinMs?: number;
   logger: Logger;
 }
 
@@ -55,6 +73,7 @@ export class KubernetesProvider implements Provider {
   readonly #endpoints: ReadyEndpoints;
   /** Functions removed here whose endpoints may still be listed for a moment: not resolvable. */
   readonly #removed = new Set<string>();
+  readonly #admitWithinMs: number;
 
   constructor(options: KubernetesProviderOptions) {
     this.#kubeConfig = options.kubeConfig;
@@ -62,6 +81,7 @@ export class KubernetesProvider implements Provider {
     this.#apps = options.kubeConfig.makeApiClient(AppsV1Api);
     this.#namespace = options.namespace ?? 'openfaas-fn';
     this.#pullPolicy = options.pullPolicy ?? 'Always';
+    this.#admitWithinMs = options.admitWithinMs ?? 30_000;
     this.#endpoints = new ReadyEndpoints(options.kubeConfig, options.logger);
     this.secrets = new KubernetesSecrets(this.#core, (ns) => this.#namespaceOf(ns));
     this.namespaceStore = new KubernetesNamespaces(this.#core, this.#apps, this.#namespace);
@@ -99,6 +119,18 @@ export class KubernetesProvider implements Provider {
       throw kubeError(`cannot create the service of "${spec.service}"`, error);
     }
     this.#removed.delete(`${spec.service}.${namespace}`);
+    const refused = replicas > 0 ? await this.#refusal(spec, namespace) : undefined;
+    if (refused) {
+      // Nothing half-deployed: a function whose pods cannot run is not left behind.
+      await this.#apps
+        .deleteNamespacedDeployment({ name: spec.service, namespace })
+        .catch(() => undefined);
+      await this.#core
+        .deleteNamespacedService({ name: spec.service, namespace })
+        .catch(() => undefined);
+      this.#removed.add(`${spec.service}.${namespace}`);
+      throw new ValidationError(`cannot deploy "${spec.service}": ${refused}`);
+    }
   }
 
   async update(spec: FunctionDeployment): Promise<void> {
@@ -119,6 +151,23 @@ export class KubernetesProvider implements Provider {
       });
     } catch (error) {
       throw kubeError(`cannot update "${spec.service}"`, error);
+    }
+    const refused = replicas > 0 ? await this.#refusal(spec, namespace) : undefined;
+    if (refused) {
+      // The old replicas still serve (a rolling update never takes one away): back to their spec.
+      const current = await this.#deployment(spec.service, namespace);
+      existing.metadata = {
+        ...existing.metadata,
+        resourceVersion: current.metadata?.resourceVersion,
+      };
+      await this.#apps
+        .replaceNamespacedDeployment({ name: spec.service, namespace, body: existing })
+        .catch((error: unknown) => {
+          throw kubeError(`cannot roll "${spec.service}" back after a refused update`, error);
+        });
+      throw new ValidationError(
+        `cannot update "${spec.service}": ${refused}; the previous version still runs`,
+      );
     }
     // The Service carries the annotations too; its spec does not change.
     try {
@@ -272,6 +321,44 @@ export class KubernetesProvider implements Provider {
       if (!isNotFound(error)) throw kubeError(`cannot read "${name}"`, error);
     }
     throw new NotFoundError(`function "${name}" not found in namespace "${namespace}"`);
+  }
+
+  /**
+   * Why the function's new pods cannot run, if they cannot: their image cannot be pulled (it does
+   * not exist, or the registry refuses it), or no node takes them (constraints no node meets).
+   * Watched until a new pod has pulled its image and been placed, within `admitWithinMs`; a pod
+   * still pulling then is given the benefit of the doubt.
+   */
+  async #refusal(spec: FunctionDeployment, namespace: string): Promise<string | undefined> {
+    const deadline = Date.now() + this.#admitWithinMs;
+    while (Date.now() < deadline) {
+      let pods;
+      try {
+        pods = await this.#core.listNamespacedPod({
+          namespace,
+          labelSelector: `${FaasFunctionLabel}=${spec.service}`,
+        });
+      } catch {
+        return undefined; // not knowable now: the deployment stands
+      }
+      // Pods of this image: a replica of the previous version that runs it proves it pullable.
+      const fresh = pods.items.filter((pod) => pod.spec?.containers[0]?.image === spec.image);
+      for (const pod of fresh) {
+        const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting;
+        if (waiting?.reason && pullFailures.has(waiting.reason)) {
+          return `image "${spec.image}" cannot be pulled (${waiting.reason}${waiting.message ? `: ${shortened(waiting.message)}` : ''})`;
+        }
+        const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+        if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+          return `no node can run it (${shortened(scheduled.message ?? 'unschedulable')}): check its constraints and requests`;
+        }
+        const status = pod.status?.containerStatuses?.[0];
+        if (status?.imageID || status?.state?.running || status?.state?.terminated)
+          return undefined;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    return undefined;
   }
 
   /** Until the Deployment is gone (its pods stopped), within 60 s. */

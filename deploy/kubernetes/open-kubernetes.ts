@@ -1,13 +1,13 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { EnvReader } from '../../core/config.js';
-import { ConfigError, ValidationError } from '../../core/errors.js';
+import { ConfigError } from '../../core/errors.js';
 import type { Env } from '../../core/config.js';
 import type { Logger } from '../../core/logger.js';
 import { pullPolicies } from './function-objects.js';
 import { KubernetesProvider } from './kubernetes-provider.js';
 
 /**
- * The Kubernetes provider a `kubernetes://` URL names. Credentials as kubectl finds them: the
+ * The Kubernetes provider a `kubernetes://` URL names (checked by providerKind). Credentials as kubectl finds them: the
  * kubeconfig of `KUBECONFIG` (else ~/.kube/config), its context `?context=` when given, else
  * the pod's service account when running in a cluster. Functions go to `?namespace=` or the hub's
  * function namespace; `image_pull_policy` (faas-netes's variable) sets their pull policy.
@@ -17,11 +17,6 @@ export function openKubernetesProvider(
   parts: { namespace: string; env: Env; logger: Logger },
 ): KubernetesProvider {
   const parsed = new URL(url);
-  if (parsed.host || (parsed.pathname && parsed.pathname !== '/' && parsed.pathname !== '')) {
-    throw new ValidationError(
-      "provider kubernetes:// takes no host or path: the cluster comes from the kubeconfig (KUBECONFIG) or the pod's service account; options: ?context=NAME&namespace=NS",
-    );
-  }
   const kubeConfig = new KubeConfig();
   try {
     kubeConfig.loadFromDefault();

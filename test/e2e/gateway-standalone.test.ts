@@ -144,8 +144,11 @@ describe('fnbus gateway', () => {
     const stateDir = makeTempDir('fnbus-gateway-bad-');
     for (const [provider, said] of [
       ['swarm://manager:2377', /swarm:\/\/ is not available yet/],
-      ['kubernetes://cluster', /kubernetes:\/\/ is not available yet/],
-      ['ftp://user:hunter2@example.com/', /use process \(the default\), http:\/\/ or https:\/\//],
+      ['kubernetes://cluster', /kubernetes:\/\/ takes no host or path/],
+      [
+        'ftp://user:hunter2@example.com/',
+        /use process \(the default\), kubernetes:\/\/ .*http:\/\/ or https:\/\//,
+      ],
       ['not a url user:hunter2@', /is not a URL/],
     ] as const) {
       const result = await runCli(
