@@ -82,8 +82,8 @@ export async function buildStackImages(
   names: string[],
   options: ImageBuildOptions,
 ): Promise<string[]> {
-  const images = names.filter((name) => isImageFunction(stack.functions[name]));
-  if (images.some((name) => stack.functions[name]?.lang !== 'dockerfile')) {
+  // Template Dockerfiles copy the watchdog from it, and so may a function's own (`dockerfile`).
+  if (names.some((name) => isImageFunction(stack.functions[name]))) {
     await ensureWatchdogImage(docker, options.progress);
   }
   return eachInTurn(names, options.parallel, async (name) => {

@@ -11,13 +11,16 @@ import type {
   FunctionStatus,
   StringMap,
 } from '../../core/function-types.js';
-import { FaasFunctionLabel } from '../../core/function-rules.js';
+import { FaasFunctionLabel, functionTimeoutMs } from '../../core/function-rules.js';
 
 /** The port every function's watchdog listens on, in its container and on its Service. */
 export const watchdogPort = 8080;
 
 /** Where a function's secrets are mounted, as OpenFaaS does. */
 export const secretsPath = '/var/openfaas/secrets';
+
+/** How long a replica told to stop keeps serving before its SIGTERM. */
+const stopDelaySeconds = 2;
 
 /** Image pull policies Kubernetes takes. */
 export const pullPolicies = ['Always', 'IfNotPresent', 'Never'] as const;
@@ -75,6 +78,11 @@ export function deploymentOf(spec: FunctionDeployment, options: ObjectOptions): 
         metadata: { labels, annotations },
         spec: {
           automountServiceAccountToken: false,
+          // The stop delay, then calls in flight finish within the function's own timeout.
+          terminationGracePeriodSeconds: Math.max(
+            30,
+            stopDelaySeconds + Math.ceil((functionTimeoutMs(spec.envVars) ?? 0) / 1000) + 5,
+          ),
           enableServiceLinks: false,
           ...(spec.constraints?.length ? { nodeSelector: nodeSelectorOf(spec.constraints) } : {}),
           containers: [
@@ -92,6 +100,9 @@ export function deploymentOf(spec: FunctionDeployment, options: ObjectOptions): 
                 readOnlyRootFilesystem: readOnly,
                 allowPrivilegeEscalation: false,
               },
+              // A replica told to stop keeps serving while the endpoints drop it (a gateway
+              // that picked it a moment ago still gets in); then SIGTERM, and the watchdog drains.
+              lifecycle: { preStop: { sleep: { seconds: stopDelaySeconds } } },
               volumeMounts: [
                 ...(secrets.length
                   ? [{ name: 'secrets', mountPath: secretsPath, readOnly: true }]

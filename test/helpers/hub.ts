@@ -50,6 +50,8 @@ export async function startHub(
   stateDir: string,
   env: NodeJS.ProcessEnv = {},
   port?: number,
+  /** How long it may take to say it is up (a stack to build and deploy takes longer). */
+  timeoutMs = 20_000,
 ): Promise<RunningHub> {
   const listen = port ?? (await freePort());
   const hub = spawn(
@@ -65,7 +67,7 @@ export async function startHub(
   hub.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   hub.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await waitFor(() => output.includes('"fnbus is up"') || hub.exitCode !== null, {
-    timeoutMs: 20_000,
+    timeoutMs,
     what: 'fnbus up',
   });
   if (hub.exitCode !== null) throw new Error(`fnbus up exited ${hub.exitCode}: ${output}`);
