@@ -17,6 +17,7 @@ import { registerLogoutCommand } from './commands/logout.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerNamespaceCommand } from './commands/namespace.js';
 import { registerNewCommand } from './commands/new.js';
+import { registerTemplateCommand } from './commands/template.js';
 import { registerQueueWorkerCommand } from './commands/queue-worker.js';
 import { registerRemoveCommand } from './commands/remove.js';
 import { registerScaleCommand } from './commands/scale.js';
@@ -54,6 +55,7 @@ registerQueueWorkerCommand(program);
 registerConnectorCommand(program);
 // The client commands, which talk to a gateway.
 registerNewCommand(program);
+registerTemplateCommand(program);
 registerBuildCommand(program);
 registerPushCommand(program);
 registerDeployCommand(program);

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { Document, isMap, parseDocument } from 'yaml';
 import { ValidationError } from '../core/errors.js';
@@ -80,4 +80,35 @@ export function newFunction(options: NewFunctionOptions): NewFunctionResult {
     welcome_message?: string;
   };
   return { handlerDir, stackCreated, welcomeMessage: templateYaml.welcome_message };
+}
+
+/**
+ * Writes fnbus's templates to `<dir>/template/<lang>/`, as faas-cli's `template pull` does its
+ * own, and a `dockerfile` template (its template.yml only: such a function's folder holds its
+ * Dockerfile), which faas-cli requires for `lang: dockerfile`. A template already there is kept
+ * unless `overwrite`. Returns a line per template saying what was done.
+ */
+export function pullTemplates(dir: string, overwrite: boolean): string[] {
+  const lines: string[] = [];
+  const write = (lang: string, copy: (to: string) => void) => {
+    const to = join(dir, 'template', lang);
+    if (existsSync(to) && !overwrite) {
+      lines.push(`template/${lang}: kept (there already; --overwrite replaces it)`);
+      return;
+    }
+    rmSync(to, { recursive: true, force: true });
+    copy(to);
+    lines.push(`template/${lang}: written`);
+  };
+  for (const lang of templateLanguages()) {
+    write(lang, (to) => cpSync(join(templatesDir, lang), to, { recursive: true }));
+  }
+  write('dockerfile', (to) => {
+    mkdirSync(to, { recursive: true });
+    writeFileSync(
+      join(to, 'template.yml'),
+      "# A function's own Dockerfile, in its handler folder: built as it is.\nlanguage: dockerfile\n",
+    );
+  });
+  return lines;
 }

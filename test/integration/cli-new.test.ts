@@ -95,3 +95,25 @@ describe('fnbus new', () => {
     assert.deepEqual(JSON.parse(res.text), { status: 'Received input: {"name":"fnbus"}' });
   });
 });
+
+describe('fnbus template pull', () => {
+  it("writes fnbus's templates to ./template/ for faas-cli, and keeps what is there unless --overwrite", async () => {
+    const dir = makeTempDir('fnbus-template-pull-');
+    const first = await fnbus(dir, 'template', 'pull');
+    assert.match(first.stdout, /template\/node: written/);
+    for (const lang of ['node', 'python3', 'alexa']) {
+      assert.ok(existsSync(join(dir, 'template', lang, 'Dockerfile')), lang);
+      assert.ok(existsSync(join(dir, 'template', lang, 'template.yml')), lang);
+    }
+    assert.match(
+      readFileSync(join(dir, 'template', 'dockerfile', 'template.yml'), 'utf8'),
+      /^language: dockerfile$/m,
+    );
+    writeFileSync(join(dir, 'template', 'node', 'Dockerfile'), '# mine\n');
+    const again = await fnbus(dir, 'template', 'pull');
+    assert.match(again.stdout, /template\/node: kept/);
+    assert.equal(readFileSync(join(dir, 'template', 'node', 'Dockerfile'), 'utf8'), '# mine\n');
+    await fnbus(dir, 'template', 'pull', '--overwrite');
+    assert.notEqual(readFileSync(join(dir, 'template', 'node', 'Dockerfile'), 'utf8'), '# mine\n');
+  });
+});
