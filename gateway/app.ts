@@ -184,7 +184,15 @@ export function buildGateway({
       if (status < 500) {
         return reply.code(status).type('text/plain').send(`${fastifyError.message}\n`);
       }
-      app.log.error(error);
+      // Unexpected: the operator needs to know, without a path of this machine or a stack.
+      logger?.error(
+        {
+          method: request.method,
+          route: request.routeOptions.url,
+          reason: unexpectedReason(error),
+        },
+        'answered 500: unexpected error',
+      );
     }
     // Everything else, as core/errors.ts maps it: a FnbusError its own way, any other a 500.
     const answer = httpAnswer(error);
@@ -417,4 +425,11 @@ export function buildGateway({
   // The series `/function/*` counts calls in, for a host that hands calls to replicas itself
   // (the queue worker of `fnbus up`): its calls count as the gateway's own.
   return Object.assign(app, { functionMetrics: metrics });
+}
+
+/** An unexpected error in a line for the log: its code or name, and its message without paths. */
+function unexpectedReason(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const message = error.message.replace(/(^|[\s'"(=])\/[^\s'")]*/g, '$1…');
+  return `${typeof code === 'string' ? code : error.name}: ${message}`.slice(0, 300);
 }

@@ -612,7 +612,13 @@ export class NatsQueue implements seam.Queue {
     if (this.#closing.signal.aborted) return Promise.reject(new Error('the queue is closed'));
     this.#backend ??= this.#setUp().catch((error: unknown) => {
       this.#backend = undefined;
-      throw error;
+      // Not there yet (down, or a name that does not resolve): a 503 to retry, not a 500.
+      if (error instanceof FnbusError) throw error;
+      const code = (error as { code?: unknown }).code;
+      throw new UnavailableError(
+        `the NATS server of queue "${this.#name}" cannot be reached (${typeof code === 'string' ? code : 'no connection'})`,
+        { cause: error },
+      );
     });
     return this.#backend;
   }

@@ -313,3 +313,53 @@ export async function buildWatchdogOnly(docker: Docker, base: string, tag: strin
     rmSync(context, { recursive: true, force: true });
   }
 }
+
+/**
+ * Builds `tag` from some of `context`'s files (`paths`: files or folders under it) with the
+ * Dockerfile at `dockerfile` (relative to `context`); rejects with the engine's error.
+ */
+export async function buildFrom(
+  docker: Docker,
+  options: {
+    context: string;
+    paths: string[];
+    dockerfile: string;
+    tag: string;
+    buildargs?: Record<string, string>;
+  },
+): Promise<void> {
+  const { readdirSync, statSync } = await import('node:fs');
+  const src = [options.dockerfile];
+  for (const path of options.paths) {
+    const full = join(options.context, path);
+    if (!statSync(full).isDirectory()) {
+      src.push(path);
+      continue;
+    }
+    for (const entry of readdirSync(full, { recursive: true, withFileTypes: true })) {
+      if (!entry.isDirectory()) {
+        src.push(join(entry.parentPath, entry.name).slice(options.context.length + 1));
+      }
+    }
+  }
+  const stream = await docker.buildImage(
+    { context: options.context, src },
+    {
+      t: options.tag,
+      dockerfile: options.dockerfile,
+      buildargs: options.buildargs ?? {},
+      rm: true,
+    },
+  );
+  let failure: string | undefined;
+  await new Promise((resolve, reject) =>
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null) => (error ? reject(error) : resolve(undefined)),
+      (event: { error?: string }) => {
+        failure ??= event.error;
+      },
+    ),
+  );
+  if (failure) throw new Error(`building ${options.tag}: ${failure}`);
+}

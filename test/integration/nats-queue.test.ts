@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { ValidationError } from '../../core/errors.js';
+import { UnavailableError, ValidationError } from '../../core/errors.js';
 import type { Delivery, Queue, Settlement } from '../../core/queue.js';
 import { Kvm } from '@nats-io/kv';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { NatsQueue } from '../../queue/nats/nats-queue.js';
+import { freePort } from '../helpers/http.js';
 import { startNats } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 import { queueContract, queueRequest } from './queue-contract.js';
@@ -50,6 +51,24 @@ queueContract(
 );
 
 describe('NatsQueue', () => {
+  it('answers UnavailableError (503) while its server cannot be reached', async () => {
+    for (const url of [
+      `nats://127.0.0.1:${await freePort()}`,
+      'nats://no-such-host.invalid:4222',
+    ]) {
+      const queue = new NatsQueue({ url, name: randomName(), leaseMs: ackWaitMs });
+      try {
+        await assert.rejects(queue.enqueue(queueRequest('x')), (error: Error) => {
+          assert.ok(error instanceof UnavailableError, `${error.name}: ${error.message}`);
+          assert.match(error.message, /cannot be reached/);
+          return true;
+        });
+      } finally {
+        await queue.close();
+      }
+    }
+  });
+
   it('refuses a request too big for one message, and stores nothing', async () => {
     const queue = new NatsQueue({ url: server.url, name: randomName(), leaseMs: ackWaitMs });
     try {
