@@ -3,28 +3,14 @@ import { join, relative } from 'node:path';
 import type Docker from 'dockerode';
 import { ImageError, ValidationError } from '../core/errors.js';
 import { buildImage, ensureWatchdogImage, pushImage } from './docker-images.js';
-import { templateLanguages, templatesDir } from './new-function.js';
+import { templatesDir } from './new-function.js';
+import { isImageFunction } from './stack-deployments.js';
 import type { Stack, StackFunction } from './stack.js';
 import { imageTag, type TagMode } from './image-tag.js';
 import { watchdogImage } from './watchdog-runtime.js';
 
 /** What is copied from a handler folder into a build context: never what was installed on this machine. */
 const installedHere = new Set(['node_modules', '.python_packages', '__pycache__', 'build']);
-
-/** A stack function that has an image to build: a template one, or `lang: dockerfile`. */
-export function isImageFunction(fn: StackFunction | undefined): fn is StackFunction & {
-  lang: string;
-  handlerPath: string;
-  image: string;
-} {
-  return (
-    !!fn?.lang &&
-    !!fn.handlerPath &&
-    !!fn.image &&
-    !fn.skipBuild &&
-    (fn.lang === 'dockerfile' || templateLanguages().includes(fn.lang))
-  );
-}
 
 /**
  * Writes a function's build context where faas-cli writes it, `build/<name>/` beside the stack

@@ -36,8 +36,8 @@ export function stackDeployment(
   return { ...deployment, ...(ns === undefined ? {} : { namespace: ns }) };
 }
 
-/** A function written for one of fnbus's templates, with a handler folder and to be built. */
-function isTemplateFunction(fn: StackFunction | undefined): fn is StackFunction & {
+/** A stack function that has an image to build: a template one, or `lang: dockerfile`. */
+export function isImageFunction(fn: StackFunction | undefined): fn is StackFunction & {
   lang: string;
   handlerPath: string;
   image: string;
@@ -47,8 +47,17 @@ function isTemplateFunction(fn: StackFunction | undefined): fn is StackFunction 
     !!fn.handlerPath &&
     !!fn.image &&
     !fn.skipBuild &&
-    templateLanguages().includes(fn.lang)
+    (fn.lang === 'dockerfile' || templateLanguages().includes(fn.lang))
   );
+}
+
+/** A function written for one of fnbus's templates, with a handler folder and to be built. */
+function isTemplateFunction(fn: StackFunction | undefined): fn is StackFunction & {
+  lang: string;
+  handlerPath: string;
+  image: string;
+} {
+  return isImageFunction(fn) && fn.lang !== 'dockerfile';
 }
 
 /**

@@ -50,9 +50,9 @@ async function build(options: BuildOptions): Promise<void> {
   const tag = tagMode(options.tag);
   const buildArgs = keyValuePairs(options.buildArg, '--build-arg') ?? {};
   const { loadStack } = await import('../stack.js');
-  const { buildStackFunction, stackFunctionNames } = await import('../stack-deployments.js');
-  const { checkHandlers, buildStackImages, isImageFunction, writeBuildContext } =
-    await import('../image-builds.js');
+  const { buildStackFunction, isImageFunction, stackFunctionNames } =
+    await import('../stack-deployments.js');
+  const { checkHandlers, buildStackImages, writeBuildContext } = await import('../image-builds.js');
   const stack = loadStack(options.yaml, process.env);
   const names = stackFunctionNames(stack, options.filter);
   checkHandlers(stack, names);
