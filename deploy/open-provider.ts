@@ -61,7 +61,7 @@ export async function openProvider(
   }
   if (providerKind(url) === 'kubernetes') {
     const { openKubernetesProvider } = await import('./kubernetes/open-kubernetes.js');
-    const provider = openKubernetesProvider(url as string, parts);
+    const provider = openKubernetesProvider(url === 'kubernetes' ? 'kubernetes://' : url!, parts);
     return { provider, close: () => provider.close() };
   }
   const { FaasProvider } = await import('./faas-provider/faas-provider.js');
@@ -80,6 +80,7 @@ export async function openProvider(
  */
 export function providerKind(url: string | undefined): 'process' | 'http' | 'kubernetes' {
   if (url === undefined || url === '' || url === 'process') return 'process';
+  if (url === 'kubernetes') return 'kubernetes'; // kubernetes:// with no options
   const parsed = URL.canParse(url) ? new URL(url) : undefined;
   if (!parsed) {
     throw new ValidationError(
