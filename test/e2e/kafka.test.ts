@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../helpers/http.js';
 import { deployProcess, startHub, stopHub, systemAuth } from '../helpers/hub.js';
@@ -242,6 +243,9 @@ describe('kafka connector in fnbus up', () => {
     t.after(() => stopHub(hub));
     await deployProcess(url, 'upper', 'tr a-z A-Z', { topic: asks });
     await deployProcess(url, 'broken', "sh -c 'cat >/dev/null; exit 1'", { topic: asks });
+    // A record reaches the functions in the connector's map when it is read; the map takes up to
+    // one rebuild interval (500 ms) to include a function just deployed.
+    await sleep(1500);
     const producer = kafka.client().producer();
     await producer.connect();
     await producer.send({ topic: asks, messages: [{ key: 'q1', value: 'hello' }] });
