@@ -146,12 +146,13 @@ export function checkHandlers(stack: Stack, names: string[]): void {
 
 /**
  * `fnbus up -f` on a container provider, as `faas-cli up`: builds every image of the stack, then
- * pushes them (unless `push` is false: a cluster that sees this engine's images), through the
+ * pushes them (unless `push` is false: a cluster that sees this engine's images), tagged as
+ * `tag` makes them (faas-cli's `--tag`), through the
  * Docker engine of DOCKER_HOST. Each function's result is logged through `log`.
  */
 export async function buildAndPushStack(
   stack: Stack,
-  push: boolean,
+  { push, tag }: { push: boolean; tag: TagMode },
   log: (line: string) => void,
 ): Promise<void> {
   const names = Object.keys(stack.functions).filter((name) =>
@@ -160,7 +161,7 @@ export async function buildAndPushStack(
   if (names.length === 0) return;
   const { openDocker } = await import('./docker-images.js');
   const docker = await openDocker();
-  const options = { parallel: 1, tag: 'latest' as const, buildArgs: {}, progress: () => undefined };
+  const options = { parallel: 1, tag, buildArgs: {}, progress: () => undefined };
   for (const line of await buildStackImages(docker, stack, names, options)) log(line);
   if (push) for (const line of await pushStackImages(docker, stack, names, options)) log(line);
 }

@@ -5,6 +5,14 @@ import { ValidationError } from '../core/errors.js';
 export const tagModes = ['latest', 'sha', 'branch', 'describe'] as const;
 export type TagMode = (typeof tagModes)[number];
 
+/** A `--tag` mode, or a ValidationError naming the ones there are. */
+export function tagMode(value: string): TagMode {
+  if (!(tagModes as readonly string[]).includes(value)) {
+    throw new ValidationError(`--tag takes ${tagModes.join(', ')}, not "${value}"`);
+  }
+  return value as TagMode;
+}
+
 /**
  * The image a function builds to: its stack `image`, the tag made as faas-cli's `--tag` makes
  * it from git (`sha`: `<tag>-<short sha>`; `branch`: `<tag>-<branch>-<short sha>`; `describe`:

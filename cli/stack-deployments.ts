@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { templateLanguages, templatesDir } from './new-function.js';
+import { imageTag, type TagMode } from './image-tag.js';
 import { templateEnvironment } from './template-environment.js';
 import type { Stack, StackFunction } from './stack.js';
 import { toDeployment } from './to-deployment.js';
@@ -16,16 +17,18 @@ import { installDependencies } from './template-dependencies.js';
  * annotations, ...) and nothing of this machine, so any provider anywhere can run it. A template
  * function is its image: the process provider finds what `fnbus build` made of it by that name
  * (buildStackFunction). `namespace`, when given, fills in a function's missing namespace;
- * otherwise that is left to the gateway.
+ * otherwise that is left to the gateway. `tag`: the image as `fnbus build --tag` made it.
  */
 export function stackDeployment(
   name: string,
   stack: Stack,
   namespace?: string,
+  tag: TagMode = 'latest',
 ): FunctionDeployment {
   const fn = stack.functions[name];
   if (!fn) throw new Error(`no function "${name}" in the stack`);
   const deployment = toDeployment(name, fn, stack);
+  if (isImageFunction(fn)) deployment.image = builtImage(fn.image, tag, stack);
   // The template's environment first, the function's own overriding it (as its Dockerfile's ENV
   // lines are overridden in OpenFaaS): it travels with the deployment to any provider.
   if (fn.lang && templateLanguages().includes(fn.lang)) {
@@ -34,6 +37,11 @@ export function stackDeployment(
   }
   const ns = deployment.namespace ?? namespace;
   return { ...deployment, ...(ns === undefined ? {} : { namespace: ns }) };
+}
+
+/** The image a stack function is built as: its `image`, with the tag `--tag` makes (faas-cli's). */
+export function builtImage(image: string, tag: TagMode, stack: Stack): string {
+  return tag === 'latest' ? image : imageTag(image, tag, stack.stackDir);
 }
 
 /** A stack function that has an image to build: a template one, or `lang: dockerfile`. */
@@ -71,11 +79,12 @@ export async function buildStackFunction(
   stack: Stack,
   images: LocalImageStore,
   progress: (line: string) => void,
+  tag: TagMode = 'latest',
 ): Promise<boolean> {
   const fn = stack.functions[name];
   if (!isTemplateFunction(fn)) return false;
   await installDependencies(name, fn.handlerPath, progress);
-  images.save(fn.image, {
+  images.save(builtImage(fn.image, tag, stack), {
     lang: fn.lang,
     handler: fn.handlerPath,
     fprocess: templateFprocess(fn.lang),

@@ -30,6 +30,7 @@ import { ReplicaLeases } from './replica-leases.js';
 import { ReplicaInvoker } from './replica-invoker.js';
 import { localChannel } from './local-channel.js';
 import type { SyncInvokerFactory } from '../connectors/sdk/connector-parts.js';
+import type { TagMode } from './image-tag.js';
 import { buildStackFunction, stackDeployment } from './stack-deployments.js';
 import { normalizeDeployment } from '../core/function-deployment.js';
 import { LocalImageStore, localImagesDir } from '../deploy/process/local-image-store.js';
@@ -50,6 +51,8 @@ export interface UpOptions {
   /** On a container provider: build the stack's images first (default true), and push them (default true). */
   buildImages?: boolean;
   push?: boolean;
+  /** The stack's images with faas-cli's `--tag` (built and deployed so); default latest. */
+  tag?: TagMode;
   worker: WorkerConfig;
   /** The connectors to run against this hub's gateway, and their env config. */
   connectors: readonly string[];
@@ -83,6 +86,7 @@ export async function up({
   providerUrl,
   buildImages = true,
   push = true,
+  tag = 'latest',
   worker: workerConfig,
   connectors: connectorKinds,
   connectorEnv,
@@ -95,7 +99,7 @@ export async function up({
   // A container provider runs the stack's images: built and pushed first, as faas-cli up does.
   if (stack && kind !== 'process' && buildImages) {
     const { buildAndPushStack } = await import('./image-builds.js');
-    await buildAndPushStack(stack, push, (line) => logger.info(line));
+    await buildAndPushStack(stack, { push, tag }, (line) => logger.info(line));
   }
   const auth = hubCredentials(config, process.env, stateDir);
   const credentials = auth.credentials;
@@ -261,6 +265,7 @@ export async function up({
         provider,
         local ? images : undefined,
         config.functionNamespace,
+        tag,
         logger,
       );
     }
@@ -326,15 +331,23 @@ async function deployStack(
   provider: Provider,
   images: LocalImageStore | undefined,
   namespace: string,
+  tag: TagMode,
   logger: Logger,
 ): Promise<void> {
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
     // Checked as the gateway checks a deployment: the provider gets what it would get from one.
-    const deployment = normalizeDeployment(stackDeployment(name, stack, namespace), namespace);
+    const deployment = normalizeDeployment(
+      stackDeployment(name, stack, namespace, tag),
+      namespace,
+    );
     if (images) {
-      await buildStackFunction(name, stack, images, (line) =>
-        logger.info({ function: name }, line),
+      await buildStackFunction(
+        name,
+        stack,
+        images,
+        (line) => logger.info({ function: name }, line),
+        tag,
       );
     }
     if (await provider.get(name, deployment.namespace)) await provider.update(deployment);

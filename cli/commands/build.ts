@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.js';
 import { collect, keyValuePairs } from '../gateway-options.js';
 import { helpExamples } from '../help-examples.js';
-import { tagModes, type TagMode } from '../image-tag.js';
+import { tagMode, tagModes } from '../image-tag.js';
 import { print } from '../print.js';
 
 interface BuildOptions {
@@ -50,7 +50,7 @@ async function build(options: BuildOptions): Promise<void> {
   const tag = tagMode(options.tag);
   const buildArgs = keyValuePairs(options.buildArg, '--build-arg') ?? {};
   const { loadStack } = await import('../stack.js');
-  const { buildStackFunction, isImageFunction, stackFunctionNames } =
+  const { buildStackFunction, builtImage, isImageFunction, stackFunctionNames } =
     await import('../stack-deployments.js');
   const { checkHandlers, buildStackImages, writeBuildContext } = await import('../image-builds.js');
   const stack = loadStack(options.yaml, process.env);
@@ -73,7 +73,7 @@ async function build(options: BuildOptions): Promise<void> {
   const { LocalImageStore, localImagesDir } =
     await import('../../deploy/process/local-image-store.js');
   const images = new LocalImageStore(localImagesDir(process.env));
-  for (const name of names) await buildStackFunction(name, stack, images, progress);
+  for (const name of names) await buildStackFunction(name, stack, images, progress, tag);
 
   const docker = options.image ? await dockerIfAny() : undefined;
   if (!docker) {
@@ -83,10 +83,10 @@ async function build(options: BuildOptions): Promise<void> {
       );
     }
     for (const name of names) {
-      const image = stack.functions[name]?.image ?? '';
+      const fn = stack.functions[name];
       print(
-        isImageFunction(stack.functions[name])
-          ? `built ${name} as ${image}\n`
+        isImageFunction(fn)
+          ? `built ${name} as ${builtImage(fn.image, tag, stack)}\n`
           : `${name}: nothing to build (not a template function)\n`,
       );
     }
@@ -119,12 +119,4 @@ export function positive(value: string, flag: string): number {
     throw new ValidationError(`${flag} takes a whole number of at least 1, not "${value}"`);
   }
   return n;
-}
-
-/** A `--tag` mode, or a ValidationError naming the ones there are. */
-export function tagMode(value: string): TagMode {
-  if (!(tagModes as readonly string[]).includes(value)) {
-    throw new ValidationError(`--tag takes ${tagModes.join(', ')}, not "${value}"`);
-  }
-  return value as TagMode;
 }

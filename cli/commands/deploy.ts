@@ -4,6 +4,7 @@ import { FnbusError, ValidationError } from '../../core/errors.js';
 import type { FunctionDeployment } from '../../core/function-types.js';
 import { collect, gatewayOptions, keyValuePairs } from '../gateway-options.js';
 import { helpExamples } from '../help-examples.js';
+import { tagMode, tagModes } from '../image-tag.js';
 import { print } from '../print.js';
 
 interface DeployOptions extends GatewayOptions {
@@ -17,6 +18,7 @@ interface DeployOptions extends GatewayOptions {
   annotation: string[];
   secret: string[];
   namespace?: string;
+  tag: string;
 }
 
 /** `fnbus deploy`: a stack file's functions, or one image, through a gateway (as faas-cli). */
@@ -29,6 +31,7 @@ export function registerDeployCommand(program: Command): void {
       )
       .option('-f, --yaml <file>', 'the stack file (default: stack.yml, unless --image is given)')
       .option('--filter <name>', 'only the stack functions matching this name (* is a wildcard)')
+      .option('--tag <mode>', `the stack's images as built: ${tagModes.join(', ')}`, 'latest')
       .option('--image <image>', 'deploy this image instead of a stack file')
       .option('--name <name>', 'the function name, with --image')
       .option('--fprocess <command>', 'the command the watchdog runs, with --image')
@@ -43,6 +46,7 @@ export function registerDeployCommand(program: Command): void {
       helpExamples(
         'fnbus deploy -f stack.yml',
         "fnbus deploy -f stack.yml --filter 'api-*'",
+        'fnbus deploy -f stack.yml --tag sha   # the images fnbus build --tag sha made',
         "fnbus deploy --image ghcr.io/me/echo:1 --name echo --fprocess 'cat' -e mode=streaming",
       ),
     )
@@ -70,6 +74,7 @@ async function deploy(options: DeployOptions): Promise<void> {
     print(`deployed ${options.name}\n`);
     return;
   }
+  const tag = tagMode(options.tag);
   const singleOnly = (['name', 'fprocess', 'namespace'] as const).filter((k) => options[k]);
   if (singleOnly.length > 0) {
     throw new ValidationError(`--${singleOnly[0]} goes with --image, not with a stack file`);
@@ -82,13 +87,17 @@ async function deploy(options: DeployOptions): Promise<void> {
   const stack = loadStack(options.yaml ?? 'stack.yml', process.env);
   const names = stackFunctionNames(stack, options.filter);
   // Every deployment is built (and checked) before the first call.
-  const deployments = names.map((name) => stackDeployment(name, stack));
+  const deployments = names.map((name) => stackDeployment(name, stack, undefined, tag));
   const gateway = openGateway(options, stack.provider.gateway);
   // Built for this machine's hubs first, as `fnbus build` does; a hub elsewhere runs the image.
   const images = new LocalImageStore(localImagesDir(process.env));
   for (const [index, deployment] of deployments.entries()) {
-    await buildStackFunction(deployment.service, stack, images, (line) =>
-      process.stderr.write(`${line}\n`),
+    await buildStackFunction(
+      deployment.service,
+      stack,
+      images,
+      (line) => process.stderr.write(`${line}\n`),
+      tag,
     );
     await deployOne(gateway, deployment);
     print(`deployed ${deployment.service} (${index + 1}/${deployments.length})\n`);

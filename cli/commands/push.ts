@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { helpExamples } from '../help-examples.js';
-import { tagModes } from '../image-tag.js';
+import { tagMode, tagModes } from '../image-tag.js';
 import { print } from '../print.js';
-import { positive, tagMode } from './build.js';
+import { positive } from './build.js';
 
 /**
  * `fnbus push`: pushes the images `fnbus build` made of a stack's functions to their registries,

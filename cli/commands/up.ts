@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import type { HubOptions } from '../hub-config.js';
 import { helpExamples } from '../help-examples.js';
+import { tagMode, tagModes } from '../image-tag.js';
 import { stopOnSignals } from '../stop-signals.js';
 
 export type UpCommandOptions = Pick<
   HubOptions,
   'port' | 'host' | 'stateDir' | 'queue' | 'provider' | 'connectors'
-> & { yaml?: string; build: boolean; push: boolean };
+> & { yaml?: string; build: boolean; push: boolean; tag: string };
 
 /**
  * `fnbus up`: the whole hub on this machine (gateway, process provider, queue worker,
@@ -43,6 +44,11 @@ export function registerUpCommand(program: Command): void {
       'on kubernetes://: build the images but do not push them (a cluster that sees this Docker engine)',
     )
     .option(
+      '--tag <mode>',
+      `the stack's image tag: ${tagModes.join(', ')} (from git, as fnbus build --tag)`,
+      'latest',
+    )
+    .option(
       '--connectors <list>',
       'the connectors to run, comma-separated, or none (cron, webhook, kafka, mqtt, nats; default: $FNBUS_CONNECTORS, else cron,webhook)',
     )
@@ -62,6 +68,7 @@ async function runUp(options: UpCommandOptions): Promise<void> {
   const { readHubConfig } = await import('../hub-config.js');
   // Every setting, checked before anything starts: one run names every problem.
   const hub = readHubConfig(process.env, options);
+  const tag = tagMode(options.tag);
   const { pino } = await import('pino');
   const { up } = await import('../up.js');
   const logger = pino({ name: 'fnbus' });
@@ -76,6 +83,7 @@ async function runUp(options: UpCommandOptions): Promise<void> {
     ...(hub.providerUrl ? { providerUrl: hub.providerUrl } : {}),
     buildImages: options.build,
     push: options.push,
+    tag,
     worker: hub.worker,
     connectors: hub.connectors,
     connectorEnv: hub.env,

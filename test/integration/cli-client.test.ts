@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -99,6 +100,52 @@ describe('fnbus client commands against a running hub', () => {
     const record = new LocalImageStore(images).find('example/built:1');
     assert.equal(record?.lang, 'node');
     assert.equal(record?.handler, join(dir, 'greet'));
+  });
+
+  it('build and deploy --tag sha: the image tagged from git, built and deployed by that name', async () => {
+    const { dir, stackFile } = greetStack('fnbus-cli-tag-', 'example/tagged:1');
+    const notGit = await run(['deploy', '-f', stackFile, '--tag', 'sha', '--filter', 'greet']);
+    assert.equal(notGit.code, 1);
+    assert.equal(
+      notGit.stderr,
+      'fnbus: --tag sha needs the stack in a git repository with a commit\n',
+    );
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    git('init', '-q');
+    git('add', '.');
+    git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'greet');
+    const sha = git('rev-parse', '--short', 'HEAD').trim();
+
+    const badMode = await run(['deploy', '-f', stackFile, '--tag', 'nightly']);
+    assert.equal(badMode.code, 1);
+    assert.equal(
+      badMode.stderr,
+      'fnbus: --tag takes latest, sha, branch, describe, not "nightly"\n',
+    );
+    assert.equal(badMode.stdout, '');
+
+    const built = await run([
+      'build',
+      '-f',
+      stackFile,
+      '--tag',
+      'sha',
+      '--no-image',
+      '--filter',
+      'greet',
+    ]);
+    assert.equal(built.code, 0, built.stderr);
+    assert.equal(built.stdout, `built greet as example/tagged:1-${sha}\n`);
+    const deployed = await run(['deploy', '-f', stackFile, '--tag', 'sha']);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.equal((await provider.get('greet', 'openfaas-fn'))?.image, `example/tagged:1-${sha}`);
+    // An image that is not a template function's is deployed as the stack names it.
+    assert.equal((await provider.get('echo', 'openfaas-fn'))?.image, 'example/echo:latest');
+    await ready('greet');
+    const greeted = await run(['invoke', 'greet'], 'tagged');
+    assert.equal(greeted.code, 0, greeted.stderr);
+    assert.deepEqual(JSON.parse(greeted.stdout), { status: 'Received input: "tagged"' });
   });
 
   it('deploy -f installs a template handler’s dependencies first, once, and refuses a broken one', async () => {

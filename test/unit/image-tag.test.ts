@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { imageTag, tagMode } from '../../cli/image-tag.js';
+import { ValidationError } from '../../core/errors.js';
+import { makeTempDir } from '../helpers/watchdog.js';
+
+describe('image tags (faas-cli --tag)', () => {
+  it('latest: the name as given, :latest when it has no tag (a registry port is not a tag)', () => {
+    const dir = makeTempDir('fnbus-tag-');
+    assert.equal(imageTag('example/fn', 'latest', dir), 'example/fn:latest');
+    assert.equal(imageTag('example/fn:2', 'latest', dir), 'example/fn:2');
+    assert.equal(imageTag('127.0.0.1:5000/fn', 'latest', dir), '127.0.0.1:5000/fn:latest');
+  });
+
+  it('sha, branch and describe from the stack folder’s git', () => {
+    const dir = makeTempDir('fnbus-tag-');
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    git('init', '-q', '-b', 'feature/new-thing');
+    writeFileSync(join(dir, 'stack.yml'), 'functions: {}\n');
+    git('add', '.');
+    git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'first');
+    git('tag', 'v1.2.0');
+    const sha = git('rev-parse', '--short', 'HEAD').trim();
+    assert.equal(imageTag('127.0.0.1:5000/fn', 'sha', dir), `127.0.0.1:5000/fn:latest-${sha}`);
+    assert.equal(imageTag('fn:0.3', 'branch', dir), `fn:0.3-feature-new-thing-${sha}`);
+    assert.equal(imageTag('fn', 'describe', dir), 'fn:latest-v1.2.0');
+  });
+
+  it('refuses a mode it does not know, naming the ones there are', () => {
+    assert.equal(tagMode('sha'), 'sha');
+    assert.throws(
+      () => tagMode('digest'),
+      (error: unknown) =>
+        error instanceof ValidationError &&
+        error.message === '--tag takes latest, sha, branch, describe, not "digest"',
+    );
+  });
+});
