@@ -337,10 +337,7 @@ async function deployStack(
   const names = Object.keys(stack.functions);
   for (const [index, name] of names.entries()) {
     // Checked as the gateway checks a deployment: the provider gets what it would get from one.
-    const deployment = normalizeDeployment(
-      stackDeployment(name, stack, namespace, tag),
-      namespace,
-    );
+    const deployment = normalizeDeployment(stackDeployment(name, stack, namespace, tag), namespace);
     if (images) {
       await buildStackFunction(
         name,

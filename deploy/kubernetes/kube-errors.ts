@@ -12,7 +12,7 @@ import {
  * An error of a call to the API server as an fnbus error saying `what` failed: 404 NotFound, 409
  * Conflict, 400/422 Validation (with the API server's reason: a name it refuses, a quantity it
  * cannot read), 401/403 BadGateway (fnbus's credentials or its RBAC lack the right), other
- * statuses BadGateway, no answer Unavailable. The API server's message comes along, cut short.
+ * statuses BadGateway, no answer (or none within the call's deadline) Unavailable. The API server's message comes along, cut short.
  */
 export function kubeError(what: string, error: unknown): FnbusError {
   if (error instanceof FnbusError) return error;
@@ -33,7 +33,10 @@ export function kubeError(what: string, error: unknown): FnbusError {
         return error.code >= 500 ? new UnavailableError(message) : new BadGatewayError(message);
     }
   }
-  const code = (error as { code?: unknown } | undefined)?.code;
+  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  if (name === 'AbortError' || name === 'TimeoutError') {
+    return new UnavailableError(`${what}: the Kubernetes API did not answer in time`);
+  }
   return new UnavailableError(
     `${what}: the Kubernetes API did not answer (${typeof code === 'string' ? code : 'no answer'})`,
   );

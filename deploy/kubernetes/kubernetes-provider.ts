@@ -21,6 +21,7 @@ import {
   watchdogPort,
   type PullPolicy,
 } from './function-objects.js';
+import { apiClient } from './api-clients.js';
 import { isNotFound, kubeError } from './kube-errors.js';
 import { KubernetesNamespaces } from './kubernetes-namespaces.js';
 import { KubernetesSecrets } from './kubernetes-secrets.js';
@@ -77,8 +78,8 @@ export class KubernetesProvider implements Provider {
 
   constructor(options: KubernetesProviderOptions) {
     this.#kubeConfig = options.kubeConfig;
-    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.#apps = options.kubeConfig.makeApiClient(AppsV1Api);
+    this.#core = apiClient(options.kubeConfig, CoreV1Api);
+    this.#apps = apiClient(options.kubeConfig, AppsV1Api);
     this.#namespace = options.namespace ?? 'openfaas-fn';
     this.#pullPolicy = options.pullPolicy ?? 'Always';
     this.#admitWithinMs = options.admitWithinMs ?? 30_000;

@@ -1,5 +1,12 @@
 import { Writable } from 'node:stream';
-import { Log, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import {
+  Log,
+  Watch,
+  type CoreV1Api,
+  type KubeConfig,
+  type V1Pod,
+  type V1PodList,
+} from '@kubernetes/client-node';
 import type { LogMessage, LogRequest } from '../../core/log-types.js';
 import { FaasFunctionLabel } from '../../core/function-rules.js';
 import { kubeError } from './kube-errors.js';
@@ -22,8 +29,8 @@ function parseLine(line: string): { timestamp: string; text: string } | undefine
 /**
  * A function's logs from its pods (instance = the pod's name), each line stamped by the kubelet:
  * the lines so far, merged in time order, `since` and `tail` applied over all of them; then, when
- * following, each new line as its pod writes it, until `signal` aborts. The pods are those that
- * run when the request comes.
+ * following, each new line as its pod writes it, until `signal` aborts, from the pods that run
+ * when the request comes and those that start later.
  */
 export async function* podLogs(
   sources: PodLogSources,
@@ -31,15 +38,11 @@ export async function* podLogs(
   signal: AbortSignal,
 ): AsyncIterable<LogMessage> {
   const { namespace, name } = req;
-  let pods: string[];
+  const labelSelector = `${FaasFunctionLabel}=${name}`;
+  const wanted = (pod: string) => !!pod && (req.instance === undefined || pod === req.instance);
+  let listed: V1PodList;
   try {
-    const listed = await sources.core.listNamespacedPod({
-      namespace,
-      labelSelector: `${FaasFunctionLabel}=${name}`,
-    });
-    pods = listed.items
-      .map((pod) => pod.metadata?.name ?? '')
-      .filter((pod) => pod && (req.instance === undefined || pod === req.instance));
+    listed = await sources.core.listNamespacedPod({ namespace, labelSelector });
   } catch (error) {
     throw kubeError(`cannot list the pods of "${name}"`, error);
   }
@@ -54,7 +57,7 @@ export async function* podLogs(
 
   if (!req.follow) {
     const lines: LogMessage[] = [];
-    for (const pod of pods) {
+    for (const pod of listed.items.map(podName).filter(wanted)) {
       let text: string;
       try {
         text = await sources.core.readNamespacedPodLog({
@@ -78,37 +81,83 @@ export async function* podLogs(
     return;
   }
 
-  // Following: each pod's stream feeds one queue, read until the signal aborts.
+  // Following: a stream per pod whose container runs, all feeding one queue read until the
+  // signal aborts. A watch on the function's pods adds those that start later (a scale-up, a
+  // rolling update), with every line they write.
   const queue: LogMessage[] = [];
   let wake: (() => void) | undefined;
   const streams: AbortController[] = [];
-  const onAbort = () => wake?.();
+  const followed = new Set<string>();
+  // Ends with the caller's signal, or when the caller stops reading (a `break` ends the loop
+  // without aborting): what starts afterwards is closed at once.
+  const ending = new AbortController();
+  const ended = ending.signal;
+  const onAbort = () => {
+    ending.abort();
+    wake?.();
+  };
   signal.addEventListener('abort', onAbort);
-  try {
-    for (const pod of pods) {
-      let rest = '';
-      const sink = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          const lines = (rest + chunk.toString()).split('\n');
-          rest = lines.pop() ?? '';
-          for (const line of lines) {
-            const found = message(pod, line);
-            if (found) queue.push(found);
-          }
-          wake?.();
-          done();
-        },
+  if (signal.aborted) ending.abort();
+  const follow = async (pod: string, { fromStart }: { fromStart: boolean }) => {
+    followed.add(pod);
+    let rest = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        const lines = (rest + chunk.toString()).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) {
+          const found = message(pod, line);
+          if (found) queue.push(found);
+        }
+        wake?.();
+        done();
+      },
+    });
+    try {
+      const stream = await new Log(sources.kubeConfig).log(namespace, pod, name, sink, {
+        follow: true,
+        timestamps: true,
+        ...(sinceSeconds === undefined ? {} : { sinceSeconds }),
+        ...(fromStart || req.tail === undefined ? {} : { tailLines: req.tail }),
       });
-      streams.push(
-        await new Log(sources.kubeConfig).log(namespace, pod, name, sink, {
-          follow: true,
-          timestamps: true,
-          ...(sinceSeconds === undefined ? {} : { sinceSeconds }),
-          ...(req.tail === undefined ? {} : { tailLines: req.tail }),
-        }),
-      );
+      if (ended.aborted) stream.abort();
+      else streams.push(stream);
+    } catch {
+      followed.delete(pod); // gone, or not started after all: the watch says when it runs
     }
-    while (!signal.aborted) {
+  };
+  const onPod = (pod: V1Pod, fromStart: boolean) => {
+    const instance = podName(pod);
+    if (!ended.aborted && wanted(instance) && !followed.has(instance) && containerRuns(pod, name)) {
+      void follow(instance, { fromStart });
+    }
+  };
+  let watch: AbortController | undefined;
+  const startWatch = async (resourceVersion: string | undefined) => {
+    try {
+      watch = await new Watch(sources.kubeConfig).watch(
+        `/api/v1/namespaces/${namespace}/pods`,
+        { labelSelector, ...(resourceVersion ? { resourceVersion } : {}) },
+        (phase, pod: V1Pod) => {
+          if (phase === 'ADDED' || phase === 'MODIFIED') onPod(pod, true);
+        },
+        () => {
+          // The API server ends watches after a while: begun again, from the current pods.
+          setTimeout(again, 1000).unref();
+        },
+      );
+      if (ended.aborted) watch.abort();
+    } catch {
+      setTimeout(again, 1000).unref();
+    }
+  };
+  const again = () => {
+    if (!ended.aborted) void startWatch(undefined);
+  };
+  try {
+    for (const pod of listed.items) onPod(pod, false);
+    await startWatch(listed.metadata?.resourceVersion);
+    while (!ended.aborted) {
       const next = queue.shift();
       if (next) {
         yield next;
@@ -116,12 +165,23 @@ export async function* podLogs(
       }
       await new Promise<void>((resolve) => {
         wake = resolve;
-        if (signal.aborted || queue.length > 0) resolve();
+        if (ended.aborted || queue.length > 0) resolve();
       });
       wake = undefined;
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
+    ending.abort();
+    watch?.abort();
     for (const stream of streams) stream.abort();
   }
+}
+
+function podName(pod: V1Pod): string {
+  return pod.metadata?.name ?? '';
+}
+
+/** Whether the pod's function container runs now: only then has it a log to follow. */
+function containerRuns(pod: V1Pod, container: string): boolean {
+  return !!pod.status?.containerStatuses?.some((c) => c.name === container && c.state?.running);
 }

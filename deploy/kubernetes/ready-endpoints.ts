@@ -7,6 +7,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from '../../core/logger.js';
 import { FaasFunctionLabel } from '../../core/function-rules.js';
+import { apiClient } from './api-clients.js';
 
 /** The label the EndpointSlice controller puts on every slice: the Service it belongs to. */
 const serviceNameLabel = 'kubernetes.io/service-name';
@@ -76,7 +77,7 @@ export class ReadyEndpoints {
   #watch(namespace: string): NamespaceWatch {
     const existing = this.#namespaces.get(namespace);
     if (existing) return existing;
-    const api = this.#kubeConfig.makeApiClient(DiscoveryV1Api);
+    const api = apiClient(this.#kubeConfig, DiscoveryV1Api);
     const informer = makeInformer(
       this.#kubeConfig,
       `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,

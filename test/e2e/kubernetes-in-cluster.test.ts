@@ -267,6 +267,7 @@ describe('fnbus in the cluster, from deploy/kubernetes/manifests', { skip }, () 
     };
     assert.equal(await can('create', 'deployments', functions, 'apps'), true);
     assert.equal(await can('watch', 'endpointslices', functions, 'discovery.k8s.io'), true);
+    assert.equal(await can('watch', 'pods', functions), true);
     assert.equal(await can('get', 'secrets', 'kube-system'), false);
     assert.equal(await can('create', 'deployments', 'default', 'apps'), false);
     assert.equal(await can('delete', 'namespaces', ''), false);

@@ -235,6 +235,43 @@ export function providerContract(
       assert.equal((await pending).done, true);
     });
 
+    it('follows the logs of replicas that start after the stream began', async (t) => {
+      if (!provider.logs) {
+        t.skip('this provider has no logs');
+        return;
+      }
+      const fn = randomName();
+      await provider.deploy(subject.echoFunction(fn));
+      await available(fn, 1);
+      const controller = new AbortController();
+      t.after(() => controller.abort());
+      const instances = new Set<string>();
+      const reading = (async () => {
+        for await (const message of provider.logs!(
+          { name: fn, follow: true, tail: 0 },
+          controller.signal,
+        )) {
+          if (message.text.includes('follow-')) instances.add(message.instance);
+        }
+      })();
+      await provider.scale(fn, 2);
+      await available(fn, 2);
+      // Calls spread over both replicas: the new one's lines reach the stream begun before it.
+      await waitFor(
+        async () => {
+          await call(fn, 'z', { 'X-Call-Id': randomName('follow') });
+          return instances.size === 2;
+        },
+        {
+          timeoutMs: 20_000,
+          intervalMs: 100,
+          what: 'lines from both replicas in the followed stream',
+        },
+      );
+      controller.abort();
+      await reading;
+    });
+
     it('rejects what it must reject', async () => {
       const fn = randomName();
       await provider.deploy(subject.echoFunction(fn));
