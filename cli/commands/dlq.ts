@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { GatewayOptions } from '../../client/gateway-client.js';
 import { ValidationError } from '../../core/errors.js';
+import { headerText } from '../../core/http-headers.js';
 import type { DeadLetter, DeadLetterPage } from '../../core/queue.js';
 import { gatewayOptions } from '../gateway-options.js';
 import { helpExamples } from '../help-examples.js';
@@ -125,7 +126,16 @@ async function showDeadLetter(callId: string, options: GatewayOptions) {
   const letter = await openGateway(options).json<DeadLetter>(
     `/system/dead-letters/${encodeURIComponent(callId)}`,
   );
-  print(`${JSON.stringify(letter, null, 2)}\n`);
+  // Header values come as their bytes on the wire; shown as the text they are when UTF-8.
+  const header = Object.fromEntries(
+    Object.entries(letter.request.Header ?? {}).map(([name, values]) => [
+      name,
+      values.map(headerText),
+    ]),
+  );
+  print(
+    `${JSON.stringify({ ...letter, request: { ...letter.request, Header: header } }, null, 2)}\n`,
+  );
 }
 
 async function redrive(callId: string | undefined, options: SelectionOptions) {

@@ -58,7 +58,10 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
 
     const dead = await request(`${url}/async-function/flaky/flaky?key=k2&fail=9`, {
       method: 'POST',
-      body: 'x',
+      // Bytes: node writes a string body's headers as UTF-8 with it, each Latin-1 character twice.
+      body: Buffer.from('x'),
+      // A header's UTF-8 bytes, as Go's clients send them (node's writer takes one byte a character).
+      headers: { 'X-Topic': Buffer.from('sensors/厨房', 'utf8').toString('latin1') },
     });
     const deadId = String(dead.headers['x-call-id']);
     await waitFor(async () => (await runCli(['dlq', 'list'], env)).stdout.includes(deadId), {
@@ -69,9 +72,10 @@ describe('the async path through fnbus up (local queue) and the CLI', () => {
     assert.match(list.stdout, /^CALL\s+FUNCTION\s+ATTEMPTS\s+STATUS/);
     assert.match(list.stdout, new RegExp(`${deadId}\\s+flaky\\s+2\\s+503`));
     const letter = JSON.parse((await runCli(['dlq', 'show', deadId], env)).stdout) as CallRecord & {
-      request: { Path: string };
+      request: { Path: string; Header: Record<string, string[]> };
     };
     assert.equal(letter.request.Path, '/flaky');
+    assert.deepEqual(letter.request.Header['X-Topic'], ['sensors/厨房']);
 
     // Two more letters: `dlq list` pages through them, one page at a time when asked.
     for (const reason of ['second', 'third']) {
