@@ -11,7 +11,8 @@ const drainMs = 5000;
  * connection is closed, as for any refused request.
  */
 export function drainRequest(req: IncomingMessage): Promise<void> {
-  if (req.complete || req.destroyed) return Promise.resolve();
+  // readableEnded: a body read to its end by a request that is not node's (fastify's inject).
+  if (req.complete || req.readableEnded || req.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     let seen = 0;
     const done = () => {

@@ -4,6 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { imageTag, tagMode } from '../../cli/image-tag.js';
+import { loadStack } from '../../cli/stack.js';
+import { stackDeployment } from '../../cli/stack-deployments.js';
 import { ValidationError } from '../../core/errors.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
@@ -38,5 +40,31 @@ describe('image tags (faas-cli --tag)', () => {
         error instanceof ValidationError &&
         error.message === '--tag takes latest, sha, branch, describe, not "digest"',
     );
+  });
+
+  it('a stack deploys its template functions as tagged; an image it does not build as named', () => {
+    const dir = makeTempDir('fnbus-tag-');
+    const stackFile = join(dir, 'stack.yml');
+    writeFileSync(
+      stackFile,
+      [
+        'provider:',
+        '  name: openfaas',
+        'functions:',
+        '  echo:',
+        '    image: example/echo:2',
+        '    fprocess: cat',
+        '  greet:',
+        '    lang: node',
+        '    handler: ./greet',
+        '    image: example/greet:1',
+        '',
+      ].join('\n'),
+    );
+    const stack = loadStack(stackFile, {});
+    // Not a git repository: only a function built here needs git for its tag.
+    assert.equal(stackDeployment('echo', stack, undefined, 'sha').image, 'example/echo:2');
+    assert.equal(stackDeployment('greet', stack).image, 'example/greet:1');
+    assert.throws(() => stackDeployment('greet', stack, undefined, 'sha'), ValidationError);
   });
 });
