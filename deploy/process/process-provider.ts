@@ -33,6 +33,7 @@ import {
 } from './limits.js';
 import { closedLine, LogRing, type LogLine } from './log-ring.js';
 import { Replica, replicaConfig } from './replica.js';
+import { SerialChanges } from './serial-changes.js';
 import { onDisk, safeReason } from './storage-error.js';
 
 /** The repository root: this file is dist/deploy/process/process-provider.js once built. */
@@ -127,8 +128,8 @@ export class ProcessProvider implements Provider {
   readonly #logger: Logger;
   /** Keyed `<name>.<namespace>`: the same name in two namespaces is two functions. */
   readonly #functions = new Map<string, FunctionEntry>();
-  /** The change of each function in progress: changes of one name run one after the other. */
-  readonly #changes = new Map<string, Promise<unknown>>();
+  /** Changes of one function (deploy, update, remove, scale) run one after the other. */
+  readonly #changes = new SerialChanges();
   /** Stops in progress (retired replicas), awaited by close(). */
   readonly #stopping = new Set<Promise<void>>();
   #closed = false;
@@ -282,42 +283,48 @@ export class ProcessProvider implements Provider {
     const replicas = this.#minReplicas(spec);
     const name = spec.service;
     const key = joinFunctionName(name, spec.namespace);
-    await this.#serialized(key, async () => {
-      this.#checkOpen();
-      if (this.#functions.has(key)) {
-        throw new ConflictError(
-          `function "${name}" already exists in namespace "${spec.namespace}"`,
+    // In its namespace's turn: a removal of the namespace cannot pass between the check and the
+    // writes into its folder.
+    const inNamespace = (work: () => Promise<void>) =>
+      this.namespaceStore.whileExists(spec.namespace, work, () => namespaceMissing(spec.namespace));
+    await this.#changes.run(key, () =>
+      inNamespace(async () => {
+        this.#checkOpen();
+        if (this.#functions.has(key)) {
+          throw new ConflictError(
+            `function "${name}" already exists in namespace "${spec.namespace}"`,
+          );
+        }
+        const { maxFunctions } = this.#limits;
+        if (this.#countedFunctions() >= maxFunctions) {
+          throw new LimitError(
+            `cannot deploy "${name}": ${maxFunctions} functions are deployed, the most this hub takes (max_functions)`,
+          );
+        }
+        const record: FunctionRecord = { spec, replicas, createdAt: new Date().toISOString() };
+        const entry = this.#newEntry(record, plan);
+        this.#checkTotal(entry, replicas, `cannot deploy "${name}"`);
+        await onDisk(`cannot copy the secrets of "${name}"`, () =>
+          this.#writeSecrets(entry, spec.secrets),
         );
-      }
-      const { maxFunctions } = this.#limits;
-      if (this.#countedFunctions() >= maxFunctions) {
-        throw new LimitError(
-          `cannot deploy "${name}": ${maxFunctions} functions are deployed, the most this hub takes (max_functions)`,
-        );
-      }
-      const record: FunctionRecord = { spec, replicas, createdAt: new Date().toISOString() };
-      const entry = this.#newEntry(record, plan);
-      this.#checkTotal(entry, replicas, `cannot deploy "${name}"`);
-      await onDisk(`cannot copy the secrets of "${name}"`, () =>
-        this.#writeSecrets(entry, spec.secrets),
-      );
-      this.#functions.set(key, entry);
-      try {
-        await this.#persist(entry);
-      } catch (error) {
-        this.#functions.delete(key);
-        await rm(this.#runDir(entry), { recursive: true, force: true }).catch(() => {});
-        throw error;
-      }
-      this.#reconcile(entry);
-    });
+        this.#functions.set(key, entry);
+        try {
+          await this.#persist(entry);
+        } catch (error) {
+          this.#functions.delete(key);
+          await rm(this.#runDir(entry), { recursive: true, force: true }).catch(() => {});
+          throw error;
+        }
+        this.#reconcile(entry);
+      }),
+    );
   }
 
   async update(given: FunctionDeployment): Promise<void> {
     this.#checkOpen();
     const spec = this.#normalize(given);
     const plan = this.#validate(spec);
-    await this.#serialized(joinFunctionName(spec.service, spec.namespace), async () => {
+    await this.#changes.run(joinFunctionName(spec.service, spec.namespace), async () => {
       this.#checkOpen();
       const entry = this.#entry(spec.service, spec.namespace);
       if (entry.notStarted !== undefined) {
@@ -336,7 +343,7 @@ export class ProcessProvider implements Provider {
   }
 
   async remove(name: string, namespace?: string): Promise<void> {
-    await this.#serialized(this.#key(name, namespace), async () => {
+    await this.#changes.run(this.#key(name, namespace), async () => {
       const entry = this.#entry(name, namespace);
       this.#functions.delete(this.#key(name, namespace));
       entry.removed = true;
@@ -381,7 +388,7 @@ export class ProcessProvider implements Provider {
         `replicas must be a whole number from 0 to ${maxReplicas} (max_replicas_per_function), not ${replicas}`,
       );
     }
-    await this.#serialized(this.#key(name, namespace), async () => {
+    await this.#changes.run(this.#key(name, namespace), async () => {
       const entry = this.#entry(name, namespace);
       this.#admit(entry, replicas, `cannot scale "${name}" to ${replicas}`);
       entry.record = { ...entry.record, replicas };
@@ -620,11 +627,7 @@ export class ProcessProvider implements Provider {
   #normalize(spec: FunctionDeployment): FunctionDeployment {
     assertDnsLabel(spec.service ?? '', 'function name');
     const space = this.namespaceStore.space(spec.namespace);
-    if (!space) {
-      throw new ValidationError(
-        `namespace "${spec.namespace}" does not exist: create it first (POST /system/namespace/)`,
-      );
-    }
+    if (!space) throw namespaceMissing(spec.namespace);
     return { ...spec, image: spec.image ?? '', namespace: space.namespace.name };
   }
 
@@ -668,21 +671,6 @@ export class ProcessProvider implements Provider {
     throw new LimitError(
       `${what}: ${this.#totalReplicas(entry)} of ${maxTotalReplicas} replicas are taken (max_total_replicas)`,
     );
-  }
-
-  /** Runs the changes of one function one after the other (deploy, update, remove, scale). */
-  #serialized<T>(name: string, change: () => Promise<T>): Promise<T> {
-    const previous = this.#changes.get(name) ?? Promise.resolve();
-    const result = previous.then(change);
-    const settled = result.then(
-      () => {},
-      () => {},
-    );
-    this.#changes.set(name, settled);
-    void settled.then(() => {
-      if (this.#changes.get(name) === settled) this.#changes.delete(name);
-    });
-    return result;
   }
 
   /** Saves the entry's current record, after any write in progress; never once it is deleted. */
@@ -737,4 +725,10 @@ export class ProcessProvider implements Provider {
   #secretsDir(entry: FunctionEntry): string {
     return join(this.#runDir(entry), 'secrets');
   }
+}
+
+function namespaceMissing(namespace: string | undefined): ValidationError {
+  return new ValidationError(
+    `namespace "${namespace}" does not exist: create it first (POST /system/namespace/)`,
+  );
 }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ConflictError, NotFoundError } from '../../core/errors.js';
@@ -165,6 +167,45 @@ describe('namespaces (process provider, through the gateway)', () => {
     );
     assert.equal((await send('GET', `/system/namespace/${staging}`)).status, 404);
     assert.deepEqual(await provider.namespaces(), ['openfaas-fn']);
+  });
+
+  it('takes changes to one namespace sent at once: no 5xx, and no function or folder outlives it', async () => {
+    const folders = () => readdirSync(join(stateDir, 'namespaces'));
+    for (let round = 0; round < 12; round += 1) {
+      const ns = randomName('race');
+      const answers = await Promise.all([
+        send('POST', '/system/namespace/', { name: ns }),
+        send('PUT', `/system/namespace/${ns}`, { name: ns, labels: { round: String(round) } }),
+        send('POST', '/system/secrets', { name: 'key', value: 'v', namespace: ns }),
+        deployWho(ns, 'race'),
+        send('DELETE', `/system/namespace/${ns}`, { name: ns }),
+        send('POST', '/system/namespace/', { name: ns }),
+        send('DELETE', `/system/namespace/${ns}`, { name: ns }),
+      ]);
+      for (const answer of answers)
+        assert.ok(answer.status < 500, `${answer.status} ${answer.text}`);
+      const exists = (await send('GET', `/system/namespace/${ns}`)).status === 200;
+      assert.equal(exists, (await provider.namespaces()).includes(ns));
+      assert.equal(exists, folders().includes(ns), `${ns}: a folder only for a namespace`);
+      if (!exists) {
+        assert.equal(await provider.get('who', ns), undefined, 'no function in a namespace gone');
+        continue;
+      }
+      if (await provider.get('who', ns)) {
+        assert.equal(
+          (await send('DELETE', `/system/functions?namespace=${ns}`, { functionName: 'who' }))
+            .status,
+          202,
+        );
+      }
+      assert.equal((await send('DELETE', `/system/namespace/${ns}`, { name: ns })).status, 202);
+      assert.ok(!folders().includes(ns));
+    }
+    assert.deepEqual(
+      folders().filter((name) => name.startsWith('.')),
+      [],
+      'no folder left half-removed',
+    );
   });
 
   it('fnbus namespace create, list, get, update and remove', async () => {
