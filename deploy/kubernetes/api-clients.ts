@@ -6,8 +6,8 @@ import {
   type ResponseContext,
 } from '@kubernetes/client-node';
 
-/** How long one call to the API server may take: a server that takes the call and never answers holds nothing longer. */
-export const apiCallTimeoutMs = 15_000;
+/** How long one call to the API server may take: one that is never answered holds no longer. */
+const apiCallTimeoutMs = 15_000;
 
 /**
  * An API client (CoreV1Api, AppsV1Api, ...) for the kubeconfig's cluster, as

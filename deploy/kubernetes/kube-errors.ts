@@ -12,7 +12,8 @@ import {
  * An error of a call to the API server as an fnbus error saying `what` failed: 404 NotFound, 409
  * Conflict, 400/422 Validation (with the API server's reason: a name it refuses, a quantity it
  * cannot read), 401/403 BadGateway (fnbus's credentials or its RBAC lack the right), other
- * statuses BadGateway, no answer (or none within the call's deadline) Unavailable. The API server's message comes along, cut short.
+ * statuses BadGateway, no answer (or none within the call's deadline) Unavailable. The API
+ * server's message comes along, cut short.
  */
 export function kubeError(what: string, error: unknown): FnbusError {
   if (error instanceof FnbusError) return error;

@@ -34,7 +34,7 @@ export class FileNamespaceStore implements NamespaceStore {
   readonly #spaces = new Map<string, NamespaceSpace>();
   /** Whether a namespace still holds functions (a namespace in use is not removed). */
   readonly #inUse: (name: string) => boolean;
-  /** Changes of one namespace (create, update, remove) run one after the other. */
+  /** Changes of one namespace (create, update, remove) and writes into it take turns. */
   readonly #changes = new SerialChanges();
 
   constructor(stateDir: string, defaultName: string, inUse: (name: string) => boolean) {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { buildGateway } from '../../gateway/app.js';
 import { readConfig } from '../../gateway/config.js';
 import { freePort, request } from '../helpers/http.js';
 import { runCli } from '../helpers/cli.js';
+import { commitAll, git } from '../helpers/git.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeTempDir, repoRoot } from '../helpers/watchdog.js';
 
@@ -110,12 +110,8 @@ describe('fnbus client commands against a running hub', () => {
       notGit.stderr,
       'fnbus: --tag sha needs the stack in a git repository with a commit\n',
     );
-    const git = (...args: string[]) =>
-      execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    git('init', '-q');
-    git('add', '.');
-    git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'greet');
-    const sha = git('rev-parse', '--short', 'HEAD').trim();
+    git(dir, 'init', '-q');
+    const sha = commitAll(dir, 'greet');
 
     const badMode = await run(['deploy', '-f', stackFile, '--tag', 'nightly']);
     assert.equal(badMode.code, 1);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -7,6 +6,7 @@ import { imageTag, tagMode } from '../../cli/image-tag.js';
 import { loadStack } from '../../cli/stack.js';
 import { stackDeployment } from '../../cli/stack-deployments.js';
 import { ValidationError } from '../../core/errors.js';
+import { commitAll, git } from '../helpers/git.js';
 import { makeTempDir } from '../helpers/watchdog.js';
 
 describe('image tags (faas-cli --tag)', () => {
@@ -19,14 +19,10 @@ describe('image tags (faas-cli --tag)', () => {
 
   it('sha, branch and describe from the stack folder’s git', () => {
     const dir = makeTempDir('fnbus-tag-');
-    const git = (...args: string[]) =>
-      execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    git('init', '-q', '-b', 'feature/new-thing');
+    git(dir, 'init', '-q', '-b', 'feature/new-thing');
     writeFileSync(join(dir, 'stack.yml'), 'functions: {}\n');
-    git('add', '.');
-    git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'first');
-    git('tag', 'v1.2.0');
-    const sha = git('rev-parse', '--short', 'HEAD').trim();
+    const sha = commitAll(dir, 'first');
+    git(dir, 'tag', 'v1.2.0');
     assert.equal(imageTag('127.0.0.1:5000/fn', 'sha', dir), `127.0.0.1:5000/fn:latest-${sha}`);
     assert.equal(imageTag('fn:0.3', 'branch', dir), `fn:0.3-feature-new-thing-${sha}`);
     assert.equal(imageTag('fn', 'describe', dir), 'fn:latest-v1.2.0');
