@@ -16,6 +16,9 @@ export interface PodLogSources {
   kubeConfig: KubeConfig;
 }
 
+/** The most lines a follower that reads slowly is behind by; older ones are dropped. */
+const followBacklogMax = 10_000;
+
 /** `2026-12-04T07:00:00.123456789Z text`: a line as the kubelet stamps it. */
 function parseLine(line: string): { timestamp: string; text: string } | undefined {
   const space = line.indexOf(' ');
@@ -107,7 +110,10 @@ export async function* podLogs(
         rest = lines.pop() ?? '';
         for (const line of lines) {
           const found = message(pod, line);
-          if (found) queue.push(found);
+          if (!found) continue;
+          queue.push(found);
+          // A follower that does not read is not allowed to grow without bound.
+          if (queue.length > followBacklogMax) queue.shift();
         }
         wake?.();
         done();

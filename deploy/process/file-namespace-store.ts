@@ -51,7 +51,9 @@ export class FileNamespaceStore implements NamespaceStore {
     for (const name of names.sort()) {
       if (name.startsWith(removingPrefix)) {
         // A removal that a stop cut short: finished now.
-        await rm(join(this.#stateDir, 'namespaces', name), { recursive: true, force: true });
+        await rm(join(this.#stateDir, 'namespaces', name), { recursive: true, force: true }).catch(
+          () => undefined, // tried again at the next start
+        );
         continue;
       }
       if (!isDnsLabel(name) || this.#spaces.has(name)) continue;

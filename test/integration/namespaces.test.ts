@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -143,7 +143,12 @@ describe('namespaces (process provider, through the gateway)', () => {
 
   it('comes back after a restart, namespaces and functions alike', async () => {
     await close();
+    // A removal a stop cut short: its folder is finished off at the next start.
+    const leftover = join(stateDir, 'namespaces', '.removing-old-1a2b3c4d');
+    mkdirSync(join(leftover, 'secrets'), { recursive: true });
+    writeFileSync(join(leftover, 'namespace.json'), '{"name":"old"}');
     await open();
+    assert.ok(!existsSync(leftover), 'the half-removed folder is gone');
     assert.deepEqual(await provider.namespaces(), ['openfaas-fn', staging]);
     await readyIn(staging);
     assert.equal((await provider.get('who', staging))?.envVars?.WHO, 'staging');
